@@ -1,0 +1,371 @@
+"""Session configuration: typed traits <-> ``session.update`` payloads and their partial diffs.
+
+One table (``FIELDS``) says where each trait lives in the session object the service takes,
+so the full payload, the partial update for one changed trait, and the reverse mapping (a
+saved session dict back to traits) all come from the same source.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import traitlets as t
+
+DEFAULT_MODEL = "openai/gpt-4o-mini"
+DEFAULT_VOICE = "Clive"
+DEFAULT_TTS_MODEL = "inworld-tts-1.5-mini"
+DEFAULT_TRANSCRIPTION_MODEL = "inworld/inworld-stt-1"
+
+# Known values from the provider's docs; free text stays allowed where the service accepts
+# any value (model, voice, TTS and STT models), so these are suggestions for UIs, not limits.
+KNOWN_MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "openai/gpt-4.1-mini")
+KNOWN_VOICES = ("Clive", "Ashley", "Dennis", "Sarah", "Hades")
+KNOWN_TTS_MODELS = ("inworld-tts-1.5-mini", "inworld-tts-1.5-max", "inworld-tts-2")
+KNOWN_TRANSCRIPTION_MODELS = (
+    "inworld/inworld-stt-1",
+    "assemblyai/u3-rt-pro",
+    "assemblyai/universal-streaming-multilingual",
+    "assemblyai/universal-streaming-english",
+    "soniox/stt-rt-v4",
+)
+MODALITY_CHOICES = (("audio", "text"), ("audio",), ("text",))
+EAGERNESS = ("low", "medium", "high", "auto")
+TURN_DETECTION_TYPES = ("semantic_vad", "server_vad")
+NOISE_REDUCTION = ("near_field", "far_field")
+TOOL_CHOICES = ("auto", "none", "required")
+SPEED_RANGE = (0.5, 1.5)
+TEMPERATURE_RANGE = (0.0, 2.0)
+
+_SEMANTIC_DEFAULTS: dict[str, Any] = {
+    "type": "semantic_vad",
+    "eagerness": "medium",
+    "create_response": True,
+    "interrupt_response": True,
+}
+_SERVER_VAD_DEFAULTS: dict[str, Any] = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 500,
+    "create_response": True,
+    "interrupt_response": True,
+}
+
+
+def default_turn_detection() -> dict[str, Any]:
+    return dict(_SEMANTIC_DEFAULTS)
+
+
+def _fail(field: str, allowed: str, value: Any) -> t.TraitError:
+    return t.TraitError(f"{field} must be {allowed}; got {value!r}")
+
+
+def normalize_turn_detection(value: Any, field: str = "turn_detection") -> dict[str, Any] | None:
+    """Validate a turn-detection dict and fill in the defaults of its type."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise _fail(
+            field, "a dict like {'type': 'semantic_vad', 'eagerness': 'high'} or None", value
+        )
+    kind = value.get("type", "semantic_vad")
+    if kind not in TURN_DETECTION_TYPES:
+        raise _fail(f"{field}['type']", f"one of {', '.join(TURN_DETECTION_TYPES)}", kind)
+    defaults = _SEMANTIC_DEFAULTS if kind == "semantic_vad" else _SERVER_VAD_DEFAULTS
+    unknown = set(value) - set(defaults)
+    if unknown:
+        raise t.TraitError(
+            f"{field} has unknown key(s) {sorted(unknown)} for type {kind!r}; "
+            f"allowed keys: {sorted(defaults)}"
+        )
+    out = {**defaults, **value, "type": kind}
+    for key in ("create_response", "interrupt_response"):
+        if not isinstance(out[key], bool):
+            raise _fail(f"{field}[{key!r}]", "True or False", out[key])
+    if kind == "semantic_vad":
+        if out["eagerness"] not in EAGERNESS:
+            raise _fail(f"{field}['eagerness']", f"one of {', '.join(EAGERNESS)}", out["eagerness"])
+    else:
+        thr = out["threshold"]
+        if isinstance(thr, bool) or not isinstance(thr, int | float) or not 0.0 <= thr <= 1.0:
+            raise _fail(f"{field}['threshold']", "a number from 0.0 to 1.0", thr)
+        for key in ("prefix_padding_ms", "silence_duration_ms"):
+            ms = out[key]
+            if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
+                raise _fail(f"{field}[{key!r}]", "a whole number of milliseconds >= 0", ms)
+    return out
+
+
+@dataclass(frozen=True)
+class SessionField:
+    """Where one piece of session state lives in the ``session`` object, and how it is built."""
+
+    path: tuple[str, ...]
+    traits: tuple[str, ...]
+    build: Callable[[Any], Any]
+    # reverse: the wire value -> {trait: value}, used by apply_session
+    parse: Callable[[Any], dict[str, Any]]
+
+
+def _one(name: str) -> Callable[[Any], dict[str, Any]]:
+    return lambda v: {name: v}
+
+
+def _parse_transcription(v: Any) -> dict[str, Any]:
+    if v is None:
+        return {"transcription_model": None}
+    if not isinstance(v, Mapping):
+        raise _fail("audio.input.transcription", "a dict with 'model' (and 'language') or None", v)
+    return {"transcription_model": v.get("model"), "transcription_language": v.get("language")}
+
+
+def _parse_noise(v: Any) -> dict[str, Any]:
+    if v is None:
+        return {"noise_reduction": None}
+    if not isinstance(v, Mapping):
+        raise _fail("audio.input.noise_reduction", "{'type': 'near_field'|'far_field'} or None", v)
+    return {"noise_reduction": v.get("type")}
+
+
+def _build_transcription(w: Any) -> dict[str, Any] | None:
+    if w.transcription_model is None:
+        return None
+    out = {"model": w.transcription_model}
+    if w.transcription_language:
+        out["language"] = w.transcription_language
+    return out
+
+
+FIELDS: tuple[SessionField, ...] = (
+    SessionField(("model",), ("model",), lambda w: w.model, _one("model")),
+    SessionField(
+        ("instructions",), ("instructions",), lambda w: w.instructions, _one("instructions")
+    ),
+    SessionField(
+        ("output_modalities",),
+        ("output_modalities",),
+        lambda w: list(w.output_modalities),
+        _one("output_modalities"),
+    ),
+    SessionField(("temperature",), ("temperature",), lambda w: w.temperature, _one("temperature")),
+    SessionField(
+        ("max_output_tokens",),
+        ("max_output_tokens",),
+        lambda w: w.max_output_tokens,
+        _one("max_output_tokens"),
+    ),
+    SessionField(("tools",), ("tools",), lambda w: copy.deepcopy(w.tools), _one("tools")),
+    SessionField(
+        ("tool_choice",),
+        ("tool_choice",),
+        lambda w: copy.deepcopy(w.tool_choice),
+        _one("tool_choice"),
+    ),
+    SessionField(
+        ("audio", "input", "transcription"),
+        ("transcription_model", "transcription_language"),
+        _build_transcription,
+        _parse_transcription,
+    ),
+    SessionField(
+        ("audio", "input", "noise_reduction"),
+        ("noise_reduction",),
+        lambda w: None if w.noise_reduction is None else {"type": w.noise_reduction},
+        _parse_noise,
+    ),
+    SessionField(
+        ("audio", "input", "turn_detection"),
+        ("turn_detection",),
+        lambda w: copy.deepcopy(w.turn_detection),
+        _one("turn_detection"),
+    ),
+    SessionField(("audio", "output", "voice"), ("voice",), lambda w: w.voice, _one("voice")),
+    SessionField(
+        ("audio", "output", "model"), ("tts_model",), lambda w: w.tts_model, _one("tts_model")
+    ),
+    SessionField(("audio", "output", "speed"), ("speed",), lambda w: w.speed, _one("speed")),
+    # camelCase on purpose: the service ignores a ``provider_data`` key.
+    SessionField(
+        ("providerData",),
+        ("provider_data",),
+        lambda w: copy.deepcopy(w.provider_data),
+        _one("provider_data"),
+    ),
+)
+
+FIELD_BY_TRAIT: dict[str, SessionField] = {name: f for f in FIELDS for name in f.traits}
+SESSION_TRAITS: tuple[str, ...] = tuple(FIELD_BY_TRAIT)
+
+
+def _put(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+
+
+def merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``patch`` into a copy of ``base`` (dicts merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def session_payload(owner: Any, fields: Iterable[SessionField] = FIELDS) -> dict[str, Any]:
+    """The ``session`` object for ``fields`` (all by default), nested as the service takes it."""
+    session: dict[str, Any] = {"type": "realtime"}
+    for f in fields:
+        _put(session, f.path, f.build(owner))
+    return session
+
+
+def partial_session(owner: Any, trait_names: Iterable[str]) -> dict[str, Any]:
+    """The smallest ``session`` object carrying the subtrees that hold ``trait_names``."""
+    seen: list[SessionField] = []
+    for name in trait_names:
+        f = FIELD_BY_TRAIT[name]
+        if f not in seen:
+            seen.append(f)
+    return session_payload(owner, seen)
+
+
+def traits_from_session(session: Mapping[str, Any]) -> dict[str, Any]:
+    """Map a (possibly partial) ``session`` object back to trait values.
+
+    Keys this project does not model (``type`` aside) raise, so a preset with a typo is caught
+    instead of silently dropped.
+    """
+    if not isinstance(session, Mapping):
+        raise t.TraitError(f"session must be a dict; got {type(session).__name__}")
+    values: dict[str, Any] = {}
+    known: dict[tuple[str, ...], SessionField] = {f.path: f for f in FIELDS}
+    prefixes = {f.path[:i] for f in FIELDS for i in range(1, len(f.path))}
+
+    def walk(node: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
+        for key, value in node.items():
+            path = (*prefix, key)
+            if path == ("type",):
+                if value != "realtime":
+                    raise _fail("session.type", "'realtime'", value)
+            elif path in known:
+                values.update(known[path].parse(value))
+            elif path in prefixes and isinstance(value, Mapping):
+                walk(value, path)
+            else:
+                allowed = sorted(".".join(f.path) for f in FIELDS)
+                raise t.TraitError(
+                    f"session.{'.'.join(path)} is not a session field this widget knows; "
+                    f"known fields: {', '.join(allowed)}"
+                )
+
+    walk(session, ())
+    return values
+
+
+class SessionTraits(t.HasTraits):
+    """The session's configuration as validated traits (mixed into the widget)."""
+
+    model = t.Unicode(DEFAULT_MODEL, help="LLM: 'provider/model' or a router id")
+    instructions = t.Unicode("", help="System instructions for the agent")
+    output_modalities = t.List(t.Unicode(), default_value=["audio", "text"])
+    temperature = t.Float(0.8)
+    max_output_tokens = t.Union([t.Int(), t.Unicode()], default_value=4096)
+    tools = t.List(t.Dict(), default_value=[])
+    tool_choice = t.Union([t.Unicode(), t.Dict()], default_value="auto")
+    transcription_model = t.Unicode(DEFAULT_TRANSCRIPTION_MODEL, allow_none=True)
+    transcription_language = t.Unicode("en", allow_none=True)
+    noise_reduction = t.Unicode("near_field", allow_none=True)
+    turn_detection = t.Dict(default_value=None, allow_none=True)
+    voice = t.Unicode(DEFAULT_VOICE)
+    tts_model = t.Unicode(DEFAULT_TTS_MODEL)
+    speed = t.Float(1.0)
+    provider_data = t.Dict(default_value={})
+
+    @t.default("turn_detection")
+    def _default_turn_detection(self) -> dict[str, Any]:
+        return default_turn_detection()
+
+    @t.validate("model", "voice", "tts_model")
+    def _non_empty(self, proposal: t.Bunch) -> str:
+        value = proposal.value
+        if not value.strip():
+            raise _fail(proposal.trait.name, "a non-empty string", value)
+        return str(value)
+
+    @t.validate("transcription_model")
+    def _valid_stt(self, proposal: t.Bunch) -> str | None:
+        value = proposal.value
+        if value is not None and not value.strip():
+            raise _fail(
+                "transcription_model", "a model id such as 'inworld/inworld-stt-1', or None", value
+            )
+        return value
+
+    @t.validate("output_modalities")
+    def _valid_modalities(self, proposal: t.Bunch) -> list[str]:
+        value = list(proposal.value)
+        if tuple(value) not in MODALITY_CHOICES:
+            allowed = " or ".join(repr(list(c)) for c in MODALITY_CHOICES)
+            raise _fail("output_modalities", allowed, value)
+        return value
+
+    @t.validate("speed")
+    def _valid_speed(self, proposal: t.Bunch) -> float:
+        lo, hi = SPEED_RANGE
+        value = float(proposal.value)
+        if not lo <= value <= hi:
+            raise _fail("speed", f"a number from {lo} to {hi}", proposal.value)
+        return value
+
+    @t.validate("temperature")
+    def _valid_temperature(self, proposal: t.Bunch) -> float:
+        lo, hi = TEMPERATURE_RANGE
+        value = float(proposal.value)
+        if math.isnan(value) or not lo <= value <= hi:
+            raise _fail("temperature", f"a number from {lo} to {hi}", proposal.value)
+        return value
+
+    @t.validate("max_output_tokens")
+    def _valid_max_tokens(self, proposal: t.Bunch) -> int | str:
+        value = proposal.value
+        if value == "inf":
+            return "inf"
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _fail("max_output_tokens", "a whole number >= 1 or 'inf'", value)
+        return value
+
+    @t.validate("tool_choice")
+    def _valid_tool_choice(self, proposal: t.Bunch) -> str | dict[str, Any]:
+        value = proposal.value
+        if isinstance(value, str) and value not in TOOL_CHOICES:
+            raise _fail("tool_choice", f"one of {', '.join(TOOL_CHOICES)} or a tool dict", value)
+        return value
+
+    @t.validate("tools")
+    def _valid_tools(self, proposal: t.Bunch) -> list[dict[str, Any]]:
+        for i, tool in enumerate(proposal.value):
+            if tool.get("type", "function") == "function" and not tool.get("name"):
+                raise _fail(f"tools[{i}]", "a function tool with a 'name'", tool)
+        return list(proposal.value)
+
+    @t.validate("noise_reduction")
+    def _valid_noise(self, proposal: t.Bunch) -> str | None:
+        value = proposal.value
+        if value is not None and value not in NOISE_REDUCTION:
+            raise _fail("noise_reduction", f"one of {', '.join(NOISE_REDUCTION)} or None", value)
+        return value
+
+    @t.validate("turn_detection")
+    def _valid_turn_detection(self, proposal: t.Bunch) -> dict[str, Any] | None:
+        return normalize_turn_detection(proposal.value)
+
+    def session_config(self) -> dict[str, Any]:
+        """The full session as the ``session`` object of a ``session.update`` (JSON-ready)."""
+        return session_payload(self)

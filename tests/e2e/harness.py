@@ -1,0 +1,243 @@
+"""JupyterLab + Debian Chromium, driven by Playwright, for end-to-end tests.
+
+Everything here starts inside the test's loopback-only network namespace (see
+``scripts/in-netns``): the Jupyter server, the kernel and its emulator, and the browser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = next(
+    (p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if os.path.exists(p)), None
+)
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered: up, whatever it thought of the request
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """End a process this harness started (by its PID / process group), politely first."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
+
+
+@contextmanager
+def jupyter_lab(
+    tmp: Path, notebooks: list[Path], env: dict[str, str] | None = None
+) -> Iterator[Lab]:
+    """A throwaway JupyterLab server on 127.0.0.1 with widget state saving on."""
+    cfg, data, runtime, ipy = (tmp / d for d in ("config", "data", "runtime", "ipython"))
+    root, settings = tmp / "notebooks", tmp / "settings"
+    for d in (cfg / "labconfig", data, runtime, ipy, root):
+        d.mkdir(parents=True, exist_ok=True)
+    for nb in notebooks:
+        shutil.copy(nb, root / nb.name)
+    (cfg / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
+    # Saved notebooks carry widget state, so the secrecy test sees what a user would save.
+    plugin = settings / "@jupyter-widgets" / "jupyterlab-manager"
+    plugin.mkdir(parents=True)
+    (plugin / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
+    port, token = free_port(), "e2e-token"
+    full_env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(cfg),
+        "JUPYTER_DATA_DIR": str(data),
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "IPYTHONDIR": str(ipy),
+        **(env or {}),
+    }
+    log = tmp / "jupyter.log"
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+        f"--port={port}", "--port-retries=0", "--allow-root",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True", f"--LabApp.workspaces_dir={tmp / 'ws'}",
+        f"--LabApp.user_settings_dir={settings}", "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+    ]  # fmt: skip
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            cmd, env=full_env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/status?token={token}", proc=proc)
+        yield Lab(f"http://127.0.0.1:{port}", token, root, log, proc)
+    finally:
+        stop_process(proc)
+
+
+CHROMIUM_ARGS = [
+    "--allow-loopback-in-peer-connection",  # a lo-only namespace has no other candidates
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass
+class Wire:
+    """What the page saw: websocket frames, console lines, page errors."""
+
+    frames: list[bytes] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def attach(self, page: Any) -> None:
+        def on_ws(ws: Any) -> None:
+            for name in ("framesent", "framereceived"):
+                ws.on(name, lambda payload: self.frames.append(
+                    payload if isinstance(payload, bytes) else str(payload).encode()
+                ))  # fmt: skip
+
+        page.on("websocket", on_ws)
+        page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+
+# JavaScript run in the page, through JupyterLab's own application object.
+JS_KERNEL_STATUS = "() => jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status"
+JS_RUN_CELL = """async (i) => {
+  const panel = jupyterapp.shell.currentWidget;
+  panel.content.activeCellIndex = i;
+  await jupyterapp.commands.execute('notebook:run-cell');
+}"""
+JS_CELL_DONE = """(i) => {
+  const panel = jupyterapp.shell.currentWidget;
+  const cell = panel.content.widgets[i];
+  const k = panel.sessionContext.session.kernel;
+  return cell.model.executionCount != null && k.status === 'idle';
+}"""
+JS_KERNEL_EVAL = """async (code) => {
+  const kernel = jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = kernel.requestExecute({code, store_history: false});
+  let out = '', err = null;
+  future.onIOPub = (msg) => {
+    const t = msg.header.msg_type;
+    if (t === 'stream') out += msg.content.text;
+    if (t === 'error') err = msg.content.ename + ': ' + msg.content.evalue;
+  };
+  await future.done;
+  if (err) throw new Error(err);
+  return out;
+}"""
+
+
+class Notebook:
+    """A notebook open in JupyterLab, run cell by cell as a person would."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    def wait_kernel_idle(self, timeout: float = 60) -> None:
+        self.page.wait_for_function(f"({JS_KERNEL_STATUS})() === 'idle'", timeout=timeout * 1000)
+
+    def run_cell(self, i: int, timeout: float = 60) -> None:
+        self.page.evaluate(JS_RUN_CELL, i)
+        self.page.wait_for_function(JS_CELL_DONE, arg=i, timeout=timeout * 1000)
+
+    def kernel_eval(self, code: str) -> str:
+        return str(self.page.evaluate(JS_KERNEL_EVAL, code))
+
+    def kernel_json(self, expr: str) -> Any:
+        return json.loads(self.kernel_eval(f"import json as _j; print(_j.dumps({expr}))"))
+
+    def poll(self, expr: str, timeout: float = 20, interval: float = 0.25) -> Any:
+        """Evaluate ``expr`` in the kernel until it is truthy (browser messages are handled by
+        the kernel between executions, so polling is also what lets them in)."""
+        deadline = time.monotonic() + timeout
+        value: Any = None
+        while time.monotonic() < deadline:
+            value = self.kernel_json(expr)
+            if value:
+                return value
+            time.sleep(interval)
+        raise TimeoutError(f"kernel expression stayed falsy for {timeout} s: {expr} -> {value!r}")
+
+    def save(self) -> None:
+        self.page.evaluate("() => jupyterapp.commands.execute('docmanager:save')")
+        self.page.wait_for_function(
+            "() => !jupyterapp.shell.currentWidget.context.model.dirty", timeout=15000
+        )
+
+
+@contextmanager
+def chromium(tmp: Path, extra_args: list[str] | None = None) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if CHROMIUM is None:
+        raise RuntimeError("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[*CHROMIUM_ARGS, *(extra_args or [])],
+            viewport={"width": 1280, "height": 1000},
+        )
+        try:
+            yield ctx
+        finally:
+            ctx.close()

@@ -1,0 +1,190 @@
+"""The quickstart notebook in a real JupyterLab and Chromium, against the realtime emulator.
+
+Runs the notebook cell by cell as a newcomer would: click Connect, send a text turn, tune the
+voice, read the log. Twice: once with no key (the notebook starts its embedded emulator) and
+once with a sentinel key (the notebook believes it talks to the real service; the service is
+an emulator process the test started), to prove the key is nowhere a user or a page can see.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SENTINEL_KEY
+from tests.e2e.harness import (
+    ARTIFACTS,
+    ROOT,
+    Notebook,
+    Wire,
+    chromium,
+    free_port,
+    jupyter_lab,
+    stop_process,
+    wait_http,
+)
+
+pytestmark = pytest.mark.e2e
+
+QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
+CELL_SETUP, CELL_CONNECT, CELL_SEND, CELL_ON, CELL_TUNE, CELL_FRAME, CELL_JSONL, CELL_END = (
+    1, 3, 5, 7, 9, 11, 12, 14,
+)  # fmt: skip
+
+SUMMARY = """{
+  "status": w.status,
+  "error": w.error,
+  "records": [[r["direction"], r["type"]] for r in w.events],
+  "frame_rows": len(w.events.to_pandas()),
+  "frame_dirs": w.events.to_pandas()["direction"].value_counts().to_dict(),
+  "reply": "".join(r["event"].get("delta", "") for r in w.events
+                   if r["type"] in ("response.output_audio_transcript.delta", "response.output_text.delta")),
+  "usage": usage,
+  "server_voice": w.server_session.get("audio", {}).get("output", {}).get("voice"),
+  "audio_energy": max([r["event"].get("total_audio_energy") or 0 for r in w.events.of_type("stats")] or [0]),
+  "emulator_calls": emu.calls if emu is not None else None,
+}"""
+
+
+def quiet_tone(path: Path) -> Path:
+    """A soft steady tone for the fake mic: clearly not silence, well below speech level."""
+    subprocess.run(
+        ["sox", "-n", "-r", "48000", "-c", "1", "-b", "16", str(path), "synth", "30", "sine", "220", "vol", "0.03"],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture(params=["embedded", "sentinel"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_quickstart_end_to_end(mode: str, tmp_path: Path) -> None:
+    env: dict[str, str] = {"INWORLD_API_KEY": "", "INWORLD_BASE_URL": ""}
+    emulator = None
+    if mode == "sentinel":
+        port = free_port()
+        emulator = subprocess.Popen(
+            [sys.executable, "-m", "realtime_widget.emulator", "--port", str(port), "--api-key", SENTINEL_KEY],
+            start_new_session=True,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        env = {"INWORLD_API_KEY": SENTINEL_KEY, "INWORLD_BASE_URL": base}
+    wire = Wire()
+    mic = quiet_tone(tmp_path / "mic.wav")
+    try:
+        if emulator is not None:
+            wait_http(f"{base}/", timeout=30, proc=emulator)
+        with (
+            jupyter_lab(tmp_path / "lab", [QUICKSTART], env=env) as lab,
+            chromium(tmp_path, [f"--use-file-for-fake-audio-capture={mic}"]) as browser,
+        ):
+            page = browser.new_page()
+            wire.attach(page)
+            try:
+                summary = drive_quickstart(
+                    page, lab.url, lab.notebook_url("quickstart.ipynb"), mode
+                )
+                if emulator is not None:
+                    req = urllib.request.Request(
+                        f"{base}/emulator/calls",
+                        headers={"Authorization": f"Bearer {SENTINEL_KEY}"},
+                    )
+                    with urllib.request.urlopen(req, timeout=5) as resp:
+                        summary["emulator_calls"] = json.load(resp)
+                check_session(summary)
+                Notebook(page).save()
+                saved = (lab.root / "quickstart.ipynb").read_text()
+                widgets = json.loads(saved)["metadata"]["widgets"]
+                assert "application/vnd.jupyter.widget-state+json" in widgets
+                if mode == "sentinel":
+                    assert_no_secret(
+                        SENTINEL_KEY,
+                        saved=saved,
+                        dom=page.content(),
+                        console="\n".join(wire.console),
+                        frames=wire.frames,
+                        export=(lab.root / "quickstart-session.jsonl").read_text(),
+                        server_log=lab.log.read_text(errors="replace"),
+                    )
+                assert not wire.errors, wire.errors
+            finally:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / f"quickstart-{mode}.png"), full_page=True)
+    finally:
+        if emulator is not None:
+            stop_process(emulator)
+
+
+def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
+    nb = Notebook(page)
+    page.goto(url)
+    nb.wait_kernel_idle()
+    nb.run_cell(CELL_SETUP)
+    status = page.locator("[data-testid=rtw-status]").first
+    status.wait_for(timeout=30_000)
+    assert status.inner_text().strip().lower() == "disconnected"
+    t_click = page.evaluate("() => Date.now()")
+    page.locator("[data-testid=rtw-connect]").first.click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=rtw-status]')?.textContent.trim().toLowerCase() === 'connected'",
+        timeout=30_000,
+    )
+    nb.poll("w.status == 'connected'")
+    nb.run_cell(CELL_ON)
+    nb.run_cell(CELL_SEND)
+    nb.poll("any(r['type'] == 'response.done' for r in w.events)", timeout=30)
+    page.wait_for_function(
+        "() => (document.querySelector('[data-testid=rtw-transcript]')?.textContent || '').includes('Hello! What can you do for me?')",
+        timeout=10_000,
+    )
+    nb.run_cell(CELL_TUNE)
+    nb.poll("w.server_session.get('audio', {}).get('output', {}).get('voice') == 'Ashley'")
+    nb.poll("len(w.events.of_type('stats')) >= 2", timeout=15)  # the browser's own measurements
+    nb.run_cell(CELL_FRAME)
+    nb.run_cell(CELL_JSONL)
+    summary = nb.kernel_json(SUMMARY)
+    t_updated = next(
+        r["t_ms"] for r in nb.kernel_json("list(w.events)") if r["type"] == "session.updated"
+    )
+    summary["connect_ms"] = t_updated - t_click
+    print(f"[{mode}] click -> session.updated: {summary['connect_ms']:.0f} ms")
+    nb.run_cell(CELL_END)
+    nb.poll("w.status == 'disconnected'")
+    return summary
+
+
+def check_session(s: dict) -> None:
+    assert s["status"] == "connected", s["error"]
+    records = s["records"]
+    client = [t for d, t in records if d == "client"]
+    server = [t for d, t in records if d == "server"]
+    assert client[0] == "session.update", client
+    assert "conversation.item.create" in client and "response.create" in client
+    for t in ("session.created", "session.updated", "response.created", "response.done"):
+        assert t in server, (t, server)
+    assert server.count("response.output_audio_transcript.delta") >= 3  # streamed, not one blob
+    assert s["reply"].strip(), "the reply carried no text"
+    assert s["usage"] and s["usage"][0]["total_tokens"] > 0
+    assert s["server_voice"] == "Ashley"
+    # one row per event, both directions
+    assert s["frame_rows"] == len(records)
+    assert s["frame_dirs"]["client"] == len(client) and s["frame_dirs"]["server"] == len(server)
+    # audio both ways: the browser decoded the agent's voice; the emulator heard the mic
+    assert s["audio_energy"] > 0, "the browser received only silence"
+    mic = s["emulator_calls"][-1]["mic"]
+    assert mic["frames"] > 0 and mic["peak_rms"] > 0.001, mic
+
+
+def assert_no_secret(secret: str, *, frames: list[bytes], **texts: str) -> None:
+    for where, text in texts.items():
+        assert secret not in text, f"the key leaked into the {where}"
+    leaked = [f[:200] for f in frames if secret.encode() in f]
+    assert not leaked, f"the key crossed the kernel websocket: {leaked[:1]}"
+    assert frames, "no websocket frames were captured: the check would be empty"

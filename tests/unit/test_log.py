@@ -1,0 +1,153 @@
+"""EventLog: records, typed frame, JSONL round trip, durability."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from realtime_widget import EventLog
+from realtime_widget._log import COLUMNS
+
+T0 = 1_764_000_000_000.0
+
+EVENTS = [
+    ("client", {"type": "session.update", "session": {"type": "realtime", "instructions": "é ☃"}}),
+    ("server", {"type": "session.updated", "event_id": "e1", "session": {}}),
+    ("server", {"type": "response.created", "event_id": "e2", "response": {"id": "r1"}}),
+    (
+        "server",
+        {
+            "type": "response.output_audio_transcript.delta",
+            "event_id": "e3",
+            "response_id": "r1",
+            "item_id": "i1",
+            "delta": "Hel",
+        },
+    ),
+    (
+        "server",
+        {
+            "type": "response.function_call_arguments.done",
+            "event_id": "e4",
+            "call_id": "c1",
+            "arguments": "{}",
+        },
+    ),
+    (
+        "server",
+        {
+            "type": "conversation.item.added",
+            "event_id": "e5",
+            "item": {"id": "i2", "content": [{"type": "input_text", "text": "hi"}]},
+        },
+    ),
+    (
+        "server",
+        {
+            "type": "error",
+            "event_id": "e6",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "invalid_value",
+                "message": "bad speed",
+            },
+        },
+    ),
+    ("server", {"type": "response.backchannel.skipped", "reason": "x"}),  # Inworld-only
+    ("server", {"errorType": "SESSION_RESOURCES_EXHAUSTED", "message": "busy"}),  # no type at all
+    ("local", {"type": "stats", "rtt_ms": 0.4}),
+]
+
+
+def make(path=None) -> EventLog:
+    log = EventLog(path)
+    log.extend((d, ev, T0 + i * 1.25, T0 + i * 1.25 + 3.5, 1) for i, (d, ev) in enumerate(EVENTS))
+    return log
+
+
+def test_records() -> None:
+    log = make()
+    assert len(log) == len(EVENTS)
+    first = log[0]
+    assert first == {
+        "seq": 0,
+        "call": 1,
+        "direction": "client",
+        "type": "session.update",
+        "t_ms": T0,
+        "t_kernel_ms": T0 + 3.5,
+        "event": EVENTS[0][1],
+    }
+    assert [r["event"] for r in log] == [ev for _, ev in EVENTS]
+    assert log[-1]["type"] == "stats"
+    assert log[8]["type"] == "<untyped>"
+    with pytest.raises(IndexError):
+        log[99]
+    assert "10 events (1 client, 8 server, 1 local)" in repr(log)
+    assert [r["seq"] for r in log.of_type("error", "stats")] == [6, 9]
+    assert log.of_type("stats", direction="server") == []
+
+
+def test_frame_columns_and_dtypes() -> None:
+    df = make().to_pandas()
+    assert list(df.columns) == list(COLUMNS)
+    assert len(df) == len(EVENTS)
+    assert df["seq"].dtype == "int64"
+    assert isinstance(df["direction"].dtype, pd.CategoricalDtype)
+    assert isinstance(df["type"].dtype, pd.CategoricalDtype)
+    assert str(df["time"].dtype).startswith("datetime64") and df["time"].dt.tz is not None
+    assert df["time"][1] - df["time"][0] == pd.Timedelta(milliseconds=1.25)
+    assert df["kernel_time"][0] - df["time"][0] == pd.Timedelta(milliseconds=3.5)
+    assert (
+        df.loc[3, "response_id"] == "r1"
+        and df.loc[3, "item_id"] == "i1"
+        and df.loc[3, "text"] == "Hel"
+    )
+    assert df.loc[2, "response_id"] == "r1"  # from the nested response object
+    assert df.loc[4, "call_id"] == "c1" and df.loc[4, "text"] == "{}"
+    assert df.loc[5, "item_id"] == "i2" and df.loc[5, "text"] == "hi"
+    assert df.loc[6, "error_code"] == "invalid_value" and df.loc[6, "error_message"] == "bad speed"
+    assert df.loc[8, "error_code"] == "SESSION_RESOURCES_EXHAUSTED"
+    assert df.loc[9, "event"] == {"type": "stats", "rtt_ms": 0.4}
+    assert pd.isna(df.loc[0, "event_id"])
+
+
+def test_empty_frame_has_the_same_columns() -> None:
+    df = EventLog().to_pandas()
+    assert list(df.columns) == list(COLUMNS) and len(df) == 0
+
+
+def test_jsonl_round_trip_is_exact(tmp_path) -> None:
+    log = make()
+    path = log.to_jsonl(tmp_path / "s.jsonl")
+    back = EventLog.read_jsonl(path)
+    assert list(back) == list(log)
+    assert path.read_text(encoding="utf-8") == back.to_jsonl(tmp_path / "again.jsonl").read_text(
+        encoding="utf-8"
+    )
+    pd.testing.assert_frame_equal(back.to_pandas(), log.to_pandas())
+
+
+def test_durable_file_survives_a_torn_last_line(tmp_path) -> None:
+    path = tmp_path / "live.jsonl"
+    log = make(path)  # appended as it arrives
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"seq": 10, "direction": "ser')  # a crash mid-write
+    back = EventLog.read_jsonl(path)
+    assert list(back) == list(log)
+    log.close()
+
+
+def test_a_corrupt_middle_line_is_an_error(tmp_path) -> None:
+    path = tmp_path / "bad.jsonl"
+    make().to_jsonl(path)
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = "garbage\n"
+    path.write_text("".join(lines))
+    with pytest.raises(ValueError, match="line 3"):
+        EventLog.read_jsonl(path)
+
+
+def test_bad_direction() -> None:
+    with pytest.raises(ValueError, match="direction must be one of"):
+        EventLog().append("sideways", {"type": "x"}, t_ms=0, t_kernel_ms=0)

@@ -1,0 +1,281 @@
+"""The widget's kernel half, driven by a scripted browser (custom messages) and a mock service."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from realtime_widget import RealtimeWidget
+from realtime_widget._provider import Provider, Secret
+from tests.conftest import SENTINEL_KEY
+
+ANSWER = "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+TURN = {"urls": ["turn:127.0.0.1:3478"], "username": "turn-user-77", "credential": "turn-cred-88"}
+
+
+class Service:
+    """A scripted realtime service behind httpx.MockTransport."""
+
+    def __init__(self) -> None:
+        self.calls_status = 201
+        self.ice_status = 200
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.url.path.endswith("ice-servers"):
+            if self.ice_status != 200:
+                return httpx.Response(self.ice_status, json={"error": {"message": "nope"}})
+            return httpx.Response(
+                200, json={"ice_servers": [{"urls": "stun:127.0.0.1:3478"}, TURN]}
+            )
+        if self.calls_status >= 300:
+            return httpx.Response(self.calls_status, json={"error": {"message": "refused"}})
+        return httpx.Response(201, text=ANSWER)
+
+
+@pytest.fixture
+def rig():
+    service = Service()
+    w = RealtimeWidget(api_key=SENTINEL_KEY, base_url="http://127.0.0.1:8")
+    w._provider = Provider(w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(service))
+    sent: list[dict] = []
+    w._post = sent.append  # type: ignore[method-assign]
+    yield w, service, sent
+    w.close()
+
+
+def browser(w: RealtimeWidget, **content) -> None:
+    w._on_custom_msg(w, content, [])
+
+
+def records(call: int, *items: tuple[str, dict], t0: float = 1_700_000_000_000.0) -> dict:
+    return {
+        "kind": "events",
+        "call": call,
+        "records": [
+            {"seq": i, "dir": d, "t_ms": t0 + i, "event": ev} for i, (d, ev) in enumerate(items)
+        ],
+    }
+
+
+def connect_fully(w: RealtimeWidget, sent: list[dict]) -> int:
+    w.connect()
+    w._wait_idle()
+    call = sent[-1]["call"]
+    browser(w, kind="offer", call=call, sdp="v=0\r\n")
+    w._wait_idle()
+    browser(w, kind="state", call=call, state="connected", detail="")
+    return call
+
+
+def test_connect_is_non_blocking_and_signals_in_order(rig) -> None:
+    w, service, sent = rig
+    w.send({"type": "response.create"})  # before connect: queued, sent after session.update
+    w.connect()
+    assert w.status == "connecting"
+    w._wait_idle()
+    connect = sent[0]
+    assert connect["kind"] == "connect" and connect["call"] == 1
+    assert connect["session_update"] == {"type": "session.update", "session": w.session_config()}
+    assert connect["queued"] == [{"type": "response.create"}]
+    assert connect["ice_servers"][1] == TURN
+    browser(w, kind="offer", call=1, sdp="v=0\r\noffer")
+    w._wait_idle()
+    assert sent[1] == {"kind": "answer", "call": 1, "sdp": ANSWER}
+    assert service.requests[1].content == b"v=0\r\noffer"
+    browser(w, kind="state", call=1, state="connected", detail="")
+    assert w.status == "connected" and w.error == ""
+
+
+def test_turn_credentials_never_enter_widget_state(rig) -> None:
+    w, _, sent = rig
+    connect_fully(w, sent)
+    state = json.dumps(w.get_state(), default=str)
+    for secret in (SENTINEL_KEY, TURN["username"], TURN["credential"]):
+        assert secret not in state
+        assert secret not in repr(w)
+    assert "turn-cred-88" in json.dumps(sent[0])  # only inside the connect message
+
+
+@pytest.mark.parametrize(
+    ("where", "status", "words"),
+    [
+        ("ice", 401, "refused the API key"),
+        ("calls", 429, "rate-limiting"),
+        ("calls", 503, "HTTP 503"),
+    ],
+)
+def test_service_failures_fail_the_call_and_allow_reconnect(rig, where, status, words) -> None:
+    w, service, sent = rig
+    setattr(service, f"{where}_status", status)
+    w.connect()
+    w._wait_idle()
+    if where == "calls":
+        browser(w, kind="offer", call=1, sdp="v=0\r\n")
+        w._wait_idle()
+        assert sent[-1]["kind"] == "signal_error" and words in sent[-1]["message"]
+    assert w.status == "failed" and words in w.error
+    assert SENTINEL_KEY not in w.error
+    # the log keeps the failure as data
+    assert w.events.of_type("call.failed")[0]["event"]["message"] == w.error
+    # and the widget is ready to try again
+    setattr(service, f"{where}_status", 201 if where == "calls" else 200)
+    connect_fully(w, sent)
+    assert w.status == "connected" and w.error == "" and w.call == 2
+
+
+def test_no_key_fails_with_advice(monkeypatch) -> None:
+    w = RealtimeWidget(base_url="http://127.0.0.1:8")
+    w._post = lambda m: pytest.fail("nothing may be sent without a key")  # type: ignore[method-assign]
+    w.connect()
+    assert w.status == "failed" and "INWORLD_API_KEY" in w.error and "Emulator" in w.error
+
+
+def test_events_are_logged_and_dispatched(rig) -> None:
+    w, _, sent = rig
+    call = connect_fully(w, sent)
+    got: list[str] = []
+    w.on("response.done", lambda ev: got.append("done:" + ev["response"]["id"]))
+
+    @w.on("*")
+    def every(ev: dict) -> None:
+        got.append(ev["type"])
+
+    browser(
+        w,
+        **records(
+            call,
+            ("client", {"type": "session.update", "session": {"type": "realtime"}}),
+            ("server", {"type": "session.updated", "session": {"type": "realtime", "model": "m"}}),
+            ("server", {"type": "response.done", "response": {"id": "r1", "status": "completed"}}),
+            ("local", {"type": "channel.open"}),
+            ("server", {"type": "inworld.unknown.thing", "x": 1}),
+        ),
+    )
+    assert len(w.events) == 5
+    assert [r["direction"] for r in w.events] == ["client", "server", "server", "local", "server"]
+    assert got == ["session.updated", "done:r1", "response.done", "inworld.unknown.thing"]
+    assert w.server_session == {"type": "realtime", "model": "m"}
+    assert w.events[0]["t_ms"] == 1_700_000_000_000.0 and w.events[0]["t_kernel_ms"] > 0
+
+
+def test_a_failing_callback_is_reported_not_fatal(rig) -> None:
+    w, _, sent = rig
+    call = connect_fully(w, sent)
+    w.on("response.done", lambda ev: ev["nope"])
+    browser(w, **records(call, ("server", {"type": "response.done", "response": {}})))
+    browser(w, **records(call, ("server", {"type": "response.created", "response": {}})))
+    assert "KeyError" in w.error and w.status == "connected"
+    assert [r["type"] for r in w.events] == ["response.done", "callback.error", "response.created"]
+
+
+def test_send_text_and_friends(rig) -> None:
+    w, _, sent = rig
+    call = connect_fully(w, sent)
+    sent.clear()
+    w.send_text("Hello!")
+    w.create_response(instructions="Shout", conversation="none")
+    w.cancel_response()
+    assert [m["kind"] for m in sent] == ["send"] * 3 and all(m["call"] == call for m in sent)
+    assert sent[0]["events"] == [
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Hello!"}],
+            },
+        },
+        {"type": "response.create"},
+    ]
+    assert sent[1]["events"] == [
+        {"type": "response.create", "response": {"instructions": "Shout", "conversation": "none"}}
+    ]
+    assert sent[2]["events"] == [{"type": "response.cancel"}]
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        ({"no": "type"}, ValueError),
+        ("response.create", TypeError),
+        ({"type": "x", "v": object()}, ValueError),
+    ],
+)
+def test_bad_client_events_are_refused(rig, event, error) -> None:
+    w, _, _ = rig
+    with pytest.raises(error):
+        w.send(event)
+    with pytest.raises(ValueError, match="non-empty"):
+        w.send_text("  ")
+
+
+def test_view_requests_use_the_python_path(rig) -> None:
+    w, _, sent = rig
+    browser(w, kind="request", action="connect")
+    w._wait_idle()
+    assert sent[-1]["kind"] == "connect"
+    browser(w, kind="offer", call=1, sdp="v=0\r\n")
+    w._wait_idle()
+    browser(w, kind="state", call=1, state="connected")
+    browser(w, kind="request", action="send_text", text="hi")
+    assert sent[-1]["events"][0]["item"]["content"][0]["text"] == "hi"
+    browser(w, kind="request", action="disconnect")
+    assert sent[-1] == {"kind": "disconnect", "call": 1} and w.status == "disconnected"
+
+
+def test_stale_messages_from_an_old_call_are_ignored_but_logged(rig) -> None:
+    w, _, sent = rig
+    connect_fully(w, sent)
+    w.disconnect()
+    connect_fully(w, sent)
+    browser(w, kind="state", call=1, state="failed", detail="old call died")
+    assert w.status == "connected" and w.error == ""
+    browser(w, **records(1, ("server", {"type": "response.done", "response": {}})))
+    assert w.events[-1]["call"] == 1
+
+
+def test_browser_failure_and_mic_warning(rig) -> None:
+    w, _, sent = rig
+    call = connect_fully(w, sent)
+    browser(
+        w,
+        kind="state",
+        call=call,
+        state="connected",
+        detail="Microphone unavailable (NotAllowedError)",
+    )
+    assert w.status == "connected" and "Microphone" in w.error
+    browser(w, **records(call, ("server", {"type": "session.created"})))
+    browser(
+        w, kind="state", call=call, state="failed", detail="The data channel closed unexpectedly"
+    )
+    assert w.status == "failed" and "data channel" in w.error
+    assert len(w.events) == 2  # the log keeps everything, including the failure
+
+
+def test_disconnect_then_late_connected_state_does_not_revive(rig) -> None:
+    w, _, sent = rig
+    w.connect()
+    w._wait_idle()
+    w.disconnect()
+    browser(w, kind="state", call=1, state="connected")
+    assert w.status == "disconnected"
+    assert sent[-1] == {"kind": "disconnect", "call": 1}
+
+
+def test_log_path_appends_each_batch(rig, tmp_path) -> None:
+    path = tmp_path / "s.jsonl"
+    w = RealtimeWidget(api_key="k", base_url="http://127.0.0.1:8", log_path=path)
+    browser(w, **records(0, ("server", {"type": "session.created"})))
+    assert len(path.read_text().splitlines()) == 1  # on disk before anything else happens
+    browser(w, **records(0, ("server", {"type": "a"}), ("server", {"type": "b"})))
+    assert [json.loads(x)["type"] for x in path.read_text().splitlines()] == [
+        "session.created",
+        "a",
+        "b",
+    ]
+    w.close()
