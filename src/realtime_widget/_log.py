@@ -1,8 +1,9 @@
 """EventLog: every event of a session, both directions, as compact columns.
 
-Events are kept as their compact JSON text plus a few typed columns extracted once on arrival
-(ids, text, error fields), so memory stays close to the events' own size and ``to_pandas`` is
-a handful of column copies and one bulk JSON decode instead of 100k dict walks.
+Events are kept as their compact UTF-8 JSON in one growing buffer (plus an offset each), with
+the per-record scalars in typed arrays, so the log's memory stays close to the events' own
+size. ``to_pandas`` decodes the whole buffer with one ``json.loads`` call and derives the id,
+text and error columns in a single pass.
 """
 
 from __future__ import annotations
@@ -40,27 +41,30 @@ COLUMNS = (
 )
 
 
-def _missing(extra: str, what: str) -> ImportError:
+def _missing(extra: str, what: str, package: str | None = None) -> ImportError:
+    package = package or extra
     return ImportError(
-        f"{what} needs the optional dependency '{extra}': "
-        f'pip install "realtime-widget[{extra}]"  (or: pip install {extra})'
+        f"{what} needs the optional dependency '{package}': "
+        f'pip install "realtime-widget[{extra}]"  (or: pip install {package})'
     )
 
 
-def _nested_id(event: Mapping[str, Any], key: str) -> str | None:
-    value = event.get(key)
-    if isinstance(value, str):
-        return value
-    # response.created/done carry the id inside "response"; item events inside "item".
-    holder = {"response_id": "response", "item_id": "item", "call_id": "item"}.get(key)
-    if holder:
-        inner = event.get(holder)
-        if isinstance(inner, Mapping):
-            inner_key = "id" if key != "call_id" else "call_id"
-            found = inner.get(inner_key)
-            if isinstance(found, str):
-                return found
-    return None
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _ids(event: Mapping[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
+    """event_id, response_id, item_id, call_id: top level first, then inside the object the
+    event is about (``response.created`` has its id in ``response``, item events in ``item``)."""
+    response, item = event.get("response"), event.get("item")
+    response = response if isinstance(response, Mapping) else {}
+    item = item if isinstance(item, Mapping) else {}
+    return (
+        _str(event.get("event_id")),
+        _str(event.get("response_id")) or _str(response.get("id")),
+        _str(event.get("item_id")) or _str(item.get("id")),
+        _str(event.get("call_id")) or _str(item.get("call_id")),
+    )
 
 
 def _text(event: Mapping[str, Any]) -> str | None:
@@ -105,11 +109,9 @@ class EventLog:
         self._t = array("d")
         self._tk = array("d")
         self._type: list[str] = []
-        self._json: list[str] = []
-        self._ids: dict[str, list[str | None]] = {k: [] for k in ID_FIELDS}
-        self._text: list[str | None] = []
-        self._err_code: list[str | None] = []
-        self._err_msg: list[str | None] = []
+        # event i is self._buf[self._off[i] : self._off[i + 1] - 1]; each is followed by ","
+        self._buf = bytearray()
+        self._off = array("q", [0])
         self._types: dict[str, str] = {}  # interned type strings
         self.path = Path(path) if path is not None else None
         self._file: IO[str] | None = None
@@ -139,19 +141,15 @@ class EventLog:
             etype = raw_type if isinstance(raw_type, str) else "<untyped>"
             etype = self._types.setdefault(etype, etype)
             text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-            seq = len(self._json)
+            seq = len(self)
             self._call.append(int(call))
             self._dir.append(_DIR_CODE[direction])
             self._t.append(float(t_ms))
             self._tk.append(float(t_kernel_ms))
             self._type.append(etype)
-            self._json.append(text)
-            for key in ID_FIELDS:
-                self._ids[key].append(_nested_id(event, key))
-            self._text.append(_text(event))
-            code, msg = _error(event)
-            self._err_code.append(code)
-            self._err_msg.append(msg)
+            self._buf += text.encode()
+            self._buf += b","
+            self._off.append(len(self._buf))
             if self.path is not None:
                 lines.append(self._line(seq, direction, etype, t_ms, t_kernel_ms, call, text))
         if lines:
@@ -192,7 +190,32 @@ class EventLog:
     # -- reading -----------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._json)
+        return len(self._off) - 1
+
+    def _event_json(self, i: int) -> str:
+        return self._buf[self._off[i] : self._off[i + 1] - 1].decode()
+
+    def _all_events(self) -> list[dict[str, Any]]:
+        """Every event decoded with one json.loads call over the whole buffer."""
+        if not len(self):
+            return []
+        return json.loads(b"[" + self._buf[:-1] + b"]")
+
+    def _derived(self, events: list[dict[str, Any]]) -> dict[str, list[str | None]]:
+        """The id, text and error columns, from the decoded events in one pass."""
+        cols: dict[str, list[str | None]] = {
+            k: [] for k in (*ID_FIELDS, "text", "error_code", "error_message")
+        }
+        ids = [cols[k] for k in ID_FIELDS]
+        text, code, msg = cols["text"], cols["error_code"], cols["error_message"]
+        for ev in events:
+            for col, value in zip(ids, _ids(ev), strict=True):
+                col.append(value)
+            text.append(_text(ev))
+            c, m = _error(ev) if ("error" in ev or "errorType" in ev) else (None, None)
+            code.append(c)
+            msg.append(m)
+        return cols
 
     def __repr__(self) -> str:
         n = len(self)
@@ -212,7 +235,7 @@ class EventLog:
             "type": self._type[i],
             "t_ms": self._t[i],
             "t_kernel_ms": self._tk[i],
-            "event": json.loads(self._json[i]),
+            "event": json.loads(self._event_json(i)),
         }
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -253,7 +276,7 @@ class EventLog:
                         self._t[i],
                         self._tk[i],
                         self._call[i],
-                        self._json[i],
+                        self._event_json(i),
                     )
                 )
         return out
@@ -296,7 +319,8 @@ class EventLog:
         except ImportError:
             raise _missing("pandas", "EventLog.to_pandas()") from None
         n = len(self)
-        events = json.loads("[" + ",".join(self._json) + "]") if n else []
+        events = self._all_events()
+        derived = self._derived(events)
         t = pd.Series(self._t, dtype="float64")
         tk = pd.Series(self._tk, dtype="float64")
         data: dict[str, Any] = {
@@ -311,10 +335,93 @@ class EventLog:
             "t_ms": t,
             "t_kernel_ms": tk,
         }
-        for key in ID_FIELDS:
-            data[key] = pd.Series(self._ids[key], dtype="string")
-        data["text"] = pd.Series(self._text, dtype="string")
-        data["error_code"] = pd.Series(self._err_code, dtype="string")
-        data["error_message"] = pd.Series(self._err_msg, dtype="string")
+        for key, values in derived.items():
+            data[key] = pd.Series(values, dtype="string")
         data["event"] = pd.Series(events, dtype="object")
         return pd.DataFrame(data, columns=list(COLUMNS))
+
+    def to_polars(self) -> Any:
+        """The same table as ``to_pandas()``, as a polars DataFrame (``event`` as JSON text)."""
+        try:
+            import polars as pl
+        except ImportError:
+            raise _missing("polars", "EventLog.to_polars()") from None
+        n = len(self)
+        events = self._all_events()
+        derived = self._derived(events)
+        utc_us = pl.Datetime("us", "UTC")
+        return pl.DataFrame(
+            {
+                "seq": pl.Series(range(n), dtype=pl.Int64),
+                "call": pl.Series(list(self._call), dtype=pl.Int32),
+                "direction": pl.Series(
+                    [DIRECTIONS[c] for c in self._dir], dtype=pl.Enum(list(DIRECTIONS))
+                ),
+                "type": pl.Series(self._type, dtype=pl.Categorical),
+                "time": (pl.Series(list(self._t)) * 1000).cast(pl.Int64).cast(utc_us),
+                "kernel_time": (pl.Series(list(self._tk)) * 1000).cast(pl.Int64).cast(utc_us),
+                "t_ms": pl.Series(list(self._t), dtype=pl.Float64),
+                "t_kernel_ms": pl.Series(list(self._tk), dtype=pl.Float64),
+                **{k: pl.Series(v, dtype=pl.String) for k, v in derived.items()},
+                "event": pl.Series([json.dumps(e, ensure_ascii=False) for e in events]),
+            }
+        )
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> Path:
+        """Write the table to Parquet (``event`` stored as JSON text); needs pyarrow."""
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise _missing("parquet", "EventLog.to_parquet()", "pyarrow") from None
+        import pandas as pd
+
+        df = self.to_pandas()
+        df["event"] = pd.Series(
+            [self._event_json(i) for i in range(len(self))], index=df.index, dtype="string"
+        )
+        out = Path(path)
+        df.to_parquet(out, index=False)
+        return out
+
+    def turns(self) -> pd.DataFrame:
+        """One row per response: its trigger, the moments of each step, status, usage and the
+        latencies from the end of the user's turn (``to_created_ms``, ``to_first_delta_ms``,
+        ``to_first_audio_ms``; audio is the browser's first audible sample when measured)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise _missing("pandas", "EventLog.turns()") from None
+        from ._turns import TIME_COLUMNS, TURN_COLUMNS, collect_turns
+
+        df = pd.DataFrame([t.row() for t in collect_turns(self)], columns=list(TURN_COLUMNS))
+        for col in TIME_COLUMNS:
+            df[col] = pd.to_datetime(df[col].astype("float64"), unit="ms", utc=True)
+        for col in ("to_created_ms", "to_first_delta_ms", "to_first_audio_ms"):
+            df[col] = df[col].astype("float64")
+        for col in ("input_tokens", "output_tokens", "total_tokens"):
+            df[col] = df[col].astype("Int64")
+        for col in ("response_id", "trigger", "status", "reason"):
+            df[col] = df[col].astype("string")
+        df["call"] = df["call"].astype("int32")
+        return df
+
+    def latency_summary(self) -> dict[str, Any]:
+        """The last turn's and the median of all turns' ``to_first_audio_ms`` (ms)."""
+        from statistics import median
+
+        from ._turns import collect_turns
+
+        values = [t.row()["to_first_audio_ms"] for t in collect_turns(self)]
+        measured = [v for v in values if v is not None]
+        return {
+            "last_ms": values[-1] if values else None,
+            "p50_ms": median(measured) if measured else None,
+            "turns": len(values),
+        }
+
+    def plot_timeline(self, *, label_last: int = 5, ax: Any = None) -> Any:
+        """Lanes of user speech, assistant audio, responses (by status) and errors, with the
+        latencies of the last ``label_last`` turns; returns a matplotlib Figure."""
+        from ._plot import plot_timeline
+
+        return plot_timeline(self, label_last=label_last, ax=ax)

@@ -151,3 +151,76 @@ def test_a_corrupt_middle_line_is_an_error(tmp_path) -> None:
 def test_bad_direction() -> None:
     with pytest.raises(ValueError, match="direction must be one of"):
         EventLog().append("sideways", {"type": "x"}, t_ms=0, t_kernel_ms=0)
+
+
+# Every event type in the protocol catalogue (client, server, beta and Inworld-only names).
+CATALOGUE_CLIENT = [
+    "session.update", "input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear",
+    "conversation.item.create", "conversation.item.retrieve", "conversation.item.truncate",
+    "conversation.item.delete", "response.create", "response.cancel", "output_audio_buffer.clear",
+]  # fmt: skip
+CATALOGUE_SERVER = [
+    "error", "session.created", "session.updated", "conversation.item.added", "conversation.item.done",
+    "conversation.item.retrieved", "conversation.item.truncated", "conversation.item.deleted",
+    "conversation.item.input_audio_transcription.delta", "conversation.item.input_audio_transcription.completed",
+    "conversation.item.input_audio_transcription.failed", "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped", "input_audio_buffer.committed", "input_audio_buffer.cleared",
+    "input_audio_buffer.timeout_triggered", "output_audio_buffer.started", "output_audio_buffer.stopped",
+    "output_audio_buffer.cleared", "response.created", "response.done", "response.output_item.added",
+    "response.output_item.done", "response.content_part.added", "response.content_part.done",
+    "response.output_text.delta", "response.output_text.done", "response.output_audio_transcript.delta",
+    "response.output_audio_transcript.done", "response.output_audio.delta", "response.output_audio.done",
+    "response.function_call_arguments.delta", "response.function_call_arguments.done", "rate_limits.updated",
+    "response.text.delta", "response.audio_transcript.delta", "conversation.item.created",
+    "response.backchannel.audio.delta", "response.backchannel.audio.done", "response.backchannel.skipped",
+]  # fmt: skip
+
+
+def catalogue_log() -> EventLog:
+    log = EventLog()
+    rows = [("client", {"type": t, "event_id": f"c{i}"}) for i, t in enumerate(CATALOGUE_CLIENT)]
+    rows += [
+        (
+            "server",
+            {"type": t, "event_id": f"s{i}", "response_id": "r", "item_id": "i", "delta": "d"},
+        )
+        for i, t in enumerate(CATALOGUE_SERVER)
+    ]
+    log.extend((d, ev, T0 + i, T0 + i + 1, 1) for i, (d, ev) in enumerate(rows))
+    return log
+
+
+def test_frame_covers_the_whole_catalogue() -> None:
+    df = catalogue_log().to_pandas()
+    assert len(df) == len(CATALOGUE_CLIENT) + len(CATALOGUE_SERVER)
+    assert set(df["type"]) == set(CATALOGUE_CLIENT) | set(CATALOGUE_SERVER)
+    assert list(df.columns) == list(COLUMNS)
+    server = df[df["direction"] == "server"]
+    assert (server["response_id"] == "r").all() and (server["text"] == "d").all()
+    assert df["event_id"].notna().all()
+
+
+def test_polars_and_parquet(tmp_path) -> None:
+    log = make()
+    pl_df = log.to_polars()
+    assert pl_df.columns == list(COLUMNS) and pl_df.height == len(log)
+    assert str(pl_df.schema["time"]).startswith("Datetime")
+    out = log.to_parquet(tmp_path / "s.parquet")
+    back = pd.read_parquet(out)
+    assert list(back.columns) == list(COLUMNS) and len(back) == len(log)
+    assert back.loc[3, "text"] == "Hel"
+
+
+def test_missing_optional_dependency_says_what_to_install(monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_polars(name, *args, **kwargs):
+        if name == "polars":
+            raise ImportError("no polars here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_polars)
+    with pytest.raises(ImportError, match=r'pip install "realtime-widget\[polars\]"'):
+        make().to_polars()

@@ -1,0 +1,143 @@
+"""turns(), latency_summary() and plot_timeline() on logs with known timings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from realtime_widget import EventLog
+
+T0 = 1_764_000_000_000.0
+
+
+def build() -> EventLog:
+    log = EventLog()
+    t = T0
+
+    def at(ms: float, direction: str, event: dict) -> None:
+        log.append(direction, event, t_ms=t + ms, t_kernel_ms=t + ms + 2)
+
+    # turn 1: speech -> response (completed)
+    at(0, "server", {"type": "session.created", "session": {}})
+    at(
+        1000,
+        "server",
+        {"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 1000},
+    )
+    at(
+        2500,
+        "server",
+        {"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 2500},
+    )
+    at(2520, "server", {"type": "input_audio_buffer.committed", "item_id": "u1"})
+    at(
+        2600,
+        "server",
+        {"type": "response.created", "response": {"id": "r1", "status": "in_progress"}},
+    )
+    at(2750, "server", {"type": "output_audio_buffer.started", "response_id": "r1"})
+    at(
+        2800,
+        "server",
+        {"type": "response.output_audio_transcript.delta", "response_id": "r1", "delta": "Hi"},
+    )
+    at(2900, "local", {"type": "audio.audible", "response_id": "r1"})
+    at(3800, "server", {"type": "output_audio_buffer.stopped", "response_id": "r1"})
+    at(
+        3810,
+        "server",
+        {
+            "type": "response.done",
+            "response": {
+                "id": "r1",
+                "status": "completed",
+                "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
+            },
+        },
+    )
+    # turn 2: text -> response, interrupted by speech
+    at(
+        5000,
+        "client",
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "go"}],
+            },
+        },
+    )
+    at(5001, "client", {"type": "response.create"})
+    at(5101, "server", {"type": "response.created", "response": {"id": "r2"}})
+    at(
+        5301, "server", {"type": "response.text.delta", "response_id": "r2", "delta": "Sure"}
+    )  # a beta name
+    at(5400, "server", {"type": "input_audio_buffer.speech_started", "item_id": "u2"})
+    at(
+        5410,
+        "server",
+        {
+            "type": "response.done",
+            "response": {
+                "id": "r2",
+                "status": "cancelled",
+                "status_details": {"type": "cancelled", "reason": "turn_detected"},
+            },
+        },
+    )
+    at(
+        5420,
+        "server",
+        {"type": "error", "error": {"type": "invalid_request_error", "message": "x"}},
+    )
+    return log
+
+
+def test_turns_rows_and_latencies() -> None:
+    df = build().turns()
+    assert list(df["response_id"]) == ["r1", "r2"]
+    r1, r2 = df.iloc[0], df.iloc[1]
+    assert r1["trigger"] == "speech" and r2["trigger"] == "text"
+    assert r1["to_created_ms"] == 100 and r1["to_first_delta_ms"] == 300
+    assert r1["to_first_audio_ms"] == 400  # the browser's ear, not output_audio_buffer.started
+    assert r1["status"] == "completed" and r1["total_tokens"] == 15
+    assert r1["speech_stopped"] - r1["speech_started"] == pd.Timedelta(milliseconds=1500)
+    assert r2["to_created_ms"] == 100 and r2["to_first_delta_ms"] == 300
+    assert pd.isna(r2["to_first_audio_ms"])
+    assert r2["status"] == "cancelled" and r2["reason"] == "turn_detected"
+    assert str(df["created"].dtype).startswith("datetime64") and df["created"].dt.tz is not None
+
+
+def test_latency_summary() -> None:
+    summary = build().latency_summary()
+    assert summary == {"last_ms": None, "p50_ms": 400, "turns": 2}
+
+
+def test_empty_turns_have_stable_columns() -> None:
+    df = EventLog().turns()
+    assert len(df) == 0 and "to_first_audio_ms" in df.columns
+
+
+def test_plot_timeline_renders(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = build().plot_timeline()
+    out = tmp_path / "timeline.png"
+    fig.savefig(out, dpi=80)
+    assert out.stat().st_size > 5_000
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "user speech",
+        "assistant audio",
+        "responses",
+        "errors",
+    ]
+    assert ax.get_title() == "2 responses, 1 user utterances, 1 errors"
+    labels = [t.get_text() for t in ax.texts]
+    assert any("created 100 ms" in s and "audio 400 ms" in s for s in labels)
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    fig.savefig(artifacts / "timeline-unit.png", dpi=100)
