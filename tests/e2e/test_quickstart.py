@@ -144,6 +144,9 @@ def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
         "() => (document.querySelector('[data-testid=rtw-transcript]')?.textContent || '').includes('Hello! What can you do for me?')",
         timeout=10_000,
     )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("[data-testid=rtw-status]").first.scroll_into_view_if_needed()
+    page.locator(".rtw-root").first.screenshot(path=str(ARTIFACTS / f"widget-{mode}.png"))
     nb.run_cell(CELL_TUNE)
     nb.poll("w.server_session.get('audio', {}).get('output', {}).get('voice') == 'Ashley'")
     nb.poll("len(w.events.of_type('stats')) >= 2", timeout=15)  # the browser's own measurements

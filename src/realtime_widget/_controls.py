@@ -1,0 +1,299 @@
+"""``w.controls()``: an ipywidgets panel linked both ways to the session traits.
+
+Panel -> trait changes are debounced (a slider drag or a burst of typing becomes one
+``session.update`` once it settles); trait -> panel changes apply at once. The service's
+answer to each update (``session.updated`` or an ``error``) is shown under the panel.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+import traitlets as t
+
+from ._session import (
+    EAGERNESS,
+    KNOWN_MODELS,
+    KNOWN_TRANSCRIPTION_MODELS,
+    KNOWN_TTS_MODELS,
+    KNOWN_VOICES,
+    SPEED_RANGE,
+    TEMPERATURE_RANGE,
+    normalize_turn_detection,
+)
+
+if TYPE_CHECKING:
+    from ._widget import RealtimeWidget
+
+DEFAULT_DEBOUNCE_S = 0.4
+MODALITIES = {"audio + text": ["audio", "text"], "audio": ["audio"], "text": ["text"]}
+
+
+class Debouncer:
+    """Call ``fn`` once, ``delay`` seconds after the last ``__call__`` (on a timer thread)."""
+
+    def __init__(self, delay: float, fn: Callable[[], None]) -> None:
+        self.delay, self.fn = delay, fn
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.delay, self.fn)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Run a pending call now instead of at its deadline."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None and timer.is_alive():
+            timer.cancel()
+            self.fn()
+
+
+class ControlPanel(W.VBox):
+    """The session's settings as inputs; build it with ``RealtimeWidget.controls()``."""
+
+    def __init__(self, widget: RealtimeWidget, *, debounce: float = DEFAULT_DEBOUNCE_S) -> None:
+        self._w = widget
+        self._syncing = False  # true while the panel is being set from the traits
+        self._debounce = debounce
+        self._pending: dict[str, Any] = {}
+        self._pending_lock = threading.Lock()
+        self._debouncer = Debouncer(debounce, self._apply_pending)
+        lay = W.Layout(width="100%")
+        style = {"description_width": "150px"}
+
+        def combo(desc: str, options: tuple[str, ...]) -> W.Combobox:
+            return W.Combobox(
+                options=list(options), description=desc, ensure_option=False,
+                continuous_update=False, layout=lay, style=style,
+            )  # fmt: skip
+
+        self.model = combo("Model", KNOWN_MODELS)
+        self.instructions = W.Textarea(
+            description="Instructions", continuous_update=False, rows=3, layout=lay, style=style
+        )
+        self.voice = combo("Voice", KNOWN_VOICES)
+        self.tts_model = combo("TTS model", KNOWN_TTS_MODELS)
+        self.speed = W.FloatSlider(
+            description="Speed", min=SPEED_RANGE[0], max=SPEED_RANGE[1], step=0.05,
+            continuous_update=False, layout=lay, style=style,
+        )  # fmt: skip
+        self.modalities = W.Dropdown(
+            description="Output", options=list(MODALITIES), layout=lay, style=style
+        )
+        self.turn_type = W.Dropdown(
+            description="Turn detection",
+            options=[("semantic VAD", "semantic_vad"), ("server VAD", "server_vad"), ("off", None)],
+            layout=lay,
+            style=style,
+        )
+        self.eagerness = W.Dropdown(
+            description="Eagerness", options=list(EAGERNESS), layout=lay, style=style
+        )
+        self.create_response = W.Checkbox(description="Respond automatically", indent=True)
+        self.interrupt_response = W.Checkbox(description="Let speech interrupt", indent=True)
+        self.threshold = W.FloatSlider(
+            description="VAD threshold", min=0.0, max=1.0, step=0.05,
+            continuous_update=False, layout=lay, style=style,
+        )  # fmt: skip
+        self.prefix_padding_ms = W.IntSlider(
+            description="Prefix padding (ms)", min=0, max=1000, step=50,
+            continuous_update=False, layout=lay, style=style,
+        )  # fmt: skip
+        self.silence_duration_ms = W.IntSlider(
+            description="Silence (ms)", min=100, max=3000, step=50,
+            continuous_update=False, layout=lay, style=style,
+        )  # fmt: skip
+        self.transcription_model = combo("Transcription", ("", *KNOWN_TRANSCRIPTION_MODELS))
+        self.transcription_model.placeholder = "off"
+        self.temperature = W.FloatSlider(
+            description="Temperature", min=TEMPERATURE_RANGE[0], max=TEMPERATURE_RANGE[1],
+            step=0.05, continuous_update=False, layout=lay, style=style,
+        )  # fmt: skip
+        self.max_output_tokens = W.Text(
+            description="Max output tokens", placeholder="a number or inf",
+            continuous_update=False, layout=lay, style=style,
+        )  # fmt: skip
+        self.answer = W.HTML(layout=W.Layout(min_height="1.6em"))
+        self._server_vad_box = W.VBox(
+            [self.threshold, self.prefix_padding_ms, self.silence_duration_ms]
+        )
+        self._semantic_box = W.VBox([self.eagerness])
+        super().__init__(
+            [
+                W.HTML("<b>Session</b>"),
+                self.model,
+                self.instructions,
+                self.modalities,
+                self.temperature,
+                self.max_output_tokens,
+                W.HTML("<b>Voice</b>"),
+                self.voice,
+                self.tts_model,
+                self.speed,
+                W.HTML("<b>Listening</b>"),
+                self.turn_type,
+                self._semantic_box,
+                self._server_vad_box,
+                self.create_response,
+                self.interrupt_response,
+                self.transcription_model,
+                self.answer,
+            ],
+            layout=W.Layout(max_width="640px"),
+        )
+        self._from_traits()
+        # panel -> traits, debounced
+        for name, control in self._controls().items():
+            control.observe(lambda ch, n=name: self._edited(n), names="value")
+        # traits -> panel, at once
+        widget.observe(lambda ch: self._from_traits(), names=list(self._trait_names()))
+        widget.on("session.updated", self._on_updated)
+        widget.on("error", self._on_error)
+
+    # -- the two directions ------------------------------------------------------------------
+
+    def _controls(self) -> dict[str, W.ValueWidget]:
+        return {
+            "model": self.model,
+            "instructions": self.instructions,
+            "voice": self.voice,
+            "tts_model": self.tts_model,
+            "speed": self.speed,
+            "output_modalities": self.modalities,
+            "temperature": self.temperature,
+            "max_output_tokens": self.max_output_tokens,
+            "transcription_model": self.transcription_model,
+            "turn_type": self.turn_type,
+            "eagerness": self.eagerness,
+            "create_response": self.create_response,
+            "interrupt_response": self.interrupt_response,
+            "threshold": self.threshold,
+            "prefix_padding_ms": self.prefix_padding_ms,
+            "silence_duration_ms": self.silence_duration_ms,
+        }
+
+    @staticmethod
+    def _trait_names() -> tuple[str, ...]:
+        return (
+            "model", "instructions", "voice", "tts_model", "speed", "output_modalities",
+            "temperature", "max_output_tokens", "transcription_model", "turn_detection",
+        )  # fmt: skip
+
+    def _from_traits(self) -> None:
+        w = self._w
+        self._syncing = True
+        try:
+            self.model.value = w.model
+            self.instructions.value = w.instructions
+            self.voice.value = w.voice
+            self.tts_model.value = w.tts_model
+            self.speed.value = w.speed
+            self.modalities.value = next(
+                k for k, v in MODALITIES.items() if v == list(w.output_modalities)
+            )
+            self.temperature.value = w.temperature
+            self.max_output_tokens.value = str(w.max_output_tokens)
+            self.transcription_model.value = w.transcription_model or ""
+            td = w.turn_detection
+            self.turn_type.value = td["type"] if td else None
+            semantic = normalize_turn_detection({"type": "semantic_vad"}) or {}
+            server = normalize_turn_detection({"type": "server_vad"}) or {}
+            self.eagerness.value = (td or semantic).get("eagerness", semantic["eagerness"])
+            self.create_response.value = (td or semantic)["create_response"]
+            self.interrupt_response.value = (td or semantic)["interrupt_response"]
+            for key in ("threshold", "prefix_padding_ms", "silence_duration_ms"):
+                getattr(self, key).value = (td or {}).get(key, server[key])
+            kind = td["type"] if td else None
+            self._semantic_box.layout.display = None if kind == "semantic_vad" else "none"
+            self._server_vad_box.layout.display = None if kind == "server_vad" else "none"
+            for c in (self.create_response, self.interrupt_response):
+                c.layout.display = None if td else "none"
+        finally:
+            self._syncing = False
+
+    def _edited(self, name: str) -> None:
+        if self._syncing:
+            return
+        with self._pending_lock:
+            self._pending[name] = True
+        self._debouncer()
+
+    def _apply_pending(self) -> None:
+        with self._pending_lock:
+            names, self._pending = set(self._pending), {}
+        if not names:
+            return
+        w = self._w
+        try:
+            w.update_session(**self._panel_values(names))
+        except (t.TraitError, ValueError) as exc:
+            self._show(f"✗ not applied: {exc}", error=True)
+            self._from_traits()  # the panel shows what the session really holds
+            return
+        if w.status != "connected":
+            self._show("saved; sent to the service when you connect")
+        else:
+            self._show("… sent, waiting for the service")
+
+    def _panel_values(self, names: set[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        simple = ("model", "instructions", "voice", "tts_model", "speed", "temperature")
+        for n in names & set(simple):
+            out[n] = self._controls()[n].value
+        if "output_modalities" in names:
+            out["output_modalities"] = MODALITIES[self.modalities.value]
+        if "max_output_tokens" in names:
+            raw = self.max_output_tokens.value.strip()
+            out["max_output_tokens"] = int(raw) if raw.isdigit() else raw
+        if "transcription_model" in names:
+            out["transcription_model"] = self.transcription_model.value.strip() or None
+        turn_keys = {"turn_type", "eagerness", "create_response", "interrupt_response",
+                     "threshold", "prefix_padding_ms", "silence_duration_ms"}  # fmt: skip
+        if names & turn_keys:
+            kind = self.turn_type.value
+            if kind is None:
+                out["turn_detection"] = None
+            else:
+                td: dict[str, Any] = {
+                    "type": kind,
+                    "create_response": self.create_response.value,
+                    "interrupt_response": self.interrupt_response.value,
+                }
+                if kind == "semantic_vad":
+                    td["eagerness"] = self.eagerness.value
+                else:
+                    td.update(
+                        threshold=self.threshold.value,
+                        prefix_padding_ms=self.prefix_padding_ms.value,
+                        silence_duration_ms=self.silence_duration_ms.value,
+                    )
+                out["turn_detection"] = td
+        return out
+
+    # -- the service's answer ----------------------------------------------------------------
+
+    def _show(self, text: str, *, error: bool = False) -> None:
+        colour = "var(--jp-error-color1, #c62828)" if error else "var(--jp-ui-font-color2, #555)"
+        self.answer.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
+
+    def _on_updated(self, event: dict[str, Any]) -> None:
+        out = (event.get("session") or {}).get("audio", {}).get("output", {})
+        self._show(
+            f"✓ session.updated (voice {out.get('voice')!s}, speed {out.get('speed')!s}, "
+            f"model {(event.get('session') or {}).get('model')!s})"
+        )
+
+    def _on_error(self, event: dict[str, Any]) -> None:
+        err = event.get("error") or {}
+        param = f" [{err['param']}]" if err.get("param") else ""
+        self._show(f"✗ the service refused: {err.get('message', err)}{param}", error=True)

@@ -1,0 +1,122 @@
+"""w.controls(): two-way links, debouncing, and the service's answer shown under the panel."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from realtime_widget import RealtimeWidget
+
+DEBOUNCE = 0.05
+
+
+@pytest.fixture
+def rig():
+    w = RealtimeWidget(api_key="k", base_url="http://127.0.0.1:8")
+    sent: list[dict] = []
+    w._post = sent.append  # type: ignore[method-assign]
+    w._call, w.status = 1, "connected"
+    panel = w.controls(debounce=DEBOUNCE)
+    yield w, panel, sent
+    w.close()
+
+
+def updates(sent: list[dict]) -> list[dict]:
+    return [e["session"] for m in sent for e in m["events"] if e["type"] == "session.update"]
+
+
+def settle() -> None:
+    time.sleep(DEBOUNCE * 4)
+
+
+def test_panel_starts_from_the_traits(rig) -> None:
+    _, panel, sent = rig
+    assert panel.voice.value == "Clive" and panel.speed.value == 1.0
+    assert panel.modalities.value == "audio + text" and panel.turn_type.value == "semantic_vad"
+    assert panel.eagerness.value == "medium" and panel.max_output_tokens.value == "4096"
+    assert panel._server_vad_box.layout.display == "none"
+    assert sent == []
+
+
+def test_trait_changes_show_in_the_panel_at_once(rig) -> None:
+    w, panel, sent = rig
+    w.voice = "Sarah"
+    w.turn_detection = {"type": "server_vad", "silence_duration_ms": 900}
+    assert panel.voice.value == "Sarah"
+    assert panel.turn_type.value == "server_vad" and panel.silence_duration_ms.value == 900
+    assert panel._server_vad_box.layout.display is None
+    settle()
+    # the panel following the traits sends nothing of its own
+    assert len(updates(sent)) == 2
+
+
+def test_a_burst_of_edits_is_one_update(rig) -> None:
+    w, panel, sent = rig
+    for v in (1.05, 1.1, 1.15, 1.2):
+        panel.speed.value = v
+    panel.voice.value = "Dennis"
+    assert updates(sent) == []  # nothing until it settles
+    settle()
+    assert updates(sent) == [
+        {"type": "realtime", "audio": {"output": {"voice": "Dennis", "speed": 1.2}}}
+    ]
+    assert w.speed == 1.2 and w.voice == "Dennis"
+    assert "waiting for the service" in panel.answer.value
+
+
+def test_turn_detection_edits(rig) -> None:
+    w, panel, sent = rig
+    panel.eagerness.value = "high"
+    settle()
+    assert updates(sent)[-1]["audio"]["input"]["turn_detection"]["eagerness"] == "high"
+    panel.turn_type.value = None
+    settle()
+    assert updates(sent)[-1] == {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    assert w.turn_detection is None
+
+
+def test_other_fields(rig) -> None:
+    _, panel, sent = rig
+    panel.modalities.value = "text"
+    panel.max_output_tokens.value = "inf"
+    panel.transcription_model.value = ""
+    panel.instructions.value = "Be terse."
+    settle()
+    (u,) = updates(sent)
+    assert u["output_modalities"] == ["text"] and u["max_output_tokens"] == "inf"
+    assert u["audio"]["input"]["transcription"] is None and u["instructions"] == "Be terse."
+
+
+def test_an_invalid_edit_is_refused_visibly_and_changes_nothing(rig) -> None:
+    w, panel, sent = rig
+    panel.max_output_tokens.value = "lots"
+    panel.voice.value = "Hades"
+    settle()
+    assert updates(sent) == []
+    assert w.voice == "Clive" and panel.voice.value == "Clive"
+    assert "max_output_tokens" in panel.answer.value and "not applied" in panel.answer.value
+
+
+def test_the_services_answer_shows(rig) -> None:
+    w, panel, _ = rig
+    w._on_custom_msg(w, {"kind": "events", "call": 1, "records": [
+        {"seq": 0, "dir": "server", "t_ms": 1.0, "event": {"type": "session.updated", "session": {"model": "m", "audio": {"output": {"voice": "Sarah", "speed": 1.1}}}}},
+    ]}, [])  # fmt: skip
+    assert "session.updated" in panel.answer.value and "Sarah" in panel.answer.value
+    w._on_custom_msg(w, {"kind": "events", "call": 1, "records": [
+        {"seq": 1, "dir": "server", "t_ms": 2.0, "event": {"type": "error", "error": {"type": "invalid_request_error", "message": "Unknown voice", "param": "session.audio.output.voice"}}},
+    ]}, [])  # fmt: skip
+    assert (
+        "refused: Unknown voice" in panel.answer.value
+        and "session.audio.output.voice" in panel.answer.value
+    )
+
+
+def test_update_session_is_all_or_nothing(rig) -> None:
+    w, _, sent = rig
+    with pytest.raises(Exception, match="speed"):
+        w.update_session(voice="Sarah", speed=7)
+    assert w.voice == "Clive" and updates(sent) == []
+    with pytest.raises(TypeError, match="colour"):
+        w.update_session(colour="red")
