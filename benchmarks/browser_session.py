@@ -1,0 +1,151 @@
+"""A real session in JupyterLab + Chromium against the emulator, measured from the browser.
+
+Prints: connect time (click on Connect -> session.updated, browser clock), event delivery
+latency browser receive -> kernel log (p50/p95), events per comm message during a flood,
+and main-thread long tasks (> 50 ms, PerformanceObserver) while a 2,000-delta reply streams.
+
+Opens WebRTC connections, so run it in a loopback-only namespace:
+    scripts/in-netns .venv/bin/python benchmarks/browser_session.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e.harness import Notebook, Wire, chromium, jupyter_lab  # noqa: E402
+
+CONNECTS = 5
+FLOOD_DELTAS = 2000
+
+SETUP = f"""
+from realtime_widget import Emulator, RealtimeWidget
+
+def responder(ctx):
+    if (ctx.last_user_text or "").startswith("flood"):
+        return "".join(f"w{{i}} " for i in range({FLOOD_DELTAS}))
+    return "Hello from the benchmark."
+
+emu = Emulator(responder=responder, delta_interval_ms=1, first_delta_delay_ms=0).start()
+# no turn detection: the fake microphone's beep must not interrupt the flood
+w = RealtimeWidget(
+    base_url=emu.base_url, api_key=emu.api_key, output_modalities=["text"], turn_detection=None
+)
+w
+"""
+
+OBSERVE_LONG_TASKS = """
+window.__longTasks = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.__longTasks.push({start: e.startTime, ms: e.duration});
+}).observe({type: 'longtask', buffered: true});
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="rtw-bench-"))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(SETUP)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = tmp / "bench.ipynb"
+    nbformat.write(nb, path)
+    wire = Wire()
+    with jupyter_lab(tmp / "lab", [path]) as lab, chromium(tmp) as browser:
+        page = browser.new_page()
+        wire.attach(page)
+        page.add_init_script(OBSERVE_LONG_TASKS)
+        page.goto(lab.notebook_url("bench.ipynb"))
+        book = Notebook(page)
+        book.wait_kernel_idle()
+        book.run_cell(0)
+        page.locator("[data-testid=rtw-connect]").first.wait_for()
+
+        connect_ms = []
+        for i in range(CONNECTS):
+            t_click = page.evaluate("() => performance.timeOrigin + performance.now()")
+            page.locator("[data-testid=rtw-connect]").first.click()
+            t_updated = book.poll(
+                "next((r['t_ms'] for r in w.events.of_type('session.updated') "
+                f"if r['call'] == w.call), None)",
+                timeout=20,
+                interval=0.05,
+            )
+            connect_ms.append(t_updated - t_click)
+            if i < CONNECTS - 1:
+                page.locator("[data-testid=rtw-connect]").first.click()  # Disconnect
+                book.poll("w.status == 'disconnected'")
+        print(
+            f"connect (click -> session.updated), {CONNECTS} calls: median "
+            f"{statistics.median(connect_ms):.0f} ms, min {min(connect_ms):.0f}, max {max(connect_ms):.0f}"
+        )
+
+        n_before = book.kernel_json("len(w.events)")
+        frames_before = len(wire.frames)
+        t_mark = page.evaluate("() => performance.now()")
+        book.kernel_eval("w.send_text('flood please')")
+        # Wait in the browser, not by polling the kernel: a busy kernel would delay delivery.
+        page.wait_for_function(
+            f"() => (document.querySelector('[data-testid=rtw-transcript]')?.textContent || '')"
+            f".includes('w{FLOOD_DELTAS - 1}')",
+            timeout=120_000,
+        )
+        time.sleep(1.0)
+        stats = book.kernel_json(
+            f"[(r['t_kernel_ms'] - r['t_ms']) for r in list(w.events)[{n_before}:] if r['direction'] == 'server']"
+        )
+        deltas = book.kernel_json(
+            f"sum(1 for r in list(w.events)[{n_before}:] if r['type'] == 'response.output_text.delta')"
+        )
+        status = book.kernel_json(
+            "w.events.of_type('response.done')[-1]['event']['response']['status']"
+        )
+        assert status == "completed", status
+        batches = sum(
+            1
+            for f in wire.frames[frames_before:]
+            if b'"kind":"events"' in f or b'"kind": "events"' in f
+        )
+        long_tasks = [t for t in page.evaluate("() => window.__longTasks") if t["start"] >= t_mark]
+        print(
+            f"delivery browser -> kernel log over {len(stats)} server events: "
+            f"p50 {pct(stats, 0.5):.1f} ms, p95 {pct(stats, 0.95):.1f} ms"
+        )
+        print(
+            f"flood: {deltas} text deltas arrived in {batches} comm messages "
+            f"({len(stats) / max(batches, 1):.1f} events per message)"
+        )
+        # single events on an idle kernel: 20 session.update -> session.updated round trips
+        n_mark = book.kernel_json("len(w.events)")
+        for i in range(20):
+            book.kernel_eval(f"w.speed = {1.0 + (i % 2) * 0.1}")
+            time.sleep(0.15)
+        single = book.kernel_json(
+            f"[(r['t_kernel_ms'] - r['t_ms']) for r in list(w.events)[{n_mark}:] if r['type'] == 'session.updated']"
+        )
+        print(
+            f"delivery of single events on an idle kernel ({len(single)} session.updated): "
+            f"p50 {pct(single, 0.5):.1f} ms, p95 {pct(single, 0.95):.1f} ms"
+        )
+        worst = max((t["ms"] for t in long_tasks), default=0.0)
+        print(
+            f"long tasks (> 50 ms) while the flood streamed: {len(long_tasks)}, longest {worst:.0f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

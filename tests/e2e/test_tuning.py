@@ -1,0 +1,97 @@
+"""Tuning a live session from the control panel, in JupyterLab, light and dark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import ARTIFACTS, ROOT, Notebook, chromium, jupyter_lab
+
+pytestmark = pytest.mark.e2e
+
+TUNING = ROOT / "notebooks" / "tuning.ipynb"
+CELL_END = 15  # w.disconnect()
+
+
+def panel_input(page, label: str):
+    return (
+        page.locator(".widget-inline-hbox", has=page.locator(f"label:text-is('{label}')"))
+        .locator("input")
+        .first
+    )
+
+
+def test_panel_tunes_a_live_session(tmp_path: Path) -> None:
+    env = {"INWORLD_API_KEY": "", "INWORLD_BASE_URL": ""}
+    with jupyter_lab(tmp_path / "lab", [TUNING], env=env) as lab, chromium(tmp_path) as browser:
+        page = browser.new_page()
+        page.goto(lab.notebook_url("tuning.ipynb"))
+        nb = Notebook(page)
+        nb.wait_kernel_idle()
+        nb.run_cell(1)
+        page.locator("[data-testid=rtw-connect]").first.click()
+        nb.poll("w.status == 'connected'", timeout=30)
+        nb.poll("bool(w.server_session)")
+        n0 = nb.kernel_json("len(w.events.of_type('session.update', direction='client'))")
+
+        voice = panel_input(page, "Voice")
+        voice.fill("Hades")
+        voice.press("Enter")
+        speed = page.locator(".widget-slider", has=page.locator("label:text-is('Speed')")).locator(
+            ".widget-readout"
+        )
+        speed.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("1.25")
+        page.keyboard.press("Enter")
+        got = nb.poll(
+            "(lambda o: o if o.get('voice') == 'Hades' and o.get('speed') == 1.25 else None)"
+            "(w.server_session.get('audio', {}).get('output', {}))",
+            timeout=15,
+        )
+        assert got["voice"] == "Hades" and got["speed"] == 1.25
+        sent = nb.kernel_json(
+            "[r['event']['session'] for r in w.events.of_type('session.update', direction='client')]"
+        )[n0:]
+        # partial updates only, carrying just what changed
+        assert all(set(s) <= {"type", "audio"} and set(s["audio"]) == {"output"} for s in sent), (
+            sent
+        )
+        assert 1 <= len(sent) <= 2
+        panel = page.locator(".widget-vbox", has=page.locator("text=Listening")).first
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.widget-html')].some(e => e.textContent.includes('session.updated'))",
+            timeout=10_000,
+        )
+
+        tokens = panel_input(page, "Max output tokens")
+        tokens.fill("lots")
+        tokens.press("Enter")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.widget-html')].some(e => e.textContent.includes('not applied'))",
+            timeout=10_000,
+        )
+        assert nb.kernel_json("w.max_output_tokens") == 4096
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        box = page.locator(".widget-hbox", has=page.locator(".rtw-root")).first
+        box.scroll_into_view_if_needed()
+        box.screenshot(path=str(ARTIFACTS / "tuning-light.png"))
+        page.evaluate(
+            "() => jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
+        )
+        page.wait_for_function(
+            "() => document.body.dataset.jpThemeLight === 'false'", timeout=15_000
+        )
+        page.wait_for_timeout(300)  # let the theme's CSS variables settle before the picture
+        box.screenshot(path=str(ARTIFACTS / "tuning-dark.png"))
+        # the widget follows the theme: its background is JupyterLab's dark layout colour
+        bg = page.evaluate(
+            "() => getComputedStyle(document.querySelector('.rtw-root')).backgroundColor"
+        )
+        channels = [int(c) for c in bg[bg.index("(") + 1 : bg.index(")")].split(",")[:3]]
+        assert sum(channels) / 3 < 100, bg
+        assert panel.count() == 1
+        nb.run_cell(CELL_END)
+        nb.poll("w.status == 'disconnected'")
