@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.harness import Notebook, Wire, chromium, jupyter_lab  # noqa: E402
+from tests.e2e.harness import Notebook, Wire, chromium, jupyter_lab
 
 CONNECTS = 5
 FLOOD_DELTAS = 2000
@@ -81,7 +81,7 @@ def main() -> None:
             page.locator("[data-testid=rtw-connect]").first.click()
             t_updated = book.poll(
                 "next((r['t_ms'] for r in w.events.of_type('session.updated') "
-                f"if r['call'] == w.call), None)",
+                "if r['call'] == w.call), None)",
                 timeout=20,
                 interval=0.05,
             )
