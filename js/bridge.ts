@@ -1,0 +1,263 @@
+/**
+ * The kernel <-> browser message protocol (browser half; `src/realtime_widget/_bridge.py` is
+ * the other). Kind strings and fields must match the Python module exactly: a contract test
+ * compares the two.
+ */
+
+// Python -> browser
+export const CONNECT = "connect";
+export const ANSWER = "answer";
+export const SIGNAL_ERROR = "signal_error";
+export const SEND = "send";
+export const DISCONNECT = "disconnect";
+
+// browser -> Python
+export const OFFER = "offer";
+export const EVENTS = "events";
+export const STATE = "state";
+export const REQUEST = "request";
+
+export const TO_BROWSER = [
+  CONNECT,
+  ANSWER,
+  SIGNAL_ERROR,
+  SEND,
+  DISCONNECT,
+] as const;
+export const TO_KERNEL = [OFFER, EVENTS, STATE, REQUEST] as const;
+
+export const DIRECTIONS = ["client", "server", "local"] as const;
+export const STATUSES = [
+  "disconnected",
+  "connecting",
+  "connected",
+  "failed",
+] as const;
+
+/** Same default as Python's DEFAULT_GATHER_TIMEOUT_MS, used when a connect message omits it. */
+export const DEFAULT_GATHER_TIMEOUT_MS = 800;
+
+export type Direction = (typeof DIRECTIONS)[number];
+export type Status = (typeof STATUSES)[number];
+
+/** A realtime event as it travels on the data channel: JSON object, `type` usually present. */
+export type RealtimeEvent = { type?: string; [key: string]: unknown };
+
+// ---- Python -> browser -------------------------------------------------------------------
+
+export interface ConnectMsg {
+  kind: typeof CONNECT;
+  call: number;
+  ice_servers: RTCIceServer[];
+  session_update: RealtimeEvent;
+  queued: RealtimeEvent[];
+  mic: boolean;
+  gather_timeout_ms: number;
+}
+export interface AnswerMsg {
+  kind: typeof ANSWER;
+  call: number;
+  sdp: string;
+}
+export interface SignalErrorMsg {
+  kind: typeof SIGNAL_ERROR;
+  call: number;
+  message: string;
+}
+export interface SendMsg {
+  kind: typeof SEND;
+  call: number;
+  events: RealtimeEvent[];
+}
+export interface DisconnectMsg {
+  kind: typeof DISCONNECT;
+  call: number;
+}
+export type ToBrowserMsg =
+  ConnectMsg | AnswerMsg | SignalErrorMsg | SendMsg | DisconnectMsg;
+
+// ---- browser -> Python -------------------------------------------------------------------
+
+export interface OfferMsg {
+  kind: typeof OFFER;
+  call: number;
+  sdp: string;
+}
+export interface EventRecord {
+  seq: number;
+  dir: Direction;
+  t_ms: number;
+  event: RealtimeEvent;
+}
+export interface EventsMsg {
+  kind: typeof EVENTS;
+  call: number;
+  records: EventRecord[];
+}
+export interface StateMsg {
+  kind: typeof STATE;
+  call: number;
+  state: Status;
+  detail: string;
+}
+export type RequestMsg =
+  | {
+      kind: typeof REQUEST;
+      action: "connect" | "disconnect" | "cancel_response";
+    }
+  | { kind: typeof REQUEST; action: "send_text"; text: string };
+export type ToKernelMsg = OfferMsg | EventsMsg | StateMsg | RequestMsg;
+
+// ---- parsing -----------------------------------------------------------------------------
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+function eventList(x: unknown): RealtimeEvent[] {
+  return Array.isArray(x) ? x.filter(isObject) : [];
+}
+
+/**
+ * Validate a custom message from Python. Returns null for anything that is not one of our
+ * kinds (other widgets' traffic, or a malformed message) so the caller can ignore it.
+ * Optional fields get the same defaults Python would have sent.
+ */
+export function parseToBrowser(msg: unknown): ToBrowserMsg | null {
+  if (!isObject(msg) || typeof msg.kind !== "string") return null;
+  const call = msg.call;
+  if (typeof call !== "number") return null;
+  switch (msg.kind) {
+    case CONNECT:
+      if (!isObject(msg.session_update)) return null;
+      return {
+        kind: CONNECT,
+        call,
+        ice_servers: Array.isArray(msg.ice_servers)
+          ? (msg.ice_servers as RTCIceServer[])
+          : [],
+        session_update: msg.session_update,
+        queued: eventList(msg.queued),
+        mic: msg.mic !== false,
+        gather_timeout_ms:
+          typeof msg.gather_timeout_ms === "number" &&
+          msg.gather_timeout_ms >= 0
+            ? msg.gather_timeout_ms
+            : DEFAULT_GATHER_TIMEOUT_MS,
+      };
+    case ANSWER:
+      return typeof msg.sdp === "string"
+        ? { kind: ANSWER, call, sdp: msg.sdp }
+        : null;
+    case SIGNAL_ERROR:
+      return {
+        kind: SIGNAL_ERROR,
+        call,
+        message: String(msg.message ?? "Signalling failed"),
+      };
+    case SEND:
+      return { kind: SEND, call, events: eventList(msg.events) };
+    case DISCONNECT:
+      return { kind: DISCONNECT, call };
+    default:
+      return null;
+  }
+}
+
+// ---- clock -------------------------------------------------------------------------------
+
+/** Epoch milliseconds with sub-ms resolution (Date.now() is whole ms and can step). */
+export function epochMs(): number {
+  if (typeof performance !== "undefined" && performance.timeOrigin > 0) {
+    return performance.timeOrigin + performance.now();
+  }
+  return Date.now();
+}
+
+// ---- batching ----------------------------------------------------------------------------
+
+export interface BatcherOptions {
+  /** Receives one `events` message per batch. */
+  send: (msg: EventsMsg) => void;
+  /** Delay between a batch's first record and its flush. */
+  batchMs?: number;
+  /** A batch this large flushes at once, so a flood never builds one huge message. */
+  maxBatch?: number;
+  now?: () => number;
+  setTimeout?: (fn: () => void, ms: number) => unknown;
+  clearTimeout?: (handle: unknown) => void;
+}
+
+/**
+ * Collects event records and ships them as one `events` message per batch. A comm message
+ * costs far more than a record, so a burst of deltas rides in a handful of messages; the
+ * short timer bounds the latency added to a lone event. Nothing is ever dropped: a batch is
+ * flushed when full, when its timer fires, when the call changes, and on `flush()`.
+ */
+export class EventBatcher {
+  private seq = 0;
+  private batch: EventRecord[] = [];
+  private batchCall = 0;
+  private timer: unknown = null;
+  private readonly opts: Required<BatcherOptions>;
+
+  constructor(opts: BatcherOptions) {
+    this.opts = {
+      batchMs: 4,
+      maxBatch: 500,
+      now: epochMs,
+      setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+      clearTimeout: (h) =>
+        globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
+      ...opts,
+    };
+  }
+
+  /** Stamp an event with the next seq and the browser clock, queue it, return the record. */
+  add(
+    call: number,
+    dir: Direction,
+    event: RealtimeEvent,
+    tMs?: number,
+  ): EventRecord {
+    // Every message names one call, so a record of another call closes the current batch.
+    if (this.batch.length > 0 && call !== this.batchCall) this.flush();
+    const record: EventRecord = {
+      seq: this.seq++,
+      dir,
+      t_ms: tMs ?? this.opts.now(),
+      event,
+    };
+    this.batchCall = call;
+    this.batch.push(record);
+    if (this.batch.length >= this.opts.maxBatch) {
+      this.flush();
+    } else if (this.timer === null) {
+      this.timer = this.opts.setTimeout(() => {
+        this.timer = null;
+        this.flush();
+      }, this.opts.batchMs);
+    }
+    return record;
+  }
+
+  /** Send whatever is pending now (also the cleanup path). */
+  flush(): void {
+    if (this.timer !== null) {
+      this.opts.clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.batch.length === 0) return;
+    const records = this.batch;
+    this.batch = [];
+    this.opts.send({ kind: EVENTS, call: this.batchCall, records });
+  }
+
+  get pending(): number {
+    return this.batch.length;
+  }
+
+  get nextSeq(): number {
+    return this.seq;
+  }
+}

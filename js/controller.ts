@@ -1,0 +1,226 @@
+/**
+ * One controller per widget model (made in `initialize`): it owns the call, the event
+ * batcher and the store views draw from. Living per model rather than per view is what lets
+ * two views share one call and lets a closed output leave the call running.
+ */
+
+import type { AnyModel } from "@anywidget/types";
+
+import {
+  ANSWER,
+  CONNECT,
+  DISCONNECT,
+  EventBatcher,
+  OFFER,
+  REQUEST,
+  SEND,
+  SIGNAL_ERROR,
+  STATE,
+  parseToBrowser,
+  type ConnectMsg,
+  type Direction,
+  type EventsMsg,
+  type RealtimeEvent,
+  type ToKernelMsg,
+} from "./bridge";
+import { Call, type CallDeps } from "./connection";
+import { Store } from "./store";
+
+/** The synced traits the front end reads (Python owns them; the view may set `muted`). */
+export interface Traits {
+  status: string;
+  error: string;
+  mic: boolean;
+  muted: boolean;
+  /** ipywidgets' Layout model: used only as a stable identity for this widget (see widget.ts). */
+  layout: unknown;
+}
+
+export type WidgetModel = AnyModel<Traits>;
+
+export interface ControllerOptions {
+  batchMs?: number;
+  maxBatch?: number;
+  /** Passed through to each Call (tests shorten these). */
+  callOptions?: {
+    statsIntervalMs?: number;
+    audiblePollMs?: number;
+    audibleRms?: number;
+  };
+  /** Resumed on a Connect click (user gesture), closed on dispose. */
+  audio?: { resume(): void; close(): void };
+}
+
+export class Controller {
+  readonly store = new Store();
+  private call: Call | null = null;
+  private readonly batcher: EventBatcher;
+  private disposed = false;
+
+  constructor(
+    private readonly model: WidgetModel,
+    private readonly deps: CallDeps,
+    private readonly opts: ControllerOptions = {},
+  ) {
+    this.batcher = new EventBatcher({
+      send: (msg: EventsMsg) => this.post(msg),
+      batchMs: opts.batchMs,
+      maxBatch: opts.maxBatch,
+      now: deps.now,
+      setTimeout: deps.setTimeout,
+      clearTimeout: deps.clearTimeout,
+    });
+    model.on("msg:custom", this.onCustom);
+    model.on("change:muted", this.onMuted);
+  }
+
+  /** The live call, if any (tests and the view's meters). */
+  get current(): Call | null {
+    return this.call;
+  }
+
+  levels(): { mic: number; assistant: number } {
+    return this.call?.levels() ?? { mic: 0, assistant: 0 };
+  }
+
+  // ---- requests from views: Python performs them so views and code share one path -----
+
+  requestConnect(): void {
+    // We are inside the click: the one moment a browser lets audio start unprompted.
+    this.opts.audio?.resume();
+    this.post({ kind: REQUEST, action: "connect" });
+  }
+
+  requestDisconnect(): void {
+    this.post({ kind: REQUEST, action: "disconnect" });
+  }
+
+  /** Stop the reply in flight (Python sends response.cancel + output_audio_buffer.clear). */
+  requestCancel(): void {
+    this.post({ kind: REQUEST, action: "cancel_response" });
+  }
+
+  sendText(text: string): void {
+    this.post({ kind: REQUEST, action: "send_text", text });
+  }
+
+  /** Hang up, ship every pending record, stop listening. Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.call?.close();
+    this.call = null;
+    this.batcher.flush();
+    this.model.off("msg:custom", this.onCustom);
+    this.model.off("change:muted", this.onMuted);
+    this.opts.audio?.close();
+  }
+
+  // ---- internals ---------------------------------------------------------------------
+
+  private post(msg: ToKernelMsg): void {
+    try {
+      this.model.send(msg);
+    } catch (e) {
+      // The comm can already be gone during teardown; nothing useful to do but say so.
+      console.warn("[realtime-widget] could not send to the kernel", e);
+    }
+  }
+
+  private record(
+    call: number,
+    dir: Direction,
+    event: RealtimeEvent,
+    tMs?: number,
+  ): void {
+    const rec = this.batcher.add(call, dir, event, tMs);
+    this.store.addRecord(rec);
+  }
+
+  private readonly onMuted = (): void => {
+    this.call?.setMuted(Boolean(this.model.get("muted")));
+  };
+
+  private readonly onCustom = (raw: unknown): void => {
+    if (this.disposed) return;
+    const msg = parseToBrowser(raw);
+    if (!msg) return;
+    const call = this.call && this.call.id === msg.call ? this.call : null;
+    switch (msg.kind) {
+      case CONNECT:
+        this.connect(msg);
+        break;
+      case ANSWER:
+        if (call) void call.answer(msg.sdp);
+        else
+          this.record(msg.call, "local", {
+            type: "stale.message",
+            kind: msg.kind,
+          });
+        break;
+      case SIGNAL_ERROR:
+        if (call) call.signalError(msg.message);
+        else
+          this.record(msg.call, "local", {
+            type: "stale.message",
+            kind: msg.kind,
+          });
+        break;
+      case SEND:
+        if (call) call.send(msg.events);
+        else
+          this.record(msg.call, "local", {
+            type: "send.unsent",
+            reason: "no such call",
+            events: msg.events,
+          });
+        break;
+      case DISCONNECT:
+        if (call) call.close();
+        // Confirm anyway, so Python never waits on a call this page does not have.
+        else
+          this.post({
+            kind: STATE,
+            call: msg.call,
+            state: "disconnected",
+            detail: "",
+          });
+        break;
+    }
+  };
+
+  private connect(msg: ConnectMsg): void {
+    if (this.call?.id === msg.call && this.call.isLive) return; // a duplicate: keep the call
+    // One call per widget: a new connect replaces (and hangs up) the old one first.
+    this.call?.close();
+    const id = msg.call;
+    const call = new Call(
+      {
+        call: id,
+        iceServers: msg.ice_servers,
+        sessionUpdate: msg.session_update,
+        queued: msg.queued,
+        mic: msg.mic,
+        muted: Boolean(this.model.get("muted")),
+        gatherTimeoutMs: msg.gather_timeout_ms,
+        ...this.opts.callOptions,
+      },
+      this.deps,
+      {
+        record: (dir, event, tMs) => this.record(id, dir, event, tMs),
+        state: (state, detail) => {
+          // Records first: Python then sees e.g. the session.update before "connected".
+          this.batcher.flush();
+          this.store.setStatus(id, state, detail);
+          this.post({ kind: STATE, call: id, state, detail });
+        },
+        offer: (sdp) => {
+          this.batcher.flush();
+          this.post({ kind: OFFER, call: id, sdp });
+        },
+      },
+    );
+    this.call = call;
+    void call.start();
+  }
+}

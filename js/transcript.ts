@@ -1,0 +1,262 @@
+/**
+ * The conversation as a person reads it, folded incrementally from event records.
+ * Pure data (no DOM): `apply` returns exactly the turns it touched so a view can patch
+ * those nodes instead of re-rendering the whole list on every delta.
+ */
+
+import type { EventRecord, RealtimeEvent } from "./bridge";
+
+export type TurnRole = "user" | "assistant" | "system";
+export type TurnSource = "typed" | "speech" | "reply" | "error";
+export type TurnStatus =
+  "streaming" | "done" | "cancelled" | "failed" | "incomplete";
+
+export interface Turn {
+  id: string;
+  role: TurnRole;
+  source: TurnSource;
+  text: string;
+  status: TurnStatus;
+  responseId?: string;
+  itemId?: string;
+  /** Why a reply ended early (`status_details.reason`, e.g. turn_detected). */
+  reason?: string;
+}
+
+export interface TranscriptChange {
+  /** Turns added or modified, in the order they were touched. */
+  changed: Turn[];
+  /** Turns dropped off the front to keep the transcript bounded. */
+  removed: Turn[];
+}
+
+// GA names first; the beta aliases are still sent by some servers.
+const AUDIO_TRANSCRIPT_DELTA = new Set([
+  "response.output_audio_transcript.delta",
+  "response.audio_transcript.delta",
+]);
+const AUDIO_TRANSCRIPT_DONE = new Set([
+  "response.output_audio_transcript.done",
+  "response.audio_transcript.done",
+]);
+const TEXT_DELTA = new Set([
+  "response.output_text.delta",
+  "response.text.delta",
+]);
+const TEXT_DONE = new Set(["response.output_text.done", "response.text.done"]);
+
+type PartKind = "audio" | "text";
+
+function str(x: unknown): string | undefined {
+  return typeof x === "string" ? x : undefined;
+}
+
+function obj(x: unknown): Record<string, unknown> | undefined {
+  return typeof x === "object" && x !== null && !Array.isArray(x)
+    ? (x as Record<string, unknown>)
+    : undefined;
+}
+
+/** The typed text of a user message item, or undefined if the item is something else. */
+export function typedText(item: unknown): string | undefined {
+  const it = obj(item);
+  if (
+    !it ||
+    it.role !== "user" ||
+    (it.type !== undefined && it.type !== "message")
+  )
+    return;
+  if (!Array.isArray(it.content)) return;
+  const parts = it.content
+    .map(obj)
+    .filter((c) => c?.type === "input_text" && typeof c.text === "string")
+    .map((c) => c!.text as string);
+  return parts.length > 0 ? parts.join("\n") : undefined;
+}
+
+export class Transcript {
+  readonly turns: Turn[] = [];
+  private byId = new Map<string, Turn>();
+  /** Per reply: text by `${kind}|${item_id}|${content_index}`, in arrival order. */
+  private parts = new Map<string, Map<string, string>>();
+
+  constructor(private readonly maxTurns = 1000) {}
+
+  get(id: string): Turn | undefined {
+    return this.byId.get(id);
+  }
+
+  apply(record: EventRecord): TranscriptChange {
+    const changed: Turn[] = [];
+    const removed: Turn[] = [];
+    const touch = (t: Turn | undefined) => {
+      if (t && !changed.includes(t)) changed.push(t);
+    };
+    const ev = record.event;
+    if (record.dir === "client") {
+      if (ev.type === "conversation.item.create")
+        touch(this.typed(ev, record.seq));
+    } else if (record.dir === "server") {
+      touch(this.server(ev, record.seq));
+    }
+    while (this.turns.length > this.maxTurns) {
+      const gone = this.turns.shift()!;
+      this.byId.delete(gone.id);
+      this.parts.delete(gone.id);
+      removed.push(gone);
+    }
+    return { changed: changed.filter((t) => this.byId.has(t.id)), removed };
+  }
+
+  private add(turn: Turn): Turn {
+    this.turns.push(turn);
+    this.byId.set(turn.id, turn);
+    return turn;
+  }
+
+  private typed(ev: RealtimeEvent, seq: number): Turn | undefined {
+    const text = typedText(ev.item);
+    if (text === undefined) return;
+    const itemId = str(obj(ev.item)?.id);
+    const id = itemId ? `item:${itemId}` : `typed:${seq}`;
+    if (this.byId.has(id)) return;
+    return this.add({
+      id,
+      role: "user",
+      source: "typed",
+      text,
+      status: "done",
+      itemId,
+    });
+  }
+
+  /** The user's spoken turn for an item, created as a placeholder when the audio is committed. */
+  private speech(itemId: string): Turn {
+    const id = `item:${itemId}`;
+    return (
+      this.byId.get(id) ??
+      this.add({
+        id,
+        role: "user",
+        source: "speech",
+        text: "",
+        status: "streaming",
+        itemId,
+      })
+    );
+  }
+
+  private reply(responseId: string): Turn {
+    const id = `response:${responseId}`;
+    return (
+      this.byId.get(id) ??
+      this.add({
+        id,
+        role: "assistant",
+        source: "reply",
+        text: "",
+        status: "streaming",
+        responseId,
+      })
+    );
+  }
+
+  private setPart(
+    turn: Turn,
+    kind: PartKind,
+    ev: RealtimeEvent,
+    text: string,
+    append: boolean,
+  ) {
+    let parts = this.parts.get(turn.id);
+    if (!parts) this.parts.set(turn.id, (parts = new Map()));
+    const key = `${kind}|${str(ev.item_id) ?? ""}|${String(ev.content_index ?? 0)}`;
+    parts.set(key, append ? (parts.get(key) ?? "") + text : text);
+    // With audio+text output the same words can arrive twice; the spoken transcript wins.
+    const all = [...parts.entries()];
+    const audio = all.filter(([k]) => k.startsWith("audio|"));
+    const chosen = audio.length > 0 ? audio : all;
+    turn.text = chosen.map(([, v]) => v).join("");
+  }
+
+  private server(ev: RealtimeEvent, seq: number): Turn | undefined {
+    const type = ev.type ?? "";
+    const responseId = str(ev.response_id);
+    const itemId = str(ev.item_id);
+
+    if (type === "input_audio_buffer.committed" && itemId)
+      return this.speech(itemId);
+    if (
+      type === "conversation.item.input_audio_transcription.delta" &&
+      itemId
+    ) {
+      const t = this.speech(itemId);
+      t.text += str(ev.delta) ?? "";
+      return t;
+    }
+    if (
+      type === "conversation.item.input_audio_transcription.completed" &&
+      itemId
+    ) {
+      const t = this.speech(itemId);
+      t.text = str(ev.transcript) ?? t.text;
+      t.status = "done";
+      return t;
+    }
+    if (
+      type === "conversation.item.input_audio_transcription.failed" &&
+      itemId
+    ) {
+      const t = this.speech(itemId);
+      t.status = "failed";
+      t.reason = str(obj(ev.error)?.message);
+      return t;
+    }
+
+    if (responseId) {
+      if (AUDIO_TRANSCRIPT_DELTA.has(type) || TEXT_DELTA.has(type)) {
+        const t = this.reply(responseId);
+        const kind = AUDIO_TRANSCRIPT_DELTA.has(type) ? "audio" : "text";
+        this.setPart(t, kind, ev, str(ev.delta) ?? "", true);
+        return t;
+      }
+      if (AUDIO_TRANSCRIPT_DONE.has(type) || TEXT_DONE.has(type)) {
+        const t = this.reply(responseId);
+        const audio = AUDIO_TRANSCRIPT_DONE.has(type);
+        const full = str(audio ? ev.transcript : ev.text);
+        // The done event carries the whole part: authoritative if a delta went missing.
+        if (full !== undefined)
+          this.setPart(t, audio ? "audio" : "text", ev, full, false);
+        return t;
+      }
+    }
+
+    if (type === "response.done") {
+      const response = obj(ev.response);
+      const id = str(response?.id);
+      // Replies are created lazily on their first words: a tool-call-only response has none.
+      const t = id ? this.byId.get(`response:${id}`) : undefined;
+      if (!t) return;
+      const status = str(response?.status);
+      t.status =
+        status === "cancelled" || status === "failed" || status === "incomplete"
+          ? status
+          : "done";
+      t.reason = str(obj(response?.status_details)?.reason) ?? t.reason;
+      return t;
+    }
+
+    if (type === "error") {
+      const err = obj(ev.error);
+      const text = str(err?.message) ?? "Unknown error";
+      return this.add({
+        id: `error:${seq}`,
+        role: "system",
+        source: "error",
+        text,
+        status: "failed",
+      });
+    }
+    return;
+  }
+}

@@ -1,0 +1,68 @@
+"""``python -m realtime_widget.emulator``: serve the emulator until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import threading
+import types
+from collections.abc import Sequence
+from typing import Any
+
+
+def _parse_optional_int(text: str) -> int | None:
+    return None if text.lower() in ("", "none") else int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import Knobs
+
+    parser = argparse.ArgumentParser(
+        prog="python -m realtime_widget.emulator",
+        description="Local realtime emulator: the provider's protocol over WebRTC, on loopback.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--api-key", default=None, help="API key to accept (default: random)")
+    parser.add_argument("--log-level", default="WARNING", help="Python logging level")
+    knobs = parser.add_argument_group("latency and fault knobs")
+    for f in dataclasses.fields(Knobs):
+        convert: Any = float if f.type in ("float", float) else _parse_optional_int
+        knobs.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=convert,
+            default=None,
+            help=f"{f.metadata['help']} (default: {f.default})",
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper())
+    from . import Emulator, Knobs
+
+    names = {f.name for f in dataclasses.fields(Knobs)}
+    knobs = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    emulator = Emulator(api_key=args.api_key, port=args.port, host=args.host, **knobs).start()
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: types.FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print(f"realtime emulator listening on {emulator.base_url}", flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The public :class:`Emulator`: the server on its own thread and event loop.
+
+A thread of its own makes it usable from a running Jupyter kernel (whose loop is busy) and from
+plain scripts alike; every public method is safe to call from any other thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from typing import Any
+
+from ._knobs import Knobs
+from ._responder import Responder, Transcriber, default_responder, default_transcriber
+from ._server import EmulatorServer
+
+_START_TIMEOUT_S = 15.0
+_STOP_TIMEOUT_S = 15.0
+
+
+class Emulator:
+    """A local realtime service speaking the provider's protocol over real WebRTC.
+
+    ``Emulator(**knobs).start()`` listens on ``host:port`` (0 picks a free port); give
+    ``emu.base_url`` and ``emu.api_key`` to a client. Knobs are the fields of :class:`Knobs`.
+    ``responder`` decides what the model says, ``transcriber`` what it heard.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        responder: Responder | None = None,
+        transcriber: Transcriber | None = None,
+        **knobs: Any,
+    ) -> None:
+        self.api_key = api_key or secrets.token_urlsafe(24)
+        self.host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._knobs = Knobs.from_kwargs(**knobs)
+        self._responder = responder or default_responder
+        self._transcriber = transcriber or default_transcriber
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: EmulatorServer | None = None
+        self._final_calls: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    # --- properties ----------------------------------------------------------------------
+    @property
+    def knobs(self) -> Knobs:
+        return self._knobs
+
+    def configure(self, **knobs: Any) -> None:
+        """Change knobs on a running emulator; calls pick them up at their next use."""
+        self._knobs = Knobs.from_kwargs(self._knobs, **knobs)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the emulator is not started: call start() first")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """Snapshots of every call so far (copies, taken on the emulator's loop)."""
+        loop, server = self._loop, self._server
+        if loop is None or server is None or not loop.is_running():
+            return list(self._final_calls)
+        if threading.current_thread() is self._thread:
+            return server.snapshots()
+
+        async def take() -> list[dict[str, Any]]:
+            return server.snapshots()
+
+        return asyncio.run_coroutine_threadsafe(take(), loop).result(_STOP_TIMEOUT_S)
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._port is not None else "not started"
+        state = "running" if self.running else "stopped"
+        return f"<Emulator {where} {state}>"  # never the api_key
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Emulator:
+        with self._lock:
+            if self.running:
+                return self
+            ready = threading.Event()
+            failure: list[BaseException] = []
+            server = EmulatorServer(
+                self.api_key, lambda: self._knobs, self._responder, self._transcriber
+            )
+            thread = threading.Thread(
+                target=self._serve,
+                args=(server, ready, failure),
+                name="realtime-emulator",
+                daemon=True,
+            )
+            thread.start()
+            if not ready.wait(_START_TIMEOUT_S):
+                raise RuntimeError("the realtime emulator did not start in time")
+            if failure:
+                thread.join(_STOP_TIMEOUT_S)
+                raise failure[0]
+            self._thread, self._server = thread, server
+            return self
+
+    def _serve(
+        self, server: EmulatorServer, ready: threading.Event, failure: list[BaseException]
+    ) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            self._port = loop.run_until_complete(server.start(self.host, self._requested_port))
+        except BaseException as exc:
+            failure.append(exc)
+            ready.set()
+            loop.close()
+            return
+        self._loop = loop
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self) -> None:
+        """End every call and free the port. Safe to call twice, or before start()."""
+        with self._lock:
+            loop, server, thread = self._loop, self._server, self._thread
+            if loop is None or server is None or thread is None:
+                return
+            if threading.current_thread() is thread:
+                raise RuntimeError("stop() cannot be called from the emulator's own thread")
+
+            async def shutdown() -> list[dict[str, Any]]:
+                await server.shutdown()
+                return server.snapshots()  # kept: emu.calls still answers after stop()
+
+            try:
+                self._final_calls = asyncio.run_coroutine_threadsafe(shutdown(), loop).result(
+                    _STOP_TIMEOUT_S
+                )
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join(_STOP_TIMEOUT_S)
+                self._loop = self._server = self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,66 @@
+"""Latency and fault knobs: one frozen dataclass, shared by the constructor and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _knob(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Per-emulator settings that shape timing and inject faults. All are optional."""
+
+    first_delta_delay_ms: float = _knob(
+        120.0, "delay between response.created and the first delta (time to first token)"
+    )
+    delta_interval_ms: float = _knob(
+        25.0,
+        "interval between text/function-argument deltas; audio transcript deltas follow the "
+        "synthetic speech instead",
+    )
+    speech_rate: float = _knob(
+        15.0, "synthetic speech rate in characters per second at session speed 1.0"
+    )
+    reject_calls_status: int | None = _knob(
+        None, "answer every POST /v1/realtime/calls with this HTTP status (400-599)"
+    )
+    answer_delay_ms: float = _knob(0.0, "wait this long before sending the SDP answer")
+    drop_channel_after: int | None = _knob(
+        None, "close the data channel after this many server events (per call)"
+    )
+    close_after: int | None = _knob(
+        None, "close the peer connection after this many server events (per call)"
+    )
+    malformed_after: int | None = _knob(
+        None, "send one malformed (non-JSON) message after this many server events (per call)"
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("first_delta_delay_ms", "delta_interval_ms", "answer_delay_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.speech_rate <= 0:
+            raise ValueError("speech_rate must be > 0")
+        if self.reject_calls_status is not None and not 400 <= self.reject_calls_status <= 599:
+            raise ValueError("reject_calls_status must be an HTTP error status (400-599)")
+        for name in ("drop_channel_after", "close_after", "malformed_after"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+    @classmethod
+    def from_kwargs(cls, base: Knobs | None = None, **kwargs: Any) -> Knobs:
+        """Build knobs from keyword arguments; unknown names raise ``TypeError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise TypeError(f"unknown emulator knob(s): {', '.join(unknown)}")
+        return dataclasses.replace(base or cls(), **kwargs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,165 @@
+"""Read the peer's microphone track: levels, statistics, VAD, and the audio of each turn."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from ._vad import EnergyVad, VadEvent, VadParams
+
+log = logging.getLogger(__name__)
+
+MAX_TURN_S = 60.0  # cap on buffered audio per turn, so a stuck open mic cannot eat memory
+
+
+@dataclass
+class Segment:
+    """Audio of one user turn, mono int16, with its place on the stream clock."""
+
+    pcm: np.ndarray
+    sample_rate: int
+    start_ms: int
+    end_ms: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / self.sample_rate if self.sample_rate else 0.0
+
+
+def to_mono_float(frame: Any) -> np.ndarray:
+    """An av.AudioFrame as mono float samples in -1..1, whatever its layout or sample format."""
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if frame.format.is_planar:
+        mono = data.reshape(channels, -1).mean(axis=0)
+    else:
+        mono = data.reshape(-1, channels).mean(axis=1)
+    if data.dtype.kind in "iu":
+        mono = mono / float(np.iinfo(data.dtype).max + 1)
+    return np.asarray(mono, dtype=np.float64)
+
+
+class MicMonitor:
+    """Consumes the mic track on the emulator's loop; reports VAD events and turn audio."""
+
+    def __init__(
+        self,
+        on_vad: Callable[[VadEvent, Segment | None], None],
+        params: VadParams | None,
+    ) -> None:
+        self._on_vad = on_vad
+        self._vad = EnergyVad(params) if params else None
+        self._lock = threading.Lock()
+        self.frames = 0
+        self.peak_rms = 0.0
+        self._rms_sum = 0.0
+        self.speech_segments = 0
+        self.stream_ms = 0.0
+        self.sample_rate = 48_000
+        self._recent: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        self._turn: list[np.ndarray] = []
+        self._turn_start_ms = 0.0
+        self._manual_start_ms = 0.0
+
+    # --- configuration -------------------------------------------------------------------
+    def set_params(self, params: VadParams | None) -> None:
+        """Apply a new turn_detection; switching kind mid-turn restarts detection cleanly."""
+        if params is None:
+            self._vad = None
+            self._turn = []
+            self._manual_start_ms = self.stream_ms
+        elif self._vad is None:
+            self._vad = EnergyVad(params)
+            self._turn = []
+        else:
+            self._vad.params = params
+
+    @property
+    def in_speech(self) -> bool:
+        return bool(self._vad and self._vad.in_speech)
+
+    # --- statistics ----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "frames": self.frames,
+                "peak_rms": round(self.peak_rms, 6),
+                "rms_mean": round(self._rms_sum / self.frames, 6) if self.frames else 0.0,
+                "speech_segments": self.speech_segments,
+                "stream_ms": int(self.stream_ms),
+            }
+
+    # --- the stream ----------------------------------------------------------------------
+    async def run(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            self.feed(to_mono_float(frame), int(getattr(frame, "sample_rate", 48_000)))
+
+    def feed(self, mono: np.ndarray, sample_rate: int) -> None:
+        """One decoded frame: update stats, keep its audio, run the VAD."""
+        self.sample_rate = sample_rate
+        rms = float(np.sqrt(np.mean(mono * mono))) if mono.size else 0.0
+        start_ms = self.stream_ms
+        end_ms = start_ms + 1000.0 * mono.size / sample_rate
+        self.stream_ms = end_ms
+        with self._lock:
+            self.frames += 1
+            self._rms_sum += rms
+            self.peak_rms = max(self.peak_rms, rms)
+        pcm = np.asarray(np.clip(mono * 32767, -32768, 32767), dtype=np.int16)
+        self._keep(start_ms, pcm)
+        if self._vad is None:
+            return
+        event = self._vad.feed(rms, start_ms, end_ms)
+        if event is None:
+            return
+        if event.kind == "speech_started":
+            # The turn's audio begins at the padded start: take it from the recent frames.
+            self._turn = [p for t, p in self._recent if t >= event.audio_ms - 20]
+            self._turn_start_ms = event.audio_ms
+            self._on_vad(event, None)
+        else:
+            with self._lock:
+                self.speech_segments += 1
+            segment = Segment(
+                np.concatenate(self._turn) if self._turn else np.zeros(0, np.int16),
+                sample_rate,
+                int(self._turn_start_ms),
+                event.audio_ms,
+            )
+            self._turn = []
+            self._on_vad(event, segment)
+
+    def _keep(self, start_ms: float, pcm: np.ndarray) -> None:
+        self._recent.append((start_ms, pcm))
+        horizon = 1000.0 + (self._vad.params.prefix_padding_ms if self._vad else 0.0)
+        while self._recent and self._recent[0][0] < start_ms - horizon:
+            self._recent.popleft()
+        in_turn = self._vad is None or self._vad.in_speech
+        if in_turn and sum(len(p) for p in self._turn) < MAX_TURN_S * self.sample_rate:
+            self._turn.append(pcm)
+
+    # --- manual turns (turn_detection: null) ---------------------------------------------
+    def take_manual_turn(self) -> Segment:
+        """Everything heard since the last commit or clear, for ``input_audio_buffer.commit``."""
+        pcm = np.concatenate(self._turn) if self._turn else np.zeros(0, np.int16)
+        segment = Segment(pcm, self.sample_rate, int(self._manual_start_ms), int(self.stream_ms))
+        self.clear_manual_turn()
+        if len(pcm):
+            with self._lock:
+                self.speech_segments += 1
+        return segment
+
+    def clear_manual_turn(self) -> None:
+        self._turn = []
+        self._manual_start_ms = self.stream_ms

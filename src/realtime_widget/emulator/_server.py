@@ -1,0 +1,165 @@
+"""The HTTP side: ICE servers, the SDP exchange that creates calls, and an inspection route."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ._call import Call
+from ._knobs import Knobs
+from ._loopback import install_loopback_candidates
+from ._responder import Responder, Transcriber
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(status: int, code: str, message: str, type: str | None = None) -> web.Response:
+    kind = type or ("server_error" if status >= 500 else "invalid_request_error")
+    body = {"error": {"type": kind, "code": code, "message": message, "param": None}}
+    return web.json_response(body, status=status)
+
+
+def offer_problem(sdp: str) -> str | None:
+    """Why ``sdp`` cannot be a browser's offer for a realtime call, or None if it looks right."""
+    if not sdp.lstrip().startswith("v=0"):
+        return "The request body is not an SDP offer (it must start with 'v=0')."
+    media = [line for line in sdp.splitlines() if line.startswith("m=")]
+    if not any(line.startswith("m=audio ") for line in media):
+        return "The SDP offer has no audio m-line: the call needs the microphone track."
+    if not any(line.startswith("m=application ") and "SCTP" in line for line in media):
+        return "The SDP offer has no data channel m-line: create the 'oai-events' channel first."
+    return None
+
+
+class EmulatorServer:
+    """Owns the aiohttp app and the calls; lives entirely on the emulator's event loop."""
+
+    def __init__(
+        self,
+        api_key: str,
+        knobs: Callable[[], Knobs],
+        responder: Responder,
+        transcriber: Transcriber,
+    ) -> None:
+        self._api_key = api_key
+        self._knobs = knobs
+        self._responder = responder
+        self._transcriber = transcriber
+        self.calls: dict[str, Call] = {}
+        self._runner: web.AppRunner | None = None
+
+    def __repr__(self) -> str:
+        return f"EmulatorServer(calls={len(self.calls)})"
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self, host: str, port: int) -> int:
+        install_loopback_candidates()
+        app = web.Application(middlewares=[self._errors_as_json])
+        app.router.add_get("/v1/realtime/ice-servers", self._ice_servers)
+        app.router.add_post("/v1/realtime/calls", self._create_call)
+        app.router.add_post("/v1/realtime/calls/{call_id}/hangup", self._hangup)
+        app.router.add_get("/emulator/calls", self._list_calls)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        bound: Any = self._runner.addresses[0]
+        return int(bound[1])
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(call.close("emulator stopped") for call in self.calls.values()))
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        return [call.snapshot() for call in self.calls.values()]
+
+    # --- middleware and auth -------------------------------------------------------------
+    @web.middleware
+    async def _errors_as_json(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            return json_error(exc.status, "http_error", exc.reason)
+        except Exception:
+            log.exception("emulator: %s %s failed", request.method, request.path)
+            return json_error(500, "internal_error", "Internal emulator error.")
+
+    def _unauthorized(self, request: web.Request) -> web.Response | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() in ("bearer", "basic") and hmac.compare_digest(
+            token.strip().encode(), self._api_key.encode()
+        ):
+            return None
+        return json_error(
+            401,
+            "invalid_api_key",
+            "Missing or wrong API key: send 'Authorization: Bearer <key>' with the emulator's key.",
+        )
+
+    # --- routes --------------------------------------------------------------------------
+    async def _ice_servers(self, request: web.Request) -> web.Response:
+        # A loopback service needs no STUN/TURN: host candidates always reach it.
+        return self._unauthorized(request) or web.json_response({"ice_servers": []})
+
+    async def _list_calls(self, request: web.Request) -> web.Response:
+        return self._unauthorized(request) or web.json_response(self.snapshots())
+
+    async def _hangup(self, request: web.Request) -> web.Response:
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        call = self.calls.get(request.match_info["call_id"])
+        if call is None:
+            return json_error(404, "call_not_found", "No such call.")
+        await call.close("hangup")
+        return web.json_response({})
+
+    async def _create_call(self, request: web.Request) -> web.Response:
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        knobs = self._knobs()
+        if knobs.reject_calls_status is not None:
+            return json_error(
+                knobs.reject_calls_status,
+                "emulated_rejection",
+                f"Call rejected by the emulator's reject_calls_status={knobs.reject_calls_status}.",
+            )
+        if request.content_type != "application/sdp":
+            return json_error(
+                400,
+                "invalid_content_type",
+                "Send the SDP offer with Content-Type: application/sdp.",
+            )
+        try:
+            sdp = await request.text()
+        except UnicodeDecodeError:
+            return json_error(400, "invalid_offer", "The SDP offer is not valid UTF-8 text.")
+        problem = offer_problem(sdp)
+        if problem:
+            return json_error(400, "invalid_offer", problem)
+        call = Call(self._knobs, self._responder, self._transcriber)
+        try:
+            answer = await call.accept(sdp)
+        except Exception as exc:  # aiortc rejects offers with many kinds of exceptions
+            log.info("emulator: rejecting an SDP offer: %r", exc)
+            await call.close("bad offer")
+            return json_error(400, "invalid_offer", f"The SDP offer could not be applied: {exc}")
+        self.calls[call.id] = call
+        if knobs.answer_delay_ms:
+            await asyncio.sleep(knobs.answer_delay_ms / 1000)
+        return web.Response(
+            status=201,
+            text=answer,
+            content_type="application/sdp",
+            headers={"Location": f"/v1/realtime/calls/{call.id}"},
+        )

@@ -1,0 +1,58 @@
+"""Fixtures for the emulator tests: the netns guard, fast emulators, checked clients.
+
+Every event any client receives is validated against the OpenAI SDK's typed schema and checked
+for unique event ids and consistent response/item/index ids when the test ends.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from emu_checks import FAST, Connect, check_stream
+from emu_client import RealtimeClient
+
+from realtime_widget.emulator import Emulator
+
+
+def loopback_only() -> bool:
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("netns") and not loopback_only():
+        pytest.skip(
+            "opens WebRTC peer connections, so it runs only in a network namespace with just "
+            "'lo': run the tests under scripts/in-netns"
+        )
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(**FAST) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def connect(emulator: Emulator) -> AsyncIterator[Connect]:
+    """``await connect()`` gives a connected client; all its events are checked at the end."""
+    clients: list[tuple[RealtimeClient, Emulator]] = []
+
+    async def make(emu: Emulator | None = None, **kwargs: Any) -> RealtimeClient:
+        emu = emu or emulator
+        client = RealtimeClient(emu.base_url, emu.api_key, **kwargs)
+        clients.append((client, emu))
+        await client.connect()
+        return client
+
+    yield make
+    for client, _ in clients:
+        await client.close()
+    for client, emu in clients:
+        check_stream(client.events)
+        if emu.running:
+            recorded = next(c for c in emu.calls if c["id"] == client.call_id)["events_out"]
+            received = [e["event_id"] for e in client.events]
+            assert received == [e["event_id"] for e in recorded][: len(received)]

@@ -1,0 +1,175 @@
+/// <reference types="node" />
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+import * as bridge from "../../js/bridge";
+import { EventBatcher, parseToBrowser, type EventsMsg } from "../../js/bridge";
+
+describe("message kinds mirror _bridge.py", () => {
+  const py = readFileSync(
+    join(process.cwd(), "src/realtime_widget/_bridge.py"),
+    "utf8",
+  );
+  const constants = Object.fromEntries(
+    [...py.matchAll(/^([A-Z_]+): Final = "([a-z_]+)"$/gm)].map((m) => [
+      m[1]!,
+      m[2]!,
+    ]),
+  );
+
+  it("exports every kind with the same name and string", () => {
+    const kinds = ["CONNECT", "ANSWER", "SIGNAL_ERROR", "SEND", "DISCONNECT"];
+    kinds.push("OFFER", "EVENTS", "STATE", "REQUEST");
+    for (const name of kinds) {
+      expect(constants[name], name).toBeDefined();
+      expect((bridge as Record<string, unknown>)[name], name).toBe(
+        constants[name],
+      );
+    }
+    expect(Object.keys(constants).sort()).toEqual([...kinds].sort());
+  });
+
+  it("agrees on directions, statuses and the gather default", () => {
+    expect(py).toContain(`DIRECTIONS: Final = ("client", "server", "local")`);
+    expect(bridge.DIRECTIONS).toEqual(["client", "server", "local"]);
+    expect(py).toContain(
+      `STATUSES: Final = ("disconnected", "connecting", "connected", "failed")`,
+    );
+    expect(bridge.STATUSES).toEqual([
+      "disconnected",
+      "connecting",
+      "connected",
+      "failed",
+    ]);
+    const gather = /DEFAULT_GATHER_TIMEOUT_MS: Final = (\d+)/.exec(py)?.[1];
+    expect(Number(gather)).toBe(bridge.DEFAULT_GATHER_TIMEOUT_MS);
+  });
+});
+
+describe("parseToBrowser", () => {
+  it("fills connect defaults and rejects foreign messages", () => {
+    const m = parseToBrowser({
+      kind: "connect",
+      call: 3,
+      session_update: { type: "session.update" },
+    });
+    expect(m).toEqual({
+      kind: "connect",
+      call: 3,
+      ice_servers: [],
+      session_update: { type: "session.update" },
+      queued: [],
+      mic: true,
+      gather_timeout_ms: 800,
+    });
+    expect(parseToBrowser({ kind: "offer", call: 1, sdp: "x" })).toBeNull(); // wrong direction
+    expect(parseToBrowser({ type: "something-else" })).toBeNull();
+    expect(parseToBrowser("connect")).toBeNull();
+    expect(parseToBrowser({ kind: "answer", call: 1 })).toBeNull(); // no sdp
+  });
+
+  it("keeps send events in order and drops non-objects", () => {
+    const m = parseToBrowser({
+      kind: "send",
+      call: 1,
+      events: [{ type: "a" }, 5, { type: "b" }],
+    });
+    expect(m).toEqual({
+      kind: "send",
+      call: 1,
+      events: [{ type: "a" }, { type: "b" }],
+    });
+  });
+});
+
+describe("EventBatcher", () => {
+  let sent: EventsMsg[];
+  let clock: number;
+  beforeEach(() => {
+    vi.useFakeTimers();
+    sent = [];
+    clock = 1_700_000_000_000;
+  });
+  afterEach(() => vi.useRealTimers());
+
+  const make = (opts: { batchMs?: number; maxBatch?: number } = {}) =>
+    new EventBatcher({
+      send: (m) => sent.push(m),
+      now: () => clock++,
+      ...opts,
+    });
+
+  it("sends one message per batch, batchMs after the first record", () => {
+    const b = make();
+    b.add(1, "client", { type: "session.update" });
+    vi.advanceTimersByTime(2);
+    b.add(1, "server", { type: "session.created" });
+    b.add(1, "local", { type: "channel.open" });
+    expect(sent).toHaveLength(0);
+    vi.advanceTimersByTime(2); // 4 ms after the first record
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.kind).toBe("events");
+    expect(sent[0]!.call).toBe(1);
+    expect(sent[0]!.records.map((r) => [r.seq, r.dir, r.event.type])).toEqual([
+      [0, "client", "session.update"],
+      [1, "server", "session.created"],
+      [2, "local", "channel.open"],
+    ]);
+    // t_ms comes from the injected clock, increasing
+    const ts = sent[0]!.records.map((r) => r.t_ms);
+    expect(ts).toEqual([
+      1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_002,
+    ]);
+  });
+
+  it("flushes at maxBatch immediately and loses nothing in a flood", () => {
+    const b = make({ maxBatch: 500 });
+    for (let i = 0; i < 1234; i++)
+      b.add(7, "server", { type: "response.output_text.delta", i });
+    expect(sent.map((m) => m.records.length)).toEqual([500, 500]); // full batches went at once
+    vi.advanceTimersByTime(4);
+    expect(sent.map((m) => m.records.length)).toEqual([500, 500, 234]);
+    const all = sent.flatMap((m) => m.records);
+    expect(all.map((r) => r.seq)).toEqual([...Array(1234).keys()]);
+    expect(all.map((r) => r.event.i)).toEqual([...Array(1234).keys()]);
+  });
+
+  it("keeps seq increasing across batches and calls, and splits batches by call", () => {
+    const b = make();
+    b.add(1, "local", { type: "a" });
+    b.add(2, "local", { type: "b" }); // another call: the first batch is closed
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.call).toBe(1);
+    vi.advanceTimersByTime(4);
+    expect(sent[1]!.call).toBe(2);
+    expect(sent[1]!.records[0]!.seq).toBe(1);
+    b.add(2, "local", { type: "c" });
+    vi.advanceTimersByTime(4);
+    expect(sent[2]!.records[0]!.seq).toBe(2);
+  });
+
+  it("flush() sends what is pending at once (cleanup) and cancels the timer", () => {
+    const b = make();
+    b.add(1, "client", { type: "x" });
+    b.flush();
+    expect(sent).toHaveLength(1);
+    vi.advanceTimersByTime(10);
+    expect(sent).toHaveLength(1); // the timer did not fire an empty message
+    b.flush();
+    expect(sent).toHaveLength(1);
+  });
+
+  it("uses an explicit timestamp when given (stamped at send/receive time)", () => {
+    const b = make();
+    const r = b.add(1, "client", { type: "x" }, 42.5);
+    expect(r.t_ms).toBe(42.5);
+  });
+});
+
+describe("epochMs", () => {
+  it("is close to Date.now with sub-ms resolution available", () => {
+    expect(Math.abs(bridge.epochMs() - Date.now())).toBeLessThan(50);
+  });
+});

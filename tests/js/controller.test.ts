@@ -1,0 +1,349 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+import { Controller } from "../../js/controller";
+import widget, { ControllerRegistry, modelKey } from "../../js/widget";
+import { FakeModel, fakeWorld, settle, type FakeWorld } from "./fakes";
+
+const SESSION_UPDATE = { type: "session.update", session: { voice: "Clive" } };
+
+function connectMsg(call: number, extra: Record<string, unknown> = {}) {
+  return {
+    kind: "connect",
+    call,
+    ice_servers: [{ urls: "stun:127.0.0.1:3478" }],
+    session_update: SESSION_UPDATE,
+    queued: [],
+    mic: true,
+    gather_timeout_ms: 800,
+    ...extra,
+  };
+}
+
+let world: FakeWorld;
+let model: FakeModel;
+let ctrl: Controller;
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  world = fakeWorld();
+  model = new FakeModel();
+  ctrl = new Controller(model.asModel(), world.deps);
+});
+afterEach(() => {
+  ctrl.dispose();
+  vi.useRealTimers();
+});
+
+/** Python side of a happy connect: connect -> (offer) -> answer -> channel opens. */
+async function connect(call: number, extra: Record<string, unknown> = {}) {
+  model.msg(connectMsg(call, extra));
+  await settle();
+  world.pc().completeGathering();
+  await settle();
+  model.msg({ kind: "answer", call, sdp: "v=0 answer" });
+  await settle();
+  world.pc().channel.open();
+  await vi.advanceTimersByTimeAsync(5); // let the batch flush
+}
+
+describe("Controller: the protocol end to end", () => {
+  it("connect -> offer -> answer -> connected, with records and states for Python", async () => {
+    await connect(1, { queued: [{ type: "response.create" }] });
+    const offers = model.ofKind("offer");
+    expect(offers).toEqual([{ kind: "offer", call: 1, sdp: "v=0 offer" }]);
+    expect(model.ofKind("state")).toEqual([
+      { kind: "state", call: 1, state: "connecting", detail: "" },
+      { kind: "state", call: 1, state: "connected", detail: "" },
+    ]);
+    const recs = model.records();
+    expect(recs.map((r) => r.seq)).toEqual([...recs.keys()]);
+    expect(recs.map((r) => `${r.dir}:${r.event.type}`)).toEqual([
+      "local:call.start",
+      "local:offer.sent",
+      "local:answer.applied",
+      "local:channel.open",
+      "client:session.update",
+      "client:response.create",
+    ]);
+    // records go before the state they explain
+    const kinds = model.sent.map((m) => m.kind);
+    expect(kinds.lastIndexOf("events")).toBeLessThan(
+      kinds.lastIndexOf("state"),
+    );
+    expect(ctrl.store.status).toBe("connected");
+  });
+
+  it("batches a burst of server events into one events message", async () => {
+    await connect(1);
+    const before = model.ofKind("events").length;
+    const ch = world.pc().channel;
+    for (let i = 0; i < 50; i++) {
+      ch.receive(
+        JSON.stringify({
+          type: "response.output_text.delta",
+          response_id: "r",
+          delta: `${i} `,
+        }),
+      );
+    }
+    expect(model.ofKind("events")).toHaveLength(before);
+    await vi.advanceTimersByTimeAsync(4);
+    const batches = model.ofKind("events").slice(before);
+    expect(batches).toHaveLength(1);
+    expect((batches[0]!.records as unknown[]).length).toBe(50);
+    expect(ctrl.store.transcript.turns[0]!.text.startsWith("0 1 2 ")).toBe(
+      true,
+    );
+  });
+
+  it("send messages are queued until open, then go after session.update", async () => {
+    model.msg(
+      connectMsg(1, {
+        queued: [{ type: "conversation.item.create", item: {} }],
+      }),
+    );
+    model.msg({ kind: "send", call: 1, events: [{ type: "response.create" }] });
+    await settle();
+    world.pc().completeGathering();
+    await settle();
+    model.msg({ kind: "answer", call: 1, sdp: "a" });
+    await settle();
+    world.pc().channel.open();
+    expect(
+      world
+        .pc()
+        .channel.sentEvents()
+        .map((e) => e.type),
+    ).toEqual([
+      "session.update",
+      "conversation.item.create",
+      "response.create",
+    ]);
+  });
+
+  it("signal_error -> failed, released; a later connect works with a new call", async () => {
+    model.msg(connectMsg(1));
+    await settle();
+    world.pc().completeGathering();
+    await settle();
+    model.msg({
+      kind: "signal_error",
+      call: 1,
+      message: "HTTP 401: check your API key",
+    });
+    expect(model.ofKind("state").at(-1)).toEqual({
+      kind: "state",
+      call: 1,
+      state: "failed",
+      detail: "HTTP 401: check your API key",
+    });
+    const first = world.pc();
+    expect(first.closed).toBe(true);
+    expect(world.mics[0]!.tracks[0]!.readyState).toBe("ended");
+    expect(ctrl.store.detail).toBe("HTTP 401: check your API key");
+
+    await connect(2);
+    expect(world.pcs).toHaveLength(2);
+    expect(model.ofKind("state").at(-1)).toMatchObject({
+      call: 2,
+      state: "connected",
+    });
+  });
+
+  it("an unexpected close fails the call and a reconnect works", async () => {
+    await connect(1);
+    world.pc().channel.remoteClose();
+    expect(model.ofKind("state").at(-1)).toMatchObject({
+      call: 1,
+      state: "failed",
+      detail: "The data channel closed unexpectedly",
+    });
+    await connect(2);
+    expect(ctrl.store.status).toBe("connected");
+  });
+
+  it("a connect for a new call closes the active one first", async () => {
+    await connect(1);
+    const old = world.pc();
+    model.msg(connectMsg(2));
+    expect(old.closed).toBe(true);
+    const states = model.ofKind("state").map((m) => [m.call, m.state]);
+    expect(states.slice(-2)).toEqual([
+      [1, "disconnected"],
+      [2, "connecting"],
+    ]);
+    // a duplicate connect for the live call is ignored
+    await settle();
+    model.msg(connectMsg(2));
+    expect(world.pcs).toHaveLength(2);
+  });
+
+  it("disconnect closes the call and releases the mic", async () => {
+    await connect(1);
+    model.msg({ kind: "disconnect", call: 1 });
+    expect(world.pc().closed).toBe(true);
+    expect(world.mics[0]!.tracks[0]!.readyState).toBe("ended");
+    expect(model.ofKind("state").at(-1)).toEqual({
+      kind: "state",
+      call: 1,
+      state: "disconnected",
+      detail: "",
+    });
+  });
+
+  it("answers a disconnect for an unknown call so Python never waits", () => {
+    model.msg({ kind: "disconnect", call: 9 });
+    expect(model.ofKind("state")).toEqual([
+      { kind: "state", call: 9, state: "disconnected", detail: "" },
+    ]);
+  });
+
+  it("logs sends and answers for a call that is gone instead of dropping them", async () => {
+    await connect(1);
+    model.msg({ kind: "disconnect", call: 1 });
+    model.msg({ kind: "send", call: 1, events: [{ type: "response.create" }] });
+    model.msg({ kind: "answer", call: 0, sdp: "x" });
+    ctrl.dispose();
+    const types = model.records().map((r) => r.event.type);
+    expect(types).toContain("send.unsent");
+    expect(types).toContain("stale.message");
+  });
+
+  it("ignores custom messages that are not ours", () => {
+    model.msg({ kind: "something", call: 1 });
+    model.msg({ hello: "world" });
+    expect(model.sent).toHaveLength(0);
+  });
+
+  it("the muted trait drives the mic track", async () => {
+    model.attrs.muted = true;
+    await connect(1);
+    const track = world.mics[0]!.tracks[0]!;
+    expect(track.enabled).toBe(false);
+    model.set("muted", false);
+    expect(track.enabled).toBe(true);
+  });
+
+  it("mic denied reaches Python as a state detail", async () => {
+    world = fakeWorld({
+      micError: new DOMException("no device", "NotFoundError"),
+    });
+    ctrl.dispose();
+    ctrl = new Controller(model.asModel(), world.deps);
+    await connect(1);
+    expect(model.ofKind("state").at(-1)).toEqual({
+      kind: "state",
+      call: 1,
+      state: "connected",
+      detail:
+        "Microphone unavailable (NotFoundError): continuing without mic; text turns still work",
+    });
+    expect(
+      model.records().find((r) => r.event.type === "mic.error")?.event,
+    ).toEqual({
+      type: "mic.error",
+      name: "NotFoundError",
+      message: "no device",
+    });
+  });
+
+  it("dispose hangs up, releases the mic, flushes pending records and stops listening", async () => {
+    await connect(1);
+    world.pc().channel.receive(JSON.stringify({ type: "session.updated" })); // pending in a batch
+    ctrl.dispose();
+    expect(world.pc().closed).toBe(true);
+    expect(world.mics[0]!.tracks[0]!.readyState).toBe("ended");
+    const types = model.records().map((r) => r.event.type);
+    expect(types).toContain("session.updated");
+    expect(model.ofKind("state").at(-1)).toMatchObject({
+      state: "disconnected",
+    });
+    expect(model.listenerCount("msg:custom")).toBe(0);
+    expect(model.listenerCount("change:muted")).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("view requests go to Python as request messages", () => {
+    const resume = vi.fn();
+    const c = new Controller(model.asModel(), world.deps, {
+      audio: { resume, close: vi.fn() },
+    });
+    c.requestConnect();
+    c.requestDisconnect();
+    c.sendText("Hello!");
+    c.requestCancel();
+    expect(model.ofKind("request")).toEqual([
+      { kind: "request", action: "connect" },
+      { kind: "request", action: "disconnect" },
+      { kind: "request", action: "send_text", text: "Hello!" },
+      { kind: "request", action: "cancel_response" },
+    ]);
+    expect(resume).toHaveBeenCalledOnce(); // audio unlocked inside the click
+    c.dispose();
+  });
+});
+
+describe("widget entry: one controller per model, shared by views", () => {
+  // Real anywidget hands initialize and render different proxies of one model; they share
+  // attribute values, so the layout object identifies the widget.
+  function proxies() {
+    const layout = { name: "LayoutModel" };
+    const m = new FakeModel({ layout });
+    const proxy = () =>
+      ({
+        get: (k: string) => m.get(k),
+        set: (k: string, v: unknown) => m.set(k, v),
+        on: (n: string, cb: () => void) => m.on(n, cb),
+        off: (n: string, cb: () => void) => m.off(n, cb),
+        send: (c: Record<string, unknown>) => m.send(c),
+        save_changes: () => m.save_changes(),
+        widget_manager: {},
+      }) as unknown as ReturnType<FakeModel["asModel"]>;
+    return { m, proxy };
+  }
+
+  it("keys controllers by the shared layout object, falling back to the model", () => {
+    const { proxy } = proxies();
+    expect(modelKey(proxy())).toBe(modelKey(proxy()));
+    const bare = new FakeModel().asModel();
+    expect(modelKey(bare)).toBe(bare);
+  });
+
+  it("render before initialize attaches when the controller appears", () => {
+    const reg = new ControllerRegistry();
+    const key = {};
+    const got: Controller[] = [];
+    reg.when(key, (c) => got.push(c));
+    reg.set(key, ctrl);
+    expect(got).toEqual([ctrl]);
+    const cancel = reg.when({}, (c) => got.push(c));
+    cancel();
+    expect(got).toHaveLength(1);
+  });
+
+  it("two views share one controller; closing a view does not hang up", async () => {
+    const { m, proxy } = proxies();
+    const init = widget.initialize as (p: { model: unknown }) => () => void;
+    const render = widget.render as (p: {
+      model: unknown;
+      el: HTMLElement;
+    }) => () => void;
+    const cleanupInit = init({ model: proxy() });
+    const el1 = document.createElement("div");
+    const el2 = document.createElement("div");
+    const closeView1 = render({ model: proxy(), el: el1 });
+    const closeView2 = render({ model: proxy(), el: el2 });
+    expect(el1.querySelector("[data-testid=rtw-status]")).not.toBeNull();
+    expect(el2.querySelector("[data-testid=rtw-status]")).not.toBeNull();
+    // exactly one msg:custom listener: the single controller
+    expect(m.listenerCount("msg:custom")).toBe(1);
+    m.msg({ kind: "disconnect", call: 3 });
+    expect(m.ofKind("state")).toHaveLength(1); // answered once, not once per view
+    closeView1();
+    expect(el1.childElementCount).toBe(0);
+    expect(m.listenerCount("msg:custom")).toBe(1);
+    closeView2();
+    cleanupInit();
+    expect(m.listenerCount("msg:custom")).toBe(0);
+  });
+});

@@ -1,0 +1,407 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+import type { RealtimeEvent } from "../../js/bridge";
+import { Controller } from "../../js/controller";
+import { meterValue } from "../../js/view/header";
+import { mountView, type MountedView } from "../../js/view/index";
+import {
+  FakeModel,
+  ManualFrames,
+  fakeWorld,
+  settle,
+  type FakeWorld,
+} from "./fakes";
+
+let world: FakeWorld;
+let model: FakeModel;
+let ctrl: Controller;
+let frames: ManualFrames;
+let el: HTMLElement;
+let view: MountedView;
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) =>
+  el.querySelector<T>(`[data-testid="${id}"]`)!;
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  world = fakeWorld();
+  model = new FakeModel();
+  ctrl = new Controller(model.asModel(), world.deps);
+  frames = new ManualFrames();
+  el = document.createElement("div");
+  document.body.append(el);
+  view = mountView(el, model.asModel(), ctrl, frames);
+});
+afterEach(() => {
+  view.destroy();
+  ctrl.dispose();
+  el.remove();
+  vi.useRealTimers();
+});
+
+/** Take the controller's call to "connected" through the protocol. */
+async function connect(call = 1) {
+  model.msg({
+    kind: "connect",
+    call,
+    ice_servers: [],
+    session_update: { type: "session.update", session: {} },
+    queued: [],
+    mic: true,
+    gather_timeout_ms: 800,
+  });
+  await settle();
+  world.pc().completeGathering();
+  await settle();
+  model.msg({ kind: "answer", call, sdp: "a" });
+  await settle();
+  world.pc().channel.open();
+}
+
+const serverSend = (ev: RealtimeEvent) =>
+  world.pc().channel.receive(JSON.stringify(ev));
+
+describe("header", () => {
+  it("has the stable test ids and accessible controls", () => {
+    for (const id of [
+      "rtw-status",
+      "rtw-connect",
+      "rtw-mute",
+      "rtw-transcript",
+      "rtw-input",
+      "rtw-send",
+      "rtw-error",
+      "rtw-inspector",
+    ]) {
+      expect($(id), id).not.toBeNull();
+    }
+    expect($("rtw-connect").getAttribute("aria-label")).toBeTruthy();
+    expect($("rtw-mute").getAttribute("aria-label")).toBeTruthy();
+    expect(el.querySelectorAll("[role=meter]")).toHaveLength(2);
+    expect($("rtw-transcript").getAttribute("aria-live")).toBe("polite");
+    expect($("rtw-error").getAttribute("role")).toBe("alert");
+    expect(
+      el.querySelector(".rtw-root")!.getAttribute("data-lm-suppress-shortcuts"),
+    ).toBe("true");
+  });
+
+  it("shows the status trait and follows both local state and Python", async () => {
+    expect($("rtw-status").textContent).toBe("disconnected");
+    expect($("rtw-connect").textContent).toBe("Connect");
+    model.set("status", "connecting");
+    expect($("rtw-status").textContent).toBe("connecting");
+    await connect();
+    // the browser knows first...
+    expect($("rtw-status").textContent).toBe("connected");
+    expect($("rtw-connect").textContent).toBe("Disconnect");
+    // ...and Python has the last word
+    model.set("status", "disconnected");
+    expect($("rtw-status").textContent).toBe("disconnected");
+  });
+
+  it("Connect/Disconnect ask Python to act", () => {
+    $("rtw-connect").click();
+    expect(model.ofKind("request")).toEqual([
+      { kind: "request", action: "connect" },
+    ]);
+    model.set("status", "connected");
+    $("rtw-connect").click();
+    expect(model.ofKind("request").at(-1)).toEqual({
+      kind: "request",
+      action: "disconnect",
+    });
+  });
+
+  it("Mute toggles the synced trait and saves it", () => {
+    const mute = $<HTMLButtonElement>("rtw-mute");
+    expect(mute.getAttribute("aria-pressed")).toBe("false");
+    mute.click();
+    expect(model.attrs.muted).toBe(true);
+    expect(model.saves).toBe(1);
+    expect(mute.getAttribute("aria-pressed")).toBe("true");
+    expect(mute.textContent).toBe("Unmute");
+    model.set("mic", false);
+    expect(mute.disabled).toBe(true);
+  });
+
+  it("animates the meters from the call's levels while connected", async () => {
+    await connect();
+    world.meters.get(world.mics[0])!.value = 0.1; // -20 dBFS
+    vi.advanceTimersByTime(300); // aria-valuenow is throttled to 4 Hz
+    frames.frame();
+    const micMeter = el.querySelector<HTMLElement>(
+      "[data-testid=rtw-mic-meter]",
+    )!;
+    expect(micMeter.getAttribute("aria-valuenow")).toBe(
+      String(Math.round(meterValue(0.1) * 100)),
+    );
+    expect(
+      micMeter.querySelector<HTMLElement>(".rtw-meter-fill")!.style.transform,
+    ).toBe("scaleX(0.667)");
+    expect(frames.pending).toBe(1); // keeps running while connected
+    expect($("rtw-speaking").textContent).toBe("You are speaking");
+    model.msg({ kind: "disconnect", call: 1 });
+    frames.frame();
+    expect(micMeter.getAttribute("aria-valuenow")).toBe("0");
+    expect(frames.pending).toBe(0); // and stops when not
+  });
+
+  it("meterValue maps -60..0 dBFS to 0..1", () => {
+    expect(meterValue(0)).toBe(0);
+    expect(meterValue(1)).toBe(1);
+    expect(meterValue(0.001)).toBe(0);
+    expect(meterValue(0.1)).toBeCloseTo(2 / 3);
+  });
+});
+
+describe("error banner and notices", () => {
+  it("shows the error trait when non-empty", () => {
+    expect($("rtw-error").hidden).toBe(true);
+    model.set("error", "HTTP 401: check your API key");
+    expect($("rtw-error").hidden).toBe(false);
+    expect($("rtw-error").textContent).toBe("HTTP 401: check your API key");
+    model.set("error", "");
+    expect($("rtw-error").hidden).toBe(true);
+  });
+
+  it("shows a local failure before Python catches up", async () => {
+    await connect();
+    world.pc().setConnectionState("failed");
+    expect($("rtw-status").textContent).toBe("failed");
+    expect($("rtw-error").textContent).toBe("ICE connection failed");
+  });
+
+  it("shows the mic notice without calling it an error", async () => {
+    view.destroy();
+    ctrl.dispose();
+    world = fakeWorld({
+      micError: new DOMException("denied", "NotAllowedError"),
+    });
+    ctrl = new Controller(model.asModel(), world.deps);
+    view = mountView(el, model.asModel(), ctrl, frames);
+    await connect();
+    expect($("rtw-error").hidden).toBe(true);
+    expect($("rtw-notice").textContent).toContain(
+      "Microphone unavailable (NotAllowedError)",
+    );
+  });
+});
+
+describe("composer", () => {
+  it("Enter sends send_text through Python and clears the box", () => {
+    const input = $<HTMLInputElement>("rtw-input");
+    input.value = "  Hello!  ";
+    const ev = new KeyboardEvent("keydown", {
+      key: "Enter",
+      bubbles: true,
+      cancelable: true,
+    });
+    const notebook = vi.fn();
+    el.addEventListener("keydown", notebook);
+    input.dispatchEvent(ev);
+    expect(model.ofKind("request")).toEqual([
+      { kind: "request", action: "send_text", text: "Hello!" },
+    ]);
+    expect(input.value).toBe("");
+    expect(notebook).not.toHaveBeenCalled(); // notebook shortcuts never see the keys
+  });
+
+  it("Send button sends; empty text is not sent", () => {
+    const input = $<HTMLInputElement>("rtw-input");
+    $("rtw-send").click();
+    expect(model.ofKind("request")).toHaveLength(0);
+    input.value = "Hi";
+    $("rtw-send").click();
+    expect(model.ofKind("request")).toEqual([
+      { kind: "request", action: "send_text", text: "Hi" },
+    ]);
+  });
+});
+
+describe("transcript view", () => {
+  it("groups by turn, patches the same node as deltas stream, marks interruptions", async () => {
+    await connect();
+    // typed message recorded when actually sent on the channel
+    model.msg({
+      kind: "send",
+      call: 1,
+      events: [
+        {
+          type: "conversation.item.create",
+          item: {
+            type: "message",
+            role: "user",
+            content: [{ type: "input_text", text: "Tell me a story" }],
+          },
+        },
+        { type: "response.create" },
+      ],
+    });
+    serverSend({ type: "response.created", response: { id: "r1" } });
+    serverSend({
+      type: "response.output_audio_transcript.delta",
+      response_id: "r1",
+      delta: "Once",
+    });
+    expect($("rtw-transcript").querySelectorAll(".rtw-turn")).toHaveLength(0); // waits for a frame
+    frames.frame();
+    const turns = () => [
+      ...$("rtw-transcript").querySelectorAll<HTMLElement>(".rtw-turn"),
+    ];
+    expect(turns()).toHaveLength(2);
+    const reply = turns()[1]!;
+    expect(reply.getAttribute("aria-busy")).toBe("true");
+    serverSend({
+      type: "response.output_audio_transcript.delta",
+      response_id: "r1",
+      delta: " upon",
+    });
+    serverSend({
+      type: "response.output_audio_transcript.delta",
+      response_id: "r1",
+      delta: " a time",
+    });
+    frames.frame();
+    expect(turns()[1]).toBe(reply); // patched in place, not re-rendered
+    expect(reply.querySelector(".rtw-turn-text")!.textContent).toBe(
+      "Once upon a time",
+    );
+    serverSend({
+      type: "response.done",
+      response: {
+        id: "r1",
+        status: "cancelled",
+        status_details: { reason: "turn_detected" },
+      },
+    });
+    frames.frame();
+    expect(reply.dataset.status).toBe("cancelled");
+    expect(reply.querySelector(".rtw-badge")!.textContent).toBe("interrupted");
+    expect(reply.hasAttribute("aria-busy")).toBe(false);
+    expect(turns()[0]!.querySelector(".rtw-who")!.textContent).toBe(
+      "You (typed)",
+    );
+    expect(turns()[0]!.querySelector(".rtw-turn-text")!.textContent).toBe(
+      "Tell me a story",
+    );
+  });
+
+  it("a view opened later starts from the same conversation", async () => {
+    await connect();
+    serverSend({
+      type: "response.output_text.delta",
+      response_id: "r1",
+      delta: "Hi",
+    });
+    const el2 = document.createElement("div");
+    const v2 = mountView(el2, model.asModel(), ctrl, frames);
+    expect(el2.querySelector(".rtw-turn-text")!.textContent).toBe("Hi");
+    v2.destroy();
+    expect(el2.childElementCount).toBe(0);
+  });
+});
+
+describe("inspector", () => {
+  const rows = () => [
+    ...$("rtw-inspector").querySelectorAll<HTMLElement>(".rtw-row"),
+  ];
+  const types = () =>
+    rows().map((r) => r.querySelector(".rtw-type")!.textContent);
+  const open = () => {
+    const d = $<HTMLDetailsElement>("rtw-inspector");
+    d.open = true;
+    d.dispatchEvent(new Event("toggle"));
+    frames.frame();
+  };
+
+  it("does no row work while collapsed, then shows newest first when opened", async () => {
+    await connect();
+    serverSend({ type: "session.created" });
+    serverSend({ type: "session.updated" });
+    frames.frame();
+    expect(rows()).toHaveLength(0);
+    open();
+    expect(types().slice(0, 3)).toEqual([
+      "session.updated",
+      "session.created",
+      "session.update",
+    ]);
+    serverSend({ type: "response.created", response: { id: "r" } });
+    frames.frame();
+    expect(types()[0]).toBe("response.created");
+    expect($("rtw-inspector").querySelector("summary")!.textContent).toContain(
+      `(${rows().length})`,
+    );
+  });
+
+  it("filters by type substring and by direction", async () => {
+    await connect();
+    serverSend({
+      type: "response.output_text.delta",
+      response_id: "r",
+      delta: "x",
+    });
+    serverSend({ type: "response.done", response: { id: "r" } });
+    open();
+    const typeInput = $<HTMLInputElement>("rtw-filter-type");
+    typeInput.value = "RESPONSE.";
+    typeInput.dispatchEvent(new Event("input"));
+    frames.frame();
+    expect(types()).toEqual(["response.done", "response.output_text.delta"]);
+    typeInput.value = "";
+    typeInput.dispatchEvent(new Event("input"));
+    const dir = $<HTMLSelectElement>("rtw-filter-dir");
+    dir.value = "client";
+    dir.dispatchEvent(new Event("change"));
+    frames.frame();
+    expect(types()).toEqual(["session.update"]);
+    expect(rows().every((r) => r.dataset.dir === "client")).toBe(true);
+    // new records honour the filter too
+    model.msg({ kind: "send", call: 1, events: [{ type: "response.create" }] });
+    serverSend({ type: "response.created", response: { id: "r2" } });
+    frames.frame();
+    expect(types()).toEqual(["response.create", "session.update"]);
+  });
+
+  it("stays bounded at 500 rows, newest kept", async () => {
+    await connect();
+    open();
+    for (let i = 0; i < 300; i++) serverSend({ type: "delta", i });
+    frames.frame();
+    for (let i = 300; i < 700; i++) serverSend({ type: "delta", i });
+    frames.frame();
+    expect(rows()).toHaveLength(500);
+    const seqs = rows().map((r) =>
+      Number(r.querySelector(".rtw-seq")!.textContent!.slice(1)),
+    );
+    expect(seqs[0]).toBe(Math.max(...seqs));
+    expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+    // a flood larger than the bound in one frame rebuilds from the store's ring
+    for (let i = 700; i < 2000; i++) serverSend({ type: "delta", i });
+    frames.frame();
+    expect(rows()).toHaveLength(500);
+    const first = rows()[0]!.querySelector("pre")!;
+    expect(first.textContent).toBe(""); // JSON is rendered only when a row is opened
+    const details = rows()[0]!.querySelector("details")!;
+    details.open = true;
+    details.dispatchEvent(new Event("toggle"));
+    expect(JSON.parse(first.textContent!).event).toEqual({
+      type: "delta",
+      i: 1999,
+    });
+  });
+});
+
+describe("cleanup", () => {
+  it("removes its listeners and DOM; the call keeps running", async () => {
+    await connect();
+    const before = model.listenerCount("change:status");
+    view.destroy();
+    expect(el.childElementCount).toBe(0);
+    expect(model.listenerCount("change:status")).toBe(before - 2);
+    expect(model.listenerCount("change:error")).toBe(0);
+    expect(world.pc().closed).toBe(false);
+    expect(ctrl.store.status).toBe("connected");
+    view = mountView(el, model.asModel(), ctrl, frames); // for afterEach
+  });
+});
