@@ -199,6 +199,7 @@ export class EventBatcher {
   private batch: EventRecord[] = [];
   private batchCall = 0;
   private timer: unknown = null;
+  private lastFlush = -Infinity;
   private readonly opts: Required<BatcherOptions>;
 
   constructor(opts: BatcherOptions) {
@@ -213,7 +214,12 @@ export class EventBatcher {
     };
   }
 
-  /** Stamp an event with the next seq and the browser clock, queue it, return the record. */
+  /** Stamp an event with the next seq and the browser clock, queue it, return the record.
+   *
+   * A leading-edge throttle: after a quiet spell the batch goes at the end of the current task
+   * (so an isolated event reaches Python with no added wait, and events of one task share a
+   * message); within `batchMs` of the last message, records wait for the window to close, so
+   * a flood of deltas costs one message per window. */
   add(
     call: number,
     dir: Direction,
@@ -233,10 +239,21 @@ export class EventBatcher {
     if (this.batch.length >= this.opts.maxBatch) {
       this.flush();
     } else if (this.timer === null) {
-      this.timer = this.opts.setTimeout(() => {
-        this.timer = null;
-        this.flush();
-      }, this.opts.batchMs);
+      const wait = this.lastFlush + this.opts.batchMs - Date.now();
+      if (wait <= 0) {
+        const token = {};
+        this.timer = token;
+        queueMicrotask(() => {
+          if (this.timer !== token) return; // flushed (or rescheduled) meanwhile
+          this.timer = null;
+          this.flush();
+        });
+      } else {
+        this.timer = this.opts.setTimeout(() => {
+          this.timer = null;
+          this.flush();
+        }, wait);
+      }
     }
     return record;
   }
@@ -244,12 +261,13 @@ export class EventBatcher {
   /** Send whatever is pending now (also the cleanup path). */
   flush(): void {
     if (this.timer !== null) {
-      this.opts.clearTimeout(this.timer);
+      this.opts.clearTimeout(this.timer); // a microtask token is simply forgotten
       this.timer = null;
     }
     if (this.batch.length === 0) return;
     const records = this.batch;
     this.batch = [];
+    this.lastFlush = Date.now();
     this.opts.send({ kind: EVENTS, call: this.batchCall, records });
   }
 

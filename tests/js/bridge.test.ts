@@ -101,14 +101,15 @@ describe("EventBatcher", () => {
       ...opts,
     });
 
-  it("sends one message per batch, batchMs after the first record", () => {
+  const endOfTask = () => Promise.resolve();
+
+  it("sends an isolated event at the end of its task, with that task's other records", async () => {
     const b = make();
     b.add(1, "client", { type: "session.update" });
-    vi.advanceTimersByTime(2);
     b.add(1, "server", { type: "session.created" });
     b.add(1, "local", { type: "channel.open" });
-    expect(sent).toHaveLength(0);
-    vi.advanceTimersByTime(2); // 4 ms after the first record
+    expect(sent).toHaveLength(0); // not inside the task that produced them
+    await endOfTask();
     expect(sent).toHaveLength(1);
     expect(sent[0]!.kind).toBe("events");
     expect(sent[0]!.call).toBe(1);
@@ -124,11 +125,34 @@ describe("EventBatcher", () => {
     ]);
   });
 
-  it("flushes at maxBatch immediately and loses nothing in a flood", () => {
+  it("batches what arrives within batchMs of the last message into one message", async () => {
+    const b = make();
+    b.add(1, "server", { type: "d", i: 0 });
+    await endOfTask();
+    expect(sent).toHaveLength(1);
+    for (let i = 1; i <= 3; i++) {
+      vi.advanceTimersByTime(1); // one delta per ms, each in its own task
+      b.add(1, "server", { type: "d", i });
+      await endOfTask();
+    }
+    expect(sent).toHaveLength(1); // waiting for the window to close
+    vi.advanceTimersByTime(1); // 4 ms after the first message
+    expect(sent.map((m) => m.records.map((r) => r.event.i))).toEqual([
+      [0],
+      [1, 2, 3],
+    ]);
+    vi.advanceTimersByTime(50); // a quiet spell: the next event goes at once again
+    b.add(1, "server", { type: "d", i: 4 });
+    await endOfTask();
+    expect(sent).toHaveLength(3);
+  });
+
+  it("flushes at maxBatch immediately and loses nothing in a flood", async () => {
     const b = make({ maxBatch: 500 });
     for (let i = 0; i < 1234; i++)
       b.add(7, "server", { type: "response.output_text.delta", i });
     expect(sent.map((m) => m.records.length)).toEqual([500, 500]); // full batches went at once
+    await endOfTask();
     vi.advanceTimersByTime(4);
     expect(sent.map((m) => m.records.length)).toEqual([500, 500, 234]);
     const all = sent.flatMap((m) => m.records);
@@ -136,25 +160,28 @@ describe("EventBatcher", () => {
     expect(all.map((r) => r.event.i)).toEqual([...Array(1234).keys()]);
   });
 
-  it("keeps seq increasing across batches and calls, and splits batches by call", () => {
+  it("keeps seq increasing across batches and calls, and splits batches by call", async () => {
     const b = make();
     b.add(1, "local", { type: "a" });
     b.add(2, "local", { type: "b" }); // another call: the first batch is closed
     expect(sent).toHaveLength(1);
     expect(sent[0]!.call).toBe(1);
+    await endOfTask();
     vi.advanceTimersByTime(4);
     expect(sent[1]!.call).toBe(2);
     expect(sent[1]!.records[0]!.seq).toBe(1);
     b.add(2, "local", { type: "c" });
+    await endOfTask();
     vi.advanceTimersByTime(4);
     expect(sent[2]!.records[0]!.seq).toBe(2);
   });
 
-  it("flush() sends what is pending at once (cleanup) and cancels the timer", () => {
+  it("flush() sends what is pending at once (cleanup) and cancels the timer", async () => {
     const b = make();
     b.add(1, "client", { type: "x" });
     b.flush();
     expect(sent).toHaveLength(1);
+    await endOfTask();
     vi.advanceTimersByTime(10);
     expect(sent).toHaveLength(1); // the timer did not fire an empty message
     b.flush();
