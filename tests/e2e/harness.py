@@ -158,7 +158,9 @@ class Wire:
 
 
 # JavaScript run in the page, through JupyterLab's own application object.
-JS_KERNEL_STATUS = "() => jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status"
+JS_KERNEL_STATUS = (
+    "() => window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel?.status"
+)
 JS_RUN_CELL = """async (i) => {
   const panel = jupyterapp.shell.currentWidget;
   panel.content.activeCellIndex = i;

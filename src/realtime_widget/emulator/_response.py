@@ -244,6 +244,7 @@ class ResponseRunner:
     # --- the run -----------------------------------------------------------------------
     async def run(self) -> None:
         self.call.emit("response.created", response=self._response("in_progress", None))
+        created_at = time.monotonic()
         params = self.params
         self._context = (
             params.input if params.input is not None else self.call.conversation.snapshot()
@@ -256,13 +257,21 @@ class ResponseRunner:
                 error={"type": "server_error", "code": "responder_error", "message": repr(exc)},
             )
             return
-        await asyncio.sleep(self.call.knobs.first_delta_delay_ms / 1000)
+        pcm = None
+        if not isinstance(reply, ToolCall) and "audio" in self.params.output_modalities:
+            text, limited = self._limit(reply.text)
+            if text:  # off the loop: synthesis takes tens of ms, other calls must not wait
+                knobs, p = self.call.knobs, self.params
+                pcm = await asyncio.to_thread(synthesize, text, knobs.speech_rate, p.speed, p.voice)
+        # The knob is the time from response.created to the first delta, whatever the work.
+        delay = self.call.knobs.first_delta_delay_ms / 1000 - (time.monotonic() - created_at)
+        await asyncio.sleep(max(0.0, delay))
         if isinstance(reply, ToolCall):
             await self._stream_tool_call(reply)
             self._finish("completed")
             return
         text, limited = self._limit(reply.text)
-        await self._stream_message(text, "incomplete" if limited else "completed")
+        await self._stream_message(text, "incomplete" if limited else "completed", pcm)
         if limited:
             self._finish("incomplete", reason="max_output_tokens")
         else:
@@ -300,7 +309,7 @@ class ResponseRunner:
             return text[: limit * 4], True
         return text, False
 
-    async def _stream_message(self, text: str, status: str) -> None:
+    async def _stream_message(self, text: str, status: str, pcm: Any = None) -> None:
         audio = "audio" in self.params.output_modalities
         kind = "audio" if audio else "text"
         key = "transcript" if audio else "text"
@@ -323,7 +332,8 @@ class ResponseRunner:
         chunks = _CHUNKS.findall(text)
         knobs = self.call.knobs
         if audio and text:
-            pcm = synthesize(text, knobs.speech_rate, self.params.speed, self.params.voice)
+            if pcm is None:
+                pcm = synthesize(text, knobs.speech_rate, self.params.speed, self.params.voice)
             self._utterance = await self.call.play(self.id, item["id"], pcm)
             start, duration, offset = self._utterance.start, self._utterance.duration_s, 0
             for chunk in chunks:
