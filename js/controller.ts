@@ -23,6 +23,7 @@ import {
   type RealtimeEvent,
   type ToKernelMsg,
 } from "./bridge";
+import { watchKernel } from "./kernel";
 import { Call, type CallDeps } from "./connection";
 import { Store } from "./store";
 
@@ -56,6 +57,7 @@ export class Controller {
   private call: Call | null = null;
   private readonly batcher: EventBatcher;
   private disposed = false;
+  private readonly unwatchKernel: () => void;
 
   constructor(
     private readonly model: WidgetModel,
@@ -72,6 +74,9 @@ export class Controller {
     });
     model.on("msg:custom", this.onCustom);
     model.on("change:muted", this.onMuted);
+    // A call must not outlive its kernel (shutdown, restart, crash): hang up as disconnect()
+    // would.
+    this.unwatchKernel = watchKernel(model, this.onKernelGone);
   }
 
   /** The live call, if any (tests and the view's meters). */
@@ -113,6 +118,7 @@ export class Controller {
     this.batcher.flush();
     this.model.off("msg:custom", this.onCustom);
     this.model.off("change:muted", this.onMuted);
+    this.unwatchKernel();
     this.opts.audio?.close();
   }
 
@@ -136,6 +142,13 @@ export class Controller {
     const rec = this.batcher.add(call, dir, event, tMs);
     this.store.addRecord(rec);
   }
+
+  private readonly onKernelGone = (): void => {
+    if (!this.call) return;
+    this.record(this.call.id, "local", { type: "kernel.gone" });
+    this.call.close();
+    this.call = null;
+  };
 
   private readonly onMuted = (): void => {
     this.call?.setMuted(Boolean(this.model.get("muted")));

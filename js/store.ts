@@ -5,11 +5,16 @@
  */
 
 import type { EventRecord, Status } from "./bridge";
+import { LatencyTracker, type LatencySummary } from "./latency";
 import { Transcript, type Turn } from "./transcript";
 
 export type StoreChange =
   | { type: "status" }
   | { type: "speaking" }
+  /** The latency summary changed (a turn was measured or corrected). */
+  | { type: "latency" }
+  /** A reply started or the last one in flight ended (`Store.responding`). */
+  | { type: "responding" }
   | { type: "turns"; changed: Turn[]; removed: Turn[] }
   | { type: "records"; records: EventRecord[] };
 
@@ -64,10 +69,21 @@ export class Store {
   userSpeaking = false;
   readonly transcript = new Transcript();
   readonly records: RecordRing;
+  private readonly tracker = new LatencyTracker();
   private listeners = new Set<StoreListener>();
 
   constructor(recordCapacity = 5000) {
     this.records = new RecordRing(recordCapacity);
+  }
+
+  /** True between a reply's response.created and its response.done. */
+  get responding(): boolean {
+    return this.tracker.responding;
+  }
+
+  /** Last and median turn latency (see latency.ts for the definition). */
+  latency(): LatencySummary {
+    return this.tracker.summary();
   }
 
   subscribe(fn: StoreListener): () => void {
@@ -91,9 +107,12 @@ export class Store {
     this.status = status;
     this.detail = detail;
     this.statusVersion++;
-    if (status !== "connected" && status !== "connecting")
-      this.setUserSpeaking(false);
+    const ended = status !== "connected" && status !== "connecting";
+    if (ended) this.setUserSpeaking(false);
+    // No response.done will come for a reply cut off by the end of the call.
+    const stopped = ended && this.tracker.endCall();
     this.emit({ type: "status" });
+    if (stopped) this.emit({ type: "responding" });
   }
 
   setUserSpeaking(speaking: boolean): void {
@@ -110,8 +129,11 @@ export class Store {
     else if (type === "input_audio_buffer.speech_stopped")
       this.setUserSpeaking(false);
     const { changed, removed } = this.transcript.apply(record);
+    const tracked = this.tracker.apply(record);
     this.emit({ type: "records", records: [record] });
     if (changed.length > 0 || removed.length > 0)
       this.emit({ type: "turns", changed, removed });
+    if (tracked.latency) this.emit({ type: "latency" });
+    if (tracked.responding) this.emit({ type: "responding" });
   }
 }

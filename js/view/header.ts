@@ -1,4 +1,4 @@
-/** Header: status dot + words, Connect/Disconnect, Mute, level meters, who is speaking. */
+/** Header: status dot + words, Connect/Disconnect, Mute, Stop, level meters, who is speaking. */
 
 import { STATUSES, type Status } from "../bridge";
 import type { Controller, WidgetModel } from "../controller";
@@ -50,6 +50,7 @@ export class Header {
   private readonly statusText: HTMLElement;
   private readonly connectBtn: HTMLButtonElement;
   private readonly muteBtn: HTMLButtonElement;
+  private readonly stopBtn: HTMLButtonElement;
   private readonly micMeter: Meter;
   private readonly botMeter: Meter;
   private readonly speaking: HTMLElement;
@@ -80,6 +81,18 @@ export class Header {
       class: "rtw-btn",
       "data-testid": "rtw-mute",
     });
+    this.stopBtn = h(
+      "button",
+      {
+        type: "button",
+        class: "rtw-btn rtw-btn-stop",
+        "aria-label": "Stop the agent's reply",
+        title: "Interrupt the reply in progress",
+        "data-testid": "rtw-stop",
+        disabled: true,
+      },
+      "Stop",
+    );
     this.micMeter = meter("Microphone level", "rtw-mic-meter");
     this.botMeter = meter("Assistant level", "rtw-assistant-meter");
     this.speaking = h("span", {
@@ -92,6 +105,7 @@ export class Header {
       h("span", { class: "rtw-status" }, this.dot, this.statusText),
       this.connectBtn,
       this.muteBtn,
+      this.stopBtn,
       h(
         "span",
         { class: "rtw-meters" },
@@ -113,8 +127,12 @@ export class Header {
       model.set("muted", !model.get("muted"));
       model.save_changes();
     };
+    const onClickStop = () => {
+      if (ctrl.store.responding) ctrl.requestCancel();
+    };
     this.connectBtn.addEventListener("click", onClickConnect);
     this.muteBtn.addEventListener("click", onClickMute);
+    this.stopBtn.addEventListener("click", onClickStop);
     const onStatusTrait = () => {
       this.shown = asStatus(model.get("status"));
       this.draw();
@@ -129,11 +147,14 @@ export class Header {
         this.draw();
       } else if (c.type === "speaking") {
         this.drawSpeaking(ctrl.levels());
+      } else if (c.type === "responding") {
+        this.drawStop();
       }
     });
     this.cleanups.push(
       () => this.connectBtn.removeEventListener("click", onClickConnect),
       () => this.muteBtn.removeEventListener("click", onClickMute),
+      () => this.stopBtn.removeEventListener("click", onClickStop),
       () => model.off("change:status", onStatusTrait),
       () => model.off("change:muted", onMuteTraits),
       () => model.off("change:mic", onMuteTraits),
@@ -165,6 +186,7 @@ export class Header {
     );
     this.connectBtn.classList.toggle("rtw-btn-primary", !live);
     this.drawMute();
+    this.drawStop();
     if (live) this.levelLoop.schedule();
     else this.tickLevels();
   }
@@ -181,6 +203,11 @@ export class Header {
     );
     this.muteBtn.disabled = !mic;
     this.muteBtn.title = mic ? "" : "This widget was created with mic=False";
+  }
+
+  /** Stop is live only while a reply is in flight (response.created .. response.done). */
+  private drawStop(): void {
+    this.stopBtn.disabled = !this.ctrl.store.responding;
   }
 
   /** One frame of meter animation; reschedules itself only while a call is live. */

@@ -6,11 +6,13 @@ import { h, setText } from "./dom";
 import { browserFrames, type FrameScheduler } from "./frame";
 import { Header } from "./header";
 import { Inspector } from "./inspector";
+import { LatencyView } from "./latency";
 import { TranscriptView } from "./transcript";
 
 export interface MountedView {
   header: Header;
   transcript: TranscriptView;
+  latency: LatencyView;
   inspector: Inspector;
   composer: Composer;
   destroy(): void;
@@ -34,6 +36,7 @@ export function mountView(
     "data-testid": "rtw-notice",
   });
   const transcript = new TranscriptView(ctrl.store, frames);
+  const latency = new LatencyView(ctrl.store);
   const composer = new Composer(ctrl);
   const inspector = new Inspector(ctrl.store, frames);
   const root = h(
@@ -44,6 +47,7 @@ export function mountView(
     error,
     notice,
     transcript.el,
+    latency.el,
     composer.el,
     inspector.el,
   );
@@ -77,6 +81,7 @@ export function mountView(
   return {
     header,
     transcript,
+    latency,
     inspector,
     composer,
     destroy() {
@@ -85,6 +90,7 @@ export function mountView(
       model.off("change:status", drawBanners);
       header.destroy();
       transcript.destroy();
+      latency.destroy();
       composer.destroy();
       inspector.destroy();
       root.remove();

@@ -166,12 +166,17 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
             event["response"] = fields
         self._send_events([self._checked_event(event)])
 
-    def cancel_response(self, response_id: str | None = None) -> None:
-        """Send ``response.cancel`` (for ``response_id``, else the active response)."""
+    def cancel_response(self, response_id: str | None = None, *, clear_audio: bool = True) -> None:
+        """Interrupt the agent: ``response.cancel`` (for ``response_id``, else the active
+        response), then, over WebRTC, ``output_audio_buffer.clear`` so audio the service has
+        already queued stops too (``clear_audio=False`` to leave it)."""
         event: dict[str, Any] = {"type": "response.cancel"}
         if response_id:
             event["response_id"] = response_id
-        self._send_events([event])
+        events = [event]
+        if clear_audio:
+            events.append({"type": "output_audio_buffer.clear"})
+        self._send_events(events)
 
     def on(self, event_type: str, callback: Callback | None = None) -> Any:
         """Call ``callback(event)`` in the kernel for each server event of ``event_type``

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -95,12 +96,7 @@ def test_quickstart_end_to_end(mode: str, tmp_path: Path) -> None:
                     page, lab.url, lab.notebook_url("quickstart.ipynb"), mode
                 )
                 if emulator is not None:
-                    req = urllib.request.Request(
-                        f"{base}/emulator/calls",
-                        headers={"Authorization": f"Bearer {SENTINEL_KEY}"},
-                    )
-                    with urllib.request.urlopen(req, timeout=5) as resp:
-                        summary["emulator_calls"] = json.load(resp)
+                    summary["emulator_calls"] = emulator_calls(base)
                 check_session(summary)
                 Notebook(page).save()
                 saved = (lab.root / "quickstart.ipynb").read_text()
@@ -117,6 +113,8 @@ def test_quickstart_end_to_end(mode: str, tmp_path: Path) -> None:
                         server_log=lab.log.read_text(errors="replace"),
                     )
                 assert not wire.errors, wire.errors
+                if emulator is not None:
+                    assert_kernel_shutdown_hangs_up(page, base)
             finally:
                 ARTIFACTS.mkdir(exist_ok=True)
                 page.screenshot(path=str(ARTIFACTS / f"quickstart-{mode}.png"), full_page=True)
@@ -161,9 +159,32 @@ def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
     )
     summary["connect_ms"] = t_updated - t_click
     print(f"[{mode}] click -> session.updated: {summary['connect_ms']:.0f} ms")
-    nb.run_cell(CELL_END)
-    nb.poll("w.status == 'disconnected'")
+    if mode == "embedded":  # the sentinel run stays connected to test a kernel shutdown
+        nb.run_cell(CELL_END)
+        nb.poll("w.status == 'disconnected'")
     return summary
+
+
+def emulator_calls(base: str) -> list[dict]:
+    req = urllib.request.Request(
+        f"{base}/emulator/calls", headers={"Authorization": f"Bearer {SENTINEL_KEY}"}
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return list(json.load(resp))
+
+
+def assert_kernel_shutdown_hangs_up(page, base: str) -> None:
+    """Shutting the kernel down ends the browser's call: the service sees it close."""
+    assert emulator_calls(base)[-1]["state"] == "open"  # channel open
+    page.evaluate("() => jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+    states: list[str] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        states = [c["state"] for c in emulator_calls(base)]
+        if states[-1] in ("closed", "channel_closed", "failed"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the call outlived the kernel: {states}")
 
 
 def check_session(s: dict) -> None:

@@ -6,6 +6,7 @@ import { meterValue } from "../../js/view/header";
 import { mountView, type MountedView } from "../../js/view/index";
 import {
   FakeModel,
+  FakeStream,
   ManualFrames,
   fakeWorld,
   settle,
@@ -403,5 +404,122 @@ describe("cleanup", () => {
     expect(world.pc().closed).toBe(false);
     expect(ctrl.store.status).toBe("connected");
     view = mountView(el, model.asModel(), ctrl, frames); // for afterEach
+  });
+});
+
+describe("stop button", () => {
+  it("is a keyboard-reachable labelled button, disabled while nothing is in flight", () => {
+    const stop = $<HTMLButtonElement>("rtw-stop");
+    expect(stop.tagName).toBe("BUTTON");
+    expect(stop.type).toBe("button");
+    expect(stop.tabIndex).toBe(0);
+    expect(stop.getAttribute("aria-label")).toBeTruthy();
+    expect(stop.disabled).toBe(true);
+    expect(el.querySelector(".rtw-header")!.contains(stop)).toBe(true);
+  });
+
+  it("enables between response.created and its response.done; click cancels", async () => {
+    await connect();
+    const stop = $<HTMLButtonElement>("rtw-stop");
+    stop.click(); // disabled: nothing sent
+    expect(model.ofKind("request")).toHaveLength(0);
+    serverSend({ type: "response.created", response: { id: "r1" } });
+    expect(stop.disabled).toBe(false);
+    // a second reply overlapping the first keeps it enabled until both are done
+    serverSend({ type: "response.created", response: { id: "r2" } });
+    serverSend({ type: "response.done", response: { id: "r1" } });
+    expect(stop.disabled).toBe(false);
+    stop.click();
+    expect(model.ofKind("request")).toEqual([
+      { kind: "request", action: "cancel_response" },
+    ]);
+    serverSend({
+      type: "response.done",
+      response: { id: "r2", status: "cancelled" },
+    });
+    expect(stop.disabled).toBe(true);
+    stop.click();
+    expect(model.ofKind("request")).toHaveLength(1);
+  });
+
+  it("disables when the call ends mid-reply, and a later view starts right", async () => {
+    await connect();
+    serverSend({ type: "response.created", response: { id: "r1" } });
+    const el2 = document.createElement("div");
+    const v2 = mountView(el2, model.asModel(), ctrl, frames);
+    const stop2 = el2.querySelector<HTMLButtonElement>(
+      "[data-testid=rtw-stop]",
+    )!;
+    expect(stop2.disabled).toBe(false);
+    model.msg({ kind: "disconnect", call: 1 });
+    expect($<HTMLButtonElement>("rtw-stop").disabled).toBe(true);
+    expect(stop2.disabled).toBe(true);
+    v2.destroy();
+  });
+});
+
+describe("latency summary", () => {
+  const text = () => $("rtw-latency").textContent;
+
+  it("shows dashes until a turn is measured and never announces itself", () => {
+    expect($("rtw-latency").getAttribute("aria-live")).toBe("off");
+    expect(text()).toBe("last turn — · median — (0 turns)");
+  });
+
+  it("measures a spoken turn to the moment the browser hears the reply", async () => {
+    await connect();
+    const pc = world.pc();
+    const remote = new FakeStream();
+    pc.emitTrack(remote.tracks[0], [remote]);
+    const meter = world.meters.get(remote)!;
+    vi.setSystemTime(1_000_000);
+    serverSend({ type: "input_audio_buffer.speech_stopped" });
+    vi.setSystemTime(1_000_100);
+    serverSend({
+      type: "response.created",
+      response: { id: "r1", output_modalities: ["audio"] },
+    });
+    serverSend({
+      type: "response.output_audio_transcript.delta",
+      response_id: "r1",
+      delta: "Hi",
+    });
+    expect(text()).toBe("last turn — · median — (0 turns)");
+    vi.setSystemTime(1_000_412);
+    meter.value = 0.2;
+    await vi.advanceTimersByTimeAsync(10); // the audible poll hears it
+    const heard = ctrl.store.records.newest(
+      1,
+      (r) => r.event.type === "audio.audible",
+    )[0]!;
+    expect(heard.event.response_id).toBe("r1");
+    const ms = Math.round(heard.t_ms - 1_000_000);
+    expect(ms).toBeGreaterThanOrEqual(412);
+    expect(ms).toBeLessThan(430);
+    expect(text()).toBe(`last turn ${ms} ms · median ${ms} ms (1 turn)`);
+  });
+
+  it("a typed turn falls back to the first text delta; median over turns", async () => {
+    await connect();
+    const turn = (start: number, ms: number, id: string) => {
+      vi.setSystemTime(start);
+      model.msg({
+        kind: "send",
+        call: 1,
+        events: [{ type: "response.create" }],
+      });
+      serverSend({
+        type: "response.created",
+        response: { id, output_modalities: ["text"] },
+      });
+      vi.setSystemTime(start + ms);
+      serverSend({ type: "response.text.delta", response_id: id, delta: "x" });
+      serverSend({ type: "response.done", response: { id } });
+    };
+    turn(2_000_000, 250, "a");
+    expect(text()).toBe("last turn 250 ms · median 250 ms (1 turn)");
+    turn(2_010_000, 700, "b");
+    turn(2_020_000, 300, "c");
+    expect(text()).toBe("last turn 300 ms · median 300 ms (3 turns)");
   });
 });

@@ -194,7 +194,9 @@ def test_send_text_and_friends(rig) -> None:
     assert sent[1]["events"] == [
         {"type": "response.create", "response": {"instructions": "Shout", "conversation": "none"}}
     ]
-    assert sent[2]["events"] == [{"type": "response.cancel"}]
+    assert sent[2]["events"] == [{"type": "response.cancel"}, {"type": "output_audio_buffer.clear"}]
+    w.cancel_response("resp_1", clear_audio=False)
+    assert sent[3]["events"] == [{"type": "response.cancel", "response_id": "resp_1"}]
 
 
 @pytest.mark.parametrize(
