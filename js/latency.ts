@@ -149,9 +149,13 @@ export class LatencyTracker {
     this.window = new MedianWindow(windowSize);
   }
 
-  /** True while at least one reply is in flight (the Stop button's state). */
+  /** Responses whose audio the service is still playing out (output_audio_buffer.*): over
+   * WebRTC that outlasts response.done, and Stop must still be able to cut it. */
+  private readonly playing = new Set<string>();
+
+  /** True while a reply is in flight or its audio still plays (the Stop button's state). */
   get responding(): boolean {
-    return this.inFlight.size > 0;
+    return this.inFlight.size > 0 || this.playing.size > 0;
   }
 
   summary(): LatencySummary {
@@ -168,6 +172,7 @@ export class LatencyTracker {
     const type = ev.type ?? "";
     const t = record.t_ms;
     const change: TrackerChange = { latency: false, responding: false };
+    const wasResponding = this.responding;
     if (record.dir === "local") {
       if (type === "call.start") {
         change.responding = this.endCall();
@@ -203,6 +208,13 @@ export class LatencyTracker {
           turn.done = true;
           change.latency = this.measure(turn);
         }
+      } else if (type === "output_audio_buffer.started") {
+        this.playing.add(str(ev.response_id) ?? "");
+      } else if (
+        type === "output_audio_buffer.stopped" ||
+        type === "output_audio_buffer.cleared"
+      ) {
+        this.playing.delete(str(ev.response_id) ?? "");
       } else if (DELTAS.has(type)) {
         const turn = this.open.get(str(ev.response_id) ?? "");
         if (turn && turn.firstDelta === null) {
@@ -211,15 +223,17 @@ export class LatencyTracker {
         }
       }
     }
+    change.responding = wasResponding !== this.responding;
     return change;
   }
 
   /** The call ended: nothing is in flight any more. Returns whether that changed. */
   endCall(): boolean {
     this.pendingStart = null;
-    if (this.inFlight.size === 0) return false;
+    const was = this.responding;
     this.inFlight.clear();
-    return true;
+    this.playing.clear();
+    return was;
   }
 
   private created(response: Record<string, unknown> | undefined): boolean {

@@ -91,6 +91,9 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         self._executor: ThreadPoolExecutor | None = None
         self._batched: list[str] | None = None  # trait names changed inside batch_update()
         self._work: list[Future[Any]] = []
+        # What the service last said is in flight (for cancel_response)
+        self._active_response: str | None = None
+        self._audio_playing = False
         super().__init__(mic=mic, **session)
         self.observe(self._on_session_trait, names=list(SESSION_TRAITS))
         self.on_msg(self._on_custom_msg)
@@ -170,13 +173,16 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         """Interrupt the agent: ``response.cancel`` (for ``response_id``, else the active
         response), then, over WebRTC, ``output_audio_buffer.clear`` so audio the service has
         already queued stops too (``clear_audio=False`` to leave it)."""
-        event: dict[str, Any] = {"type": "response.cancel"}
-        if response_id:
-            event["response_id"] = response_id
-        events = [event]
-        if clear_audio:
+        events: list[dict[str, Any]] = []
+        # Cancelling with nothing in flight is an error at the service: only when one is.
+        if response_id or self._active_response:
+            events.append({"type": "response.cancel"})
+            if response_id:
+                events[0]["response_id"] = response_id
+        if clear_audio and (self._audio_playing or events):
             events.append({"type": "output_audio_buffer.clear"})
-        self._send_events(events)
+        if events:
+            self._send_events(events)
 
     def on(self, event_type: str, callback: Callback | None = None) -> Any:
         """Call ``callback(event)`` in the kernel for each server event of ``event_type``
@@ -432,6 +438,14 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         etype = event.get("type")
         if etype == "session.updated" and isinstance(event.get("session"), dict):
             self.server_session = event["session"]
+        elif etype == "response.created":
+            self._active_response = (event.get("response") or {}).get("id") or "?"
+        elif etype == "response.done":
+            self._active_response = None
+        elif etype == "output_audio_buffer.started":
+            self._audio_playing = True
+        elif etype in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
+            self._audio_playing = False
         for fn in [*self._callbacks.get(str(etype), []), *self._callbacks.get("*", [])]:
             try:
                 fn(event)

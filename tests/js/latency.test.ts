@@ -269,3 +269,31 @@ describe("Store latency and responding", () => {
     expect(seen.filter((t) => t === "responding")).toHaveLength(2);
   });
 });
+
+describe("Stop stays available while the reply's audio plays out", () => {
+  it("is responding from response.created until output_audio_buffer.stopped, past response.done", () => {
+    const tr = new LatencyTracker();
+    const f = feed((r) => tr.apply(r));
+    expect(f.server(0, created("r1", ["audio"])).responding).toBe(true);
+    f.server(10, { type: "output_audio_buffer.started", response_id: "r1" });
+    expect(f.server(20, done("r1")).responding).toBe(false); // no change: audio still plays
+    expect(tr.responding).toBe(true);
+    const stopped = f.server(900, {
+      type: "output_audio_buffer.stopped",
+      response_id: "r1",
+    });
+    expect(stopped.responding).toBe(true); // it changed
+    expect(tr.responding).toBe(false);
+  });
+
+  it("ends with a cleared buffer or the end of the call", () => {
+    const tr = new LatencyTracker();
+    const f = feed((r) => tr.apply(r));
+    f.server(0, { type: "output_audio_buffer.started", response_id: "r2" });
+    f.server(5, { type: "output_audio_buffer.cleared", response_id: "r2" });
+    expect(tr.responding).toBe(false);
+    f.server(10, { type: "output_audio_buffer.started", response_id: "r3" });
+    expect(f.local(20, { type: "call.start", call: 2 }).responding).toBe(true);
+    expect(tr.responding).toBe(false);
+  });
+});

@@ -178,6 +178,8 @@ def test_send_text_and_friends(rig) -> None:
     sent.clear()
     w.send_text("Hello!")
     w.create_response(instructions="Shout", conversation="none")
+    w.cancel_response()  # nothing in flight: nothing to send
+    browser(w, **records(call, ("server", {"type": "response.created", "response": {"id": "r1"}})))
     w.cancel_response()
     assert [m["kind"] for m in sent] == ["send"] * 3 and all(m["call"] == call for m in sent)
     assert sent[0]["events"] == [
@@ -197,6 +199,22 @@ def test_send_text_and_friends(rig) -> None:
     assert sent[2]["events"] == [{"type": "response.cancel"}, {"type": "output_audio_buffer.clear"}]
     w.cancel_response("resp_1", clear_audio=False)
     assert sent[3]["events"] == [{"type": "response.cancel", "response_id": "resp_1"}]
+    # generation done but its audio still playing: only the audio is cleared
+    browser(
+        w,
+        **records(
+            call,
+            ("server", {"type": "output_audio_buffer.started", "response_id": "r1"}),
+            ("server", {"type": "response.done", "response": {"id": "r1"}}),
+        ),
+    )
+    w.cancel_response()
+    assert sent[4]["events"] == [{"type": "output_audio_buffer.clear"}]
+    browser(
+        w, **records(call, ("server", {"type": "output_audio_buffer.cleared", "response_id": "r1"}))
+    )
+    w.cancel_response()
+    assert len(sent) == 5
 
 
 @pytest.mark.parametrize(
