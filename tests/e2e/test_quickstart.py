@@ -33,9 +33,8 @@ from tests.e2e.harness import (
 pytestmark = pytest.mark.e2e
 
 QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
-CELL_SETUP, CELL_CONNECT, CELL_SEND, CELL_ON, CELL_TUNE, CELL_FRAME, CELL_JSONL, CELL_END = (
-    1, 3, 5, 7, 9, 11, 12, 14,
-)  # fmt: skip
+CELL_SETUP, CELL_CONNECT, CELL_SEND, CELL_ON, CELL_TUNE, CELL_END = 1, 3, 5, 7, 9, 11
+CELL_FRAME, CELL_JSONL, CELL_TURNS, CELL_PLOT, CELL_STOP_EMULATOR = 13, 14, 16, 18, 20
 
 SUMMARY = """{
   "status": w.status,
@@ -151,8 +150,6 @@ def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
     nb.run_cell(CELL_TUNE)
     nb.poll("w.server_session.get('audio', {}).get('output', {}).get('voice') == 'Ashley'")
     nb.poll("len(w.events.of_type('stats')) >= 2", timeout=15)  # the browser's own measurements
-    nb.run_cell(CELL_FRAME)
-    nb.run_cell(CELL_JSONL)
     summary = nb.kernel_json(SUMMARY)
     t_updated = next(
         r["t_ms"] for r in nb.kernel_json("list(w.events)") if r["type"] == "session.updated"
@@ -162,6 +159,23 @@ def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
     if mode == "embedded":  # the sentinel run stays connected to test a kernel shutdown
         nb.run_cell(CELL_END)
         nb.poll("w.status == 'disconnected'")
+    # the notebook ends with its own session as data: the frame, the turns, the timeline
+    for cell in (CELL_FRAME, CELL_JSONL, CELL_TURNS, CELL_PLOT):
+        nb.run_cell(cell)
+    assert nb.kernel_json("len(w.events.turns())") >= 1
+    page.wait_for_function(
+        f"() => jupyterapp.shell.currentWidget.content.widgets[{CELL_PLOT}].node.querySelector('.jp-OutputArea-output img')",
+        timeout=15_000,
+    )
+    errors = page.evaluate(
+        "() => [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"]')].map(e => e.textContent)"
+    )
+    assert not [e for e in errors if "Traceback" in e], errors
+    if mode == "embedded":
+        # a clean hang-up: the browser ended the call, nothing failed on the way
+        local = nb.kernel_json("[r['type'] for r in w.events if r['direction'] == 'local']")
+        assert "call.failed" not in local, local
+        nb.run_cell(CELL_STOP_EMULATOR)
     return summary
 
 
