@@ -28,8 +28,11 @@ def plot_timeline(log: EventLog, *, label_last: int = 5, ax: Any = None) -> Any:
         raise ImportError(
             'plot_timeline() needs matplotlib: pip install "realtime-widget[plot]"'
         ) from None
+    lat_ax = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(12, 3.2), layout="constrained")
+        fig, (ax, lat_ax) = plt.subplots(
+            2, 1, figsize=(12, 4.6), sharex=True, height_ratios=(3, 1.6), layout="constrained"
+        )
     else:
         fig = ax.figure
     if not len(log):
@@ -76,25 +79,36 @@ def plot_timeline(log: EventLog, *, label_last: int = 5, ax: Any = None) -> Any:
         )
     if errors:
         ax.plot(errors, [lane["errors"]] * len(errors), "x", color="#c62828", markersize=9)
-    for turn in turns[-label_last:] if label_last else []:
-        row = turn.row()
+    span = max(s(log.record(-1)["t_ms"]), 1e-3)
+    labelled: list[float] = []
+    # Newest first; a label that would collide with one already placed is left out, so a
+    # long session stays readable (the latency panel below has every turn).
+    for turn in reversed(turns[-label_last:] if label_last else []):
+        row, created = turn.row(), turn.t.get("created")
         parts = [
             f"{name} {row[col]:.0f} ms"
             for name, col in (("created", "to_created_ms"), ("audio", "to_first_audio_ms"))
             if row[col] is not None
         ]
-        if parts and turn.t.get("created") is not None:
-            ax.annotate(
-                "\n".join(parts),
-                (s(turn.t["created"] or 0), lane["responses"] + height / 2),
-                xytext=(0, 4),
-                textcoords="offset points",
-                fontsize=7,
-                va="bottom",
-            )
+        if not parts or created is None:
+            continue
+        x = s(created)
+        if any(abs(x - other) < span * 0.08 for other in labelled):
+            continue
+        labelled.append(x)
+        ax.annotate(
+            "\n".join(parts),
+            (x, lane["responses"] + height / 2),
+            xytext=(0, 4),
+            textcoords="offset points",
+            fontsize=7,
+            va="bottom",
+        )
+    if lat_ax is not None:
+        _latency_panel(lat_ax, turns, s)
     ax.set_yticks(list(lane.values()), list(lane.keys()))
     ax.set_ylim(-0.7, len(LANES) - 0.1)
-    ax.set_xlabel("seconds since the first event")
+    (lat_ax or ax).set_xlabel("seconds since the first event")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(
         handles=[
@@ -102,10 +116,41 @@ def plot_timeline(log: EventLog, *, label_last: int = 5, ax: Any = None) -> Any:
             for k, c in STATUS_COLOURS.items()
             if k and any(t.status == k for t in turns)
         ],
-        loc="upper right",
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
         fontsize=7,
         title="response",
         title_fontsize=7,
     )
     ax.set_title(f"{len(turns)} responses, {len(speech)} user utterances, {len(errors)} errors")
     return fig
+
+
+def _latency_panel(ax: Any, turns: list[Any], s: Any) -> None:
+    """Each turn's latencies against time: the trend a long session needs."""
+    from statistics import median
+
+    for col, label, colour in (
+        ("to_created_ms", "to response.created", "#6d4c41"),
+        ("to_first_audio_ms", "to first audio", "#00897b"),
+    ):
+        points = [
+            (s(t.t["created"]), r[col])
+            for t in turns
+            if t.t.get("created") is not None and (r := t.row())[col] is not None
+        ]
+        if not points:
+            continue
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, ".-", color=colour, markersize=4, linewidth=0.8, label=label)
+        ax.axhline(median(ys), color=colour, linewidth=0.6, linestyle=":")
+    ax.set_ylabel("ms after\nthe user's turn", fontsize=8)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+            fontsize=7,
+            title="latency (median dotted)",
+            title_fontsize=7,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -141,3 +142,57 @@ def test_plot_timeline_renders(tmp_path: Path) -> None:
     artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     fig.savefig(artifacts / "timeline-unit.png", dpi=100)
+
+
+def ten_minute_session() -> EventLog:
+    """70 spoken turns over ~9 minutes, some interrupted, a few errors."""
+    import random
+
+    rng = random.Random(1)
+    log = EventLog()
+
+    def at(ms: float, direction: str, event: dict) -> None:
+        log.append(direction, event, t_ms=T0 + ms, t_kernel_ms=T0 + ms + 3)
+
+    ms = 0.0
+    for i in range(70):
+        ms += rng.uniform(2000, 5000)
+        at(ms, "server", {"type": "input_audio_buffer.speech_started"})
+        ms += rng.uniform(800, 3000)
+        at(ms, "server", {"type": "input_audio_buffer.speech_stopped"})
+        rid = f"r{i}"
+        ms += rng.uniform(50, 300)
+        at(ms, "server", {"type": "response.created", "response": {"id": rid}})
+        ms += rng.uniform(100, 400)
+        at(ms, "server", {"type": "output_audio_buffer.started", "response_id": rid})
+        at(ms + 80, "local", {"type": "audio.audible", "response_id": rid})
+        cancelled = rng.random() < 0.15
+        dur = rng.uniform(1000, 4000) / (3 if cancelled else 1)
+        status = "cancelled" if cancelled else "completed"
+        at(ms + dur, "server", {"type": "response.done", "response": {"id": rid, "status": status}})
+        end = "output_audio_buffer.cleared" if cancelled else "output_audio_buffer.stopped"
+        at(ms + dur + 5, "server", {"type": end, "response_id": rid})
+        ms += dur
+        if rng.random() < 0.05:
+            at(ms + 10, "server", {"type": "error", "error": {"message": "x"}})
+    return log
+
+
+def test_a_ten_minute_session_stays_readable() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    log = ten_minute_session()
+    fig = log.plot_timeline(label_last=5)
+    lanes, latency = fig.axes[0], fig.axes[1]
+    assert lanes.get_title().startswith("70 responses, 70 user utterances")
+    # dense turns: labels that would collide are dropped, never drawn over each other
+    xs = sorted(t.xy[0] for t in lanes.texts)
+    assert 1 <= len(xs) <= 5
+    assert all(b - a >= 0.08 * xs[-1] for a, b in itertools.pairwise(xs))
+    # every turn's latency is in the panel below
+    assert {line.get_label() for line in latency.lines} >= {"to response.created", "to first audio"}
+    assert max(len(line.get_xdata()) for line in latency.lines) == 70
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    fig.savefig(artifacts / "timeline-10min.png", dpi=100)
