@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,20 +13,45 @@ from pydantic import TypeAdapter
 # Fast pacing: tests assert behaviour, not realistic latency.
 FAST: dict[str, Any] = {"first_delta_delay_ms": 0.0, "delta_interval_ms": 2.0, "speech_rate": 150.0}
 SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
-INWORLD_ONLY = {
-    "response.backchannel.audio.delta",
-    "response.backchannel.audio.done",
-    "response.backchannel.skipped",
+# The documented schema exceptions: Inworld-only messages, which RealtimeServerEvent rejects.
+# They are kept out of schema validation and checked against these shapes (field -> type)
+# instead. Keyed by ``type``, or by ``errorType`` for the non-standard message that has none.
+INWORLD_ONLY: dict[str, dict[str, type]] = {
+    "response.backchannel.audio.delta": {"type": str, "event_id": str, "delta": str},
+    "response.backchannel.audio.done": {"type": str, "event_id": str, "phrase": str},
+    "response.backchannel.skipped": {"type": str, "event_id": str, "reason": str},
+    "SESSION_RESOURCES_EXHAUSTED": {"errorType": str, "message": str},
 }
+
+
+def inworld_kind(event: dict[str, Any]) -> str | None:
+    """The INWORLD_ONLY key of ``event``, or None for an OpenAI-schema event."""
+    kind = event.get("type", event.get("errorType"))
+    return kind if kind in INWORLD_ONLY else None
+
+
+def check_inworld_shape(event: dict[str, Any]) -> None:
+    kind = inworld_kind(event)
+    assert kind is not None, f"not an Inworld-only message: {event}"
+    shape = INWORLD_ONLY[kind]
+    assert set(event) == set(shape), f"{kind}: fields {sorted(event)} != {sorted(shape)}"
+    for name, kind_of in shape.items():
+        assert isinstance(event[name], kind_of), f"{kind}.{name} is not {kind_of.__name__}"
+    if kind == "response.backchannel.audio.delta":
+        pcm = base64.b64decode(event["delta"], validate=True)
+        assert pcm and len(pcm) % 2 == 0  # PCM16 samples
 
 
 def check_stream(events: list[dict[str, Any]]) -> None:
     """Schema, unique event_id, and id consistency across every response in ``events``."""
-    ids = [e["event_id"] for e in events]
+    ids = [e["event_id"] for e in events if "event_id" in e]
     assert len(ids) == len(set(ids)), "duplicate event_id"
     for event in events:
-        if event["type"] not in INWORLD_ONLY:
+        if inworld_kind(event) is not None:
+            check_inworld_shape(event)
+        else:
             SERVER_EVENT.validate_python(event)
+    events = [e for e in events if inworld_kind(e) is None]
     created: set[str] = set()
     done: set[str] = set()
     item_at: dict[tuple[str, int], str] = {}

@@ -151,7 +151,7 @@ class RealtimeClient:
         return self.times[self.events.index(event)]
 
     def types(self) -> list[str]:
-        return [e["type"] for e in self.events]
+        return [e.get("type", "") for e in self.events]
 
     def of_type(self, type: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("type") == type]

@@ -158,6 +158,8 @@ def test_cli_serves_until_sigterm() -> None:
             "5",
             "--drop-channel-after",
             "none",
+            "--exhaust-after",
+            "50",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -178,3 +180,13 @@ def test_cli_serves_until_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_exhaust_after_knob_and_flag() -> None:
+    from realtime_widget.emulator.__main__ import build_parser
+
+    assert build_parser().parse_args(["--exhaust-after", "7"]).exhaust_after == 7
+    assert build_parser().parse_args(["--exhaust-after", "none"]).exhaust_after is None
+    assert Emulator(exhaust_after=3).knobs.exhaust_after == 3
+    with pytest.raises(ValueError, match="exhaust_after"):
+        Emulator(exhaust_after=-1)

@@ -50,6 +50,31 @@ async def test_text_turn_gets_text_response(connect: Connect) -> None:
     assert not client.of_type("output_audio_buffer.started")
 
 
+async def test_rate_limits_updated_after_each_response(connect: Connect) -> None:
+    client = await connect()
+    client.send({"type": "session.update", "session": {"output_modalities": ["text"]}})
+    totals = []
+    for i in range(2):
+        seen = len(client.events)
+        client.send(user_text(f"message {i}"))
+        client.send({"type": "response.create"})
+        done = await client.wait_for("response.done", after=seen)
+        totals.append(done["response"]["usage"]["total_tokens"])
+        await client.wait_for("rate_limits.updated", after=seen)
+    types = client.types()
+    updates = client.of_type("rate_limits.updated")
+    assert len(updates) == 2
+    for update in updates:  # each comes right after its response.done
+        assert types[client.events.index(update) - 1] == "response.done"
+        assert [limit["name"] for limit in update["rate_limits"]] == ["requests", "tokens"]
+    first, second = ({lim["name"]: lim for lim in u["rate_limits"]} for u in updates)
+    assert first["requests"]["remaining"] == first["requests"]["limit"] - 1
+    assert first["tokens"]["remaining"] <= first["tokens"]["limit"] - totals[0]
+    assert second["requests"]["remaining"] <= first["requests"]["remaining"]
+    assert second["tokens"]["remaining"] < first["tokens"]["remaining"]
+    assert 0 < first["tokens"]["reset_seconds"] < 1
+
+
 async def test_session_update_merges_partial_updates(connect: Connect) -> None:
     client = await connect()
     client.send(

@@ -9,7 +9,15 @@ import pytest
 
 from realtime_widget.emulator import ResponseContext, TextReply, ToolCall, default_responder
 from realtime_widget.emulator._audio import SAMPLE_RATE, frame_rms, speech_duration_s, synthesize
+from realtime_widget.emulator._backchannel import (
+    BackchannelConfig,
+    BackchannelTurn,
+    audio_deltas,
+    backchannel_config,
+)
+from realtime_widget.emulator._conversation import cut_transcript
 from realtime_widget.emulator._errors import ClientError
+from realtime_widget.emulator._ratelimits import RateLimits
 from realtime_widget.emulator._session import (
     default_session,
     merge_session,
@@ -111,3 +119,52 @@ def test_default_responder() -> None:
     assert default_responder(forced) == ToolCall("lookup", {})
     assert isinstance(default_responder(context([user], tools=[tool])), TextReply)
     assert "Hello" in default_responder(context([])).text  # type: ignore[union-attr]
+
+
+def test_rate_limit_buckets_refill_over_a_minute() -> None:
+    now = [0.0]
+    limits = RateLimits(clock=lambda: now[0])
+    requests, tokens = limits.spend(4000)
+    assert requests == {
+        "name": "requests",
+        "limit": 5000,
+        "remaining": 4999,
+        "reset_seconds": 0.012,
+    }
+    assert tokens["remaining"] == tokens["limit"] - 4000
+    assert tokens["reset_seconds"] == pytest.approx(60 * 4000 / tokens["limit"])
+    now[0] = 0.3  # refills at limit per minute
+    _, tokens = limits.spend(0)
+    assert abs(tokens["remaining"] - (tokens["limit"] - 4000 + tokens["limit"] // 200)) <= 1
+    now[0] = 120.0
+    requests, tokens = limits.spend(0)
+    assert tokens["remaining"] == tokens["limit"] and tokens["reset_seconds"] == 0
+    assert requests["remaining"] == 4999  # one more request spent just now
+
+
+def test_cut_transcript_keeps_whole_words() -> None:
+    text = "You said: hello there. Bye"
+    assert cut_transcript(text, 0) == ""
+    assert cut_transcript(text, 3) == "You"
+    assert cut_transcript(text, 8) == "You said:"  # the colon is silent
+    assert cut_transcript(text, 14) == "You said:"  # "hello" not finished
+    assert cut_transcript(text, 15) == "You said: hello"
+    assert cut_transcript(text, 100) == text
+
+
+def test_backchannel_decisions() -> None:
+    assert backchannel_config({"providerData": {}}) is None
+    assert backchannel_config({"providerData": {"backchannel": {"enabled": "yes"}}}) is None
+    config = backchannel_config(
+        {"providerData": {"backchannel": {"enabled": True, "min_gap_ms": "x", "max_per_turn": 2}}}
+    )
+    assert config == BackchannelConfig(max_per_turn=2)  # a bad field keeps its default
+    turn = BackchannelTurn(speech_start_ms=1000)
+    assert turn.decide(config, 2480, False) is None  # 1.5 s not reached
+    assert turn.decide(config, 2500, True) == "assistant_speaking"
+    assert turn.decide(config, 3300, False) == "send"
+    assert turn.decide(config, 4100, False) == "min_gap"
+    assert turn.decide(config, 7300, False) == "send"
+    assert turn.decide(config, 20000, False) is None  # max_per_turn reached
+    deltas = audio_deltas(0.6)
+    assert len(deltas) > 2 and audio_deltas(0.0) == []

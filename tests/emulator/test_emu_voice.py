@@ -107,10 +107,28 @@ async def test_speech_interrupts_a_response(connect: Connect, emulator: Emulator
     emulator.configure(speech_rate=300.0)  # the next, automatic, answer can be quick
     done = await client.wait_for("response.done")
     cleared = await client.wait_for("output_audio_buffer.cleared")
+    truncated = await client.wait_for("conversation.item.truncated")
     assert done["response"]["id"] == cleared["response_id"] == first
     assert done["response"]["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
     types = client.types()
-    assert types.index("input_audio_buffer.speech_started") < types.index("response.done")
+    assert (
+        types.index("input_audio_buffer.speech_started")
+        < types.index("response.done")
+        < types.index("output_audio_buffer.cleared")
+        < types.index("conversation.item.truncated")
+    )
+    # The reply is cut to what was played: audio_end_ms is the time from the start of its audio
+    # to the barge-in, and the stored transcript keeps the words said by then.
+    reply = done["response"]["output"][0]
+    assert truncated["item_id"] == reply["id"] and truncated["content_index"] == 0
+    audio_started = client.of_type("output_audio_buffer.started")[0]
+    heard_s = client.time_of(started) - client.time_of(audio_started)
+    assert abs(truncated["audio_end_ms"] / 1000 - heard_s) < 0.15
+    client.send({"type": "conversation.item.retrieve", "item_id": reply["id"]})
+    retrieved = await client.wait_for("conversation.item.retrieved")
+    kept = retrieved["item"]["content"][0]["transcript"]
+    sent = reply["content"][0]["transcript"]
+    assert sent.startswith(kept) and len(kept) <= truncated["audio_end_ms"] / 1000 * 12.0 + 1
     # After the user's turn ends, a new response answers it.
     second = await client.wait_for(
         "response.created", where=lambda e: e["response"]["id"] != first, timeout=5
@@ -193,3 +211,28 @@ async def test_real_speech_from_espeak(
     started = client.of_type("input_audio_buffer.speech_started")[0]
     assert 0.6 < (stopped["audio_end_ms"] - started["audio_start_ms"]) / 1000 < len(pcm) / rate + 1
     assert emulator.calls[0]["mic"]["peak_rms"] > 0.05
+
+
+async def test_backchannel_over_webrtc(connect: Connect) -> None:
+    client = await connect()
+    assert client.mic is not None
+    client.send(
+        {
+            "type": "session.update",
+            "session": {
+                "output_modalities": ["text"],
+                "audio": {"input": {"turn_detection": {**SERVER_VAD, "silence_duration_ms": 400}}},
+                "providerData": {"backchannel": {"enabled": True}},
+            },
+        }
+    )
+    await client.wait_for("session.updated")
+    client.mic.say(speech(2.0))
+    client.mic.silence(0.6)
+    done = await client.wait_for("response.backchannel.audio.done", timeout=5)
+    stopped = await client.wait_for("input_audio_buffer.speech_stopped", timeout=5)
+    assert done["phrase"] == "mm-hm"
+    deltas = client.of_type("response.backchannel.audio.delta")
+    assert deltas and client.events.index(deltas[-1]) < client.events.index(done)
+    assert client.events.index(done) < client.events.index(stopped)  # while the user spoke
+    await client.wait_for("response.done")  # the turn is still answered as usual

@@ -104,6 +104,7 @@ class Utterance:
     response_id: str
     pcm: np.ndarray
     start: float  # time.monotonic() when its first sample plays
+    item_id: str = ""  # the assistant item whose audio this is
 
     @property
     def duration_s(self) -> float:
@@ -127,9 +128,9 @@ class VoiceTrack(MediaStreamTrack):
         self._start: float | None = None
         self._timestamp = 0
 
-    def play(self, response_id: str, pcm: np.ndarray) -> Utterance:
+    def play(self, response_id: str, pcm: np.ndarray, item_id: str = "") -> Utterance:
         """Start saying ``pcm`` now (replacing anything still playing)."""
-        self._utterance = Utterance(response_id, pcm, time.monotonic())
+        self._utterance = Utterance(response_id, pcm, time.monotonic(), item_id)
         return self._utterance
 
     def clear(self) -> Utterance | None:

@@ -16,15 +16,18 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import numpy as np
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from ._audio import Utterance, VoiceTrack
+from ._backchannel import PHRASE, BackchannelTurn, audio_deltas, backchannel_config
 from ._conversation import Conversation, normalize_item
 from ._errors import ClientError
 from ._ids import new_id
 from ._knobs import Knobs
 from ._mic import MicMonitor, Segment
+from ._ratelimits import RateLimits
 from ._responder import Responder, Transcriber, TranscriptionRequest
 from ._response import ResponseRunner, parse_response_params
 from ._session import default_session, merge_session, validate_session_update
@@ -35,6 +38,11 @@ log = logging.getLogger(__name__)
 
 CHANNEL_LABEL = "oai-events"
 MALFORMED_MESSAGE = '{"type": "response.output_text.delta", "delta": "unterminated'
+# Inworld's non-standard message when a session runs out of resources (no "type", no event_id).
+EXHAUSTED_MESSAGE = {
+    "errorType": "SESSION_RESOURCES_EXHAUSTED",
+    "message": "Session resources exhausted: the session has been closed.",
+}
 
 
 class Call:
@@ -57,13 +65,20 @@ class Call:
         self.events_out: list[dict[str, Any]] = []
         self.faults: list[str] = []
         self.voice = VoiceTrack()
-        self.mic = MicMonitor(self._on_vad, vad_params(self._turn_detection))
+        self.mic = MicMonitor(
+            self._on_vad, vad_params(self._turn_detection), on_frame=self._on_mic_frame
+        )
         self.channel: RTCDataChannel | None = None
         self.active: ResponseRunner | None = None
         self.audio_ms: dict[str, int] = {}  # assistant audio item id -> its length (truncate)
+        self.chars_per_ms: dict[str, float] = {}  # ... -> text spoken per ms of its audio
         self.input_audio_s: dict[str, float] = {}  # user audio item id -> seconds (usage)
+        self.rate_limits = RateLimits()
         self._sent = 0
         self._malformed_sent = False
+        self._exhausted = False
+        self._backchannel: BackchannelTurn | None = None
+        self._idle_since_ms: float | None = None
         self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._speech_item_id: str | None = None
@@ -165,7 +180,7 @@ class Call:
         event = {"type": type, "event_id": new_id("event"), **fields}
         text = json.dumps(event)
         channel = self.channel
-        if channel is None or channel.readyState != "open":
+        if channel is None or channel.readyState != "open" or self._exhausted:
             return event
         channel.send(text)
         # Recorded as sent, decoded from the wire text: later edits to items cannot leak in.
@@ -194,6 +209,28 @@ class Call:
         if knobs.close_after == self._sent and not self._closed.is_set():
             self.faults.append(f"peer connection closed after {self._sent} events")
             self.spawn_detached(self.close("close_after knob"))
+        if (
+            knobs.exhaust_after == self._sent
+            and not self._exhausted
+            and channel.readyState == "open"
+        ):
+            self._exhausted = True  # nothing more is sent on this call
+            self.faults.append(f"session resources exhausted after {self._sent} events")
+            text = json.dumps(EXHAUSTED_MESSAGE)
+            channel.send(text)
+            self.events_out.append(json.loads(text))
+            self.spawn_detached(self._close_exhausted(channel))
+
+    async def _close_exhausted(self, channel: RTCDataChannel) -> None:
+        # Close the channel first: its stream reset follows the queued message, so the client
+        # gets the message before the close. Then end the call.
+        await asyncio.sleep(0)
+        channel.close()
+        for _ in range(50):
+            if channel.readyState == "closed":
+                break
+            await asyncio.sleep(0.01)
+        await self.close("SESSION_RESOURCES_EXHAUSTED")
 
     # --- receiving -----------------------------------------------------------------------
     async def _process_inbox(self) -> None:
@@ -261,8 +298,14 @@ class Call:
         content_index = event.get("content_index", 0)
         audio_end_ms = event.get("audio_end_ms")
         self.conversation.truncate(
-            item_id, content_index, audio_end_ms, self.audio_ms.get(item_id, 0)
+            item_id,
+            content_index,
+            audio_end_ms,
+            self.audio_ms.get(item_id, 0),
+            self.chars_per_ms.get(item_id),
         )
+        if isinstance(audio_end_ms, int):
+            self.audio_ms[item_id] = audio_end_ms  # the audio after the cut is gone
         self.emit(
             "conversation.item.truncated",
             item_id=item_id,
@@ -330,6 +373,7 @@ class Call:
             self.mic.set_params(None)
             self.mic.set_params(vad_params(self._turn_detection))
         self._speech_item_id = None
+        self._backchannel = None
         self.emit("input_audio_buffer.cleared")
 
     async def _input_append(self, event: dict[str, Any]) -> None:
@@ -364,13 +408,18 @@ class Call:
         if self.active is runner:
             self.active = None
 
-    async def play(self, response_id: str, item_id: str, pcm: Any) -> Utterance:
-        """Queue behind anything still playing, then start speaking ``pcm``."""
+    async def play(
+        self, response_id: str, item_id: str, pcm: Any, text_chars: int = 0
+    ) -> Utterance:
+        """Queue behind anything still playing, then start speaking ``pcm`` (which says
+        ``text_chars`` characters of the item's transcript)."""
         await self._playback_idle.wait()
-        utterance = self.voice.play(response_id, pcm)
+        utterance = self.voice.play(response_id, pcm, item_id)
         self._playing = utterance
         self._playback_idle.clear()
         self.audio_ms[item_id] = int(utterance.duration_s * 1000)
+        if utterance.duration_s > 0:
+            self.chars_per_ms[item_id] = text_chars / (utterance.duration_s * 1000)
         self.emit("output_audio_buffer.started", response_id=response_id)
         self.spawn(self._watch_playback(utterance))
         return utterance
@@ -393,6 +442,46 @@ class Call:
         self.emit("output_audio_buffer.cleared", response_id=utterance.response_id)
         return True
 
+    @staticmethod
+    def _played_ms(utterance: Utterance | None) -> int:
+        if utterance is None:
+            return 0
+        played = min(time.monotonic(), utterance.end) - utterance.start
+        return int(max(0.0, played) * 1000)
+
+    def _truncate_played(self, utterance: Utterance, played_ms: int) -> None:
+        """After a barge-in: cut the assistant item to the audio that was actually played."""
+        item_id = utterance.item_id
+        item = self.conversation.find(item_id)
+        total_ms = self.audio_ms.get(item_id)
+        if item is None or total_ms is None or played_ms >= total_ms:
+            return  # not in the conversation (conversation: none, deleted), or fully played
+        content_index = next(
+            (i for i, p in enumerate(item["content"]) if p.get("type") == "output_audio"), None
+        )
+        if content_index is None:
+            return
+        self.conversation.truncate(
+            item_id, content_index, played_ms, total_ms, self.chars_per_ms.get(item_id)
+        )
+        self.audio_ms[item_id] = played_ms
+        self.emit(
+            "conversation.item.truncated",
+            item_id=item_id,
+            content_index=content_index,
+            audio_end_ms=played_ms,
+        )
+
+    async def _barge_in(
+        self, runner: ResponseRunner, playing: Utterance | None, played_ms: int
+    ) -> None:
+        await runner.cancel("turn_detected")
+        if playing is None:
+            return
+        if self._playing is playing:  # the response had just finished: cut its audio too
+            self.stop_playback()
+        self._truncate_played(playing, played_ms)
+
     # --- voice turns -----------------------------------------------------------------------
     def _on_vad(self, event: VadEvent, segment: Segment | None) -> None:
         if event.kind == "speech_started":
@@ -402,18 +491,64 @@ class Call:
                 audio_start_ms=event.audio_ms,
                 item_id=self._speech_item_id,
             )
+            self._backchannel = BackchannelTurn(event.speech_start_ms)
             td = self._turn_detection or {}
             if td.get("interrupt_response", True):
+                playing = self._playing
+                played_ms = self._played_ms(playing)  # what the user heard until now
                 if self.active is not None:
-                    self.spawn(self.active.cancel("turn_detected"))
-                else:
-                    self.stop_playback()
+                    self.spawn(self._barge_in(self.active, playing, played_ms))
+                elif playing is not None and self.stop_playback():
+                    self._truncate_played(playing, played_ms)
             return
         item_id = self._speech_item_id or new_id("item")
         self._speech_item_id = None
+        self._backchannel = None
         self.emit("input_audio_buffer.speech_stopped", audio_end_ms=event.audio_ms, item_id=item_id)
         assert segment is not None
         self._commit_turn(item_id, segment)
+
+    def _on_mic_frame(self, now_ms: float) -> None:
+        """After each mic frame (stream clock): back-channel decisions and the idle timer."""
+        turn = self._backchannel
+        if turn is not None and self.mic.in_speech:
+            config = backchannel_config(self.session)
+            speaking = self._playing is not None
+            decision = turn.decide(config, now_ms, speaking) if config else None
+            if config is not None and decision == "send":
+                for delta in audio_deltas(config.volume_gain):
+                    self.emit("response.backchannel.audio.delta", delta=delta)
+                self.emit("response.backchannel.audio.done", phrase=PHRASE)
+            elif decision:
+                self.emit("response.backchannel.skipped", reason=decision)
+        self._check_idle(now_ms)
+
+    def _check_idle(self, now_ms: float) -> None:
+        td = self._turn_detection
+        timeout = td.get("idle_timeout_ms") if td else None
+        busy = self.mic.in_speech or self.active is not None or self._playing is not None
+        if not timeout or busy:
+            self._idle_since_ms = None
+            return
+        if self._idle_since_ms is None:
+            self._idle_since_ms = now_ms
+            return
+        start = self._idle_since_ms
+        if now_ms - start < timeout:
+            return
+        # Nothing was said for idle_timeout_ms: the silent stretch is committed as a user turn,
+        # and (with create_response) answered.
+        self._idle_since_ms = None
+        item_id = new_id("item")
+        self.emit(
+            "input_audio_buffer.timeout_triggered",
+            audio_start_ms=int(start),
+            audio_end_ms=int(now_ms),
+            item_id=item_id,
+        )
+        rate = self.mic.sample_rate
+        silence = np.zeros(round((now_ms - start) / 1000 * rate), np.int16)
+        self._commit_turn(item_id, Segment(silence, rate, int(start), int(now_ms)))
 
     def _commit_turn(self, item_id: str, segment: Segment) -> None:
         """Commit a user turn: committed + the user audio item, then transcribe and respond."""

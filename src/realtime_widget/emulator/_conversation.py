@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from ._errors import ClientError
@@ -15,6 +16,20 @@ _PART_TYPES = {
     "system": ("input_text",),
 }
 _PART_FIELDS = {"type": string, "text": string, "transcript": string, "audio": string}
+_CHUNKS = re.compile(r"\s*\S+|\s+$")
+_TRAILING = re.compile(r"[^\w']+$")
+
+
+def cut_transcript(transcript: str, heard_chars: float) -> str:
+    """The words of ``transcript`` said completely within its first ``heard_chars`` characters
+    of speech (the synthetic voice is silent on spaces and punctuation)."""
+    kept = ""
+    for chunk in _CHUNKS.findall(transcript):
+        word_end = len(kept) + len(_TRAILING.sub("", chunk))
+        if word_end > heard_chars + 1e-6:
+            break
+        kept += chunk
+    return kept
 
 
 def normalize_item(raw: Any, param: str = "item") -> dict[str, Any]:
@@ -94,9 +109,17 @@ class Conversation:
     def delete(self, item_id: str) -> None:
         del self.items[self._index(item_id)]
 
-    def truncate(self, item_id: str, content_index: Any, audio_end_ms: Any, spoken_ms: int) -> None:
+    def truncate(
+        self,
+        item_id: str,
+        content_index: Any,
+        audio_end_ms: Any,
+        spoken_ms: int,
+        chars_per_ms: float | None = None,
+    ) -> None:
         """Cut an assistant audio item at ``audio_end_ms`` (of ``spoken_ms`` total): the
-        transcript keeps the share of text that was heard."""
+        transcript keeps the words heard by then. ``chars_per_ms`` is the voice's pace; without
+        it the whole transcript is taken to span ``spoken_ms``."""
         item = self.get(item_id)
         if item.get("role") != "assistant":
             raise value_error("item_id", item_id, "Only assistant messages can be truncated.")
@@ -112,8 +135,9 @@ class Conversation:
                 "audio_end_ms", audio_end_ms, f"The audio is only {spoken_ms} ms long."
             )
         transcript = part.get("transcript") or ""
-        keep = round(len(transcript) * audio_end_ms / spoken_ms) if spoken_ms else 0
-        part["transcript"] = transcript[:keep]
+        if chars_per_ms is None:
+            chars_per_ms = len(transcript) / spoken_ms if spoken_ms else 0.0
+        part["transcript"] = cut_transcript(transcript, audio_end_ms * chars_per_ms)
 
     def snapshot(self) -> list[dict[str, Any]]:
         return copy.deepcopy(self.items)

@@ -39,6 +39,11 @@ class Knobs:
     malformed_after: int | None = _knob(
         None, "send one malformed (non-JSON) message after this many server events (per call)"
     )
+    exhaust_after: int | None = _knob(
+        None,
+        "after this many server events, send Inworld's {errorType: SESSION_RESOURCES_EXHAUSTED} "
+        "message and close the call",
+    )
 
     def __post_init__(self) -> None:
         for name in ("first_delta_delay_ms", "delta_interval_ms", "answer_delay_ms"):
@@ -48,7 +53,7 @@ class Knobs:
             raise ValueError("speech_rate must be > 0")
         if self.reject_calls_status is not None and not 400 <= self.reject_calls_status <= 599:
             raise ValueError("reject_calls_status must be an HTTP error status (400-599)")
-        for name in ("drop_channel_after", "close_after", "malformed_after"):
+        for name in ("drop_channel_after", "close_after", "malformed_after", "exhaust_after"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0")

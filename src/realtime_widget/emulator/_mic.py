@@ -53,8 +53,10 @@ class MicMonitor:
         self,
         on_vad: Callable[[VadEvent, Segment | None], None],
         params: VadParams | None,
+        on_frame: Callable[[float], None] | None = None,
     ) -> None:
         self._on_vad = on_vad
+        self._on_frame = on_frame  # called after every frame with the stream time (ms)
         self._vad = EnergyVad(params) if params else None
         self._lock = threading.Lock()
         self.frames = 0
@@ -118,6 +120,11 @@ class MicMonitor:
             self.peak_rms = max(self.peak_rms, rms)
         pcm = np.asarray(np.clip(mono * 32767, -32768, 32767), dtype=np.int16)
         self._keep(start_ms, pcm)
+        self._detect(rms, start_ms, end_ms, sample_rate)
+        if self._on_frame is not None:
+            self._on_frame(end_ms)
+
+    def _detect(self, rms: float, start_ms: float, end_ms: float, sample_rate: int) -> None:
         if self._vad is None:
             return
         event = self._vad.feed(rms, start_ms, end_ms)

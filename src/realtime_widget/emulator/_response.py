@@ -6,9 +6,10 @@ Event order for an audio message (ids agree throughout):
 ``response.output_audio_transcript.delta``* (each when the voice reaches that word) ->
 ``response.output_audio_transcript.done`` -> ``response.content_part.done`` ->
 ``response.output_item.done`` -> ``conversation.item.done`` -> ``response.done`` ->
-``output_audio_buffer.stopped`` (when the last sample has played).
+``rate_limits.updated`` -> ``output_audio_buffer.stopped`` (when the last sample has played).
 A cancelled response closes whatever it had open (status ``incomplete``), then sends
-``response.done`` (status ``cancelled``) and ``output_audio_buffer.cleared`` if audio was playing.
+``response.done`` (status ``cancelled``), ``rate_limits.updated`` and
+``output_audio_buffer.cleared`` if audio was playing.
 """
 
 from __future__ import annotations
@@ -334,7 +335,7 @@ class ResponseRunner:
         if audio and text:
             if pcm is None:
                 pcm = synthesize(text, knobs.speech_rate, self.params.speed, self.params.voice)
-            self._utterance = await self.call.play(self.id, item["id"], pcm)
+            self._utterance = await self.call.play(self.id, item["id"], pcm, len(text))
             start, duration, offset = self._utterance.start, self._utterance.duration_s, 0
             for chunk in chunks:
                 # Each word's transcript goes out as the voice starts saying it.
@@ -413,7 +414,11 @@ class ResponseRunner:
                 details["reason"] = reason
             if error:
                 details["error"] = error
-        self.call.emit("response.done", response=self._response(status, details))
+        response = self._response(status, details)
+        self.call.emit("response.done", response=response)
+        # Every finished response spends one request and its tokens (sent after response.done).
+        limits = self.call.rate_limits.spend(response["usage"]["total_tokens"])
+        self.call.emit("rate_limits.updated", rate_limits=limits)
         self.call.response_finished(self)
         if status == "cancelled":
             self.call.stop_playback()
