@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -133,6 +134,8 @@ def test_unknown_knob_is_a_type_error() -> None:
         Emulator(speech_rat=3)
     with pytest.raises(ValueError, match="reject_calls_status"):
         Emulator(reject_calls_status=200)
+    with pytest.raises(ValueError, match="keep_finished_calls"):
+        Emulator(keep_finished_calls=-1)
 
 
 def test_missing_dependency_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,7 +147,12 @@ def test_missing_dependency_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_cli_serves_until_sigterm() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # --api-key wins over the environment variable.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "REALTIME_EMULATOR_API_KEY": "not-k1",
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -180,6 +188,69 @@ def test_cli_serves_until_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli_until_sigterm(env_key: str | None) -> tuple[list[str], str]:
+    """Start the CLI on a free loopback port; return its first line(s) and the key that works.
+
+    With ``env_key`` None, the key must be printed on the line after "listening on".
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("REALTIME_EMULATOR_API_KEY", None)
+    if env_key is not None:
+        env["REALTIME_EMULATOR_API_KEY"] = env_key
+    port = free_loopback_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime_widget.emulator", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    watchdog = threading.Timer(30, proc.kill)  # a hung CLI must not hang the suite
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().rstrip("\n")]
+        assert lines[0] == f"realtime emulator listening on http://127.0.0.1:{port}"
+        if env_key is None:
+            lines.append(proc.stdout.readline().rstrip("\n"))
+            label, _, key = lines[1].partition(": ")
+            assert label == "api key" and len(key) >= 20 and key.strip() == key
+        else:
+            key = env_key
+        url = f"http://127.0.0.1:{port}/v1/realtime/ice-servers"
+        ok = httpx.get(url, headers={"Authorization": f"Bearer {key}"})
+        assert ok.status_code == 200 and ok.json() == {"ice_servers": []}
+        wrong = httpx.get(url, headers={"Authorization": f"Bearer {key}x"})
+        assert wrong.status_code == 401
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        rest = proc.stdout.read()
+        assert "api key" not in rest and key not in rest  # printed once at most
+        return lines, key
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_cli_prints_a_generated_key_once() -> None:
+    lines, key = run_cli_until_sigterm(env_key=None)
+    assert lines[1] == f"api key: {key}"
+
+
+def test_cli_takes_the_key_from_the_environment_and_does_not_print_it() -> None:
+    lines, key = run_cli_until_sigterm(env_key="env-key-42")
+    assert key == "env-key-42" and len(lines) == 1
 
 
 def test_exhaust_after_knob_and_flag() -> None:

@@ -1,15 +1,22 @@
-"""``python -m realtime_widget.emulator``: serve the emulator until SIGINT or SIGTERM."""
+"""``python -m realtime_widget.emulator``: serve the emulator until SIGINT or SIGTERM.
+
+The API key comes from ``--api-key``, else from ``$REALTIME_EMULATOR_API_KEY``; with neither, a
+random one is generated and printed once (``api key: <key>``) after the "listening on" line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import logging
+import os
 import signal
 import threading
 import types
 from collections.abc import Sequence
 from typing import Any
+
+API_KEY_ENV = "REALTIME_EMULATOR_API_KEY"
 
 
 def _parse_optional_int(text: str) -> int | None:
@@ -25,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--api-key", default=None, help="API key to accept (default: random)")
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help=f"API key to accept (default: ${API_KEY_ENV}, else a random key, which is printed)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="Python logging level")
     knobs = parser.add_argument_group("latency and fault knobs")
     for f in dataclasses.fields(Knobs):
@@ -47,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     names = {f.name for f in dataclasses.fields(Knobs)}
     knobs = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    emulator = Emulator(api_key=args.api_key, port=args.port, host=args.host, **knobs).start()
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    emulator = Emulator(api_key=api_key, port=args.port, host=args.host, **knobs).start()
     done = threading.Event()
 
     def on_signal(signum: int, frame: types.FrameType | None) -> None:
@@ -56,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     print(f"realtime emulator listening on {emulator.base_url}", flush=True)
+    if api_key is None:  # generated: a throwaway local key that the user cannot know otherwise
+        print(f"api key: {emulator.api_key}", flush=True)
     try:
         while not done.wait(0.5):
             pass

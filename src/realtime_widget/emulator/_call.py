@@ -85,7 +85,11 @@ class Call:
         self._playing: Utterance | None = None
         self._playback_idle = asyncio.Event()
         self._playback_idle.set()
+        # Held by one play() from its wait for silence until its utterance is registered, so
+        # utterances never overlap however many responses queue up.
+        self._playback_turn = asyncio.Lock()
         self._closed = asyncio.Event()
+        self.on_closed: Callable[[Call], None] | None = None  # the server's bookkeeping hook
 
     @property
     def knobs(self) -> Knobs:
@@ -108,12 +112,19 @@ class Call:
         await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
 
+    @property
+    def finished(self) -> bool:
+        """True once the call is closing or closed (it never comes back)."""
+        return self._closed.is_set()
+
     async def close(self, reason: str = "closed") -> None:
         if self._closed.is_set():
             return
         self._closed.set()
         if self.state not in ("failed",):
             self.state = "closed"
+        if self.on_closed is not None:
+            self.on_closed(self)
         log.info("call %s closing: %s", self.id, reason)
         self.voice.clear()
         self.voice.stop()
@@ -412,11 +423,17 @@ class Call:
         self, response_id: str, item_id: str, pcm: Any, text_chars: int = 0
     ) -> Utterance:
         """Queue behind anything still playing, then start speaking ``pcm`` (which says
-        ``text_chars`` characters of the item's transcript)."""
-        await self._playback_idle.wait()
-        utterance = self.voice.play(response_id, pcm, item_id)
-        self._playing = utterance
-        self._playback_idle.clear()
+        ``text_chars`` characters of the item's transcript).
+
+        Strictly one utterance at a time, in call order: only the holder of the playback turn
+        waits for silence, and it claims the voice (clears ``_playback_idle``) before letting
+        the next caller wait.
+        """
+        async with self._playback_turn:
+            await self._playback_idle.wait()
+            utterance = self.voice.play(response_id, pcm, item_id)
+            self._playing = utterance
+            self._playback_idle.clear()
         self.audio_ms[item_id] = int(utterance.duration_s * 1000)
         if utterance.duration_s > 0:
             self.chars_per_ms[item_id] = text_chars / (utterance.duration_s * 1000)

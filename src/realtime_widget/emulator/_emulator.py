@@ -13,7 +13,7 @@ from typing import Any
 
 from ._knobs import Knobs
 from ._responder import Responder, Transcriber, default_responder, default_transcriber
-from ._server import EmulatorServer
+from ._server import KEEP_FINISHED_CALLS, EmulatorServer
 
 _START_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 15.0
@@ -25,6 +25,8 @@ class Emulator:
     ``Emulator(**knobs).start()`` listens on ``host:port`` (0 picks a free port); give
     ``emu.base_url`` and ``emu.api_key`` to a client. Knobs are the fields of :class:`Knobs`.
     ``responder`` decides what the model says, ``transcriber`` what it heard.
+    ``keep_finished_calls`` bounds how many finished calls ``emu.calls`` keeps (the most
+    recent ones); live calls are always kept.
     """
 
     def __init__(
@@ -35,8 +37,11 @@ class Emulator:
         *,
         responder: Responder | None = None,
         transcriber: Transcriber | None = None,
+        keep_finished_calls: int = KEEP_FINISHED_CALLS,
         **knobs: Any,
     ) -> None:
+        if keep_finished_calls < 0:
+            raise ValueError(f"keep_finished_calls must be >= 0, not {keep_finished_calls}")
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.host = host
         self._requested_port = port
@@ -44,6 +49,7 @@ class Emulator:
         self._knobs = Knobs.from_kwargs(**knobs)
         self._responder = responder or default_responder
         self._transcriber = transcriber or default_transcriber
+        self._keep_finished_calls = keep_finished_calls
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: EmulatorServer | None = None
@@ -76,7 +82,8 @@ class Emulator:
 
     @property
     def calls(self) -> list[dict[str, Any]]:
-        """Snapshots of every call so far (copies, taken on the emulator's loop)."""
+        """Snapshots of the live calls and the most recent finished ones (copies, taken on
+        the emulator's loop), in the order the calls were created."""
         loop, server = self._loop, self._server
         if loop is None or server is None or not loop.is_running():
             return list(self._final_calls)
@@ -101,7 +108,11 @@ class Emulator:
             ready = threading.Event()
             failure: list[BaseException] = []
             server = EmulatorServer(
-                self.api_key, lambda: self._knobs, self._responder, self._transcriber
+                self.api_key,
+                lambda: self._knobs,
+                self._responder,
+                self._transcriber,
+                self._keep_finished_calls,
             )
             thread = threading.Thread(
                 target=self._serve,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +17,8 @@ from ._loopback import install_loopback_candidates
 from ._responder import Responder, Transcriber
 
 log = logging.getLogger(__name__)
+
+KEEP_FINISHED_CALLS = 100
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -47,12 +50,19 @@ class EmulatorServer:
         knobs: Callable[[], Knobs],
         responder: Responder,
         transcriber: Transcriber,
+        keep_finished_calls: int = KEEP_FINISHED_CALLS,
     ) -> None:
+        if keep_finished_calls < 0:
+            raise ValueError(f"keep_finished_calls must be >= 0, not {keep_finished_calls}")
         self._api_key = api_key
         self._knobs = knobs
         self._responder = responder
         self._transcriber = transcriber
+        # Live calls, plus the most recent ``keep_finished_calls`` finished ones (for
+        # snapshots); older finished calls are dropped so a long-running emulator stays bounded.
         self.calls: dict[str, Call] = {}
+        self._keep_finished = keep_finished_calls
+        self._finished: deque[str] = deque()  # ids of the finished calls kept, oldest first
         self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:
@@ -74,13 +84,29 @@ class EmulatorServer:
         return int(bound[1])
 
     async def shutdown(self) -> None:
-        await asyncio.gather(*(call.close("emulator stopped") for call in self.calls.values()))
+        live = list(self.calls.values())  # closing a call may prune self.calls
+        await asyncio.gather(*(call.close("emulator stopped") for call in live))
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     def snapshots(self) -> list[dict[str, Any]]:
         return [call.snapshot() for call in self.calls.values()]
+
+    # --- call bookkeeping ----------------------------------------------------------------
+    def _register(self, call: Call) -> None:
+        self.calls[call.id] = call
+        call.on_closed = self._call_finished
+        if call.finished:  # it ended before it was registered
+            self._call_finished(call)
+
+    def _call_finished(self, call: Call) -> None:
+        """Keep the newest finished calls; drop the oldest beyond the limit (never a live one)."""
+        if self.calls.get(call.id) is not call or call.id in self._finished:
+            return
+        self._finished.append(call.id)
+        while len(self._finished) > self._keep_finished:
+            self.calls.pop(self._finished.popleft(), None)
 
     # --- middleware and auth -------------------------------------------------------------
     @web.middleware
@@ -154,7 +180,7 @@ class EmulatorServer:
             log.info("emulator: rejecting an SDP offer: %r", exc)
             await call.close("bad offer")
             return json_error(400, "invalid_offer", f"The SDP offer could not be applied: {exc}")
-        self.calls[call.id] = call
+        self._register(call)
         if knobs.answer_delay_ms:
             await asyncio.sleep(knobs.answer_delay_ms / 1000)
         return web.Response(
