@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from tests.e2e.harness import Notebook, chromium, jupyter_lab
+from tests.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
 
@@ -95,3 +96,4 @@ def test_faults_leave_the_widget_usable(tmp_path: Path) -> None:
         page.wait_for_function(
             "() => !(document.querySelector('[data-testid=rtw-error]')?.textContent || '').trim()"
         )
+        check_stream(nb.kernel_json("[r['event'] for r in w.events if r['direction'] == 'server']"))

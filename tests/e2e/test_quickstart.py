@@ -29,6 +29,7 @@ from tests.e2e.harness import (
     stop_process,
     wait_http,
 )
+from tests.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
 
@@ -151,9 +152,9 @@ def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
     nb.poll("w.server_session.get('audio', {}).get('output', {}).get('voice') == 'Ashley'")
     nb.poll("len(w.events.of_type('stats')) >= 2", timeout=15)  # the browser's own measurements
     summary = nb.kernel_json(SUMMARY)
-    t_updated = next(
-        r["t_ms"] for r in nb.kernel_json("list(w.events)") if r["type"] == "session.updated"
-    )
+    records = nb.kernel_json("list(w.events)")
+    check_stream([r["event"] for r in records if r["direction"] == "server"])
+    t_updated = next(r["t_ms"] for r in records if r["type"] == "session.updated")
     summary["connect_ms"] = t_updated - t_click
     print(f"[{mode}] click -> session.updated: {summary['connect_ms']:.0f} ms")
     if mode == "embedded":  # the sentinel run stays connected to test a kernel shutdown

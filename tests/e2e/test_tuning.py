@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import ARTIFACTS, ROOT, Notebook, chromium, jupyter_lab
+from tests.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +60,7 @@ def test_panel_tunes_a_live_session(tmp_path: Path) -> None:
             sent
         )
         assert 1 <= len(sent) <= 2
+        check_stream(nb.kernel_json("[r['event'] for r in w.events if r['direction'] == 'server']"))
         panel = page.locator(".widget-vbox", has=page.locator("text=Listening")).first
         page.wait_for_function(
             "() => [...document.querySelectorAll('.widget-html')].some(e => e.textContent.includes('session.updated'))",

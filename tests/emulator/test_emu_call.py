@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from emu_checks import FAST, check_stream
+from emu_checks import FAST
 
 from realtime_widget.emulator import Knobs, default_responder, default_transcriber
 from realtime_widget.emulator._call import Call
+from tests.protocol_checks import check_stream
 
 # A Call owns an RTCPeerConnection (never connected here): keep it in the loopback namespace.
 pytestmark = pytest.mark.netns
