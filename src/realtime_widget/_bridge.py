@@ -29,7 +29,7 @@ Browser -> Python
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 # Python -> browser
 CONNECT: Final = "connect"
@@ -54,3 +54,26 @@ STATUSES: Final = ("disconnected", "connecting", "connected", "failed")
 # Loopback and host candidates arrive in ~100 ms; an unreachable STUN server would stall
 # "complete" for many seconds, so the offer goes with what has been gathered by then.
 DEFAULT_GATHER_TIMEOUT_MS: Final = 800
+
+# The fields of each message kind; ``message()`` builds Python's messages through this table
+# and the contract test checks it against the interfaces in js/bridge.ts.
+FIELDS: Final[dict[str, frozenset[str]]] = {
+    CONNECT: frozenset(
+        {"call", "ice_servers", "session_update", "queued", "mic", "gather_timeout_ms"}
+    ),
+    ANSWER: frozenset({"call", "sdp"}),
+    SIGNAL_ERROR: frozenset({"call", "message"}),
+    SEND: frozenset({"call", "events"}),
+    DISCONNECT: frozenset({"call"}),
+    OFFER: frozenset({"call", "sdp"}),
+    EVENTS: frozenset({"call", "records"}),
+    STATE: frozenset({"call", "state", "detail"}),
+    REQUEST: frozenset({"action", "text"}),
+}
+
+
+def message(kind: str, **fields: Any) -> dict[str, Any]:
+    """A Python -> browser message, with exactly the fields its kind has."""
+    if kind not in TO_BROWSER or set(fields) != FIELDS[kind]:
+        raise ValueError(f"{kind!r} takes {sorted(FIELDS.get(kind, ()))}; got {sorted(fields)}")
+    return {"kind": kind, **fields}

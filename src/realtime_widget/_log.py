@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -95,6 +97,19 @@ def _error(event: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
+@dataclass
+class _Columns:
+    call: list[int]
+    direction: list[str]
+    type: list[str]
+    t: list[float]
+    tk: list[float]
+    json: list[str]
+    buf: bytes
+    events: list[dict[str, Any]] = field(default_factory=list)
+    derived: dict[str, list[str | None]] = field(default_factory=dict)
+
+
 class EventLog:
     """The ordered record of a session: client, server and local (browser-measured) events.
 
@@ -115,6 +130,9 @@ class EventLog:
         self._types: dict[str, str] = {}  # interned type strings
         self.path = Path(path) if path is not None else None
         self._file: IO[str] | None = None
+        # Appends may come from a worker thread while a cell reads: every multi-column
+        # update and every snapshot happens under this lock, so columns never disagree.
+        self._lock = threading.RLock()
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -131,6 +149,10 @@ class EventLog:
 
     def extend(self, rows: Iterable[tuple[str, Mapping[str, Any], float, float, int]]) -> None:
         """Add records in order; with a ``path`` they are appended to the file and flushed."""
+        with self._lock:
+            self._extend(rows)
+
+    def _extend(self, rows: Iterable[tuple[str, Mapping[str, Any], float, float, int]]) -> None:
         lines: list[str] = []
         for direction, event, t_ms, t_kernel_ms, call in rows:
             if direction not in _DIR_CODE:
@@ -195,11 +217,23 @@ class EventLog:
     def _event_json(self, i: int) -> str:
         return self._buf[self._off[i] : self._off[i + 1] - 1].decode()
 
-    def _all_events(self) -> list[dict[str, Any]]:
-        """Every event decoded with one json.loads call over the whole buffer."""
-        if not len(self):
-            return []
-        return json.loads(b"[" + self._buf[:-1] + b"]")
+    def _columns(self, *, with_json: bool = False) -> _Columns:
+        """A consistent copy of every column, taken under the lock; events decoded with one
+        json.loads call over the whole buffer, the derived columns in one pass over them."""
+        with self._lock:
+            n = len(self)
+            snap = _Columns(
+                call=list(self._call),
+                direction=[DIRECTIONS[c] for c in self._dir],
+                type=list(self._type),
+                t=list(self._t),
+                tk=list(self._tk),
+                json=[self._event_json(i) for i in range(n)] if with_json else [],
+                buf=bytes(self._buf),
+            )
+        snap.events = json.loads(b"[" + snap.buf[:-1] + b"]") if n else []
+        snap.derived = self._derived(snap.events)
+        return snap
 
     def _derived(self, events: list[dict[str, Any]]) -> dict[str, list[str | None]]:
         """The id, text and error columns, from the decoded events in one pass."""
@@ -226,6 +260,10 @@ class EventLog:
         return f"<EventLog: {n} events ({parts})>"
 
     def record(self, i: int) -> dict[str, Any]:
+        with self._lock:
+            return self._record(i)
+
+    def _record(self, i: int) -> dict[str, Any]:
         if i < 0:
             i += len(self)
         return {
@@ -266,7 +304,7 @@ class EventLog:
     def to_jsonl(self, path: str | os.PathLike[str]) -> Path:
         """Write every record as one JSON line; ``EventLog.read_jsonl`` reads it back exactly."""
         out = Path(path)
-        with open(out, "w", encoding="utf-8") as fh:
+        with self._lock, open(out, "w", encoding="utf-8") as fh:
             for i in range(len(self)):
                 fh.write(
                     self._line(
@@ -315,29 +353,29 @@ class EventLog:
     def to_pandas(self) -> pd.DataFrame:
         """One row per event with typed columns (see ``COLUMNS``); ``event`` holds the dict."""
         try:
-            import pandas as pd
+            import pandas  # noqa: F401 - checked here, used in _frame
         except ImportError:
             raise _missing("pandas", "EventLog.to_pandas()") from None
-        n = len(self)
-        events = self._all_events()
-        derived = self._derived(events)
-        t = pd.Series(self._t, dtype="float64")
-        tk = pd.Series(self._tk, dtype="float64")
+        return self._frame(self._columns())
+
+    def _frame(self, c: _Columns) -> pd.DataFrame:
+        import pandas as pd
+
+        t = pd.Series(c.t, dtype="float64")
+        tk = pd.Series(c.tk, dtype="float64")
         data: dict[str, Any] = {
-            "seq": pd.Series(range(n), dtype="int64"),
-            "call": pd.Series(self._call, dtype="int32"),
-            "direction": pd.Categorical(
-                [DIRECTIONS[c] for c in self._dir], categories=list(DIRECTIONS)
-            ),
-            "type": pd.Series(self._type, dtype="category"),
+            "seq": pd.Series(range(len(c.t)), dtype="int64"),
+            "call": pd.Series(c.call, dtype="int32"),
+            "direction": pd.Categorical(c.direction, categories=list(DIRECTIONS)),
+            "type": pd.Series(c.type, dtype="category"),
             "time": pd.to_datetime(t, unit="ms", utc=True),
             "kernel_time": pd.to_datetime(tk, unit="ms", utc=True),
             "t_ms": t,
             "t_kernel_ms": tk,
         }
-        for key, values in derived.items():
+        for key, values in c.derived.items():
             data[key] = pd.Series(values, dtype="string")
-        data["event"] = pd.Series(events, dtype="object")
+        data["event"] = pd.Series(c.events, dtype="object")
         return pd.DataFrame(data, columns=list(COLUMNS))
 
     def to_polars(self) -> Any:
@@ -346,24 +384,20 @@ class EventLog:
             import polars as pl
         except ImportError:
             raise _missing("polars", "EventLog.to_polars()") from None
-        n = len(self)
-        events = self._all_events()
-        derived = self._derived(events)
+        c = self._columns(with_json=True)
         utc_us = pl.Datetime("us", "UTC")
         return pl.DataFrame(
             {
-                "seq": pl.Series(range(n), dtype=pl.Int64),
-                "call": pl.Series(list(self._call), dtype=pl.Int32),
-                "direction": pl.Series(
-                    [DIRECTIONS[c] for c in self._dir], dtype=pl.Enum(list(DIRECTIONS))
-                ),
-                "type": pl.Series(self._type, dtype=pl.Categorical),
-                "time": (pl.Series(list(self._t)) * 1000).cast(pl.Int64).cast(utc_us),
-                "kernel_time": (pl.Series(list(self._tk)) * 1000).cast(pl.Int64).cast(utc_us),
-                "t_ms": pl.Series(list(self._t), dtype=pl.Float64),
-                "t_kernel_ms": pl.Series(list(self._tk), dtype=pl.Float64),
-                **{k: pl.Series(v, dtype=pl.String) for k, v in derived.items()},
-                "event": pl.Series([json.dumps(e, ensure_ascii=False) for e in events]),
+                "seq": pl.Series(range(len(c.t)), dtype=pl.Int64),
+                "call": pl.Series(c.call, dtype=pl.Int32),
+                "direction": pl.Series(c.direction, dtype=pl.Enum(list(DIRECTIONS))),
+                "type": pl.Series(c.type, dtype=pl.Categorical),
+                "time": (pl.Series(c.t) * 1000).cast(pl.Int64).cast(utc_us),
+                "kernel_time": (pl.Series(c.tk) * 1000).cast(pl.Int64).cast(utc_us),
+                "t_ms": pl.Series(c.t, dtype=pl.Float64),
+                "t_kernel_ms": pl.Series(c.tk, dtype=pl.Float64),
+                **{k: pl.Series(v, dtype=pl.String) for k, v in c.derived.items()},
+                "event": pl.Series(c.json, dtype=pl.String),
             }
         )
 
@@ -375,10 +409,9 @@ class EventLog:
             raise _missing("parquet", "EventLog.to_parquet()", "pyarrow") from None
         import pandas as pd
 
-        df = self.to_pandas()
-        df["event"] = pd.Series(
-            [self._event_json(i) for i in range(len(self))], index=df.index, dtype="string"
-        )
+        c = self._columns(with_json=True)
+        df = self._frame(c)
+        df["event"] = pd.Series(c.json, index=df.index, dtype="string")
         out = Path(path)
         df.to_parquet(out, index=False)
         return out
@@ -396,7 +429,12 @@ class EventLog:
         df = pd.DataFrame([t.row() for t in collect_turns(self)], columns=list(TURN_COLUMNS))
         for col in TIME_COLUMNS:
             df[col] = pd.to_datetime(df[col].astype("float64"), unit="ms", utc=True)
-        for col in ("to_created_ms", "to_first_delta_ms", "to_first_audio_ms"):
+        for col in (
+            "to_created_ms",
+            "to_first_delta_ms",
+            "to_first_audio_ms",
+            "to_first_output_ms",
+        ):
             df[col] = df[col].astype("float64")
         for col in ("input_tokens", "output_tokens", "total_tokens"):
             df[col] = df[col].astype("Int64")
@@ -406,17 +444,20 @@ class EventLog:
         return df
 
     def latency_summary(self) -> dict[str, Any]:
-        """The last turn's and the median of all turns' ``to_first_audio_ms`` (ms)."""
+        """The figure the widget shows live: each measured turn's ``to_first_output_ms`` (first
+        heard, else first read), as the last one, the median of the last 200, and their count.
+        ``js/latency.ts`` computes the same; a shared fixture tests both."""
         from statistics import median
 
         from ._turns import collect_turns
 
-        values = [t.row()["to_first_audio_ms"] for t in collect_turns(self)]
-        measured = [v for v in values if v is not None]
+        measured = [
+            v for t in collect_turns(self) if (v := t.row()["to_first_output_ms"]) is not None
+        ][-200:]
         return {
-            "last_ms": values[-1] if values else None,
+            "last_ms": measured[-1] if measured else None,
             "p50_ms": median(measured) if measured else None,
-            "turns": len(values),
+            "turns": len(measured),
         }
 
     def plot_timeline(self, *, label_last: int = 5, ax: Any = None) -> Any:

@@ -17,6 +17,21 @@ ICE_SERVERS_PATH = "/v1/realtime/ice-servers"
 CALLS_PATH = "/v1/realtime/calls"
 DEFAULT_BASE_URL = "https://api.inworld.ai"
 _BODY_PREVIEW = 200
+NO_KEY_MESSAGE = (
+    "No API key: pass api_key=... or set INWORLD_API_KEY, or run offline with "
+    "realtime_widget.Emulator()."
+)
+
+
+def check_key(key: str) -> str:
+    """The key, stripped; refuses one an HTTP header cannot carry, without quoting it."""
+    key = key.strip()
+    if key and not (key.isascii() and key.isprintable()):
+        raise ValueError(
+            "api_key contains characters an HTTP header cannot carry (a control character "
+            "such as a stray newline, or non-ASCII text); check how the key was pasted or stored"
+        )
+    return key
 
 
 class Secret:
@@ -49,9 +64,11 @@ class ProviderError(Exception):
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace each secret, also in the escaped forms a repr or a traceback would show."""
     for s in secrets:
         if s and len(s) >= 4:
-            text = text.replace(s, "[redacted]")
+            for form in {s, repr(s)[1:-1], s.encode("unicode_escape").decode("ascii")}:
+                text = text.replace(form, "[redacted]")
     return text
 
 
@@ -132,10 +149,7 @@ class Provider:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = self.base_url + path
         if not self._key:
-            raise ProviderError(
-                "No API key: pass api_key=... or set INWORLD_API_KEY "
-                "(or run offline against realtime_widget.Emulator())."
-            )
+            raise ProviderError(NO_KEY_MESSAGE)
         headers = {"Authorization": f"{self.auth_scheme} {self._key.reveal()}"}
         headers.update(kwargs.pop("headers", {}))
         try:
@@ -153,8 +167,8 @@ class Provider:
                 "or run offline against realtime_widget.Emulator()."
             ) from None
         except httpx.HTTPError as exc:
-            detail = redact(f"{type(exc).__name__}: {exc}", self._secrets())
-            raise ProviderError(f"{method} {url} failed: {detail}") from None
+            # Only the type: the text of e.g. h11's LocalProtocolError quotes the header.
+            raise ProviderError(f"{method} {url} failed ({type(exc).__name__}).") from None
         if response.is_success:
             return response
         raise self._status_error(method, url, response)

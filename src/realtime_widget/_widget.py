@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -19,7 +20,15 @@ import traitlets as t
 
 from . import _bridge as B
 from ._log import EventLog
-from ._provider import DEFAULT_BASE_URL, Provider, ProviderError, Secret, redact
+from ._provider import (
+    DEFAULT_BASE_URL,
+    NO_KEY_MESSAGE,
+    Provider,
+    ProviderError,
+    Secret,
+    check_key,
+    redact,
+)
 from ._session import SESSION_TRAITS, SessionTraits, partial_session, traits_from_session
 
 _STATIC = Path(__file__).parent / "static"
@@ -28,6 +37,18 @@ Callback = Callable[[dict[str, Any]], Any]
 
 def _now_ms() -> float:
     return time.time() * 1000.0
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _unexpected(doing: str, exc: BaseException) -> str:
+    # Only the exception's type: its text could quote a request header.
+    return f"Unexpected {type(exc).__name__} while {doing}; connect() again, or report a bug."
 
 
 def _key_from_env() -> str:
@@ -78,21 +99,29 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
                 f"RealtimeWidget() got unknown argument(s) {unknown}; session fields are: "
                 f"{', '.join(SESSION_TRAITS)}"
             )
-        self._api_key = Secret(api_key if api_key is not None else _key_from_env())
+        self._api_key = Secret(check_key(api_key if api_key is not None else _key_from_env()))
         self._base_url = base_url or os.environ.get("INWORLD_BASE_URL") or DEFAULT_BASE_URL
         self._provider = Provider(
             self._base_url, self._api_key, auth_scheme=auth_scheme, timeout=timeout
         )
         self._events = EventLog(log_path)
         self._callbacks: dict[str, list[Callback]] = {}
-        self._pending: list[dict[str, Any]] = []  # client events sent while disconnected
+        # Client events waiting for a call's `connect` message (they travel inside it).
+        self._pending: list[dict[str, Any]] = []
         self._call = 0
-        self._lock = threading.Lock()
+        self._posted_call = 0  # the last call whose `connect` message went to the browser
+        # Guards the call's state (status, call numbers, pending events) and keeps message
+        # order against the worker thread that runs the HTTP requests.
+        self._lock = threading.RLock()
+        # Inside a kernel, work finished on the worker thread is handed back to the kernel's
+        # event loop, so traits change and messages go out on the main thread, between cells.
+        self._loop = _running_loop()
         self._executor: ThreadPoolExecutor | None = None
         self._batched: list[str] | None = None  # trait names changed inside batch_update()
         self._work: list[Future[Any]] = []
         # What the service last said is in flight (for cancel_response)
         self._active_response: str | None = None
+        self._next_seq: int | None = None  # the browser's next record number
         self._audio_playing = False
         super().__init__(mic=mic, **session)
         self.observe(self._on_session_trait, names=list(SESSION_TRAITS))
@@ -116,28 +145,25 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
 
     def connect(self) -> None:
         """Start a call. Returns at once; watch ``status`` (connecting -> connected)."""
-        if self.status in ("connecting", "connected"):
-            return
         with self._lock:
+            if self._live:
+                return
             self._call += 1
             call = self._call
-        self.error = ""
-        self.status = "connecting"
+            self.error = ""
+            self.status = "connecting"
         if not self._api_key:
-            self._fail(
-                call,
-                "No API key: pass api_key=... or set INWORLD_API_KEY, or run offline with "
-                "realtime_widget.Emulator().",
-            )
+            self._fail(call, NO_KEY_MESSAGE)
             return
-        self._submit(self._fetch_ice_and_start, call)
+        self._submit(self._fetch_ice, call)
 
     def disconnect(self) -> None:
         """End the call, releasing the microphone and the peer connection. The log stays."""
-        if self.status in ("connecting", "connected"):
-            self._post({"kind": B.DISCONNECT, "call": self._call})
-        # The call number stays, so late events of this call are still logged under it.
-        self.status = "disconnected"
+        with self._lock:
+            if self._live and self._posted_call == self._call:
+                self._post(B.message(B.DISCONNECT, call=self._call))
+            # The call number stays, so late events of this call are still logged under it.
+            self.status = "disconnected"
 
     def send(self, event: Mapping[str, Any]) -> None:
         """Send any client event. Before the data channel opens it is queued, in order."""
@@ -286,56 +312,90 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         for f in list(self._work):
             f.result(timeout=timeout)
 
+    @property
+    def _live(self) -> bool:
+        return self.status in ("connecting", "connected")
+
     def _current(self, call: int) -> bool:
-        return call == self._call and self.status in ("connecting", "connected")
+        return call == self._call and self._live
 
-    def _fail(self, call: int, message: str) -> None:
-        if call != self._call:
-            return
-        self.error = redact(message, [self._api_key.reveal()])
-        self.status = "failed"
-        self._events.append(
-            "local",
-            {"type": "call.failed", "message": self.error},
-            t_ms=_now_ms(),
-            t_kernel_ms=_now_ms(),
-            call=call,
-        )
+    def _on_main(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on the kernel's event loop when there is one (else right here)."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(fn, *args)
+        else:
+            fn(*args)
 
-    def _fetch_ice_and_start(self, call: int) -> None:
+    def _fail(self, call: int, message: str, *, log: bool = True) -> None:
+        """Fail ``call`` if it is still the live one. ``log=False`` when the browser has
+        recorded the failure itself, so each failure is in the log once."""
+        with self._lock:
+            if not self._current(call):
+                return  # e.g. the user hung up meanwhile: a late error must not revive it
+            self.error = redact(message, [self._api_key.reveal()])
+            self.status = "failed"
+        if log:
+            now = _now_ms()
+            self._events.append(
+                "local",
+                {"type": "call.failed", "detail": self.error},
+                t_ms=now,
+                t_kernel_ms=now,
+                call=call,
+            )
+
+    def _fetch_ice(self, call: int) -> None:  # on the worker thread
         try:
             ice_servers = self._provider.ice_servers()
         except ProviderError as exc:
-            self._fail(call, exc.message)
-            return
-        if not self._current(call):
-            return
+            self._on_main(self._fail, call, exc.message)
+        except Exception as exc:
+            self._on_main(self._fail, call, _unexpected("fetching the ICE servers", exc))
+        else:
+            self._on_main(self._start_call, call, ice_servers)
+
+    def _start_call(self, call: int, ice_servers: list[dict[str, Any]]) -> None:
         from ._session import session_payload
 
-        with self._lock:
+        with self._lock:  # held across the check and the post: disconnect() cannot slip in
+            if not self._current(call):
+                return
             queued, self._pending = self._pending, []
-        self._post(
-            {
-                "kind": B.CONNECT,
-                "call": call,
-                "ice_servers": ice_servers,  # TURN credentials travel here and nowhere else
-                "session_update": {"type": "session.update", "session": session_payload(self)},
-                "queued": queued,
-                "mic": self.mic,
-                "gather_timeout_ms": B.DEFAULT_GATHER_TIMEOUT_MS,
-            }
-        )
+            self._posted_call = call
+            self._post(
+                B.message(
+                    B.CONNECT,
+                    call=call,
+                    ice_servers=ice_servers,  # TURN credentials travel here and nowhere else
+                    session_update={"type": "session.update", "session": session_payload(self)},
+                    queued=queued,
+                    mic=self.mic,
+                    gather_timeout_ms=B.DEFAULT_GATHER_TIMEOUT_MS,
+                )
+            )
 
-    def _answer_offer(self, call: int, sdp: str) -> None:
+    def _answer_offer(self, call: int, sdp: str) -> None:  # on the worker thread
         try:
             answer = self._provider.exchange_sdp(sdp)
         except ProviderError as exc:
+            self._on_main(self._refuse_offer, call, exc.message)
+        except Exception as exc:
+            self._on_main(self._refuse_offer, call, _unexpected("exchanging the SDP", exc))
+        else:
+            self._on_main(self._deliver_answer, call, answer)
+
+    def _deliver_answer(self, call: int, answer: str) -> None:
+        with self._lock:
             if self._current(call):
-                self._post({"kind": B.SIGNAL_ERROR, "call": call, "message": exc.message})
-            self._fail(call, exc.message)
-            return
-        if self._current(call):
-            self._post({"kind": B.ANSWER, "call": call, "sdp": answer})
+                self._post(B.message(B.ANSWER, call=call, sdp=answer))
+
+    def _refuse_offer(self, call: int, message: str) -> None:
+        with self._lock:
+            if self._current(call):
+                # The browser records the failure (and reports it back) on this message.
+                self._post(B.message(B.SIGNAL_ERROR, call=call, message=message))
+            self._fail(call, message, log=False)
 
     @staticmethod
     def _checked_event(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -351,12 +411,10 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
 
     def _send_events(self, events: list[dict[str, Any]]) -> None:
         with self._lock:
-            live = self.status in ("connecting", "connected")
-            if not live:
+            if self._live and self._posted_call == self._call:
+                self._post(B.message(B.SEND, call=self._call, events=events))
+            else:  # no call, or its `connect` message not out yet: it will carry them
                 self._pending.extend(events)
-                return
-            call = self._call
-        self._post({"kind": B.SEND, "call": call, "events": events})
 
     def _on_session_trait(self, change: Mapping[str, Any]) -> None:
         if self._batched is not None:
@@ -367,7 +425,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
 
     def _session_changed(self, names: list[str]) -> None:
         # Only a live call needs an update: the next connect() sends the whole session anyway.
-        if self.status not in ("connecting", "connected"):
+        if not self._live:
             return
         self._send_events([{"type": "session.update", "session": partial_session(self, names)}])
 
@@ -381,22 +439,25 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         elif kind == B.OFFER:
             if self._current(call) and isinstance(content.get("sdp"), str):
                 self._submit(self._answer_offer, call, content["sdp"])
+            else:  # an orphan (the user hung up meanwhile): have the browser drop it
+                self._post(B.message(B.DISCONNECT, call=call))
         elif kind == B.STATE:
             self._receive_state(call, str(content.get("state")), str(content.get("detail") or ""))
         elif kind == B.REQUEST:
             self._receive_request(content)
 
     def _receive_state(self, call: int, state: str, detail: str) -> None:
-        if call != self._call or state not in B.STATUSES:
+        if state == "failed":  # the browser has logged it (call.failed) already
+            self._fail(call, detail or "The call failed.", log=False)
             return
-        if self.status == "disconnected" and state != "disconnected":
-            return  # the user hung up; a late report from the browser must not revive the call
-        if state == "failed":
-            self._fail(call, detail or "The call failed.")
-            return
-        if detail:
-            self.error = detail
-        self.status = state
+        with self._lock:
+            if call != self._call or state not in B.STATUSES:
+                return
+            if self.status in ("disconnected", "failed") and state != "disconnected":
+                return  # over already: a late report must not revive the call
+            if detail:
+                self.error = detail
+            self.status = state
 
     def _receive_request(self, content: dict[str, Any]) -> None:
         action = content.get("action")
@@ -418,6 +479,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         for rec in records:
             if not isinstance(rec, dict) or rec.get("dir") not in B.DIRECTIONS:
                 continue
+            self._check_seq(rec.get("seq"), rows, t_kernel, int(call))
             t_ms = rec.get("t_ms")
             event = rec.get("event")
             rows.append(
@@ -433,6 +495,17 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         for direction, event, *_ in rows:
             if direction == "server" and isinstance(event, dict):
                 self._dispatch(event)
+
+    def _check_seq(self, seq: Any, rows: list[Any], t_kernel: float, call: int) -> None:
+        """The browser numbers every record; a jump means records were lost on the way, and
+        the log says so (a ``log.gap`` event) instead of hiding it."""
+        if not isinstance(seq, int):
+            return
+        expected, self._next_seq = self._next_seq, seq + 1
+        if expected is not None and seq > expected:
+            gap = {"type": "log.gap", "expected_seq": expected, "got_seq": seq}
+            rows.append(("local", gap, t_kernel, t_kernel, call))
+        # seq < expected: a new page (a reload) started counting again; nothing was lost
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         etype = event.get("type")

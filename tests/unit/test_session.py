@@ -21,7 +21,7 @@ def widget() -> tuple[RealtimeWidget, list[dict]]:
 
 def live(w: RealtimeWidget) -> None:
     """Pretend a call is up, without a browser."""
-    w._call = 1
+    w._call = w._posted_call = 1
     w.status = "connected"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import httpx
 import pytest
@@ -119,8 +120,12 @@ def test_service_failures_fail_the_call_and_allow_reconnect(rig, where, status, 
         assert sent[-1]["kind"] == "signal_error" and words in sent[-1]["message"]
     assert w.status == "failed" and words in w.error
     assert SENTINEL_KEY not in w.error
-    # the log keeps the failure as data
-    assert w.events.of_type("call.failed")[0]["event"]["message"] == w.error
+    if where == "ice":  # the browser never heard of this call: the kernel logs the failure
+        assert w.events.of_type("call.failed")[0]["event"]["detail"] == w.error
+    else:  # the browser got signal_error; it logs the failure and reports it back, once
+        browser(w, **records(1, ("local", {"type": "call.failed", "detail": sent[-1]["message"]})))
+        browser(w, kind="state", call=1, state="failed", detail=sent[-1]["message"])
+        assert len(w.events.of_type("call.failed")) == 1 and w.status == "failed"
     # and the widget is ready to try again
     setattr(service, f"{where}_status", 201 if where == "calls" else 200)
     connect_fully(w, sent)
@@ -271,10 +276,18 @@ def test_browser_failure_and_mic_warning(rig) -> None:
     assert w.status == "connected" and "Microphone" in w.error
     browser(w, **records(call, ("server", {"type": "session.created"})))
     browser(
+        w,
+        **records(
+            call,
+            ("local", {"type": "call.failed", "detail": "The data channel closed unexpectedly"}),
+        ),
+    )
+    browser(
         w, kind="state", call=call, state="failed", detail="The data channel closed unexpectedly"
     )
     assert w.status == "failed" and "data channel" in w.error
-    assert len(w.events) == 2  # the log keeps everything, including the failure
+    # the log keeps everything, and the failure once (as the browser recorded it)
+    assert [r["type"] for r in w.events] == ["session.created", "call.failed"]
 
 
 def test_disconnect_then_late_connected_state_does_not_revive(rig) -> None:
@@ -299,3 +312,109 @@ def test_log_path_appends_each_batch(rig, tmp_path) -> None:
         "b",
     ]
     w.close()
+
+
+class SlowService(Service):
+    """A service whose ICE-server answer waits until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("ice-servers"):
+            assert self.release.wait(5)
+        return super().__call__(request)
+
+
+@pytest.fixture
+def slow_rig():
+    service = SlowService()
+    w = RealtimeWidget(api_key=SENTINEL_KEY, base_url="http://127.0.0.1:8")
+    w._provider = Provider(w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(service))
+    sent: list[dict] = []
+    w._post = sent.append  # type: ignore[method-assign]
+    yield w, service, sent
+    service.release.set()
+    w.close()
+
+
+def test_events_sent_while_the_ice_list_is_fetched_ride_in_the_connect_message(slow_rig) -> None:
+    w, service, sent = slow_rig
+    w.connect()
+    w.send_text("Hello")  # connecting, but the browser has no call yet
+    w.voice = "Sarah"
+    assert sent == []  # nothing may reach the browser before its `connect`
+    service.release.set()
+    w._wait_idle()
+    assert [m["kind"] for m in sent] == ["connect"]
+    assert [e["type"] for e in sent[0]["queued"]] == [
+        "conversation.item.create",
+        "response.create",
+        "session.update",
+    ]
+    w.send({"type": "response.cancel"})
+    assert sent[-1] == {"kind": "send", "call": 1, "events": [{"type": "response.cancel"}]}
+
+
+def test_hanging_up_during_the_ice_fetch_never_starts_the_browser(slow_rig) -> None:
+    w, service, sent = slow_rig
+    w.connect()
+    w.disconnect()
+    service.release.set()
+    w._wait_idle()
+    assert sent == [] and w.status == "disconnected"
+    # an offer for a call that is over is answered with a hang-up, not an SDP exchange
+    browser(w, kind="offer", call=1, sdp="v=0\r\n")
+    assert sent == [{"kind": "disconnect", "call": 1}]
+    assert len(service.requests) == 1  # only the ICE fetch: no POST /calls
+
+
+def test_a_late_failure_does_not_override_a_hang_up(rig) -> None:
+    w, _, sent = rig
+    call = connect_fully(w, sent)
+    w.disconnect()
+    w._fail(call, "ICE connection failed")
+    browser(w, kind="state", call=call, state="failed", detail="late")
+    assert w.status == "disconnected" and w.error == ""
+
+
+def test_an_unexpected_error_in_the_worker_fails_the_call(rig) -> None:
+    w, _, _ = rig
+
+    def broken() -> list:
+        raise RuntimeError(f"boom with {SENTINEL_KEY}")
+
+    w._provider.ice_servers = broken  # type: ignore[method-assign]
+    w.connect()
+    w._wait_idle()
+    assert w.status == "failed" and "Unexpected RuntimeError" in w.error
+    assert SENTINEL_KEY not in w.error
+
+
+@pytest.mark.parametrize("bad", [SENTINEL_KEY + "\nX", "key-with-\u00e9", "a\x00b"])
+def test_a_malformed_key_is_refused_without_quoting_it(bad) -> None:
+    with pytest.raises(ValueError, match="api_key contains characters") as info:
+        RealtimeWidget(api_key=bad, base_url="http://127.0.0.1:8")
+    assert bad.strip() not in str(info.value)
+
+
+def test_key_is_stripped_and_redacted_in_escaped_forms() -> None:
+    from realtime_widget._provider import redact
+
+    w = RealtimeWidget(api_key=f"  {SENTINEL_KEY}\r\n", base_url="http://127.0.0.1:8")
+    assert w._api_key.reveal() == SENTINEL_KEY
+    tricky = SENTINEL_KEY + "\t\u00e9"
+    text = f"{tricky!r} and {tricky.encode('unicode_escape').decode()}"
+    assert "[redacted]" in redact(text, [tricky]) and "SENTINEL" not in redact(text, [tricky])
+
+
+def test_a_gap_in_the_browsers_numbering_is_logged(rig) -> None:
+    w, _, sent = rig
+    call = connect_fully(w, sent)
+    rec = lambda seq, t: {"seq": seq, "dir": "server", "t_ms": 1.0, "event": {"type": t}}  # noqa: E731
+    browser(w, kind="events", call=call, records=[rec(0, "a"), rec(1, "b")])
+    browser(w, kind="events", call=call, records=[rec(4, "c")])  # 2 and 3 never arrived
+    browser(w, kind="events", call=call, records=[rec(0, "d")])  # a reloaded page: no gap
+    assert [r["type"] for r in w.events] == ["a", "b", "log.gap", "c", "d"]
+    assert w.events[2]["event"] == {"type": "log.gap", "expected_seq": 2, "got_seq": 4}
