@@ -7,6 +7,7 @@ answer to each update (``session.updated`` or an ``error``) is shown under the p
 
 from __future__ import annotations
 
+import asyncio
 import html
 import threading
 from collections.abc import Callable
@@ -34,27 +35,49 @@ MODALITIES = {"audio + text": ["audio", "text"], "audio": ["audio"], "text": ["t
 
 
 class Debouncer:
-    """Call ``fn`` once, ``delay`` seconds after the last ``__call__`` (on a timer thread)."""
+    """Call ``fn`` once, ``delay`` seconds after the last ``__call__``.
+
+    Inside a kernel the timer is the kernel's own event loop (``call_later``), so ``fn`` runs
+    on the main thread between cells, like every other widget message; without a running
+    loop (a plain script) it falls back to a timer thread.
+    """
 
     def __init__(self, delay: float, fn: Callable[[], None]) -> None:
         self.delay, self.fn = delay, fn
-        self._timer: threading.Timer | None = None
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._handle: asyncio.TimerHandle | threading.Timer | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> None:
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = threading.Timer(self.delay, self.fn)
-            self._timer.daemon = True
-            self._timer.start()
+            if self._handle is not None:
+                self._handle.cancel()
+            if self._loop is not None and self._loop.is_running():
+                self._handle = self._loop.call_later(self.delay, self._fire)
+            else:
+                timer = threading.Timer(self.delay, self._fire)
+                timer.daemon = True
+                timer.start()
+                self._handle = timer
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._handle = None
+        self.fn()
+
+    @property
+    def pending(self) -> bool:
+        return self._handle is not None
 
     def flush(self) -> None:
         """Run a pending call now instead of at its deadline."""
         with self._lock:
-            timer, self._timer = self._timer, None
-        if timer is not None and timer.is_alive():
-            timer.cancel()
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.cancel()
             self.fn()
 
 

@@ -36,6 +36,7 @@ TURN_COLUMNS = (
     "to_created_ms",
     "to_first_delta_ms",
     "to_first_audio_ms",
+    "to_first_output_ms",
 )
 TIME_COLUMNS = TURN_COLUMNS[3:12]
 
@@ -62,6 +63,7 @@ class Turn:
             return None if v is None or start is None else v - start
 
         audible = self.t.get("first_audible")
+        to_audio = since("first_audible") if audible is not None else since("audio_started")
         return {
             "call": self.call,
             "response_id": self.response_id,
@@ -75,9 +77,11 @@ class Turn:
             "to_created_ms": since("created"),
             "to_first_delta_ms": since("first_delta"),
             # the browser's own ear first; the service's "audio started" when it has none
-            "to_first_audio_ms": since("first_audible")
+            "to_first_audio_ms": to_audio,
+            # what the user first got, heard or read: the widget's live figure (js/latency.ts)
+            "to_first_output_ms": since("first_audible")
             if audible is not None
-            else since("audio_started"),
+            else since("first_delta"),
         }
 
 

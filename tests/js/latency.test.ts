@@ -1,3 +1,7 @@
+/// <reference types="node" />
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
 import { describe, expect, it } from "vitest";
 
 import type { EventRecord, RealtimeEvent } from "../../js/bridge";
@@ -295,5 +299,23 @@ describe("Stop stays available while the reply's audio plays out", () => {
     f.server(10, { type: "output_audio_buffer.started", response_id: "r3" });
     expect(f.local(20, { type: "call.start", call: 2 }).responding).toBe(true);
     expect(tr.responding).toBe(false);
+  });
+});
+
+describe("the same figure as Python's EventLog.latency_summary()", () => {
+  it("derives the shared fixture's expected summary", () => {
+    const fixture = JSON.parse(
+      readFileSync(join(process.cwd(), "tests/fixtures/latency.json"), "utf8"),
+    ) as {
+      records: Array<Pick<EventRecord, "dir" | "t_ms" | "event">>;
+      expected: { last_ms: number; p50_ms: number; turns: number };
+    };
+    const tr = new LatencyTracker();
+    fixture.records.forEach((r, seq) => tr.apply({ seq, ...r }));
+    expect(tr.summary()).toEqual({
+      last: fixture.expected.last_ms,
+      median: fixture.expected.p50_ms,
+      count: fixture.expected.turns,
+    });
   });
 });

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from traitlets import TraitError
 
 from realtime_widget import RealtimeWidget
 
-DEBOUNCE = 0.05
+# Long enough that no timer fires during a test: settle() flushes the debouncer instead,
+# so the tests do not depend on the machine's speed.
+DEBOUNCE = 30.0
 
 
 @pytest.fixture
@@ -16,7 +17,8 @@ def rig():
     w = RealtimeWidget(api_key="k", base_url="http://127.0.0.1:8")
     sent: list[dict] = []
     w._post = sent.append  # type: ignore[method-assign]
-    w._call, w.status = 1, "connected"
+    w._call = w._posted_call = 1
+    w.status = "connected"
     panel = w.controls(debounce=DEBOUNCE)
     yield w, panel, sent
     w.close()
@@ -26,8 +28,9 @@ def updates(sent: list[dict]) -> list[dict]:
     return [e["session"] for m in sent for e in m["events"] if e["type"] == "session.update"]
 
 
-def settle() -> None:
-    time.sleep(DEBOUNCE * 4)
+def settle(panel) -> None:
+    assert panel._debouncer.pending or not panel._pending
+    panel._debouncer.flush()
 
 
 def test_panel_starts_from_the_traits(rig) -> None:
@@ -46,7 +49,7 @@ def test_trait_changes_show_in_the_panel_at_once(rig) -> None:
     assert panel.voice.value == "Sarah"
     assert panel.turn_type.value == "server_vad" and panel.silence_duration_ms.value == 900
     assert panel._server_vad_box.layout.display is None
-    settle()
+    settle(panel)
     # the panel following the traits sends nothing of its own
     assert len(updates(sent)) == 2
 
@@ -57,7 +60,7 @@ def test_a_burst_of_edits_is_one_update(rig) -> None:
         panel.speed.value = v
     panel.voice.value = "Dennis"
     assert updates(sent) == []  # nothing until it settles
-    settle()
+    settle(panel)
     assert updates(sent) == [
         {"type": "realtime", "audio": {"output": {"voice": "Dennis", "speed": 1.2}}}
     ]
@@ -68,10 +71,10 @@ def test_a_burst_of_edits_is_one_update(rig) -> None:
 def test_turn_detection_edits(rig) -> None:
     w, panel, sent = rig
     panel.eagerness.value = "high"
-    settle()
+    settle(panel)
     assert updates(sent)[-1]["audio"]["input"]["turn_detection"]["eagerness"] == "high"
     panel.turn_type.value = None
-    settle()
+    settle(panel)
     assert updates(sent)[-1] == {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
     assert w.turn_detection is None
 
@@ -82,7 +85,7 @@ def test_other_fields(rig) -> None:
     panel.max_output_tokens.value = "inf"
     panel.transcription_model.value = ""
     panel.instructions.value = "Be terse."
-    settle()
+    settle(panel)
     (u,) = updates(sent)
     assert u["output_modalities"] == ["text"] and u["max_output_tokens"] == "inf"
     assert u["audio"]["input"]["transcription"] is None and u["instructions"] == "Be terse."
@@ -92,7 +95,7 @@ def test_an_invalid_edit_is_refused_visibly_and_changes_nothing(rig) -> None:
     w, panel, sent = rig
     panel.max_output_tokens.value = "lots"
     panel.voice.value = "Hades"
-    settle()
+    settle(panel)
     assert updates(sent) == []
     assert w.voice == "Clive" and panel.voice.value == "Clive"
     assert "max_output_tokens" in panel.answer.value and "not applied" in panel.answer.value
@@ -115,8 +118,44 @@ def test_the_services_answer_shows(rig) -> None:
 
 def test_update_session_is_all_or_nothing(rig) -> None:
     w, _, sent = rig
-    with pytest.raises(Exception, match="speed"):
+    with pytest.raises(TraitError, match="speed"):
         w.update_session(voice="Sarah", speed=7)
     assert w.voice == "Clive" and updates(sent) == []
     with pytest.raises(TypeError, match="colour"):
         w.update_session(colour="red")
+
+
+def test_debouncer_fires_once_after_a_burst_without_an_event_loop() -> None:
+    import threading
+
+    from realtime_widget._controls import Debouncer
+
+    fired: list[float] = []
+    done = threading.Event()
+    d = Debouncer(1.0, lambda: (fired.append(1), done.set()))
+    for _ in range(5):
+        d()
+    assert d.pending and fired == []
+    assert done.wait(5)
+    assert fired == [1] and not d.pending
+
+
+async def test_debouncer_uses_the_running_event_loop() -> None:
+    import asyncio
+
+    from realtime_widget._controls import Debouncer
+
+    loop = asyncio.get_running_loop()
+    fired: list[str] = []
+    d = Debouncer(0.01, lambda: fired.append(threading_name()))
+    d()
+    d()
+    await asyncio.sleep(0.1)
+    assert fired == ["MainThread"]  # on the loop's thread, once
+    assert d._loop is loop
+
+
+def threading_name() -> str:
+    import threading
+
+    return threading.current_thread().name

@@ -113,7 +113,8 @@ def test_turns_rows_and_latencies() -> None:
 
 def test_latency_summary() -> None:
     summary = build().latency_summary()
-    assert summary == {"last_ms": None, "p50_ms": 400, "turns": 2}
+    # first heard (r1: 400 ms), else first read (r2: its text delta, 300 ms)
+    assert summary == {"last_ms": 300, "p50_ms": 350, "turns": 2}
 
 
 def test_empty_turns_have_stable_columns() -> None:
@@ -196,3 +197,15 @@ def test_a_ten_minute_session_stays_readable() -> None:
     artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     fig.savefig(artifacts / "timeline-10min.png", dpi=100)
+
+
+def test_latency_summary_matches_the_widgets_live_figure() -> None:
+    """tests/fixtures/latency.json is also fed to js/latency.ts by tests/js/latency.test.ts."""
+    import json
+
+    fixture = json.loads(
+        (Path(__file__).resolve().parents[1] / "fixtures" / "latency.json").read_text()
+    )
+    log = EventLog()
+    log.extend((r["dir"], r["event"], r["t_ms"], r["t_ms"], 1) for r in fixture["records"])
+    assert log.latency_summary() == fixture["expected"]
