@@ -125,9 +125,15 @@ def main() -> None:
             f"delivery browser -> kernel log over {len(stats)} server events: "
             f"p50 {pct(stats, 0.5):.1f} ms, p95 {pct(stats, 0.95):.1f} ms"
         )
+        gaps = book.kernel_json("len(w.events.of_type('log.gap'))")
+        # what the emulator put on the data channel, against what reached the kernel's log
+        sent_by_service = book.kernel_json(
+            "sum(1 for e in emu.calls[-1]['events_out'] if e.get('type') == 'response.output_text.delta')"
+        )
         print(
-            f"flood: {deltas} text deltas arrived in {batches} comm messages "
-            f"({len(stats) / max(batches, 1):.1f} events per message)"
+            f"flood: {deltas} of the {sent_by_service} text deltas the service sent reached the log "
+            f"({sent_by_service - deltas} lost; {gaps} gaps in the browser's numbering), "
+            f"in {batches} comm messages ({len(stats) / max(batches, 1):.1f} events per message)"
         )
         # single events on an idle kernel: 20 session.update -> session.updated round trips
         n_mark = book.kernel_json("len(w.events)")
