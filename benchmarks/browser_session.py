@@ -16,10 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.harness import Notebook, Wire, chromium, jupyter_lab
+from tests.e2e.harness import NO_KEY_ENV, Notebook, Wire, chromium, code_notebook, jupyter_lab
 
 CONNECTS = 5
 FLOOD_DELTAS = 2000
@@ -55,25 +53,13 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rtw-bench-"))
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SETUP)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path = tmp / "bench.ipynb"
-    nbformat.write(nb, path)
+    path = code_notebook(tmp / "bench.ipynb", SETUP)
     wire = Wire()
-    with jupyter_lab(tmp / "lab", [path]) as lab, chromium(tmp) as browser:
+    with jupyter_lab(tmp / "lab", [path], env=NO_KEY_ENV) as lab, chromium(tmp) as browser:
         page = browser.new_page()
         wire.attach(page)
         page.add_init_script(OBSERVE_LONG_TASKS)
-        page.goto(lab.notebook_url("bench.ipynb"))
-        book = Notebook(page)
-        book.wait_kernel_idle()
-        book.run_cell(0)
-        page.locator("[data-testid=rtw-connect]").first.wait_for()
+        book = Notebook.open(page, lab, "bench.ipynb", widget_cell=0)
 
         connect_ms = []
         for i in range(CONNECTS):

@@ -187,11 +187,41 @@ JS_KERNEL_EVAL = """async (code) => {
 }"""
 
 
+# A Jupyter server started with this has no key: notebooks take their emulator path.
+NO_KEY_ENV = {"INWORLD_API_KEY": "", "INWORLD_BASE_URL": ""}
+
+
+def code_notebook(path: Path, *cells: str) -> Path:
+    """Write a notebook of code cells, with the kernelspec JupyterLab needs to start it."""
+    import nbformat
+
+    book = nbformat.v4.new_notebook()
+    book.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    book.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(book, path)
+    return path
+
+
 class Notebook:
     """A notebook open in JupyterLab, run cell by cell as a person would."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
+
+    @classmethod
+    def open(cls, page: Any, lab: Lab, name: str, *, widget_cell: int | None = None) -> Notebook:
+        """Open ``name``, wait for its kernel, and run ``widget_cell`` until the widget shows."""
+        page.goto(lab.notebook_url(name))
+        nb = cls(page)
+        nb.wait_kernel_idle()
+        if widget_cell is not None:
+            nb.run_cell(widget_cell)
+            page.locator("[data-testid=rtw-status]").first.wait_for(timeout=30_000)
+        return nb
 
     def wait_kernel_idle(self, timeout: float = 60) -> None:
         self.page.wait_for_function(f"({JS_KERNEL_STATUS})() === 'idle'", timeout=timeout * 1000)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from tests.e2e.harness import Notebook, chromium, jupyter_lab
+from tests.e2e.harness import NO_KEY_ENV, Notebook, chromium, code_notebook, jupyter_lab
 from tests.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
@@ -24,29 +23,14 @@ w
 """
 
 
-def banner(page) -> str:
-    el = page.locator("[data-testid=rtw-error]").first
-    return el.inner_text() if el.is_visible() else ""
-
-
 def test_faults_leave_the_widget_usable(tmp_path: Path) -> None:
-    nb_path = tmp_path / "faults.ipynb"
-    book = nbformat.v4.new_notebook()
-    book.cells = [nbformat.v4.new_code_cell(SETUP)]
-    book.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(book, nb_path)
-    env = {"INWORLD_API_KEY": "", "INWORLD_BASE_URL": ""}
-    with jupyter_lab(tmp_path / "lab", [nb_path], env=env) as lab, chromium(tmp_path) as browser:
+    nb_path = code_notebook(tmp_path / "faults.ipynb", SETUP)
+    with (
+        jupyter_lab(tmp_path / "lab", [nb_path], env=NO_KEY_ENV) as lab,
+        chromium(tmp_path) as browser,
+    ):
         page = browser.new_page()
-        page.goto(lab.notebook_url("faults.ipynb"))
-        nb = Notebook(page)
-        nb.wait_kernel_idle()
-        nb.run_cell(0)
-        page.locator("[data-testid=rtw-status]").first.wait_for()
+        nb = Notebook.open(page, lab, "faults.ipynb", widget_cell=0)
 
         # 1. the service refuses the call: failed, with its words, in Python and in the widget
         page.locator("[data-testid=rtw-connect]").first.click()

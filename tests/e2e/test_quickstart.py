@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import SENTINEL_KEY
 from tests.e2e.harness import (
     ARTIFACTS,
+    NO_KEY_ENV,
     ROOT,
     Notebook,
     Wire,
@@ -70,7 +71,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 def test_quickstart_end_to_end(mode: str, tmp_path: Path) -> None:
-    env: dict[str, str] = {"INWORLD_API_KEY": "", "INWORLD_BASE_URL": ""}
+    env: dict[str, str] = NO_KEY_ENV
     emulator = None
     if mode == "sentinel":
         port = free_port()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ARTIFACTS, ROOT, Notebook, chromium, jupyter_lab
+from tests.e2e.harness import ARTIFACTS, NO_KEY_ENV, ROOT, Notebook, chromium, jupyter_lab
 from tests.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
@@ -24,13 +24,12 @@ def panel_input(page, label: str):
 
 
 def test_panel_tunes_a_live_session(tmp_path: Path) -> None:
-    env = {"INWORLD_API_KEY": "", "INWORLD_BASE_URL": ""}
-    with jupyter_lab(tmp_path / "lab", [TUNING], env=env) as lab, chromium(tmp_path) as browser:
+    with (
+        jupyter_lab(tmp_path / "lab", [TUNING], env=NO_KEY_ENV) as lab,
+        chromium(tmp_path) as browser,
+    ):
         page = browser.new_page()
-        page.goto(lab.notebook_url("tuning.ipynb"))
-        nb = Notebook(page)
-        nb.wait_kernel_idle()
-        nb.run_cell(1)
+        nb = Notebook.open(page, lab, "tuning.ipynb", widget_cell=1)
         page.locator("[data-testid=rtw-connect]").first.click()
         nb.poll("w.status == 'connected'", timeout=30)
         nb.poll("bool(w.server_session)")

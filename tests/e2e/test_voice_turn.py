@@ -10,11 +10,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from realtime_widget import EventLog
-from tests.e2e.harness import Notebook, chromium, jupyter_lab
+from tests.e2e.harness import NO_KEY_ENV, Notebook, chromium, code_notebook, jupyter_lab
 from tests.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
@@ -47,27 +46,14 @@ def speech_wav(tmp: Path) -> Path:
 
 
 def test_spoken_turn_gets_a_spoken_reply(tmp_path: Path) -> None:
-    nb_path = tmp_path / "voice.ipynb"
-    book = nbformat.v4.new_notebook()
-    book.cells = [nbformat.v4.new_code_cell(SETUP)]
-    book.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(book, nb_path)
+    nb_path = code_notebook(tmp_path / "voice.ipynb", SETUP)
     mic = speech_wav(tmp_path)
-    env = {"INWORLD_API_KEY": "", "INWORLD_BASE_URL": ""}
     with (
-        jupyter_lab(tmp_path / "lab", [nb_path], env=env) as lab,
+        jupyter_lab(tmp_path / "lab", [nb_path], env=NO_KEY_ENV) as lab,
         chromium(tmp_path, [f"--use-file-for-fake-audio-capture={mic}"]) as browser,
     ):
         page = browser.new_page()
-        page.goto(lab.notebook_url("voice.ipynb"))
-        nb = Notebook(page)
-        nb.wait_kernel_idle()
-        nb.run_cell(0)
-        page.locator("[data-testid=rtw-status]").first.wait_for()
+        nb = Notebook.open(page, lab, "voice.ipynb", widget_cell=0)
         nb.kernel_eval("w.connect()")
         nb.poll(
             "any(r['event']['response']['status'] == 'completed' for r in w.events.of_type('response.done'))",
