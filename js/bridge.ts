@@ -274,8 +274,4 @@ export class EventBatcher {
   get pending(): number {
     return this.batch.length;
   }
-
-  get nextSeq(): number {
-    return this.seq;
-  }
 }

@@ -166,10 +166,6 @@ export class Call {
     this.outbox = [opts.sessionUpdate, ...opts.queued];
   }
 
-  get status(): Phase {
-    return this.phase;
-  }
-
   /** True until the call is closed or failed. */
   get isLive(): boolean {
     return !this.closed;

@@ -207,17 +207,6 @@ def _put(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     target[path[-1]] = value
 
 
-def merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``patch`` into a copy of ``base`` (dicts merge, everything else replaces)."""
-    out = copy.deepcopy(base)
-    for key, value in patch.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def session_payload(owner: Any, fields: Iterable[SessionField] = FIELDS) -> dict[str, Any]:
     """The ``session`` object for ``fields`` (all by default), nested as the service takes it."""
     session: dict[str, Any] = {"type": "realtime"}
