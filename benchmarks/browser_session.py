@@ -61,24 +61,38 @@ def main() -> None:
         page.add_init_script(OBSERVE_LONG_TASKS)
         book = Notebook.open(page, lab, "bench.ipynb", widget_cell=0)
 
-        connect_ms = []
-        for i in range(CONNECTS):
-            t_click = page.evaluate("() => performance.timeOrigin + performance.now()")
-            page.locator("[data-testid=rtw-connect]").first.click()
-            t_updated = book.poll(
-                "next((r['t_ms'] for r in w.events.of_type('session.updated') "
-                "if r['call'] == w.call), None)",
-                timeout=20,
-                interval=0.05,
-            )
-            connect_ms.append(t_updated - t_click)
-            if i < CONNECTS - 1:
+        def connects(n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                t_click = page.evaluate("() => performance.timeOrigin + performance.now()")
+                page.locator("[data-testid=rtw-connect]").first.click()
+                t_updated = book.poll(
+                    "next((r['t_ms'] for r in w.events.of_type('session.updated') "
+                    "if r['call'] == w.call), None)",
+                    timeout=20,
+                    interval=0.05,
+                )
+                out.append(t_updated - t_click)
                 page.locator("[data-testid=rtw-connect]").first.click()  # Disconnect
                 book.poll("w.status == 'disconnected'")
-        print(
-            f"connect (click -> session.updated), {CONNECTS} calls: median "
-            f"{statistics.median(connect_ms):.0f} ms, min {min(connect_ms):.0f}, max {max(connect_ms):.0f}"
+            return out
+
+        plain = connects(CONNECTS)
+        # the same, with a STUN server in the list that never answers (a socket that swallows)
+        book.kernel_eval(
+            "import socket; hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "hole.bind(('127.0.0.1', 0)); "
+            "emu.configure(ice_servers=[{'urls': [f'stun:127.0.0.1:{hole.getsockname()[1]}']}])"
         )
+        silent = connects(CONNECTS)
+        book.kernel_eval("emu.configure(ice_servers=()); hole.close()")
+        for name, values in (("", plain), (" with a STUN server that never answers", silent)):
+            print(
+                f"connect (click -> session.updated){name}, {CONNECTS} calls: median "
+                f"{statistics.median(values):.0f} ms, min {min(values):.0f}, max {max(values):.0f}"
+            )
+        page.locator("[data-testid=rtw-connect]").first.click()
+        book.poll("w.status == 'connected'", timeout=20)
 
         n_before = book.kernel_json("len(w.events)")
         frames_before = len(wire.frames)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -21,6 +22,13 @@ API_KEY_ENV = "REALTIME_EMULATOR_API_KEY"
 
 def _parse_optional_int(text: str) -> int | None:
     return None if text.lower() in ("", "none") else int(text)
+
+
+def _parse_ice_servers(text: str) -> tuple[dict[str, Any], ...]:
+    servers = json.loads(text)
+    if not isinstance(servers, list) or not all(isinstance(s, dict) for s in servers):
+        raise argparse.ArgumentTypeError('a JSON list of objects, e.g. [{"urls": ["stun:..."]}]')
+    return tuple(servers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     knobs = parser.add_argument_group("latency and fault knobs")
     for f in dataclasses.fields(Knobs):
         convert: Any = float if f.type in ("float", float) else _parse_optional_int
+        if f.name == "ice_servers":
+            convert = _parse_ice_servers
         knobs.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,

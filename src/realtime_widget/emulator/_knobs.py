@@ -39,6 +39,12 @@ class Knobs:
     malformed_after: int | None = _knob(
         None, "send one malformed (non-JSON) message after this many server events (per call)"
     )
+    ice_servers: tuple[dict[str, Any], ...] = _knob(
+        (),
+        "what GET /v1/realtime/ice-servers returns (a JSON list on the CLI); none by default, "
+        "since host candidates always reach a loopback service. Tests list STUN/TURN entries "
+        "here to exercise credentials and a server that never answers",
+    )
     exhaust_after: int | None = _knob(
         None,
         "after this many server events, send Inworld's {errorType: SESSION_RESOURCES_EXHAUSTED} "
@@ -46,6 +52,7 @@ class Knobs:
     )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ice_servers", tuple(dict(s) for s in self.ice_servers))
         for name in ("first_delta_delay_ms", "delta_interval_ms", "answer_delay_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")

@@ -133,8 +133,10 @@ class EmulatorServer:
 
     # --- routes --------------------------------------------------------------------------
     async def _ice_servers(self, request: web.Request) -> web.Response:
-        # A loopback service needs no STUN/TURN: host candidates always reach it.
-        return self._unauthorized(request) or web.json_response({"ice_servers": []})
+        # A loopback service needs no STUN/TURN (host candidates always reach it): the list is
+        # empty unless the ice_servers knob sets one.
+        servers = [dict(s) for s in self._knobs().ice_servers]
+        return self._unauthorized(request) or web.json_response({"ice_servers": servers})
 
     async def _list_calls(self, request: web.Request) -> web.Response:
         return self._unauthorized(request) or web.json_response(self.snapshots())
