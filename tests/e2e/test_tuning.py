@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -94,5 +95,21 @@ def test_panel_tunes_a_live_session(tmp_path: Path) -> None:
         channels = [int(c) for c in bg[bg.index("(") + 1 : bg.index(")")].split(",")[:3]]
         assert sum(channels) / 3 < 100, bg
         assert panel.count() == 1
+
+        # the rest of the walkthrough, as a reader runs it: every cell runs without an error
+        cells = json.loads(TUNING.read_text())["cells"]
+        for i in range(3, CELL_END):
+            if cells[i]["cell_type"] == "code":
+                nb.run_cell(i)
+        assert nb.kernel_json("(w.voice, w.speed)") == ["Sarah", 1.2]  # the preset round trip
+        assert (
+            "TraitError speed must be a number from 0.5 to 1.5"
+            in page.locator(".jp-Cell").nth(8).inner_text()
+        )
+        nb.poll("len(w.events.of_type('response.done')) >= 1", timeout=30)
         nb.run_cell(CELL_END)
         nb.poll("w.status == 'disconnected'")
+        outputs = page.evaluate(
+            "() => [...document.querySelectorAll('.jp-OutputArea-output')].map(e => e.textContent)"
+        )
+        assert not [o for o in outputs if "Traceback" in o], outputs
