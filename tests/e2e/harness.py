@@ -170,6 +170,7 @@ JS_CELL_DONE = """(i) => {
   const panel = jupyterapp.shell.currentWidget;
   const cell = panel.content.widgets[i];
   const k = panel.sessionContext.session.kernel;
+  if (cell.model.type !== 'code') return true;  // markdown renders; nothing to wait for
   return cell.model.executionCount != null && k.status === 'idle';
 }"""
 JS_KERNEL_EVAL = """async (code) => {
