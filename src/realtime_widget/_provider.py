@@ -28,8 +28,9 @@ def check_key(key: str) -> str:
     key = key.strip()
     if key and not (key.isascii() and key.isprintable()):
         raise ValueError(
-            "api_key contains characters an HTTP header cannot carry (a control character "
-            "such as a stray newline, or non-ASCII text); check how the key was pasted or stored"
+            "The API key (api_key, or INWORLD_API_KEY) contains characters an HTTP header "
+            "cannot carry (a control character such as a stray newline, or non-ASCII text); "
+            "check how the key was pasted or stored"
         )
     return key
 

@@ -394,7 +394,9 @@ def test_an_unexpected_error_in_the_worker_fails_the_call(rig) -> None:
 
 @pytest.mark.parametrize("bad", [SENTINEL_KEY + "\nX", "key-with-\u00e9", "a\x00b"])
 def test_a_malformed_key_is_refused_without_quoting_it(bad) -> None:
-    with pytest.raises(ValueError, match="api_key contains characters") as info:
+    with pytest.raises(
+        ValueError, match=r"The API key \(api_key, or INWORLD_API_KEY\) contains characters"
+    ) as info:
         RealtimeWidget(api_key=bad, base_url="http://127.0.0.1:8")
     assert bad.strip() not in str(info.value)
 
