@@ -151,6 +151,17 @@ def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator("[data-testid=rtw-status]").first.scroll_into_view_if_needed()
     page.locator(".rtw-root").first.screenshot(path=str(ARTIFACTS / f"widget-{mode}.png"))
+    # the inspector: open it, filter to server deltas, expand one row to its JSON
+    page.locator("[data-testid=rtw-inspector] > summary").first.click()
+    page.locator("[data-testid=rtw-filter-type]").first.fill("transcript.delta")
+    rows = page.locator("[data-testid=rtw-inspector] details")
+    rows.first.wait_for()
+    assert all("transcript.delta" in t for t in rows.all_inner_texts())
+    rows.first.locator("summary").click()
+    assert '"delta"' in rows.first.inner_text()
+    page.locator(".rtw-root").first.screenshot(path=str(ARTIFACTS / f"inspector-{mode}.png"))
+    page.locator("[data-testid=rtw-filter-type]").first.fill("")
+    page.locator("[data-testid=rtw-inspector] > summary").first.click()
     nb.run_cell(CELL_TUNE)
     nb.poll("w.server_session.get('audio', {}).get('output', {}).get('voice') == 'Ashley'")
     nb.poll("len(w.events.of_type('stats')) >= 2", timeout=15)  # the browser's own measurements

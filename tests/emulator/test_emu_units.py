@@ -114,6 +114,10 @@ def test_default_responder() -> None:
     assert default_responder(context([user])) == TextReply(
         "You said: Hi. This is the local realtime emulator."
     )
+    asked = {**user, "content": [{"type": "input_text", "text": "What can you do? "}]}
+    assert default_responder(context([asked])) == TextReply(
+        "You said: What can you do? This is the local realtime emulator."
+    )
     tool = {"type": "function", "name": "lookup", "parameters": {"properties": {}}}
     forced = context([user], tools=[tool], tool_choice="required")
     assert default_responder(forced) == ToolCall("lookup", {})

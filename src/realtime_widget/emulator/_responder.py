@@ -131,4 +131,6 @@ def default_responder(ctx: ResponseContext) -> Reply:
     tool = _tool_wanted(ctx, text)
     if tool is not None:
         return ToolCall(str(tool["name"]), _fill_arguments(tool, text))
-    return TextReply(f"You said: {text.rstrip('.')}. This is the local realtime emulator.")
+    said = text.rstrip()
+    end = "" if said.endswith((".", "!", "?")) else "."  # "You said: Hi!" not "Hi!."
+    return TextReply(f"You said: {said}{end} This is the local realtime emulator.")
