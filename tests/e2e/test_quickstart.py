@@ -115,6 +115,7 @@ def test_quickstart_end_to_end(mode: str, tmp_path: Path) -> None:
                     )
                 assert not wire.errors, wire.errors
                 if emulator is not None:
+                    assert_closing_the_view_keeps_the_call(page, base)
                     assert_kernel_shutdown_hangs_up(page, base)
             finally:
                 ARTIFACTS.mkdir(exist_ok=True)
@@ -200,6 +201,31 @@ def emulator_calls(base: str) -> list[dict]:
     )
     with urllib.request.urlopen(req, timeout=5) as resp:
         return list(json.load(resp))
+
+
+def assert_closing_the_view_keeps_the_call(page, base: str) -> None:
+    """The call lives with the widget's model, not its view: clearing the output that shows
+    the widget leaves it up, and a new view of the same widget shows it connected."""
+    nb = Notebook(page)
+    page.evaluate(
+        f"""() => {{ jupyterapp.shell.currentWidget.content.activeCellIndex = {CELL_SETUP};
+                    return jupyterapp.commands.execute('notebook:clear-cell-output'); }}"""
+    )
+    page.wait_for_function("() => !document.querySelector('[data-testid=rtw-status]')")
+    nb.kernel_eval("w.send_text('Are you still there?')")
+    nb.poll("len(w.events.of_type('response.done')) >= 2", timeout=30)  # the call still talks
+    assert emulator_calls(base)[-1]["state"] == "open"
+    n = page.evaluate(
+        """() => { const nb = jupyterapp.shell.currentWidget.content;
+                   const i = nb.model.sharedModel.cells.length;
+                   nb.model.sharedModel.insertCell(i, {cell_type: 'code', source: 'w'});
+                   return i; }"""
+    )
+    nb.run_cell(n)  # a new view of the same widget
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=rtw-status]')?.textContent.trim() === 'connected'",
+        timeout=10_000,
+    )
 
 
 def assert_kernel_shutdown_hangs_up(page, base: str) -> None:
