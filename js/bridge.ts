@@ -92,6 +92,8 @@ export interface EventRecord {
 export interface EventsMsg {
   kind: typeof EVENTS;
   call: number;
+  /** Which page numbered these records (`seq` counts per page; a page is one front end). */
+  page: string;
   records: EventRecord[];
 }
 export interface StateMsg {
@@ -186,6 +188,8 @@ export interface BatcherOptions {
   now?: () => number;
   setTimeout?: (fn: () => void, ms: number) => unknown;
   clearTimeout?: (handle: unknown) => void;
+  /** This front end's id, sent with every batch (default: a random one). */
+  page?: string;
 }
 
 /**
@@ -210,6 +214,7 @@ export class EventBatcher {
       setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
       clearTimeout: (h) =>
         globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
+      page: Math.random().toString(36).slice(2, 10),
       ...opts,
     };
   }
@@ -268,7 +273,12 @@ export class EventBatcher {
     const records = this.batch;
     this.batch = [];
     this.lastFlush = Date.now();
-    this.opts.send({ kind: EVENTS, call: this.batchCall, records });
+    this.opts.send({
+      kind: EVENTS,
+      call: this.batchCall,
+      page: this.opts.page,
+      records,
+    });
   }
 
   get pending(): number {

@@ -17,9 +17,10 @@ Python -> browser
 
 Browser -> Python
     ``offer``       ``call``, ``sdp`` (after ICE gathering completes or its deadline passes).
-    ``events``      ``call``, ``records``: ``[{seq, dir, t_ms, event}]`` with ``dir`` one of
-                    ``client``/``server``/``local``, ``seq`` the browser's per-model counter and
-                    ``t_ms`` the browser's epoch-ms clock. One message per batch.
+    ``events``      ``call``, ``page`` (the front end's id), ``records``:
+                    ``[{seq, dir, t_ms, event}]`` with ``dir`` one of ``client``/``server``/
+                    ``local``, ``seq`` that front end's record counter and ``t_ms`` the
+                    browser's epoch-ms clock. One message per batch.
     ``state``       ``call``, ``state`` (``connecting``/``connected``/``disconnected``/``failed``),
                     ``detail`` (words for a person, or ``""``).
     ``request``     ``action``: a button in a view asks Python to act (``connect``,
@@ -66,7 +67,7 @@ FIELDS: Final[dict[str, frozenset[str]]] = {
     SEND: frozenset({"call", "events"}),
     DISCONNECT: frozenset({"call"}),
     OFFER: frozenset({"call", "sdp"}),
-    EVENTS: frozenset({"call", "records"}),
+    EVENTS: frozenset({"call", "page", "records"}),
     STATE: frozenset({"call", "state", "detail"}),
     REQUEST: frozenset({"action", "text"}),
 }

@@ -49,23 +49,28 @@ class Debouncer:
         except RuntimeError:
             self._loop = None
         self._handle: asyncio.TimerHandle | threading.Timer | None = None
+        self._token: object | None = None  # the one pending call that may still fire
         self._lock = threading.Lock()
 
     def __call__(self) -> None:
         with self._lock:
             if self._handle is not None:
                 self._handle.cancel()
+            token = object()
+            self._token = token
             if self._loop is not None and self._loop.is_running():
-                self._handle = self._loop.call_later(self.delay, self._fire)
+                self._handle = self._loop.call_later(self.delay, self._fire, token)
             else:
-                timer = threading.Timer(self.delay, self._fire)
+                timer = threading.Timer(self.delay, self._fire, (token,))
                 timer.daemon = True
                 timer.start()
                 self._handle = timer
 
-    def _fire(self) -> None:
+    def _fire(self, token: object) -> None:
         with self._lock:
-            self._handle = None
+            if token is not self._token:
+                return  # superseded (or flushed) while this timer was already running
+            self._handle = self._token = None
         self.fn()
 
     @property
@@ -75,7 +80,7 @@ class Debouncer:
     def flush(self) -> None:
         """Run a pending call now instead of at its deadline."""
         with self._lock:
-            handle, self._handle = self._handle, None
+            handle, self._handle, self._token = self._handle, None, None
         if handle is not None:
             handle.cancel()
             self.fn()

@@ -252,10 +252,11 @@ class EventLog:
         return cols
 
     def __repr__(self) -> str:
-        n = len(self)
         counts = {d: 0 for d in DIRECTIONS}
-        for code in self._dir:
-            counts[DIRECTIONS[code]] += 1
+        with self._lock:
+            n = len(self)
+            for code in self._dir:
+                counts[DIRECTIONS[code]] += 1
         parts = ", ".join(f"{v} {k}" for k, v in counts.items())
         return f"<EventLog: {n} events ({parts})>"
 
@@ -289,15 +290,17 @@ class EventLog:
         """Records whose type is one of ``types`` (and of ``direction`` if given), in order."""
         want = set(types)
         code = _DIR_CODE[direction] if direction is not None else None
-        return [
-            self.record(i)
-            for i, et in enumerate(self._type)
-            if et in want and (code is None or self._dir[i] == code)
-        ]
+        with self._lock:
+            return [
+                self._record(i)
+                for i, et in enumerate(self._type)
+                if et in want and (code is None or self._dir[i] == code)
+            ]
 
     @property
     def calls(self) -> list[int]:
-        return sorted(set(self._call))
+        with self._lock:
+            return sorted(set(self._call))
 
     # -- export ------------------------------------------------------------------------------
 
@@ -457,7 +460,7 @@ class EventLog:
         return {
             "last_ms": measured[-1] if measured else None,
             "p50_ms": median(measured) if measured else None,
-            "turns": len(measured),
+            "measured_turns": len(measured),
         }
 
     def plot_timeline(self, *, label_last: int = 5, ax: Any = None) -> Any:

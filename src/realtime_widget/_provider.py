@@ -73,9 +73,10 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def _service_message(response: httpx.Response) -> str:
-    """The service's own words: a JSON ``error.message`` when there is one, else the body start."""
-    body = response.text
+def _service_message(response: httpx.Response, secrets: list[str]) -> str:
+    """The service's own words: a JSON ``error.message`` when there is one, else the body start
+    (scrubbed of ``secrets`` before it is cut, so no secret survives half-cut)."""
+    body = redact(response.text, secrets)
     try:
         data = json.loads(body)
     except ValueError:
@@ -144,7 +145,8 @@ class Provider:
     def __repr__(self) -> str:
         return f"Provider(base_url={self.base_url!r}, auth_scheme={self.auth_scheme!r})"
 
-    def _secrets(self) -> list[str]:
+    def secrets(self) -> list[str]:
+        """What must never be shown: the key and the TURN credentials last handed out."""
         return [self._key.reveal(), *self._turn_secrets]
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -162,7 +164,7 @@ class Provider:
                 "or a proxy/firewall is in the way: try connect() again."
             ) from None
         except httpx.ConnectError as exc:
-            reason = redact(str(exc), self._secrets()) or "connection refused"
+            reason = redact(str(exc), self.secrets()) or "connection refused"
             raise ProviderError(
                 f"Could not reach {self.base_url} ({reason}). Check base_url and your network, "
                 "or run offline against realtime_widget.Emulator()."
@@ -176,7 +178,7 @@ class Provider:
 
     def _status_error(self, method: str, url: str, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        said = redact(_service_message(response), self._secrets())
+        said = _service_message(response, self.secrets())
         said = f" The service said: {said}" if said else ""
         if status in (401, 403):
             what = (
@@ -215,7 +217,7 @@ class Provider:
         )
         answer = response.text
         if not answer.lstrip().startswith("v=0"):
-            preview = redact(" ".join(answer.split())[:80], self._secrets())
+            preview = " ".join(redact(answer, self.secrets()).split())[:80]
             raise ProviderError(
                 f"POST {self.base_url}{CALLS_PATH} answered HTTP {response.status_code} with "
                 f"something that is not an SDP answer ({preview!r}). Is base_url a realtime "

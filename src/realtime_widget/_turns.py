@@ -50,10 +50,21 @@ class Turn:
     status: str | None = None
     reason: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
+    audio: bool = False  # the response asked for audio output
 
     def mark(self, name: str, t_ms: float) -> None:
         if self.t.get(name) is None:  # the first occurrence is the one that counts
             self.t[name] = t_ms
+
+    def _first_output(self, since: Any) -> float | None:
+        """What the user first got, heard or else read: the widget's live figure (the same
+        rule as js/latency.ts). A reply that speaks falls back to its text only once it is
+        done unheard, so the figure does not jump from the text time to the heard time."""
+        if self.t.get("first_audible") is not None:
+            return since("first_audible")
+        if not self.audio or self.t.get("done") is not None:
+            return since("first_delta")
+        return None
 
     def row(self) -> dict[str, Any]:
         start = self.t.get("turn_start")
@@ -78,10 +89,7 @@ class Turn:
             "to_first_delta_ms": since("first_delta"),
             # the browser's own ear first; the service's "audio started" when it has none
             "to_first_audio_ms": to_audio,
-            # what the user first got, heard or read: the widget's live figure (js/latency.ts)
-            "to_first_output_ms": since("first_audible")
-            if audible is not None
-            else since("first_delta"),
+            "to_first_output_ms": self._first_output(since),
         }
 
 
@@ -116,6 +124,8 @@ def collect_turns(log: EventLog) -> list[Turn]:
         elif direction == "server" and etype == "response.created":
             rid = (ev.get("response") or {}).get("id") or f"?{rec['seq']}"
             turn = Turn(call, rid, p.get("trigger", "response.create"))
+            modalities = (ev.get("response") or {}).get("output_modalities") or []
+            turn.audio = "audio" in modalities
             for key in ("speech_started", "speech_stopped", "turn_start"):
                 if p.get(key) is not None:
                     turn.t[key] = p[key]

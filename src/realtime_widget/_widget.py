@@ -121,7 +121,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         self._work: list[Future[Any]] = []
         # What the service last said is in flight (for cancel_response)
         self._active_response: str | None = None
-        self._next_seq: int | None = None  # the browser's next record number
+        self._next_seq: dict[str, int] = {}  # each front end's next record number
         self._audio_playing = False
         super().__init__(mic=mic, **session)
         self.observe(self._on_session_trait, names=list(SESSION_TRAITS))
@@ -160,7 +160,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     def disconnect(self) -> None:
         """End the call, releasing the microphone and the peer connection. The log stays."""
         with self._lock:
-            if self._live and self._posted_call == self._call:
+            if self._browser_has_call:
                 self._post(B.message(B.DISCONNECT, call=self._call))
             # The call number stays, so late events of this call are still logged under it.
             self.status = "disconnected"
@@ -319,13 +319,21 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     def _current(self, call: int) -> bool:
         return call == self._call and self._live
 
-    def _on_main(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn`` on the kernel's event loop when there is one (else right here)."""
+    def _on_main(self, fn: Callable[..., Any], call: int, *args: Any) -> None:
+        """Run ``fn(call, ...)`` on the kernel's event loop when there is one (else right
+        here); if it raises, the call fails with words instead of hanging in "connecting"."""
+
+        def guarded() -> None:
+            try:
+                fn(call, *args)
+            except Exception as exc:
+                self._fail(call, _unexpected("starting the call", exc))
+
         loop = self._loop
         if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(fn, *args)
+            loop.call_soon_threadsafe(guarded)
         else:
-            fn(*args)
+            guarded()
 
     def _fail(self, call: int, message: str, *, log: bool = True) -> None:
         """Fail ``call`` if it is still the live one. ``log=False`` when the browser has
@@ -333,17 +341,27 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         with self._lock:
             if not self._current(call):
                 return  # e.g. the user hung up meanwhile: a late error must not revive it
-            self.error = redact(message, [self._api_key.reveal()])
+            error = self._redact(message)
+            self.error = error
             self.status = "failed"
         if log:
             now = _now_ms()
             self._events.append(
                 "local",
-                {"type": "call.failed", "detail": self.error},
+                {"type": "call.failed", "detail": error},
                 t_ms=now,
                 t_kernel_ms=now,
                 call=call,
             )
+
+    def _redact(self, text: str) -> str:
+        """Scrub the key and any TURN credential from words about to be shown or kept."""
+        return redact(text, self._provider.secrets())
+
+    @property
+    def _browser_has_call(self) -> bool:
+        """The live call's `connect` message has gone out: the browser knows the call."""
+        return self._live and self._posted_call == self._call
 
     def _fetch_ice(self, call: int) -> None:  # on the worker thread
         try:
@@ -411,7 +429,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
 
     def _send_events(self, events: list[dict[str, Any]]) -> None:
         with self._lock:
-            if self._live and self._posted_call == self._call:
+            if self._browser_has_call:
                 self._post(B.message(B.SEND, call=self._call, events=events))
             else:  # no call, or its `connect` message not out yet: it will carry them
                 self._pending.extend(events)
@@ -435,18 +453,22 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         kind = content.get("kind")
         call = content.get("call", self._call)
         if kind == B.EVENTS:
-            self._receive_events(call, content.get("records") or [])
+            self._receive_events(call, str(content.get("page", "")), content.get("records") or [])
         elif kind == B.OFFER:
-            if self._current(call) and isinstance(content.get("sdp"), str):
-                self._submit(self._answer_offer, call, content["sdp"])
-            else:  # an orphan (the user hung up meanwhile): have the browser drop it
+            if not self._current(call):  # an orphan (the user hung up meanwhile): drop it
                 self._post(B.message(B.DISCONNECT, call=call))
+            elif isinstance(content.get("sdp"), str):
+                self._submit(self._answer_offer, call, content["sdp"])
+            else:
+                self._post(B.message(B.DISCONNECT, call=call))
+                self._fail(call, "The browser sent an offer without SDP; connect() again.")
         elif kind == B.STATE:
             self._receive_state(call, str(content.get("state")), str(content.get("detail") or ""))
         elif kind == B.REQUEST:
             self._receive_request(content)
 
     def _receive_state(self, call: int, state: str, detail: str) -> None:
+        detail = self._redact(detail)
         if state == "failed":  # the browser has logged it (call.failed) already
             self._fail(call, detail or "The call failed.", log=False)
             return
@@ -473,13 +495,13 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         except (ValueError, TypeError) as exc:
             self.error = str(exc)
 
-    def _receive_events(self, call: int, records: list[Any]) -> None:
+    def _receive_events(self, call: int, page: str, records: list[Any]) -> None:
         t_kernel = _now_ms()
         rows: list[tuple[str, Mapping[str, Any], float, float, int]] = []
         for rec in records:
             if not isinstance(rec, dict) or rec.get("dir") not in B.DIRECTIONS:
                 continue
-            self._check_seq(rec.get("seq"), rows, t_kernel, int(call))
+            self._check_seq(page, rec.get("seq"), rows, t_kernel, int(call))
             t_ms = rec.get("t_ms")
             event = rec.get("event")
             rows.append(
@@ -496,16 +518,16 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
             if direction == "server" and isinstance(event, dict):
                 self._dispatch(event)
 
-    def _check_seq(self, seq: Any, rows: list[Any], t_kernel: float, call: int) -> None:
-        """The browser numbers every record; a jump means records were lost on the way, and
+    def _check_seq(self, page: str, seq: Any, rows: list[Any], t_kernel: float, call: int) -> None:
+        """Each front end numbers its records; a jump means records were lost on the way, and
         the log says so (a ``log.gap`` event) instead of hiding it."""
         if not isinstance(seq, int):
             return
-        expected, self._next_seq = self._next_seq, seq + 1
+        expected = self._next_seq.get(page)
+        self._next_seq[page] = max(seq + 1, expected or 0)
         if expected is not None and seq > expected:
-            gap = {"type": "log.gap", "expected_seq": expected, "got_seq": seq}
+            gap = {"type": "log.gap", "page": page, "expected_seq": expected, "got_seq": seq}
             rows.append(("local", gap, t_kernel, t_kernel, call))
-        # seq < expected: a new page (a reload) started counting again; nothing was lost
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         etype = event.get("type")

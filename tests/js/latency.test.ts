@@ -308,14 +308,14 @@ describe("the same figure as Python's EventLog.latency_summary()", () => {
       readFileSync(join(process.cwd(), "tests/fixtures/latency.json"), "utf8"),
     ) as {
       records: Array<Pick<EventRecord, "dir" | "t_ms" | "event">>;
-      expected: { last_ms: number; p50_ms: number; turns: number };
+      expected: { last_ms: number; p50_ms: number; measured_turns: number };
     };
     const tr = new LatencyTracker();
     fixture.records.forEach((r, seq) => tr.apply({ seq, ...r }));
     expect(tr.summary()).toEqual({
       last: fixture.expected.last_ms,
       median: fixture.expected.p50_ms,
-      count: fixture.expected.turns,
+      count: fixture.expected.measured_turns,
     });
   });
 });

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from traitlets import TraitError
 
@@ -138,6 +140,12 @@ def test_debouncer_fires_once_after_a_burst_without_an_event_loop() -> None:
     assert d.pending and fired == []
     assert done.wait(5)
     assert fired == [1] and not d.pending
+    time.sleep(1.2)  # past every cancelled timer's deadline: still once
+    assert fired == [1]
+    d()
+    d.flush()  # flushed: the timer it replaced must not fire as well
+    time.sleep(1.2)
+    assert fired == [1, 1]
 
 
 async def test_debouncer_uses_the_running_event_loop() -> None:

@@ -114,7 +114,7 @@ def test_turns_rows_and_latencies() -> None:
 def test_latency_summary() -> None:
     summary = build().latency_summary()
     # first heard (r1: 400 ms), else first read (r2: its text delta, 300 ms)
-    assert summary == {"last_ms": 300, "p50_ms": 350, "turns": 2}
+    assert summary == {"last_ms": 300, "p50_ms": 350, "measured_turns": 2}
 
 
 def test_empty_turns_have_stable_columns() -> None:

@@ -415,8 +415,52 @@ def test_a_gap_in_the_browsers_numbering_is_logged(rig) -> None:
     w, _, sent = rig
     call = connect_fully(w, sent)
     rec = lambda seq, t: {"seq": seq, "dir": "server", "t_ms": 1.0, "event": {"type": t}}  # noqa: E731
-    browser(w, kind="events", call=call, records=[rec(0, "a"), rec(1, "b")])
-    browser(w, kind="events", call=call, records=[rec(4, "c")])  # 2 and 3 never arrived
-    browser(w, kind="events", call=call, records=[rec(0, "d")])  # a reloaded page: no gap
-    assert [r["type"] for r in w.events] == ["a", "b", "log.gap", "c", "d"]
-    assert w.events[2]["event"] == {"type": "log.gap", "expected_seq": 2, "got_seq": 4}
+    batch = lambda page, *recs: browser(w, kind="events", call=call, page=page, records=list(recs))  # noqa: E731
+    batch("p1", rec(0, "a"), rec(1, "b"))
+    batch("p1", rec(4, "c"))  # 2 and 3 never arrived
+    batch("p2", rec(0, "d"), rec(1, "e"))  # another front end counts on its own: no gap
+    batch("p1", rec(4, "c-again"))  # a repeat is not a gap either
+    assert [r["type"] for r in w.events] == ["a", "b", "log.gap", "c", "d", "e", "c-again"]
+    assert w.events[2]["event"] == {
+        "type": "log.gap",
+        "page": "p1",
+        "expected_seq": 2,
+        "got_seq": 4,
+    }
+
+
+async def test_inside_a_kernel_worker_results_run_on_the_event_loop() -> None:
+    """In a kernel (a running asyncio loop) the HTTP work happens on a worker thread, and
+    what follows from it (traits, messages) on the loop's own thread."""
+    import asyncio
+
+    service = Service()
+    w = RealtimeWidget(api_key=SENTINEL_KEY, base_url="http://127.0.0.1:8")
+    w._provider = Provider(w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(service))
+    threads: list[str] = []
+
+    def post(message: dict) -> None:
+        threads.append(threading.current_thread().name)
+
+    w._post = post  # type: ignore[method-assign]
+    w.connect()
+    await asyncio.get_running_loop().run_in_executor(None, w._wait_idle)
+    for _ in range(50):  # let the loop run what the worker handed it
+        if threads:
+            break
+        await asyncio.sleep(0.01)
+    assert threads == ["MainThread"]
+
+    def boom(call: int, servers: list) -> None:
+        raise RuntimeError("bug")
+
+    w.disconnect()
+    w._start_call = boom  # type: ignore[method-assign]
+    w.connect()
+    await asyncio.get_running_loop().run_in_executor(None, w._wait_idle)
+    for _ in range(50):
+        if w.status == "failed":
+            break
+        await asyncio.sleep(0.01)
+    assert w.status == "failed" and "Unexpected RuntimeError" in w.error  # not stuck connecting
+    w.close()
