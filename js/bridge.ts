@@ -44,10 +44,13 @@ export type Status = (typeof STATUSES)[number];
 export type RealtimeEvent = { type?: string; [key: string]: unknown };
 
 // ---- Python -> browser -------------------------------------------------------------------
+// Every message names a `page`: the one front end it is for, or "" for whichever has the call.
+// Several pages can show one widget (two tabs, a shared notebook); only one may hold its call.
 
 export interface ConnectMsg {
   kind: typeof CONNECT;
   call: number;
+  page: string;
   ice_servers: RTCIceServer[];
   session_update: RealtimeEvent;
   queued: RealtimeEvent[];
@@ -57,21 +60,25 @@ export interface ConnectMsg {
 export interface AnswerMsg {
   kind: typeof ANSWER;
   call: number;
+  page: string;
   sdp: string;
 }
 export interface SignalErrorMsg {
   kind: typeof SIGNAL_ERROR;
   call: number;
+  page: string;
   message: string;
 }
 export interface SendMsg {
   kind: typeof SEND;
   call: number;
+  page: string;
   events: RealtimeEvent[];
 }
 export interface DisconnectMsg {
   kind: typeof DISCONNECT;
   call: number;
+  page: string;
 }
 export type ToBrowserMsg =
   ConnectMsg | AnswerMsg | SignalErrorMsg | SendMsg | DisconnectMsg;
@@ -81,6 +88,7 @@ export type ToBrowserMsg =
 export interface OfferMsg {
   kind: typeof OFFER;
   call: number;
+  page: string;
   sdp: string;
 }
 export interface EventRecord {
@@ -99,15 +107,17 @@ export interface EventsMsg {
 export interface StateMsg {
   kind: typeof STATE;
   call: number;
+  page: string;
   state: Status;
   detail: string;
 }
 export type RequestMsg =
   | {
       kind: typeof REQUEST;
+      page: string;
       action: "connect" | "disconnect" | "cancel_response";
     }
-  | { kind: typeof REQUEST; action: "send_text"; text: string };
+  | { kind: typeof REQUEST; page: string; action: "send_text"; text: string };
 export type ToKernelMsg = OfferMsg | EventsMsg | StateMsg | RequestMsg;
 
 // ---- parsing -----------------------------------------------------------------------------
@@ -129,12 +139,14 @@ export function parseToBrowser(msg: unknown): ToBrowserMsg | null {
   if (!isObject(msg) || typeof msg.kind !== "string") return null;
   const call = msg.call;
   if (typeof call !== "number") return null;
+  const page = typeof msg.page === "string" ? msg.page : "";
   switch (msg.kind) {
     case CONNECT:
       if (!isObject(msg.session_update)) return null;
       return {
         kind: CONNECT,
         call,
+        page,
         ice_servers: Array.isArray(msg.ice_servers)
           ? (msg.ice_servers as RTCIceServer[])
           : [],
@@ -149,21 +161,27 @@ export function parseToBrowser(msg: unknown): ToBrowserMsg | null {
       };
     case ANSWER:
       return typeof msg.sdp === "string"
-        ? { kind: ANSWER, call, sdp: msg.sdp }
+        ? { kind: ANSWER, call, page, sdp: msg.sdp }
         : null;
     case SIGNAL_ERROR:
       return {
         kind: SIGNAL_ERROR,
         call,
+        page,
         message: String(msg.message ?? "Signalling failed"),
       };
     case SEND:
-      return { kind: SEND, call, events: eventList(msg.events) };
+      return { kind: SEND, call, page, events: eventList(msg.events) };
     case DISCONNECT:
-      return { kind: DISCONNECT, call };
+      return { kind: DISCONNECT, call, page };
     default:
       return null;
   }
+}
+
+/** An id for one front end (a page showing the widget), unique enough among a few tabs. */
+export function newPageId(): string {
+  return Math.random().toString(36).slice(2, 10);
 }
 
 // ---- clock -------------------------------------------------------------------------------
@@ -214,7 +232,7 @@ export class EventBatcher {
       setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
       clearTimeout: (h) =>
         globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
-      page: Math.random().toString(36).slice(2, 10),
+      page: newPageId(),
       ...opts,
     };
   }

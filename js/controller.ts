@@ -16,6 +16,7 @@ import {
   SEND,
   SIGNAL_ERROR,
   STATE,
+  newPageId,
   parseToBrowser,
   type ConnectMsg,
   type Direction,
@@ -57,6 +58,8 @@ export class Controller {
   private call: Call | null = null;
   private readonly batcher: EventBatcher;
   private disposed = false;
+  /** This front end's id: Python addresses the call's messages to the page that holds it. */
+  readonly page = newPageId();
   private readonly unwatchKernel: () => void;
 
   constructor(
@@ -65,6 +68,7 @@ export class Controller {
     private readonly opts: ControllerOptions = {},
   ) {
     this.batcher = new EventBatcher({
+      page: this.page,
       send: (msg: EventsMsg) => this.post(msg),
       batchMs: opts.batchMs,
       maxBatch: opts.maxBatch,
@@ -93,20 +97,20 @@ export class Controller {
   requestConnect(): void {
     // We are inside the click: the one moment a browser lets audio start unprompted.
     this.opts.audio?.resume();
-    this.post({ kind: REQUEST, action: "connect" });
+    this.post({ kind: REQUEST, page: this.page, action: "connect" });
   }
 
   requestDisconnect(): void {
-    this.post({ kind: REQUEST, action: "disconnect" });
+    this.post({ kind: REQUEST, page: this.page, action: "disconnect" });
   }
 
   /** Stop the reply in flight (Python sends response.cancel + output_audio_buffer.clear). */
   requestCancel(): void {
-    this.post({ kind: REQUEST, action: "cancel_response" });
+    this.post({ kind: REQUEST, page: this.page, action: "cancel_response" });
   }
 
   sendText(text: string): void {
-    this.post({ kind: REQUEST, action: "send_text", text });
+    this.post({ kind: REQUEST, page: this.page, action: "send_text", text });
   }
 
   /** Hang up, ship every pending record, stop listening. Idempotent. */
@@ -158,6 +162,7 @@ export class Controller {
     if (this.disposed) return;
     const msg = parseToBrowser(raw);
     if (!msg) return;
+    if (msg.page !== "" && msg.page !== this.page) return; // for another page showing the widget
     const call = this.call && this.call.id === msg.call ? this.call : null;
     switch (msg.kind) {
       case CONNECT:
@@ -195,6 +200,7 @@ export class Controller {
           this.post({
             kind: STATE,
             call: msg.call,
+            page: this.page,
             state: "disconnected",
             detail: "",
           });
@@ -225,11 +231,11 @@ export class Controller {
           // Records first: Python then sees e.g. the session.update before "connected".
           this.batcher.flush();
           this.store.setStatus(id, state, detail);
-          this.post({ kind: STATE, call: id, state, detail });
+          this.post({ kind: STATE, call: id, page: this.page, state, detail });
         },
         offer: (sdp) => {
           this.batcher.flush();
-          this.post({ kind: OFFER, call: id, sdp });
+          this.post({ kind: OFFER, call: id, page: this.page, sdp });
         },
       },
     );

@@ -1,7 +1,10 @@
 """The kernel <-> browser message protocol (Python half; ``js/bridge.ts`` is the other).
 
-Every custom message is a JSON object with a ``kind``. The tests check that both halves name
-the same kinds (``tests/unit/test_bridge_contract.py``).
+Every custom message is a JSON object with a ``kind`` and a ``page``: several pages (tabs, a
+shared notebook) can show one widget, and only one may hold its call. Python addresses a call's
+messages to the page holding it, or to "" (any page) before one has offered; each page sends
+its own id. The tests check that both halves name the same kinds and fields
+(``tests/unit/test_bridge_contract.py``).
 
 Python -> browser
     ``connect``     ``call`` (int, increases per connect), ``ice_servers`` (RTCIceServer list,
@@ -60,16 +63,16 @@ DEFAULT_GATHER_TIMEOUT_MS: Final = 800
 # and the contract test checks it against the interfaces in js/bridge.ts.
 FIELDS: Final[dict[str, frozenset[str]]] = {
     CONNECT: frozenset(
-        {"call", "ice_servers", "session_update", "queued", "mic", "gather_timeout_ms"}
+        {"call", "page", "ice_servers", "session_update", "queued", "mic", "gather_timeout_ms"}
     ),
-    ANSWER: frozenset({"call", "sdp"}),
-    SIGNAL_ERROR: frozenset({"call", "message"}),
-    SEND: frozenset({"call", "events"}),
-    DISCONNECT: frozenset({"call"}),
-    OFFER: frozenset({"call", "sdp"}),
+    ANSWER: frozenset({"call", "page", "sdp"}),
+    SIGNAL_ERROR: frozenset({"call", "page", "message"}),
+    SEND: frozenset({"call", "page", "events"}),
+    DISCONNECT: frozenset({"call", "page"}),
+    OFFER: frozenset({"call", "page", "sdp"}),
     EVENTS: frozenset({"call", "page", "records"}),
-    STATE: frozenset({"call", "state", "detail"}),
-    REQUEST: frozenset({"action", "text"}),
+    STATE: frozenset({"call", "page", "state", "detail"}),
+    REQUEST: frozenset({"page", "action", "text"}),
 }
 
 

@@ -110,6 +110,10 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         self._pending: list[dict[str, Any]] = []
         self._call = 0
         self._posted_call = 0  # the last call whose `connect` message went to the browser
+        # Several pages may show this widget; one holds the call: the one whose Connect was
+        # clicked, else the first to send an offer. "" addresses whichever page has it.
+        self._connect_page = ""
+        self._call_page: str | None = None
         # Guards the call's state (status, call numbers, pending events) and keeps message
         # order against the worker thread that runs the HTTP requests.
         self._lock = threading.RLock()
@@ -145,11 +149,18 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
 
     def connect(self) -> None:
         """Start a call. Returns at once; watch ``status`` (connecting -> connected)."""
+        self._connect(page="")
+
+    def _connect(self, page: str) -> None:
+        """``page``: the front end that asked (its Connect button), or "" for whichever front
+        end answers first. Either way one page holds the call (see ``_call_page``)."""
         with self._lock:
             if self._live:
                 return
             self._call += 1
             call = self._call
+            self._call_page = page or None
+            self._connect_page = page
             self.error = ""
             self.status = "connecting"
         if not self._api_key:
@@ -161,7 +172,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         """End the call, releasing the microphone and the peer connection. The log stays."""
         with self._lock:
             if self._browser_has_call:
-                self._post(B.message(B.DISCONNECT, call=self._call))
+                self._post(B.message(B.DISCONNECT, call=self._call, page=self._owner))
             # The call number stays, so late events of this call are still logged under it.
             self.status = "disconnected"
 
@@ -390,6 +401,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
                     queued=queued,
                     mic=self.mic,
                     gather_timeout_ms=B.DEFAULT_GATHER_TIMEOUT_MS,
+                    page=self._connect_page,
                 )
             )
 
@@ -406,13 +418,13 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     def _deliver_answer(self, call: int, answer: str) -> None:
         with self._lock:
             if self._current(call):
-                self._post(B.message(B.ANSWER, call=call, sdp=answer))
+                self._post(B.message(B.ANSWER, call=call, page=self._owner, sdp=answer))
 
     def _refuse_offer(self, call: int, message: str) -> None:
         with self._lock:
             if self._current(call):
                 # The browser records the failure (and reports it back) on this message.
-                self._post(B.message(B.SIGNAL_ERROR, call=call, message=message))
+                self._post(B.message(B.SIGNAL_ERROR, call=call, page=self._owner, message=message))
             self._fail(call, message, log=False)
 
     @staticmethod
@@ -430,7 +442,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     def _send_events(self, events: list[dict[str, Any]]) -> None:
         with self._lock:
             if self._browser_has_call:
-                self._post(B.message(B.SEND, call=self._call, events=events))
+                self._post(B.message(B.SEND, call=self._call, page=self._owner, events=events))
             else:  # no call, or its `connect` message not out yet: it will carry them
                 self._pending.extend(events)
 
@@ -452,20 +464,38 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
             return
         kind = content.get("kind")
         call = content.get("call", self._call)
+        page = str(content.get("page", ""))
         if kind == B.EVENTS:
-            self._receive_events(call, str(content.get("page", "")), content.get("records") or [])
+            self._receive_events(call, page, content.get("records") or [])
         elif kind == B.OFFER:
-            if not self._current(call):  # an orphan (the user hung up meanwhile): drop it
-                self._post(B.message(B.DISCONNECT, call=call))
-            elif isinstance(content.get("sdp"), str):
-                self._submit(self._answer_offer, call, content["sdp"])
-            else:
-                self._post(B.message(B.DISCONNECT, call=call))
-                self._fail(call, "The browser sent an offer without SDP; connect() again.")
+            self._receive_offer(call, page, content.get("sdp"))
         elif kind == B.STATE:
+            if self._call_page is not None and page != self._call_page:
+                return  # another page's report on a call it does not hold
             self._receive_state(call, str(content.get("state")), str(content.get("detail") or ""))
         elif kind == B.REQUEST:
-            self._receive_request(content)
+            self._receive_request(page, content)
+
+    @property
+    def _owner(self) -> str:
+        """The page holding the current call ("" while no page has offered yet)."""
+        return self._call_page or ""
+
+    def _receive_offer(self, call: int, page: str, sdp: Any) -> None:
+        with self._lock:
+            if not self._current(call):  # an orphan (the user hung up meanwhile): drop it
+                self._post(B.message(B.DISCONNECT, call=call, page=page))
+                return
+            if self._call_page is None:
+                self._call_page = page  # the first page to offer holds the call
+            elif page != self._call_page:  # another tab showing this widget lost the race
+                self._post(B.message(B.DISCONNECT, call=call, page=page))
+                return
+        if isinstance(sdp, str):
+            self._submit(self._answer_offer, call, sdp)
+        else:
+            self._post(B.message(B.DISCONNECT, call=call, page=page))
+            self._fail(call, "The browser sent an offer without SDP; connect() again.")
 
     def _receive_state(self, call: int, state: str, detail: str) -> None:
         detail = self._redact(detail)
@@ -481,11 +511,11 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
                 self.error = detail
             self.status = state
 
-    def _receive_request(self, content: dict[str, Any]) -> None:
+    def _receive_request(self, page: str, content: dict[str, Any]) -> None:
         action = content.get("action")
         try:
             if action == "connect":
-                self.connect()
+                self._connect(page)  # the page whose button was clicked takes the call
             elif action == "disconnect":
                 self.disconnect()
             elif action == "send_text":

@@ -58,6 +58,7 @@ describe("parseToBrowser", () => {
     expect(m).toEqual({
       kind: "connect",
       call: 3,
+      page: "", // no page named: for whichever front end takes the call
       ice_servers: [],
       session_update: { type: "session.update" },
       queued: [],
@@ -79,8 +80,16 @@ describe("parseToBrowser", () => {
     expect(m).toEqual({
       kind: "send",
       call: 1,
+      page: "",
       events: [{ type: "a" }, { type: "b" }],
     });
+    expect(parseToBrowser({ kind: "disconnect", call: 2, page: "p7" })).toEqual(
+      {
+        kind: "disconnect",
+        call: 2,
+        page: "p7",
+      },
+    );
   });
 });
 

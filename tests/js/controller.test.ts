@@ -4,6 +4,9 @@ import { Controller } from "../../js/controller";
 import widget, { ControllerRegistry, modelKey } from "../../js/widget";
 import { FakeModel, fakeWorld, settle, type FakeWorld } from "./fakes";
 
+/** Messages from the browser name their page; its id is random per controller. */
+const PAGE = expect.any(String);
+
 const SESSION_UPDATE = { type: "session.update", session: { voice: "Clive" } };
 
 function connectMsg(call: number, extra: Record<string, unknown> = {}) {
@@ -50,10 +53,12 @@ describe("Controller: the protocol end to end", () => {
   it("connect -> offer -> answer -> connected, with records and states for Python", async () => {
     await connect(1, { queued: [{ type: "response.create" }] });
     const offers = model.ofKind("offer");
-    expect(offers).toEqual([{ kind: "offer", call: 1, sdp: "v=0 offer" }]);
+    expect(offers).toEqual([
+      { kind: "offer", call: 1, page: PAGE, sdp: "v=0 offer" },
+    ]);
     expect(model.ofKind("state")).toEqual([
-      { kind: "state", call: 1, state: "connecting", detail: "" },
-      { kind: "state", call: 1, state: "connected", detail: "" },
+      { kind: "state", call: 1, page: PAGE, state: "connecting", detail: "" },
+      { kind: "state", call: 1, page: PAGE, state: "connected", detail: "" },
     ]);
     const recs = model.records();
     expect(recs.map((r) => r.seq)).toEqual([...recs.keys()]);
@@ -134,6 +139,7 @@ describe("Controller: the protocol end to end", () => {
     expect(model.ofKind("state").at(-1)).toEqual({
       kind: "state",
       call: 1,
+      page: PAGE,
       state: "failed",
       detail: "HTTP 401: check your API key",
     });
@@ -186,6 +192,7 @@ describe("Controller: the protocol end to end", () => {
     expect(model.ofKind("state").at(-1)).toEqual({
       kind: "state",
       call: 1,
+      page: PAGE,
       state: "disconnected",
       detail: "",
     });
@@ -194,7 +201,7 @@ describe("Controller: the protocol end to end", () => {
   it("answers a disconnect for an unknown call so Python never waits", () => {
     model.msg({ kind: "disconnect", call: 9 });
     expect(model.ofKind("state")).toEqual([
-      { kind: "state", call: 9, state: "disconnected", detail: "" },
+      { kind: "state", call: 9, page: PAGE, state: "disconnected", detail: "" },
     ]);
   });
 
@@ -234,6 +241,7 @@ describe("Controller: the protocol end to end", () => {
     expect(model.ofKind("state").at(-1)).toEqual({
       kind: "state",
       call: 1,
+      page: PAGE,
       state: "connected",
       detail:
         "Microphone unavailable (NotFoundError): continuing without mic; text turns still work",
@@ -273,10 +281,10 @@ describe("Controller: the protocol end to end", () => {
     c.sendText("Hello!");
     c.requestCancel();
     expect(model.ofKind("request")).toEqual([
-      { kind: "request", action: "connect" },
-      { kind: "request", action: "disconnect" },
-      { kind: "request", action: "send_text", text: "Hello!" },
-      { kind: "request", action: "cancel_response" },
+      { kind: "request", page: PAGE, action: "connect" },
+      { kind: "request", page: PAGE, action: "disconnect" },
+      { kind: "request", page: PAGE, action: "send_text", text: "Hello!" },
+      { kind: "request", page: PAGE, action: "cancel_response" },
     ]);
     expect(resume).toHaveBeenCalledOnce(); // audio unlocked inside the click
     c.dispose();
@@ -345,5 +353,34 @@ describe("widget entry: one controller per model, shared by views", () => {
     closeView2();
     cleanupInit();
     expect(m.listenerCount("msg:custom")).toBe(0);
+  });
+});
+
+describe("several pages showing one widget", () => {
+  it("ignores messages addressed to another page, and acts on its own and on unaddressed ones", async () => {
+    model.msg(connectMsg(1, { page: "someone-else" }));
+    await settle();
+    expect(ctrl.current).toBeNull(); // another tab holds this call: no mic, no peer
+    expect(model.ofKind("offer")).toEqual([]);
+    model.msg({ kind: "disconnect", call: 1, page: "someone-else" });
+    expect(model.ofKind("state")).toEqual([]); // not even a confirmation
+
+    model.msg(connectMsg(2, { page: ctrl.page }));
+    await settle();
+    expect(ctrl.current?.id).toBe(2);
+    model.msg({ kind: "disconnect", call: 2, page: "someone-else" });
+    expect(ctrl.current?.isLive).toBe(true); // a hang-up meant for another page
+    model.msg({ kind: "disconnect", call: 2, page: "" });
+    expect(ctrl.current?.isLive ?? false).toBe(false);
+  });
+
+  it("names its page in everything it sends, and every controller has its own", async () => {
+    const other = new Controller(new FakeModel().asModel(), world.deps);
+    expect(other.page).not.toBe(ctrl.page);
+    other.dispose();
+    ctrl.requestConnect();
+    await connect(1);
+    const pages = new Set(model.sent.map((m) => (m as { page?: string }).page));
+    expect([...pages]).toEqual([ctrl.page]);
   });
 });

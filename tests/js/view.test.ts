@@ -13,6 +13,9 @@ import {
   type FakeWorld,
 } from "./fakes";
 
+/** Messages from the browser name their page; its id is random per controller. */
+const PAGE = expect.any(String);
+
 let world: FakeWorld;
 let model: FakeModel;
 let ctrl: Controller;
@@ -103,12 +106,13 @@ describe("header", () => {
   it("Connect/Disconnect ask Python to act", () => {
     $("rtw-connect").click();
     expect(model.ofKind("request")).toEqual([
-      { kind: "request", action: "connect" },
+      { kind: "request", page: PAGE, action: "connect" },
     ]);
     model.set("status", "connected");
     $("rtw-connect").click();
     expect(model.ofKind("request").at(-1)).toEqual({
       kind: "request",
+      page: PAGE,
       action: "disconnect",
     });
   });
@@ -201,7 +205,7 @@ describe("composer", () => {
     el.addEventListener("keydown", notebook);
     input.dispatchEvent(ev);
     expect(model.ofKind("request")).toEqual([
-      { kind: "request", action: "send_text", text: "Hello!" },
+      { kind: "request", page: PAGE, action: "send_text", text: "Hello!" },
     ]);
     expect(input.value).toBe("");
     expect(notebook).not.toHaveBeenCalled(); // notebook shortcuts never see the keys
@@ -214,7 +218,7 @@ describe("composer", () => {
     input.value = "Hi";
     $("rtw-send").click();
     expect(model.ofKind("request")).toEqual([
-      { kind: "request", action: "send_text", text: "Hi" },
+      { kind: "request", page: PAGE, action: "send_text", text: "Hi" },
     ]);
   });
 });
@@ -431,7 +435,7 @@ describe("stop button", () => {
     expect(stop.disabled).toBe(false);
     stop.click();
     expect(model.ofKind("request")).toEqual([
-      { kind: "request", action: "cancel_response" },
+      { kind: "request", page: PAGE, action: "cancel_response" },
     ]);
     serverSend({
       type: "response.done",

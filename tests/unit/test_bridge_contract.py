@@ -68,8 +68,13 @@ def test_every_message_has_the_same_fields_on_both_sides() -> None:
 
 
 def test_python_builds_messages_through_the_table() -> None:
-    assert B.message(B.ANSWER, call=1, sdp="v=0") == {"kind": "answer", "call": 1, "sdp": "v=0"}
+    assert B.message(B.ANSWER, call=1, page="p", sdp="v=0") == {
+        "kind": "answer",
+        "call": 1,
+        "page": "p",
+        "sdp": "v=0",
+    }
     with pytest.raises(ValueError, match="'answer' takes"):
-        B.message(B.ANSWER, call=1, spd="v=0")
+        B.message(B.ANSWER, call=1, page="p", spd="v=0")
     with pytest.raises(ValueError):
-        B.message(B.OFFER, call=1, sdp="v=0")  # a browser -> kernel kind
+        B.message(B.OFFER, call=1, page="p", sdp="v=0")  # a browser -> kernel kind

@@ -104,6 +104,7 @@ def test_a_change_while_connected_sends_one_partial_update(widget, name, value, 
         {
             "kind": "send",
             "call": 1,
+            "page": "",
             "events": [{"type": "session.update", "session": {"type": "realtime", **expected}}],
         }
     ]

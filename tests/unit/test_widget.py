@@ -85,7 +85,7 @@ def test_connect_is_non_blocking_and_signals_in_order(rig) -> None:
     assert connect["ice_servers"][1] == TURN
     browser(w, kind="offer", call=1, sdp="v=0\r\noffer")
     w._wait_idle()
-    assert sent[1] == {"kind": "answer", "call": 1, "sdp": ANSWER}
+    assert sent[1] == {"kind": "answer", "call": 1, "page": "", "sdp": ANSWER}
     assert service.requests[1].content == b"v=0\r\noffer"
     browser(w, kind="state", call=1, state="connected", detail="")
     assert w.status == "connected" and w.error == ""
@@ -249,7 +249,7 @@ def test_view_requests_use_the_python_path(rig) -> None:
     browser(w, kind="request", action="send_text", text="hi")
     assert sent[-1]["events"][0]["item"]["content"][0]["text"] == "hi"
     browser(w, kind="request", action="disconnect")
-    assert sent[-1] == {"kind": "disconnect", "call": 1} and w.status == "disconnected"
+    assert sent[-1] == {"kind": "disconnect", "call": 1, "page": ""} and w.status == "disconnected"
 
 
 def test_stale_messages_from_an_old_call_are_ignored_but_logged(rig) -> None:
@@ -297,7 +297,7 @@ def test_disconnect_then_late_connected_state_does_not_revive(rig) -> None:
     w.disconnect()
     browser(w, kind="state", call=1, state="connected")
     assert w.status == "disconnected"
-    assert sent[-1] == {"kind": "disconnect", "call": 1}
+    assert sent[-1] == {"kind": "disconnect", "call": 1, "page": ""}
 
 
 def test_log_path_appends_each_batch(rig, tmp_path) -> None:
@@ -354,7 +354,12 @@ def test_events_sent_while_the_ice_list_is_fetched_ride_in_the_connect_message(s
         "session.update",
     ]
     w.send({"type": "response.cancel"})
-    assert sent[-1] == {"kind": "send", "call": 1, "events": [{"type": "response.cancel"}]}
+    assert sent[-1] == {
+        "kind": "send",
+        "call": 1,
+        "page": "",
+        "events": [{"type": "response.cancel"}],
+    }
 
 
 def test_hanging_up_during_the_ice_fetch_never_starts_the_browser(slow_rig) -> None:
@@ -366,7 +371,7 @@ def test_hanging_up_during_the_ice_fetch_never_starts_the_browser(slow_rig) -> N
     assert sent == [] and w.status == "disconnected"
     # an offer for a call that is over is answered with a hang-up, not an SDP exchange
     browser(w, kind="offer", call=1, sdp="v=0\r\n")
-    assert sent == [{"kind": "disconnect", "call": 1}]
+    assert sent == [{"kind": "disconnect", "call": 1, "page": ""}]
     assert len(service.requests) == 1  # only the ICE fetch: no POST /calls
 
 
@@ -464,3 +469,38 @@ async def test_inside_a_kernel_worker_results_run_on_the_event_loop() -> None:
         await asyncio.sleep(0.01)
     assert w.status == "failed" and "Unexpected RuntimeError" in w.error  # not stuck connecting
     w.close()
+
+
+def test_one_page_holds_the_call_when_several_show_the_widget(rig) -> None:
+    w, _, sent = rig
+    # a click in page A: the connect message is for A alone
+    browser(w, kind="request", page="A", action="connect")
+    w._wait_idle()
+    assert sent[-1]["kind"] == "connect" and sent[-1]["page"] == "A"
+    browser(w, kind="offer", call=1, page="A", sdp="v=0\r\n")
+    w._wait_idle()
+    assert sent[-1] == {"kind": "answer", "call": 1, "page": "A", "sdp": ANSWER}
+    browser(w, kind="state", call=1, page="B", state="failed", detail="B has no such call")
+    assert w.status == "connecting" and w.error == ""  # another page's word does not count
+    browser(w, kind="state", call=1, page="A", state="connected", detail="")
+    w.send_text("hi")
+    assert sent[-1]["page"] == "A"
+    w.disconnect()
+    assert sent[-1] == {"kind": "disconnect", "call": 1, "page": "A"}
+
+
+def test_from_python_the_first_page_to_offer_holds_the_call(rig) -> None:
+    w, service, sent = rig
+    w.connect()
+    w._wait_idle()
+    assert sent[-1]["page"] == ""  # any page may take it
+    browser(w, kind="offer", call=1, page="B", sdp="v=0\r\nB")
+    browser(w, kind="offer", call=1, page="A", sdp="v=0\r\nA")  # a second tab, too late
+    w._wait_idle()
+    assert {"kind": "disconnect", "call": 1, "page": "A"} in sent
+    assert [m for m in sent if m["kind"] == "answer"] == [
+        {"kind": "answer", "call": 1, "page": "B", "sdp": ANSWER}
+    ]
+    assert [r.content for r in service.requests if r.method == "POST"] == [
+        b"v=0\r\nB"
+    ]  # one call at the service

@@ -1,0 +1,68 @@
+"""Two pages showing one widget (two tabs on one notebook): only one of them holds the call.
+
+Comm messages reach every page connected to the kernel, so without care each page would open
+its own microphone and its own call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import NO_KEY_ENV, Notebook, chromium, code_notebook, jupyter_lab
+
+pytestmark = pytest.mark.e2e
+
+SETUP = """
+from realtime_widget import Emulator, RealtimeWidget
+emu = Emulator().start()
+w = RealtimeWidget(base_url=emu.base_url, api_key=emu.api_key, turn_detection=None)
+w
+"""
+PEERS = "() => (window.__peers || []).filter(pc => pc.connectionState !== 'closed').length"
+CREATED = "() => (window.__peers || []).length"
+COUNT_PEERS = """
+window.__peers = [];
+const Native = window.RTCPeerConnection;
+window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__peers.push(pc); return pc; };
+window.RTCPeerConnection.prototype = Native.prototype;
+"""
+
+
+def test_only_one_page_holds_the_call(tmp_path: Path) -> None:
+    nb_path = code_notebook(tmp_path / "two.ipynb", SETUP)
+    with (
+        jupyter_lab(tmp_path / "lab", [nb_path], env=NO_KEY_ENV) as lab,
+        chromium(tmp_path) as browser,
+    ):
+        pages = [browser.new_page(), browser.new_page()]
+        for page in pages:
+            page.add_init_script(COUNT_PEERS)
+            page.goto(lab.notebook_url("two.ipynb"))
+            Notebook(page).wait_kernel_idle()
+        a, b = pages
+        nb = Notebook(a)
+        nb.run_cell(0)
+        a.locator("[data-testid=rtw-status]").first.wait_for()
+
+        # a click in page A: the call is A's alone
+        a.locator("[data-testid=rtw-connect]").first.click()
+        nb.poll("w.status == 'connected'", timeout=30)
+        a.wait_for_timeout(1000)  # time for any stray second call to show itself
+        assert nb.kernel_json("len(emu.calls)") == 1
+        assert a.evaluate(PEERS) == 1 and b.evaluate(CREATED) == 0  # B never even tried
+
+        # from Python, no page named: whichever offers first holds it, the other lets go
+        nb.kernel_eval("w.disconnect()")
+        nb.poll("w.status == 'disconnected'")
+        nb.kernel_eval("w.connect()")
+        nb.poll("w.status == 'connected'", timeout=30)
+        a.wait_for_timeout(1500)
+        assert nb.kernel_json("len(emu.calls)") == 2  # one more call at the service, not two
+        # both pages had the widget and both answered the unaddressed connect; one kept it
+        assert a.evaluate(CREATED) + b.evaluate(CREATED) == 3
+        assert a.evaluate(PEERS) + b.evaluate(PEERS) == 1
+        nb.kernel_eval("w.send_text('hello')")
+        nb.poll("len(w.events.of_type('response.done')) == 1", timeout=30)
+        nb.kernel_eval("w.disconnect(); emu.stop()")
