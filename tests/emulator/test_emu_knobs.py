@@ -7,10 +7,9 @@ import itertools
 import socket
 import statistics
 import time
-from typing import Any
 
 import pytest
-from emu_checks import Connect
+from emu_checks import Connect, user_text
 from emu_client import RealtimeClient
 
 from realtime_widget.emulator import Emulator
@@ -19,17 +18,6 @@ from realtime_widget.emulator._call import EXHAUSTED_MESSAGE, MALFORMED_MESSAGE
 pytestmark = pytest.mark.netns
 
 TEXT_RESPONSE = {"type": "response.create", "response": {"output_modalities": ["text"]}}
-
-
-def user_text(text: str) -> dict[str, Any]:
-    return {
-        "type": "conversation.item.create",
-        "item": {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        },
-    }
 
 
 async def test_first_delta_delay_and_delta_interval(connect: Connect, emulator: Emulator) -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from emu_checks import Connect
+from emu_checks import Connect, user_text
 
 from realtime_widget.emulator import Emulator, ResponseContext, TextReply, ToolCall
 
@@ -19,18 +18,6 @@ WEATHER_TOOL = {
     "description": "Weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
-
-
-def user_text(text: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "conversation.item.create",
-        "item": {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        },
-        **extra,
-    }
 
 
 async def test_second_response_create_is_refused(connect: Connect, emulator: Emulator) -> None:

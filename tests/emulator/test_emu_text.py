@@ -5,22 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from emu_checks import Connect
+from emu_checks import Connect, user_text
 
 from realtime_widget.emulator import Emulator
 
 pytestmark = pytest.mark.netns
-
-
-def user_text(text: str) -> dict[str, object]:
-    return {
-        "type": "conversation.item.create",
-        "item": {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        },
-    }
 
 
 async def test_session_created_on_open(connect: Connect) -> None:

@@ -37,13 +37,19 @@ class Service:
         return httpx.Response(201, text=ANSWER)
 
 
-@pytest.fixture
-def rig():
-    service = Service()
+def widget_on(service: Service) -> tuple[RealtimeWidget, list[dict]]:
+    """A widget talking to ``service``, with what it sends to the browser captured."""
     w = RealtimeWidget(api_key=SENTINEL_KEY, base_url="http://127.0.0.1:8")
     w._provider = Provider(w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(service))
     sent: list[dict] = []
     w._post = sent.append  # type: ignore[method-assign]
+    return w, sent
+
+
+@pytest.fixture
+def rig():
+    service = Service()
+    w, sent = widget_on(service)
     yield w, service, sent
     w.close()
 
@@ -330,10 +336,7 @@ class SlowService(Service):
 @pytest.fixture
 def slow_rig():
     service = SlowService()
-    w = RealtimeWidget(api_key=SENTINEL_KEY, base_url="http://127.0.0.1:8")
-    w._provider = Provider(w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(service))
-    sent: list[dict] = []
-    w._post = sent.append  # type: ignore[method-assign]
+    w, sent = widget_on(service)
     yield w, service, sent
     service.release.set()
     w.close()
@@ -439,9 +442,7 @@ async def test_inside_a_kernel_worker_results_run_on_the_event_loop() -> None:
     what follows from it (traits, messages) on the loop's own thread."""
     import asyncio
 
-    service = Service()
-    w = RealtimeWidget(api_key=SENTINEL_KEY, base_url="http://127.0.0.1:8")
-    w._provider = Provider(w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(service))
+    w, _ = widget_on(Service())
     threads: list[str] = []
 
     def post(message: dict) -> None:
