@@ -156,10 +156,20 @@ def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
     page.locator("[data-testid=rtw-inspector] > summary").first.click()
     page.locator("[data-testid=rtw-filter-type]").first.fill("transcript.delta")
     rows = page.locator("[data-testid=rtw-inspector] details")
-    rows.first.wait_for()
-    assert all("transcript.delta" in t for t in rows.all_inner_texts())
-    rows.first.locator("summary").click()
-    assert '"delta"' in rows.first.inner_text()
+    # the list redraws on the next frame: wait until it shows only (and some) matching rows
+    page.wait_for_function(
+        """() => { const rows = [...document.querySelectorAll('[data-testid=rtw-inspector] details')];
+                   return rows.length > 0 && rows.every(r => r.textContent.includes('transcript.delta')); }""",
+        timeout=5_000,
+    )
+    row = rows.first.element_handle()  # this row, even if newer ones arrive above it
+    row.query_selector("summary").click()
+    # the row's JSON is written when it opens (on the toggle event, a task later)
+    page.wait_for_function(
+        "(row) => (row.querySelector('pre')?.textContent || '').includes('\"delta\"')",
+        arg=row,
+        timeout=5_000,
+    )
     page.locator(".rtw-root").first.screenshot(path=str(ARTIFACTS / f"inspector-{mode}.png"))
     page.locator("[data-testid=rtw-filter-type]").first.fill("")
     page.locator("[data-testid=rtw-inspector] > summary").first.click()
