@@ -6,6 +6,7 @@ its own microphone and its own call.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,15 @@ const Native = window.RTCPeerConnection;
 window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__peers.push(pc); return pc; };
 window.RTCPeerConnection.prototype = Native.prototype;
 """
+
+
+def until(check, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_only_one_page_holds_the_call(tmp_path: Path) -> None:
@@ -58,11 +68,20 @@ def test_only_one_page_holds_the_call(tmp_path: Path) -> None:
         nb.poll("w.status == 'disconnected'")
         nb.kernel_eval("w.connect()")
         nb.poll("w.status == 'connected'", timeout=30)
-        a.wait_for_timeout(1500)
-        assert nb.kernel_json("len(emu.calls)") == 2  # one more call at the service, not two
+
         # both pages had the widget and both answered the unaddressed connect; one kept it
-        assert a.evaluate(CREATED) + b.evaluate(CREATED) == 3
-        assert a.evaluate(PEERS) + b.evaluate(PEERS) == 1
+        def settled() -> bool:
+            created = a.evaluate(CREATED) + b.evaluate(CREATED)
+            return created == 3 and a.evaluate(PEERS) + b.evaluate(PEERS) == 1
+
+        assert until(settled), (
+            a.evaluate(CREATED),
+            b.evaluate(CREATED),
+            a.evaluate(PEERS),
+            b.evaluate(PEERS),
+        )
+        a.wait_for_timeout(500)
+        assert nb.kernel_json("len(emu.calls)") == 2  # one more call at the service, not two
         nb.kernel_eval("w.send_text('hello')")
         nb.poll("len(w.events.of_type('response.done')) == 1", timeout=30)
         nb.kernel_eval("w.disconnect(); emu.stop()")
