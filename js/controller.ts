@@ -169,20 +169,14 @@ export class Controller {
         this.connect(msg);
         break;
       case ANSWER:
-        if (call) void call.answer(msg.sdp);
-        else
-          this.record(msg.call, "local", {
-            type: "stale.message",
-            kind: msg.kind,
-          });
-        break;
       case SIGNAL_ERROR:
-        if (call) call.signalError(msg.message);
-        else
+        if (!call)
           this.record(msg.call, "local", {
             type: "stale.message",
             kind: msg.kind,
           });
+        else if (msg.kind === ANSWER) void call.answer(msg.sdp);
+        else call.signalError(msg.message);
         break;
       case SEND:
         if (call) call.send(msg.events);

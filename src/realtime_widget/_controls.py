@@ -92,8 +92,7 @@ class ControlPanel(W.VBox):
     def __init__(self, widget: RealtimeWidget, *, debounce: float = DEFAULT_DEBOUNCE_S) -> None:
         self._w = widget
         self._syncing = False  # true while the panel is being set from the traits
-        self._debounce = debounce
-        self._pending: dict[str, Any] = {}
+        self._pending: set[str] = set()  # controls edited since the last update
         self._pending_lock = threading.Lock()
         self._debouncer = Debouncer(debounce, self._apply_pending)
         lay = W.Layout(width="100%")
@@ -253,12 +252,12 @@ class ControlPanel(W.VBox):
         if self._syncing:
             return
         with self._pending_lock:
-            self._pending[name] = True
+            self._pending.add(name)
         self._debouncer()
 
     def _apply_pending(self) -> None:
         with self._pending_lock:
-            names, self._pending = set(self._pending), {}
+            names, self._pending = self._pending, set()
         if not names:
             return
         w = self._w

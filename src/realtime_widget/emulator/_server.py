@@ -52,8 +52,6 @@ class EmulatorServer:
         transcriber: Transcriber,
         keep_finished_calls: int = KEEP_FINISHED_CALLS,
     ) -> None:
-        if keep_finished_calls < 0:
-            raise ValueError(f"keep_finished_calls must be >= 0, not {keep_finished_calls}")
         self._api_key = api_key
         self._knobs = knobs
         self._responder = responder
