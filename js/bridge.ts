@@ -1,44 +1,70 @@
 /**
  * The kernel <-> browser message protocol (browser half; `src/realtime_widget/_bridge.py` is
- * the other). Kind strings and fields must match the Python module exactly: a contract test
- * compares the two.
+ * the other). Kinds, fields, statuses, directions, request actions, limits and local event
+ * types are described once in `src/realtime_widget/protocol.json`, which both sides load;
+ * tests/js/protocol.test.ts checks the interfaces below against it.
  */
 
+// Named imports let esbuild leave out what only the types below use (the local event docs).
+import {
+  directions,
+  gather_timeout_ms,
+  limits,
+  request_actions,
+  statuses,
+  to_browser,
+  to_kernel,
+} from "../src/realtime_widget/protocol.json";
+
+type Protocol = typeof import("../src/realtime_widget/protocol.json");
+
+export type ToBrowserKind = keyof typeof to_browser;
+export type ToKernelKind = keyof typeof to_kernel;
+
+/** A kind named in the protocol file: a typo or a renamed kind fails `tsc`, not a call. */
+function kind<T extends object, K extends keyof T & string>(
+  table: T,
+  name: K,
+): K {
+  if (!(name in table)) throw new Error(`protocol.json has no kind ${name}`);
+  return name;
+}
+
 // Python -> browser
-export const CONNECT = "connect";
-export const ANSWER = "answer";
-export const SIGNAL_ERROR = "signal_error";
-export const SEND = "send";
-export const DISCONNECT = "disconnect";
+export const CONNECT = kind(to_browser, "connect");
+export const ANSWER = kind(to_browser, "answer");
+export const SIGNAL_ERROR = kind(to_browser, "signal_error");
+export const SEND = kind(to_browser, "send");
+export const DISCONNECT = kind(to_browser, "disconnect");
 
 // browser -> Python
-export const OFFER = "offer";
-export const EVENTS = "events";
-export const STATE = "state";
-export const REQUEST = "request";
+export const OFFER = kind(to_kernel, "offer");
+export const EVENTS = kind(to_kernel, "events");
+export const STATE = kind(to_kernel, "state");
+export const REQUEST = kind(to_kernel, "request");
 
-export const TO_BROWSER = [
-  CONNECT,
-  ANSWER,
-  SIGNAL_ERROR,
-  SEND,
-  DISCONNECT,
-] as const;
-export const TO_KERNEL = [OFFER, EVENTS, STATE, REQUEST] as const;
+export const TO_BROWSER = Object.keys(to_browser) as readonly ToBrowserKind[];
+export const TO_KERNEL = Object.keys(to_kernel) as readonly ToKernelKind[];
 
-export const DIRECTIONS = ["client", "server", "local"] as const;
-export const STATUSES = [
-  "disconnected",
-  "connecting",
-  "connected",
-  "failed",
-] as const;
+// JSON arrays type as string[]: these unions name the same values for the compiler, and
+// protocol.test.ts checks that they match the file exactly.
+export type Direction = "client" | "server" | "local";
+export type Status = "disconnected" | "connecting" | "connected" | "failed";
+export type RequestAction =
+  "connect" | "disconnect" | "send_text" | "cancel_response";
 
-/** Same default as Python's DEFAULT_GATHER_TIMEOUT_MS, used when a connect message omits it. */
-export const DEFAULT_GATHER_TIMEOUT_MS = 800;
+export const DIRECTIONS = directions as readonly Direction[];
+export const STATUSES = statuses as readonly Status[];
+export const REQUEST_ACTIONS = request_actions as readonly RequestAction[];
 
-export type Direction = (typeof DIRECTIONS)[number];
-export type Status = (typeof STATUSES)[number];
+/** Used when a connect message omits it (Python sends the same default). */
+export const DEFAULT_GATHER_TIMEOUT_MS: number = gather_timeout_ms;
+export const LIMITS = limits;
+
+/** Every `local` event type either side may record (protocol.json's "local_events"). */
+export type LocalEventType = keyof Protocol["local_events"];
+/** A `local` record's event: its type must be one the protocol file documents. */
+export type LocalEvent = { type: LocalEventType; [key: string]: unknown };
 
 /** A realtime event as it travels on the data channel: JSON object, `type` usually present. */
 export type RealtimeEvent = { type?: string; [key: string]: unknown };
@@ -115,7 +141,7 @@ export type RequestMsg =
   | {
       kind: typeof REQUEST;
       page: string;
-      action: "connect" | "disconnect" | "cancel_response";
+      action: Exclude<RequestAction, "send_text">;
     }
   | { kind: typeof REQUEST; page: string; action: "send_text"; text: string };
 export type ToKernelMsg = OfferMsg | EventsMsg | StateMsg | RequestMsg;
@@ -194,6 +220,16 @@ export function epochMs(): number {
   return Date.now();
 }
 
+/** A t_ms Python accepts (finite, inside the protocol's range), or null. */
+function validTime(t: number | undefined): number | null {
+  return typeof t === "number" &&
+    Number.isFinite(t) &&
+    t >= LIMITS.t_ms_min &&
+    t <= LIMITS.t_ms_max
+    ? t
+    : null;
+}
+
 // ---- batching ----------------------------------------------------------------------------
 
 export interface BatcherOptions {
@@ -227,7 +263,7 @@ export class EventBatcher {
   constructor(opts: BatcherOptions) {
     this.opts = {
       batchMs: 4,
-      maxBatch: 500,
+      maxBatch: LIMITS.max_batch,
       now: epochMs,
       setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
       clearTimeout: (h) =>
@@ -254,8 +290,11 @@ export class EventBatcher {
     const record: EventRecord = {
       seq: this.seq++,
       dir,
-      t_ms: tMs ?? this.opts.now(),
-      event,
+      t_ms: validTime(tMs) ?? validTime(this.opts.now()) ?? epochMs(),
+      // A non-object would reach Python as a record it must refuse: keep it, boxed.
+      event: isObject(event)
+        ? event
+        : { type: "local.invalid", value: event ?? null },
     };
     this.batchCall = call;
     this.batch.push(record);

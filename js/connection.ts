@@ -1,46 +1,29 @@
 /**
- * One WebRTC call: peer connection, `oai-events` data channel, mic, remote audio and the
- * queue of client events. No DOM: everything that touches the page or WebAudio is injected,
- * so vitest drives this with fakes and the browser build wires in the real thing.
+ * One WebRTC call (`PeerCall`): its lifecycle (start, offer, answer, open, close, fail), the
+ * peer connection, the `oai-events` data channel, mic, remote audio and the outbox of client
+ * events. No DOM: everything that touches the page or WebAudio is injected, so vitest drives
+ * this with fakes and the browser build wires in the real thing. Helpers with their own
+ * concern live beside it: gather.ts (when the offer goes), audible.ts (when a reply is first
+ * heard), sampler.ts (the per-second stats), timers.ts (timers that die with the call).
  *
- * Local events (records with dir "local"; Python logs them beside client/server events):
- *   call.start      call, mic, ice_urls (URLs only, never credentials), gather_timeout_ms
- *   mic.error       name, message (getUserMedia refused: the call goes on receive-only)
- *   offer.sent      gather_ms, candidates, gathering_complete (false = deadline hit)
- *   answer.applied  -
- *   peer.state      state (connectionState), ice (iceConnectionState)
- *   remote.track    kind, id
- *   channel.open    label
- *   channel.close   by: "local" | "remote"
- *   channel.error   name, message
- *   audio.audible   response_id, rms: the reply first heard (remote RMS over threshold)
- *   audio.play_error name, message (autoplay refused)
- *   stats           rtt_ms, jitter_ms, packets_lost, packets_received, audio_level,
- *                   total_audio_energy, mic_level (numbers or null), every second
- *   parse_error     error, raw: a channel message that was not a JSON object
- *   send.error      name, message, event: the channel refused a client event
- *   send.unsent     reason, events: client events that never went out
- *   call.failed     detail (same words as the failed state message)
- * The controller adds `stale.message` {kind} for an answer/signal_error of an old call.
+ * Every `local` event recorded here is documented, with its fields, in
+ * src/realtime_widget/protocol.json ("local_events"); the LocalEvent type holds us to it.
  */
 
-import type { Direction, RealtimeEvent, Status } from "./bridge";
-import { summarizeStats } from "./stats";
+import type { Direction, LocalEvent, RealtimeEvent, Status } from "./bridge";
+import { AudibleDetector, type LevelMeter } from "./audible";
+import { DEFAULT_GATHER_IDLE_MS, IceGatherer, hasTurnServer } from "./gather";
+import { StatsSampler } from "./sampler";
+import { Timers, type Cancel, type TimerDeps } from "./timers";
 
-/** RMS level of a stream (0..1), read on demand so nothing runs when nobody asks. */
-export interface LevelMeter {
-  rms(): number;
-  close(): void;
-}
+export type { LevelMeter } from "./audible";
 
 /** Whatever plays the remote audio (an <audio> element in the browser). */
 export interface AudioSink {
   stop(): void;
 }
 
-type TimerHandle = unknown;
-
-export interface CallDeps {
+export interface CallDeps extends TimerDeps {
   createPeerConnection(config: RTCConfiguration): RTCPeerConnection;
   getUserMedia(constraints: MediaStreamConstraints): Promise<MediaStream>;
   /** Wraps a remote track whose `track` event carried no stream. */
@@ -50,10 +33,6 @@ export interface CallDeps {
   createMeter(stream: MediaStream): LevelMeter | null;
   /** Epoch ms, the same clock as the event records. */
   now(): number;
-  setTimeout(fn: () => void, ms: number): TimerHandle;
-  clearTimeout(handle: TimerHandle): void;
-  setInterval(fn: () => void, ms: number): TimerHandle;
-  clearInterval(handle: TimerHandle): void;
 }
 
 export interface CallOptions {
@@ -63,7 +42,10 @@ export interface CallOptions {
   queued: RealtimeEvent[];
   mic: boolean;
   muted: boolean;
+  /** The offer goes by then, gathered or not. */
   gatherTimeoutMs: number;
+  /** Quiet time after the last ICE candidate that sends the offer early (see gather.ts). */
+  gatherIdleMs?: number;
   statsIntervalMs?: number;
   /** How often the remote level is sampled while a response waits to become audible. */
   audiblePollMs?: number;
@@ -94,12 +76,6 @@ export const CHANNEL_LABEL = "oai-events";
 
 type Phase = "new" | "connecting" | "connected" | "closed";
 
-interface PendingAudible {
-  responseId: string;
-  /** The remote was silent at some point since response.created, so what we hear next is new. */
-  sawSilence: boolean;
-}
-
 function errorWords(e: unknown): { name: string; message: string } {
   if (
     e instanceof Error ||
@@ -118,7 +94,8 @@ function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
-export class Call {
+/** The browser's end of one call (named apart from the emulator's call and the call number). */
+export class PeerCall {
   readonly id: number;
   private phase: Phase = "new";
   private pc: RTCPeerConnection | null = null;
@@ -134,17 +111,13 @@ export class Call {
   private notice = "";
   private muted: boolean;
   private candidates = 0;
-  private listeners = new AbortController();
-  private timers = new Set<TimerHandle>();
-  private intervals = new Set<TimerHandle>();
-  private endGathering: ((complete: boolean) => void) | null = null;
-  private statsTimer: TimerHandle = null;
-  private statsInFlight = false;
-  private audibleTimer: TimerHandle = null;
-  private pendingAudible: PendingAudible | null = null;
-  private audibleLogged = new Set<string>();
-  private graceTimer: TimerHandle = null;
-  private openTimer: TimerHandle = null;
+  /** Aborted when the call ends: every listener and timer of the call goes with it. */
+  private readonly lifetime = new AbortController();
+  private readonly timers: Timers;
+  private readonly audible: AudibleDetector;
+  private readonly sampler: StatsSampler;
+  private cancelGrace: Cancel | null = null;
+  private cancelOpen: Cancel | null = null;
   private readonly opts: Required<CallOptions>;
 
   constructor(
@@ -153,6 +126,7 @@ export class Call {
     private readonly hooks: CallHooks,
   ) {
     this.opts = {
+      gatherIdleMs: DEFAULT_GATHER_IDLE_MS,
       statsIntervalMs: 1000,
       audiblePollMs: 10,
       audibleRms: 0.01,
@@ -164,6 +138,26 @@ export class Call {
     this.muted = opts.muted;
     // session.update goes first so the agent is configured before anything else reaches it.
     this.outbox = [opts.sessionUpdate, ...opts.queued];
+    this.timers = new Timers(deps, this.lifetime.signal);
+    this.audible = new AudibleDetector(
+      () => this.remoteMeter,
+      this.timers,
+      { pollMs: this.opts.audiblePollMs, threshold: this.opts.audibleRms },
+      (responseId, rms) => {
+        if (!this.closed)
+          this.local({ type: "audio.audible", response_id: responseId, rms });
+      },
+    );
+    this.sampler = new StatsSampler(
+      {
+        getStats: () => this.pc?.getStats() ?? null,
+        active: () => this.phase === "connected",
+        micLevel: () => this.levels().mic,
+      },
+      this.timers,
+      this.opts.statsIntervalMs,
+      (sample) => this.local(sample),
+    );
   }
 
   /** True until the call is closed or failed. */
@@ -211,6 +205,17 @@ export class Call {
     }
     this.pc = pc;
     this.wirePeer(pc);
+    const gatherer = new IceGatherer(
+      pc,
+      {
+        deadlineMs: this.opts.gatherTimeoutMs,
+        idleMs: this.opts.gatherIdleMs,
+        expectRelay: hasTurnServer(this.opts.iceServers),
+      },
+      this.timers,
+      this.lifetime.signal,
+      this.deps.now,
+    );
 
     const stream = this.opts.mic ? await this.openMic() : null;
     if (this.closed) {
@@ -239,18 +244,20 @@ export class Call {
       if (this.closed) return;
 
       const t0 = this.deps.now();
-      const complete = await this.gathered(pc);
-      if (this.closed) return;
+      const gathered = await gatherer.wait();
+      if (!gathered || this.closed) return;
+      this.candidates = gathered.candidates;
       const sdp = pc.localDescription?.sdp ?? offer.sdp ?? "";
       this.local({
         type: "offer.sent",
         gather_ms: round1(this.deps.now() - t0),
-        candidates: this.candidates,
-        gathering_complete: complete,
+        candidates: gathered.candidates,
+        relay_candidates: gathered.relayCandidates,
+        sent_by: gathered.sentBy,
+        gathering_complete: gathered.sentBy === "complete",
       });
       // Without this a call whose ICE never connects would say "connecting" forever.
-      this.openTimer = this.timeout(() => {
-        this.openTimer = null;
+      this.cancelOpen = this.timers.timeout(() => {
         if (this.phase !== "connecting") return;
         const hint =
           this.candidates === 0 ? " (no ICE candidates were gathered)" : "";
@@ -312,7 +319,7 @@ export class Call {
 
   // ---- internals ---------------------------------------------------------------------
 
-  private local(event: RealtimeEvent): void {
+  private local(event: LocalEvent): void {
     this.hooks.record("local", event);
   }
 
@@ -341,19 +348,10 @@ export class Call {
     type: string,
     fn: (ev: Event) => void,
   ): void {
-    target.addEventListener(type, fn, { signal: this.listeners.signal });
+    target.addEventListener(type, fn, { signal: this.lifetime.signal });
   }
 
   private wirePeer(pc: RTCPeerConnection): void {
-    this.on(pc, "icecandidate", (ev) => {
-      const cand = (ev as RTCPeerConnectionIceEvent).candidate;
-      if (cand) this.candidates++;
-      // A null candidate is the end-of-gathering marker in browsers that skip the state event.
-      else this.endGathering?.(true);
-    });
-    this.on(pc, "icegatheringstatechange", () => {
-      if (pc.iceGatheringState === "complete") this.endGathering?.(true);
-    });
     this.on(pc, "connectionstatechange", () => {
       const state = pc.connectionState;
       this.local({ type: "peer.state", state, ice: pc.iceConnectionState });
@@ -361,16 +359,14 @@ export class Call {
         this.fail("ICE connection failed");
       } else if (state === "disconnected") {
         // Often transient (a network blip); give ICE a moment to recover before giving up.
-        if (this.graceTimer === null) {
-          this.graceTimer = this.timeout(() => {
-            this.graceTimer = null;
-            if (pc.connectionState === "disconnected")
-              this.fail("The connection was lost");
-          }, this.opts.disconnectGraceMs);
-        }
-      } else if (this.graceTimer !== null) {
-        this.clearTimeout(this.graceTimer);
-        this.graceTimer = null;
+        this.cancelGrace ??= this.timers.timeout(() => {
+          this.cancelGrace = null;
+          if (pc.connectionState === "disconnected")
+            this.fail("The connection was lost");
+        }, this.opts.disconnectGraceMs);
+      } else {
+        this.cancelGrace?.();
+        this.cancelGrace = null;
       }
     });
     this.on(pc, "track", (ev) => {
@@ -391,13 +387,13 @@ export class Call {
     this.on(dc, "open", () => {
       if (this.closed) return;
       this.phase = "connected";
-      if (this.openTimer !== null) this.clearTimeout(this.openTimer);
-      this.openTimer = null;
+      this.cancelOpen?.();
+      this.cancelOpen = null;
       this.local({ type: "channel.open", label: dc.label });
       const queued = this.outbox;
       this.outbox = [];
       for (const ev of queued) this.transmit(ev);
-      this.startStats();
+      this.sampler.start();
       this.hooks.state("connected", this.notice);
     });
     this.on(dc, "message", (ev) => this.receive((ev as MessageEvent).data));
@@ -412,23 +408,6 @@ export class Call {
       if (this.closed) return;
       this.local({ type: "channel.close", by: "remote" });
       this.fail("The data channel closed unexpectedly");
-    });
-  }
-
-  /** Resolve true when gathering completes, false at the deadline (or if the call closes). */
-  private gathered(pc: RTCPeerConnection): Promise<boolean> {
-    if (pc.iceGatheringState === "complete") return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = this.timeout(
-        () => finish(false),
-        this.opts.gatherTimeoutMs,
-      );
-      const finish = (complete: boolean) => {
-        this.endGathering = null;
-        this.clearTimeout(timer);
-        resolve(complete);
-      };
-      this.endGathering = finish;
     });
   }
 
@@ -452,15 +431,16 @@ export class Call {
     else if (data instanceof ArrayBuffer) text = new TextDecoder().decode(data);
     else if (ArrayBuffer.isView(data)) text = new TextDecoder().decode(data);
     else text = String(data);
+    const parseError = (error: string): LocalEvent => ({
+      type: "parse_error",
+      error,
+      raw: text,
+    });
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (e) {
-      this.hooks.record(
-        "local",
-        { type: "parse_error", error: errorWords(e).message, raw: text },
-        t,
-      );
+      this.hooks.record("local", parseError(errorWords(e).message), t);
       return;
     }
     if (
@@ -468,137 +448,23 @@ export class Call {
       parsed === null ||
       Array.isArray(parsed)
     ) {
-      this.hooks.record(
-        "local",
-        { type: "parse_error", error: "not a JSON object", raw: text },
-        t,
-      );
+      this.hooks.record("local", parseError("not a JSON object"), t);
       return;
     }
     const event = parsed as RealtimeEvent;
     this.hooks.record("server", event, t);
-    if (event.type === "response.created") this.awaitAudible(event);
-  }
-
-  // ---- browser-side truth: when the reply is actually heard --------------------------
-
-  private awaitAudible(event: RealtimeEvent): void {
-    const response = event.response as { id?: unknown } | undefined;
-    const id = typeof response?.id === "string" ? response.id : null;
-    if (!id || this.audibleLogged.has(id)) return;
-    // If the previous reply is still playing, wait for a gap so its tail is not credited here.
-    const now = this.remoteMeter ? this.remoteMeter.rms() : 0;
-    this.pendingAudible = {
-      responseId: id,
-      sawSilence: now < this.opts.audibleRms,
-    };
-    if (this.audibleTimer === null) {
-      this.audibleTimer = this.interval(
-        () => this.pollAudible(),
-        this.opts.audiblePollMs,
-      );
-    }
-  }
-
-  private pollAudible(): void {
-    const pending = this.pendingAudible;
-    if (!pending || this.closed) {
-      this.stopAudiblePoll();
-      return;
-    }
-    if (!this.remoteMeter) return; // no remote track yet
-    const rms = this.remoteMeter.rms();
-    if (rms < this.opts.audibleRms) {
-      pending.sawSilence = true;
-    } else if (pending.sawSilence) {
-      this.local({
-        type: "audio.audible",
-        response_id: pending.responseId,
-        rms: round1(rms * 1e4) / 1e4,
-      });
-      this.audibleLogged.add(pending.responseId);
-      this.pendingAudible = null;
-      this.stopAudiblePoll();
-    }
-  }
-
-  private stopAudiblePoll(): void {
-    if (this.audibleTimer !== null) {
-      this.clearInterval(this.audibleTimer);
-      this.audibleTimer = null;
-    }
-  }
-
-  // ---- stats -------------------------------------------------------------------------
-
-  private startStats(): void {
-    if (this.statsTimer !== null) return;
-    this.statsTimer = this.interval(
-      () => void this.sampleStats(),
-      this.opts.statsIntervalMs,
-    );
-  }
-
-  private async sampleStats(): Promise<void> {
-    const pc = this.pc;
-    // Skip a tick rather than pile up getStats calls on a slow machine.
-    if (!pc || this.statsInFlight || this.phase !== "connected") return;
-    this.statsInFlight = true;
-    try {
-      const report = await pc.getStats();
-      if (this.phase !== "connected") return;
-      this.local({
-        type: "stats",
-        ...summarizeStats(report),
-        mic_level: this.levels().mic,
-      });
-    } catch {
-      // Stats are best-effort; a failed sample is not worth an event.
-    } finally {
-      this.statsInFlight = false;
+    if (event.type === "response.created") {
+      const response = event.response as { id?: unknown } | undefined;
+      if (typeof response?.id === "string" && response.id !== "")
+        this.audible.responseCreated(response.id);
     }
   }
 
   // ---- resources ---------------------------------------------------------------------
 
-  private timeout(fn: () => void, ms: number): TimerHandle {
-    const h = this.deps.setTimeout(() => {
-      this.timers.delete(h);
-      fn();
-    }, ms);
-    this.timers.add(h);
-    return h;
-  }
-
-  private clearTimeout(h: TimerHandle): void {
-    this.timers.delete(h);
-    this.deps.clearTimeout(h);
-  }
-
-  private interval(fn: () => void, ms: number): TimerHandle {
-    const h = this.deps.setInterval(fn, ms);
-    this.intervals.add(h);
-    return h;
-  }
-
-  private clearInterval(h: TimerHandle): void {
-    this.intervals.delete(h);
-    this.deps.clearInterval(h);
-  }
-
   private release(): void {
-    this.listeners.abort();
-    this.endGathering?.(false);
-    for (const h of this.timers) this.deps.clearTimeout(h);
-    for (const h of this.intervals) this.deps.clearInterval(h);
-    this.timers.clear();
-    this.intervals.clear();
-    this.statsTimer =
-      this.audibleTimer =
-      this.graceTimer =
-      this.openTimer =
-        null;
-    this.pendingAudible = null;
+    // Listeners, timers, the gathering wait, the audible poll and the sampler all end here.
+    this.lifetime.abort();
     if (this.outbox.length > 0) {
       // Never opened: say which events did not go, rather than dropping them silently.
       this.local({

@@ -21,11 +21,12 @@ import {
   type ConnectMsg,
   type Direction,
   type EventsMsg,
+  type LocalEvent,
   type RealtimeEvent,
   type ToKernelMsg,
 } from "./bridge";
 import { watchKernel } from "./kernel";
-import { Call, type CallDeps } from "./connection";
+import { PeerCall, type CallDeps } from "./connection";
 import { Store } from "./store";
 
 /** The synced traits the front end reads (Python owns them; the view may set `muted`). */
@@ -34,8 +35,16 @@ export interface Traits {
   error: string;
   mic: boolean;
   muted: boolean;
+  /** The kernel's per-turn latency figure (Python computes it; the view only draws it). */
+  live_latency: LiveLatency;
   /** ipywidgets' Layout model: used only as a stable identity for this widget (see widget.ts). */
   layout: unknown;
+}
+
+export interface LiveLatency {
+  last_ms: number | null;
+  median_ms: number | null;
+  count: number;
 }
 
 export type WidgetModel = AnyModel<Traits>;
@@ -43,8 +52,9 @@ export type WidgetModel = AnyModel<Traits>;
 export interface ControllerOptions {
   batchMs?: number;
   maxBatch?: number;
-  /** Passed through to each Call (tests shorten these). */
+  /** Passed through to each PeerCall (tests shorten these). */
   callOptions?: {
+    gatherIdleMs?: number;
     statsIntervalMs?: number;
     audiblePollMs?: number;
     audibleRms?: number;
@@ -55,7 +65,7 @@ export interface ControllerOptions {
 
 export class Controller {
   readonly store = new Store();
-  private call: Call | null = null;
+  private call: PeerCall | null = null;
   private readonly batcher: EventBatcher;
   private disposed = false;
   /** This front end's id: Python addresses the call's messages to the page that holds it. */
@@ -84,7 +94,7 @@ export class Controller {
   }
 
   /** The live call, if any (tests and the view's meters). */
-  get current(): Call | null {
+  get current(): PeerCall | null {
     return this.call;
   }
 
@@ -144,12 +154,16 @@ export class Controller {
     tMs?: number,
   ): void {
     const rec = this.batcher.add(call, dir, event, tMs);
-    this.store.addRecord(rec);
+    this.store.addRecord(call, rec);
+  }
+
+  private recordLocal(call: number, event: LocalEvent): void {
+    this.record(call, "local", event);
   }
 
   private readonly onKernelGone = (): void => {
     if (!this.call) return;
-    this.record(this.call.id, "local", { type: "kernel.gone" });
+    this.recordLocal(this.call.id, { type: "kernel.gone" });
     this.call.close();
     this.call = null;
   };
@@ -171,7 +185,7 @@ export class Controller {
       case ANSWER:
       case SIGNAL_ERROR:
         if (!call)
-          this.record(msg.call, "local", {
+          this.recordLocal(msg.call, {
             type: "stale.message",
             kind: msg.kind,
           });
@@ -181,7 +195,7 @@ export class Controller {
       case SEND:
         if (call) call.send(msg.events);
         else
-          this.record(msg.call, "local", {
+          this.recordLocal(msg.call, {
             type: "send.unsent",
             reason: "no such call",
             events: msg.events,
@@ -207,7 +221,9 @@ export class Controller {
     // One call per widget: a new connect replaces (and hangs up) the old one first.
     this.call?.close();
     const id = msg.call;
-    const call = new Call(
+    // Before the call's first record: flags of the previous call must not leak into this one.
+    this.store.beginCall(id);
+    const call = new PeerCall(
       {
         call: id,
         iceServers: msg.ice_servers,

@@ -1,5 +1,5 @@
 /**
- * The browser's side of the Call's injected dependencies: real RTCPeerConnection,
+ * The browser's side of a PeerCall's injected dependencies: real RTCPeerConnection,
  * getUserMedia, an <audio> element for playback and WebAudio level meters.
  * Everything is looked up lazily so importing this module (or `initialize`) touches nothing.
  */

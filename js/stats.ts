@@ -8,15 +8,18 @@ function num(x: unknown): number | null {
   return typeof x === "number" && Number.isFinite(x) ? x : null;
 }
 
-/** Pull the few numbers worth a row per second out of a getStats() report. */
-export function summarizeStats(report: RTCStatsReport): {
+/** A type, not an interface, so it can be a local event's fields. */
+export type StatsSummary = {
   rtt_ms: number | null;
   jitter_ms: number | null;
   packets_lost: number | null;
   packets_received: number | null;
   audio_level: number | null;
   total_audio_energy: number | null;
-} {
+};
+
+/** Pull the few numbers worth a row per second out of a getStats() report. */
+export function summarizeStats(report: RTCStatsReport): StatsSummary {
   let selectedPairId: string | null = null;
   let nominatedPair: Record<string, unknown> | null = null;
   let inbound: Record<string, unknown> | null = null;

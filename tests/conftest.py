@@ -32,3 +32,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "netns" in item.keywords or "e2e" in item.keywords:
             item.add_marker(skip)
+
+
+def pretend_live(w, call: int = 1) -> None:
+    """Put a widget's signalling in a live call whose connect message went out, no browser."""
+    s = w._signalling
+    s.call = s._posted_call = call
+    s.status = "connected"
+    w.status = "connected"

@@ -36,7 +36,7 @@ export function mountView(
     "data-testid": "rtw-notice",
   });
   const transcript = new TranscriptView(ctrl.store, frames);
-  const latency = new LatencyView(ctrl.store);
+  const latency = new LatencyView(model);
   const composer = new Composer(ctrl);
   const inspector = new Inspector(ctrl.store, frames);
   const root = h(

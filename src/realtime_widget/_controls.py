@@ -26,6 +26,7 @@ from ._session import (
     TEMPERATURE_RANGE,
     normalize_turn_detection,
 )
+from ._turns import obj
 
 if TYPE_CHECKING:
     from ._widget import RealtimeWidget
@@ -183,9 +184,37 @@ class ControlPanel(W.VBox):
         for name, control in self._controls().items():
             control.observe(lambda ch, n=name: self._edited(n), names="value")
         # traits -> panel, at once
-        widget.observe(lambda ch: self._from_traits(), names=list(self._trait_names()))
+        self._closed = False
+        widget.observe(self._on_trait, names=list(self._trait_names()))
         widget.on("session.updated", self._on_updated)
         widget.on("error", self._on_error)
+
+    def close(self) -> None:
+        """Close the panel and let go of the widget: no observer or callback stays behind."""
+        if getattr(self, "_closed", True):  # twice (ipywidgets' __del__), or before __init__ ended
+            super().close()
+            return
+        self._closed = True
+        w = self._w
+        w.unobserve(self._on_trait, names=list(self._trait_names()))
+        w.off("session.updated", self._on_updated)
+        w.off("error", self._on_error)
+        self._debouncer.flush()  # an edit made just before closing still goes out
+        for child in self._all_children():
+            child.close()
+        super().close()
+
+    def _all_children(self) -> list[W.Widget]:
+        out: list[W.Widget] = []
+        stack = list(self.children)
+        while stack:
+            child = stack.pop()
+            out.append(child)
+            stack.extend(getattr(child, "children", ()))
+        return out
+
+    def _on_trait(self, _change: Any) -> None:
+        self._from_traits()
 
     # -- the two directions ------------------------------------------------------------------
 
@@ -314,13 +343,15 @@ class ControlPanel(W.VBox):
         self.answer.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
 
     def _on_updated(self, event: dict[str, Any]) -> None:
-        out = (event.get("session") or {}).get("audio", {}).get("output", {})
+        session = obj(event.get("session"))
+        out = obj(obj(session.get("audio")).get("output"))
         self._show(
             f"✓ session.updated (voice {out.get('voice')!s}, speed {out.get('speed')!s}, "
-            f"model {(event.get('session') or {}).get('model')!s})"
+            f"model {session.get('model')!s})"
         )
 
     def _on_error(self, event: dict[str, Any]) -> None:
-        err = event.get("error") or {}
-        param = f" [{err['param']}]" if err.get("param") else ""
-        self._show(f"✗ the service refused: {err.get('message', err)}{param}", error=True)
+        err = event.get("error")
+        said = obj(err).get("message", err) if err is not None else event.get("message", event)
+        param = f" [{obj(err)['param']}]" if obj(err).get("param") else ""
+        self._show(f"✗ the service refused: {said}{param}", error=True)

@@ -9,10 +9,11 @@ text and error columns in a single pass.
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -23,12 +24,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _DIR_CODE = {d: i for i, d in enumerate(DIRECTIONS)}
+_MAX_MS = 9.2e12  # pandas datetime64[ns] ends in 2262 (9.22e12 ms): later times would break frames
 ID_FIELDS = ("event_id", "response_id", "item_id", "call_id")
 # Where the text an event carries lives, most specific first.
 _TEXT_KEYS = ("delta", "transcript", "text", "arguments")
 COLUMNS = (
     "seq",
-    "call",
+    "call_number",
     "direction",
     "type",
     "time",
@@ -49,6 +51,15 @@ def _missing(extra: str, what: str, package: str | None = None) -> ImportError:
         f"{what} needs the optional dependency '{package}': "
         f'pip install "realtime-widget[{extra}]"  (or: pip install {package})'
     )
+
+
+def _finite(value: Any) -> float:
+    """A time that a frame can hold: anything else (NaN, 1e300, not a number) becomes NaN."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if -_MAX_MS <= v <= _MAX_MS else math.nan
 
 
 def _str(value: Any) -> str | None:
@@ -113,12 +124,19 @@ class _Columns:
 class EventLog:
     """The ordered record of a session: client, server and local (browser-measured) events.
 
-    Each record is ``{seq, call, direction, type, t_ms, t_kernel_ms, event}``: ``t_ms`` is the
+    Each record is ``{seq, call_number, direction, type, t_ms, t_kernel_ms, event}``:
+    ``call_number`` counts the widget's calls (1, 2, ...; not a function call's ``call_id``),
+    ``t_ms`` is the
     browser's epoch-ms clock when the event was sent or received, ``t_kernel_ms`` the kernel's
     when the batch holding it arrived.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        scrub: Callable[[str], str] | None = None,
+    ) -> None:
         self._call = array("i")
         self._dir = array("b")
         self._t = array("d")
@@ -133,6 +151,9 @@ class EventLog:
         # Appends may come from a worker thread while a cell reads: every multi-column
         # update and every snapshot happens under this lock, so columns never disagree.
         self._lock = threading.RLock()
+        # Every event's JSON passes through this before it is kept or written (the widget's
+        # secret scrubber), so no export, file or frame can hold a secret.
+        self._scrub = scrub
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -143,9 +164,9 @@ class EventLog:
         *,
         t_ms: float,
         t_kernel_ms: float,
-        call: int = 0,
+        call_number: int = 0,
     ) -> None:
-        self.extend([(direction, event, t_ms, t_kernel_ms, call)])
+        self.extend([(direction, event, t_ms, t_kernel_ms, call_number)])
 
     def extend(self, rows: Iterable[tuple[str, Mapping[str, Any], float, float, int]]) -> None:
         """Add records in order; with a ``path`` they are appended to the file and flushed."""
@@ -162,7 +183,10 @@ class EventLog:
             raw_type = event.get("type")
             etype = raw_type if isinstance(raw_type, str) else "<untyped>"
             etype = self._types.setdefault(etype, etype)
-            text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+            text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=repr)
+            if self._scrub is not None:
+                text = self._scrub(text)
+            t_ms, t_kernel_ms = _finite(t_ms), _finite(t_kernel_ms)
             seq = len(self)
             self._call.append(int(call))
             self._dir.append(_DIR_CODE[direction])
@@ -184,7 +208,7 @@ class EventLog:
         head = json.dumps(
             {
                 "seq": seq,
-                "call": call,
+                "call_number": call,
                 "direction": direction,
                 "type": etype,
                 "t_ms": t_ms,
@@ -269,7 +293,7 @@ class EventLog:
             i += len(self)
         return {
             "seq": i,
-            "call": self._call[i],
+            "call_number": self._call[i],
             "direction": DIRECTIONS[self._dir[i]],
             "type": self._type[i],
             "t_ms": self._t[i],
@@ -298,7 +322,7 @@ class EventLog:
             ]
 
     @property
-    def calls(self) -> list[int]:
+    def call_numbers(self) -> list[int]:
         with self._lock:
             return sorted(set(self._call))
 
@@ -347,7 +371,7 @@ class EventLog:
                     rec["event"],
                     rec["t_ms"],
                     rec["t_kernel_ms"],
-                    rec.get("call", 0),
+                    rec.get("call_number", rec.get("call", 0)),  # "call" before 0.2
                 )
             )
         log.extend(rows)
@@ -368,7 +392,7 @@ class EventLog:
         tk = pd.Series(c.tk, dtype="float64")
         data: dict[str, Any] = {
             "seq": pd.Series(range(len(c.t)), dtype="int64"),
-            "call": pd.Series(c.call, dtype="int32"),
+            "call_number": pd.Series(c.call, dtype="int32"),
             "direction": pd.Categorical(c.direction, categories=list(DIRECTIONS)),
             "type": pd.Series(c.type, dtype="category"),
             "time": pd.to_datetime(t, unit="ms", utc=True),
@@ -392,11 +416,12 @@ class EventLog:
         return pl.DataFrame(
             {
                 "seq": pl.Series(range(len(c.t)), dtype=pl.Int64),
-                "call": pl.Series(c.call, dtype=pl.Int32),
+                "call_number": pl.Series(c.call, dtype=pl.Int32),
                 "direction": pl.Series(c.direction, dtype=pl.Enum(list(DIRECTIONS))),
                 "type": pl.Series(c.type, dtype=pl.Categorical),
-                "time": (pl.Series(c.t) * 1000).cast(pl.Int64).cast(utc_us),
-                "kernel_time": (pl.Series(c.tk) * 1000).cast(pl.Int64).cast(utc_us),
+                # an unknown time (NaN) is a null, as NaT is in pandas
+                "time": (pl.Series(c.t).fill_nan(None) * 1000).cast(pl.Int64).cast(utc_us),
+                "kernel_time": (pl.Series(c.tk).fill_nan(None) * 1000).cast(pl.Int64).cast(utc_us),
                 "t_ms": pl.Series(c.t, dtype=pl.Float64),
                 "t_kernel_ms": pl.Series(c.tk, dtype=pl.Float64),
                 **{k: pl.Series(v, dtype=pl.String) for k, v in c.derived.items()},
@@ -443,25 +468,16 @@ class EventLog:
             df[col] = df[col].astype("Int64")
         for col in ("response_id", "trigger", "status", "reason"):
             df[col] = df[col].astype("string")
-        df["call"] = df["call"].astype("int32")
+        df["call_number"] = df["call_number"].astype("int32")
         return df
 
     def latency_summary(self) -> dict[str, Any]:
-        """The figure the widget shows live: each measured turn's ``to_first_output_ms`` (first
-        heard, else first read), as the last one, the median of the last 200, and their count.
-        ``js/latency.ts`` computes the same; a shared fixture tests both."""
-        from statistics import median
+        """The figure the widget shows live, from the same code: each measured turn's
+        ``to_first_output_ms`` (first heard, else first read), as the latest one, the median
+        of the last 200, and how many the median covers."""
+        from ._turns import latency_summary
 
-        from ._turns import collect_turns
-
-        measured = [
-            v for t in collect_turns(self) if (v := t.row()["to_first_output_ms"]) is not None
-        ][-200:]
-        return {
-            "last_ms": measured[-1] if measured else None,
-            "p50_ms": median(measured) if measured else None,
-            "measured_turns": len(measured),
-        }
+        return latency_summary(self)
 
     def plot_timeline(self, *, label_last: int = 5, ax: Any = None) -> Any:
         """Lanes of user speech, assistant audio, responses (by status) and errors, with the

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from ._turns import collect_turns
-
-if TYPE_CHECKING:
-    from ._log import EventLog
+from ._turns import collect_turns, obj
 
 STATUS_COLOURS = {
     "completed": "#2e7d32",
@@ -19,8 +17,10 @@ STATUS_COLOURS = {
 LANES = ("user speech", "assistant audio", "responses", "errors")
 
 
-def plot_timeline(log: EventLog, *, label_last: int = 5, ax: Any = None) -> Any:
-    """Draw ``log`` as lanes against seconds since its first event; returns the Figure."""
+def plot_timeline(
+    records: Iterable[Mapping[str, Any]], *, label_last: int = 5, ax: Any = None
+) -> Any:
+    """Draw log records as lanes against seconds since the first; returns the Figure."""
     try:
         import matplotlib.pyplot as plt
         from matplotlib.patches import Patch
@@ -35,10 +35,11 @@ def plot_timeline(log: EventLog, *, label_last: int = 5, ax: Any = None) -> Any:
         )
     else:
         fig = ax.figure
-    if not len(log):
+    log = list(records)
+    if not log:
         ax.set_title("no events yet")
         return fig
-    t0 = log.record(0)["t_ms"]
+    t0 = log[0]["t_ms"]
 
     def s(t_ms: float) -> float:
         return (t_ms - t0) / 1000.0
@@ -51,19 +52,19 @@ def plot_timeline(log: EventLog, *, label_last: int = 5, ax: Any = None) -> Any:
     started: float | None = None
     audio_on: dict[str, float] = {}
     for rec in log:
-        etype, t = rec["type"], rec["t_ms"]
+        etype, t, ev = rec["type"], rec["t_ms"], obj(rec["event"])
         if etype == "input_audio_buffer.speech_started":
             started = t
         elif etype == "input_audio_buffer.speech_stopped" and started is not None:
             speech.append((s(started), s(t) - s(started)))
             started = None
         elif etype == "output_audio_buffer.started":
-            audio_on[rec["event"].get("response_id", "")] = t
+            audio_on[str(ev.get("response_id", ""))] = t
         elif etype in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
-            begin = audio_on.pop(rec["event"].get("response_id", ""), None)
+            begin = audio_on.pop(str(ev.get("response_id", "")), None)
             if begin is not None:
                 audio.append((s(begin), s(t) - s(begin)))
-        elif etype in ("error", "call.failed", "callback.error") or "errorType" in rec["event"]:
+        elif etype in ("error", "call.failed", "callback.error") or "errorType" in ev:
             errors.append(s(t))
     ax.broken_barh(speech, (lane["user speech"] - height / 2, height), color="#1565c0")
     ax.broken_barh(audio, (lane["assistant audio"] - height / 2, height), color="#00897b")
@@ -79,7 +80,7 @@ def plot_timeline(log: EventLog, *, label_last: int = 5, ax: Any = None) -> Any:
         )
     if errors:
         ax.plot(errors, [lane["errors"]] * len(errors), "x", color="#c62828", markersize=9)
-    span = max(s(log.record(-1)["t_ms"]), 1e-3)
+    span = max(s(log[-1]["t_ms"]), 1e-3)
     labelled: list[float] = []
     # Newest first; a label that would collide with one already placed is left out, so a
     # long session stays readable (the latency panel below has every turn).

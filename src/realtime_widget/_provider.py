@@ -8,10 +8,13 @@ the key and of any TURN credential, because the message goes to the widget's ``e
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 import httpx
+
+from ._secrets import Secret, redact
+
+__all__ = ["Provider", "ProviderError", "Secret", "redact"]
 
 ICE_SERVERS_PATH = "/v1/realtime/ice-servers"
 CALLS_PATH = "/v1/realtime/calls"
@@ -23,38 +26,6 @@ NO_KEY_MESSAGE = (
 )
 
 
-def check_key(key: str) -> str:
-    """The key, stripped; refuses one an HTTP header cannot carry, without quoting it."""
-    key = key.strip()
-    if key and not (key.isascii() and key.isprintable()):
-        raise ValueError(
-            "The API key (api_key, or INWORLD_API_KEY) contains characters an HTTP header "
-            "cannot carry (a control character such as a stray newline, or non-ASCII text); "
-            "check how the key was pasted or stored"
-        )
-    return key
-
-
-class Secret:
-    """A string that never shows itself in a repr, str or traceback."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('[redacted]')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-
 class ProviderError(Exception):
     """A failed call to the service, with a message that is safe to show and says what to do."""
 
@@ -62,15 +33,6 @@ class ProviderError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace each secret, also in the escaped forms a repr or a traceback would show."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            for form in {s, repr(s)[1:-1], s.encode("unicode_escape").decode("ascii")}:
-                text = text.replace(form, "[redacted]")
-    return text
 
 
 def _service_message(response: httpx.Response, secrets: list[str]) -> str:
@@ -82,13 +44,14 @@ def _service_message(response: httpx.Response, secrets: list[str]) -> str:
     except ValueError:
         data = None
     if isinstance(data, dict):
+        # Decoding turns a key the service echoed as \u-escapes back into the key: scrub again.
         err = data.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return str(err["message"])
+            return redact(str(err["message"]), secrets)
         if isinstance(err, str):
-            return err
+            return redact(err, secrets)
         if isinstance(data.get("message"), str):
-            return str(data["message"])
+            return redact(str(data["message"]), secrets)
     body = " ".join(body.split())
     return body[:_BODY_PREVIEW] + ("…" if len(body) > _BODY_PREVIEW else "")
 
@@ -144,6 +107,10 @@ class Provider:
 
     def __repr__(self) -> str:
         return f"Provider(base_url={self.base_url!r}, auth_scheme={self.auth_scheme!r})"
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self._key)
 
     def secrets(self) -> list[str]:
         """What must never be shown: the key and the TURN credentials last handed out."""

@@ -15,15 +15,26 @@ from typing import Any
 
 import traitlets as t
 
+from ._spec import (
+    DEFAULT_TTS_MODEL,
+    DEFAULT_VOICE,
+    EAGERNESS,
+    NOISE_REDUCTION,
+    SEMANTIC_VAD_DEFAULTS,
+    SERVER_VAD_DEFAULTS,
+    SPEED_RANGE,
+    TEMPERATURE_RANGE,
+    TOOL_CHOICES,
+    TURN_DETECTION_TYPES,
+)
+from ._spec import KNOWN_VOICES as KNOWN_VOICES  # re-exported for the controls panel
+
 DEFAULT_MODEL = "openai/gpt-4o-mini"
-DEFAULT_VOICE = "Clive"
-DEFAULT_TTS_MODEL = "inworld-tts-1.5-mini"
 DEFAULT_TRANSCRIPTION_MODEL = "inworld/inworld-stt-1"
 
 # Known values from the provider's docs; free text stays allowed where the service accepts
 # any value (model, voice, TTS and STT models), so these are suggestions for UIs, not limits.
 KNOWN_MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "openai/gpt-4.1-mini")
-KNOWN_VOICES = ("Clive", "Ashley", "Dennis", "Sarah", "Hades")
 KNOWN_TTS_MODELS = ("inworld-tts-1.5-mini", "inworld-tts-1.5-max", "inworld-tts-2")
 KNOWN_TRANSCRIPTION_MODELS = (
     "inworld/inworld-stt-1",
@@ -33,27 +44,9 @@ KNOWN_TRANSCRIPTION_MODELS = (
     "soniox/stt-rt-v4",
 )
 MODALITY_CHOICES = (("audio", "text"), ("audio",), ("text",))
-EAGERNESS = ("low", "medium", "high", "auto")
-TURN_DETECTION_TYPES = ("semantic_vad", "server_vad")
-NOISE_REDUCTION = ("near_field", "far_field")
-TOOL_CHOICES = ("auto", "none", "required")
-SPEED_RANGE = (0.5, 1.5)
-TEMPERATURE_RANGE = (0.0, 2.0)
 
-_SEMANTIC_DEFAULTS: dict[str, Any] = {
-    "type": "semantic_vad",
-    "eagerness": "medium",
-    "create_response": True,
-    "interrupt_response": True,
-}
-_SERVER_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "server_vad",
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 500,
-    "create_response": True,
-    "interrupt_response": True,
-}
+_SEMANTIC_DEFAULTS: dict[str, Any] = dict(SEMANTIC_VAD_DEFAULTS)
+_SERVER_VAD_DEFAULTS: dict[str, Any] = dict(SERVER_VAD_DEFAULTS)
 
 
 def default_turn_detection() -> dict[str, Any]:

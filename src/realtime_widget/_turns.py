@@ -1,14 +1,31 @@
-"""Per-response turn analysis: what triggered each response, and how long each step took."""
+"""Per-response turns: what triggered each response, when each step happened, and the latency
+a user felt. The one owner of that definition: ``EventLog.turns()`` / ``latency_summary()``
+fold a whole log through ``TurnTracker``, and the widget feeds it each batch as it arrives to
+show the live figure (the browser only draws what the kernel computed).
+
+The rules:
+- a turn is one server ``response.created`` (a reused response id starts a new turn);
+- it starts at the latest server ``input_audio_buffer.speech_stopped`` or client
+  ``response.create`` since the previous response (a new ``speech_started``, or a user /
+  ``function_call_output`` ``conversation.item.create``, starts the next one afresh);
+- its felt latency (``to_first_output_ms``) runs to the browser's first audible sample of the
+  reply (local ``audio.audible``), else to its first transcript/text delta: at once for a
+  text-only reply, and at ``response.done`` for a spoken reply nobody heard (so the figure does
+  not flip from read to heard a moment later; a late audible still replaces it);
+- the live summary is the latest-created measured turn and the median of the last ``window``
+  measured turns in creation order.
+
+Every reader of an event field is total: a field of the wrong shape counts as absent.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from statistics import median
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._log import EventLog
-
-# Beta names seen in the wild are read as their GA twins.
+# Beta names still sent by some servers are read as their GA twins.
 _DELTAS = {
     "response.output_audio_transcript.delta",
     "response.output_text.delta",
@@ -16,7 +33,7 @@ _DELTAS = {
     "response.text.delta",
 }
 TURN_COLUMNS = (
-    "call",
+    "call_number",
     "response_id",
     "trigger",
     "speech_started",
@@ -39,44 +56,61 @@ TURN_COLUMNS = (
     "to_first_output_ms",
 )
 TIME_COLUMNS = TURN_COLUMNS[3:12]
+LATENCY_WINDOW = 200
+# Responses the live tracker remembers for late events (an audible after done).
+_LIVE_OPEN = 64
+_USAGE = ("input_tokens", "output_tokens", "total_tokens")
+
+
+def obj(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: wrong shapes count as absent."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass
-class Turn:
+class ResponseTurn:
+    """One response and the user turn it answered."""
+
+    order: int
     call: int
     response_id: str
     trigger: str
     t: dict[str, float | None] = field(default_factory=dict)
     status: str | None = None
     reason: str | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, int | None] = field(default_factory=dict)
     audio: bool = False  # the response asked for audio output
 
-    def mark(self, name: str, t_ms: float) -> None:
+    def mark(self, name: str, t_ms: float) -> bool:
         if self.t.get(name) is None:  # the first occurrence is the one that counts
             self.t[name] = t_ms
+            return True
+        return False
 
-    def _first_output(self, since: Any) -> float | None:
-        """What the user first got, heard or else read: the widget's live figure (the same
-        rule as js/latency.ts). A reply that speaks falls back to its text only once it is
-        done unheard, so the figure does not jump from the text time to the heard time."""
+    def since(self, name: str) -> float | None:
+        start, value = self.t.get("turn_start"), self.t.get(name)
+        return None if value is None or start is None else value - start
+
+    def first_output_ms(self) -> float | None:
+        """What the user first got: heard, or else read (see the module's rules)."""
         if self.t.get("first_audible") is not None:
-            return since("first_audible")
+            return self.since("first_audible")
         if not self.audio or self.t.get("done") is not None:
-            return since("first_delta")
+            return self.since("first_delta")
         return None
 
     def row(self) -> dict[str, Any]:
-        start = self.t.get("turn_start")
-
-        def since(name: str) -> float | None:
-            v = self.t.get(name)
-            return None if v is None or start is None else v - start
-
-        audible = self.t.get("first_audible")
-        to_audio = since("first_audible") if audible is not None else since("audio_started")
+        heard = "first_audible" if self.t.get("first_audible") is not None else "audio_started"
         return {
-            "call": self.call,
+            "call_number": self.call,
             "response_id": self.response_id,
             "trigger": self.trigger,
             **{name: self.t.get(name) for name in TIME_COLUMNS},
@@ -85,79 +119,149 @@ class Turn:
             "input_tokens": self.usage.get("input_tokens"),
             "output_tokens": self.usage.get("output_tokens"),
             "total_tokens": self.usage.get("total_tokens"),
-            "to_created_ms": since("created"),
-            "to_first_delta_ms": since("first_delta"),
+            "to_created_ms": self.since("created"),
+            "to_first_delta_ms": self.since("first_delta"),
             # the browser's own ear first; the service's "audio started" when it has none
-            "to_first_audio_ms": to_audio,
-            "to_first_output_ms": self._first_output(since),
+            "to_first_audio_ms": self.since(heard),
+            "to_first_output_ms": self.first_output_ms(),
         }
 
 
-def collect_turns(log: EventLog) -> list[Turn]:
-    """One Turn per ``response.created``, in order, from a single pass over the log."""
-    turns: dict[str, Turn] = {}
-    # What the next response will be answering, per call: the latest user input seen.
-    pending: dict[int, dict[str, Any]] = {}
-    for rec in log:
-        call, direction, etype, t_ms, ev = (
-            rec["call"],
-            rec["direction"],
-            rec["type"],
-            rec["t_ms"],
-            rec["event"],
-        )
-        p = pending.setdefault(call, {})
+class TurnTracker:
+    """Folds records into turns, O(1) per record. ``keep_all=False`` (the widget's live use)
+    remembers only recent turns, so a long session's memory stays flat."""
+
+    def __init__(self, *, keep_all: bool = True, window: int = LATENCY_WINDOW) -> None:
+        self.keep_all = keep_all
+        self.window = window
+        self.turns: list[ResponseTurn] = []
+        self._by_id: dict[tuple[int, str], ResponseTurn] = {}
+        # What the next response of each call answers: the latest user input seen.
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._order = 0
+        self._measured: dict[int, float] = {}  # turn order -> to_first_output_ms, window-bounded
+        self._summary = self._compute()
+
+    def feed_records(self, records: Iterable[Mapping[str, Any]]) -> bool:
+        changed = False
+        for rec in records:
+            changed |= self.feed(
+                int(rec.get("call_number", 0) or 0),
+                str(rec.get("direction", "")),
+                obj(rec.get("event")),
+                float(rec.get("t_ms", 0.0)),
+            )
+        return changed
+
+    def feed(self, call: int, direction: str, ev: Mapping[str, Any], t_ms: float) -> bool:
+        """Fold one record; True when the live summary changed."""
+        etype = ev.get("type")
+        p = self._pending.setdefault(call, {})
         if direction == "server" and etype == "input_audio_buffer.speech_started":
-            pending[call] = {"trigger": "speech", "speech_started": t_ms}
+            self._pending[call] = {"trigger": "speech", "speech_started": t_ms}
         elif direction == "server" and etype == "input_audio_buffer.speech_stopped":
             p.setdefault("trigger", "speech")
             p["speech_stopped"] = t_ms
             p["turn_start"] = t_ms
         elif direction == "client" and etype == "conversation.item.create":
-            item = ev.get("item") or {}
+            item = obj(ev.get("item"))
             if item.get("role") == "user" or item.get("type") == "function_call_output":
                 kind = "text" if item.get("type") == "message" else "tool_output"
-                pending[call] = {"trigger": kind}
+                self._pending[call] = {"trigger": kind}
         elif direction == "client" and etype == "response.create":
             p.setdefault("trigger", "response.create")
             p["turn_start"] = t_ms
         elif direction == "server" and etype == "response.created":
-            rid = (ev.get("response") or {}).get("id") or f"?{rec['seq']}"
-            turn = Turn(call, rid, p.get("trigger", "response.create"))
-            modalities = (ev.get("response") or {}).get("output_modalities") or []
-            turn.audio = "audio" in modalities
-            for key in ("speech_started", "speech_stopped", "turn_start"):
-                if p.get(key) is not None:
-                    turn.t[key] = p[key]
-            turn.mark("created", t_ms)
-            turns[rid] = turn
-            pending[call] = {}
+            self._created(call, obj(ev.get("response")), t_ms, p)
         else:
-            _mark_response_event(turns, direction, etype, t_ms, ev)
-    return list(turns.values())
+            return self._response_event(call, direction, etype, ev, t_ms)
+        return False
 
+    def _created(self, call: int, resp: Mapping[str, Any], t_ms: float, p: dict[str, Any]) -> None:
+        self._order += 1
+        rid = text(resp.get("id")) or f"?{self._order}"
+        turn = ResponseTurn(self._order, call, rid, p.get("trigger", "response.create"))
+        # GA says output_modalities; the beta said modalities
+        modalities = resp.get("output_modalities", resp.get("modalities"))
+        turn.audio = isinstance(modalities, list) and "audio" in modalities
+        for key in ("speech_started", "speech_stopped", "turn_start"):
+            if p.get(key) is not None:
+                turn.t[key] = p[key]
+        turn.mark("created", t_ms)
+        self._by_id[(call, rid)] = turn  # a reused id now names the newer response
+        self._pending[call] = {}
+        if self.keep_all:
+            self.turns.append(turn)
+        elif len(self._by_id) > _LIVE_OPEN:
+            oldest = min(self._by_id, key=lambda k: self._by_id[k].order)
+            del self._by_id[oldest]
 
-def _mark_response_event(
-    turns: dict[str, Turn], direction: str, etype: str, t_ms: float, ev: dict[str, Any]
-) -> None:
-    if etype == "response.done":
-        resp = ev.get("response") or {}
-        turn = turns.get(resp.get("id", ""))
-        if turn is not None:
+    def _response_event(
+        self, call: int, direction: str, etype: Any, ev: Mapping[str, Any], t_ms: float
+    ) -> bool:
+        if etype == "response.done":
+            resp = obj(ev.get("response"))
+            turn = self._by_id.get((call, text(resp.get("id")) or ""))
+            if turn is None:
+                return False
             turn.mark("done", t_ms)
-            turn.status = resp.get("status")
-            details = resp.get("status_details") or {}
-            turn.reason = details.get("reason") or (details.get("error") or {}).get("code")
-            turn.usage = resp.get("usage") or {}
-        return
-    turn = turns.get(ev.get("response_id") or "")
-    if turn is None:
-        return
-    if direction == "server" and etype in _DELTAS:
-        turn.mark("first_delta", t_ms)
-    elif etype == "output_audio_buffer.started":
-        turn.mark("audio_started", t_ms)
-    elif etype == "output_audio_buffer.stopped":
-        turn.mark("audio_stopped", t_ms)
-    elif direction == "local" and etype == "audio.audible":
-        turn.mark("first_audible", t_ms)
+            turn.status = text(resp.get("status"))
+            details = obj(resp.get("status_details"))
+            turn.reason = text(details.get("reason")) or text(obj(details.get("error")).get("code"))
+            usage = obj(resp.get("usage"))
+            turn.usage = {k: _int(usage.get(k)) for k in _USAGE}
+            return self._measure(turn)
+        turn = self._by_id.get((call, text(ev.get("response_id")) or ""))
+        if turn is None:
+            return False
+        if direction == "server" and etype in _DELTAS:
+            return turn.mark("first_delta", t_ms) and self._measure(turn)
+        if etype == "output_audio_buffer.started":
+            turn.mark("audio_started", t_ms)
+        elif etype == "output_audio_buffer.stopped":
+            turn.mark("audio_stopped", t_ms)
+        elif direction == "local" and etype == "audio.audible":
+            return turn.mark("first_audible", t_ms) and self._measure(turn)
+        return False
+
+    def _measure(self, turn: ResponseTurn) -> bool:
+        value = turn.first_output_ms()
+        if value is None or self._measured.get(turn.order) == value:
+            return False
+        full = len(self._measured) >= self.window
+        if full and turn.order < min(self._measured):
+            return False  # out of the window already: a late correction no longer counts
+        self._measured[turn.order] = value
+        while len(self._measured) > self.window:
+            del self._measured[min(self._measured)]
+        summary = self._compute()
+        changed = summary != self._summary
+        self._summary = summary
+        return changed
+
+    def _compute(self) -> dict[str, Any]:
+        if not self._measured:
+            return {"last_ms": None, "median_ms": None, "count": 0}
+        last = self._measured[max(self._measured)]
+        return {
+            "last_ms": last,
+            "median_ms": median(self._measured.values()),
+            "count": len(self._measured),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The latest measured turn, the median of the window, and how many it covers."""
+        return dict(self._summary)
+
+
+def collect_turns(records: Iterable[Mapping[str, Any]]) -> list[ResponseTurn]:
+    """Every response's turn, in order, from one pass over log records."""
+    tracker = TurnTracker()
+    tracker.feed_records(records)
+    return tracker.turns
+
+
+def latency_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    tracker = TurnTracker()
+    tracker.feed_records(records)
+    return tracker.summary()

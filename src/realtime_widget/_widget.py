@@ -1,16 +1,18 @@
-"""RealtimeWidget: a live voice session in a notebook, driven from Python."""
+"""RealtimeWidget: a live voice session in a notebook, driven from Python.
+
+This module is the public API and its traits. The call's signalling lives in
+``_signalling.py``, the message protocol in ``_bridge.py`` (+ ``protocol.json``), secrets in
+``_secrets.py``, the turn and latency rules in ``_turns.py``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,16 +22,11 @@ import traitlets as t
 
 from . import _bridge as B
 from ._log import EventLog
-from ._provider import (
-    DEFAULT_BASE_URL,
-    NO_KEY_MESSAGE,
-    Provider,
-    ProviderError,
-    Secret,
-    check_key,
-    redact,
-)
+from ._provider import DEFAULT_BASE_URL, Provider
+from ._secrets import Scrubber, Secret, check_key
 from ._session import SESSION_TRAITS, SessionTraits, partial_session, traits_from_session
+from ._signalling import Signalling
+from ._turns import TurnTracker, obj, text
 
 _STATIC = Path(__file__).parent / "static"
 Callback = Callable[[dict[str, Any]], Any]
@@ -37,18 +34,6 @@ Callback = Callable[[dict[str, Any]], Any]
 
 def _now_ms() -> float:
     return time.time() * 1000.0
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-def _unexpected(doing: str, exc: BaseException) -> str:
-    # Only the exception's type: its text could quote a request header.
-    return f"Unexpected {type(exc).__name__} while {doing}; connect() again, or report a bug."
 
 
 def _key_from_env() -> str:
@@ -72,6 +57,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     _esm = _STATIC / "widget.js"
     _css = _STATIC / "widget.css"
 
+    # Python owns these (protocol.json's python_owned_traits): a page's writes are undone.
     status = t.Unicode("disconnected", help=" | ".join(B.STATUSES)).tag(sync=True)
     error = t.Unicode("", help="The last problem, in words; empty when there is none").tag(
         sync=True
@@ -81,6 +67,10 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     server_session = t.Dict(
         default_value={}, help="The session as the service last confirmed it (session.updated)"
     )
+    live_latency = t.Dict(
+        default_value={"last_ms": None, "median_ms": None, "count": 0},
+        help="The felt latency of the latest turn and the median of recent ones (see _turns.py)",
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -101,32 +91,21 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
             )
         self._api_key = Secret(check_key(api_key if api_key is not None else _key_from_env()))
         self._base_url = base_url or os.environ.get("INWORLD_BASE_URL") or DEFAULT_BASE_URL
-        self._provider = Provider(
-            self._base_url, self._api_key, auth_scheme=auth_scheme, timeout=timeout
+        self._signalling = Signalling(
+            _Host(self),
+            Provider(self._base_url, self._api_key, auth_scheme=auth_scheme, timeout=timeout),
         )
-        self._events = EventLog(log_path)
+        # The one scrubber: every shown, synced, logged, exported or posted text passes it.
+        self._scrub = Scrubber(lambda: self._signalling.provider.secrets())
+        self._events = EventLog(log_path, scrub=self._scrub.json_text)
         self._callbacks: dict[str, list[Callback]] = {}
-        # Client events waiting for a call's `connect` message (they travel inside it).
-        self._pending: list[dict[str, Any]] = []
-        self._call = 0
-        self._posted_call = 0  # the last call whose `connect` message went to the browser
-        # Several pages may show this widget; one holds the call: the one whose Connect was
-        # clicked, else the first to send an offer. "" addresses whichever page has it.
-        self._connect_page = ""
-        self._call_page: str | None = None
-        # Guards the call's state (status, call numbers, pending events) and keeps message
-        # order against the worker thread that runs the HTTP requests.
-        self._lock = threading.RLock()
-        # Inside a kernel, work finished on the worker thread is handed back to the kernel's
-        # event loop, so traits change and messages go out on the main thread, between cells.
-        self._loop = _running_loop()
-        self._executor: ThreadPoolExecutor | None = None
         self._batched: list[str] | None = None  # trait names changed inside batch_update()
-        self._work: list[Future[Any]] = []
-        # What the service last said is in flight (for cancel_response)
+        # The call's own state, reset by each connect: what the service says is in flight
+        # (for cancel_response) and whether its audio is still playing.
         self._active_response: str | None = None
-        self._next_seq: dict[str, int] = {}  # each front end's next record number
         self._audio_playing = False
+        self._next_seq: dict[str, int] = {}  # each front end's next record number
+        self._latency = TurnTracker(keep_all=False)
         super().__init__(mic=mic, **session)
         self.observe(self._on_session_trait, names=list(SESSION_TRAITS))
         self.on_msg(self._on_custom_msg)
@@ -143,42 +122,22 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         return self._events
 
     @property
-    def call(self) -> int:
-        """The number of the current (or last) call; 0 before the first ``connect()``."""
-        return self._call
+    def call_number(self) -> int:
+        """The number of the current (or last) call (1, 2, ...; the log's ``call_number``
+        column); 0 before the first ``connect()``."""
+        return self._signalling.call
 
     def connect(self) -> None:
         """Start a call. Returns at once; watch ``status`` (connecting -> connected)."""
-        self._connect(page="")
-
-    def _connect(self, page: str) -> None:
-        """``page``: the front end that asked (its Connect button), or "" for whichever front
-        end answers first. Either way one page holds the call (see ``_call_page``)."""
-        with self._lock:
-            if self._live:
-                return
-            self._call += 1
-            call = self._call
-            self._call_page = page or None
-            self._connect_page = page
-            self.error = ""
-            self.status = "connecting"
-        if not self._api_key:
-            self._fail(call, NO_KEY_MESSAGE)
-            return
-        self._submit(self._fetch_ice, call)
+        self._signalling.connect(page="")
 
     def disconnect(self) -> None:
         """End the call, releasing the microphone and the peer connection. The log stays."""
-        with self._lock:
-            if self._browser_has_call:
-                self._post(B.message(B.DISCONNECT, call=self._call, page=self._owner))
-            # The call number stays, so late events of this call are still logged under it.
-            self.status = "disconnected"
+        self._signalling.disconnect()
 
     def send(self, event: Mapping[str, Any]) -> None:
         """Send any client event. Before the data channel opens it is queued, in order."""
-        self._send_events([self._checked_event(event)])
+        self._signalling.send_events([self._checked_event(event)])
 
     def send_text(self, text: str, *, respond: bool = True) -> None:
         """Add a user text message to the conversation and (by default) ask for a response."""
@@ -196,7 +155,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         ]
         if respond:
             events.append({"type": "response.create"})
-        self._send_events(events)
+        self._signalling.send_events(events)
 
     def create_response(self, **fields: Any) -> None:
         """Send ``response.create``; keyword arguments become its ``response`` object
@@ -204,7 +163,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         event: dict[str, Any] = {"type": "response.create"}
         if fields:
             event["response"] = fields
-        self._send_events([self._checked_event(event)])
+        self._signalling.send_events([self._checked_event(event)])
 
     def cancel_response(self, response_id: str | None = None, *, clear_audio: bool = True) -> None:
         """Interrupt the agent: ``response.cancel`` (for ``response_id``, else the active
@@ -219,7 +178,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         if clear_audio and (self._audio_playing or events):
             events.append({"type": "output_audio_buffer.clear"})
         if events:
-            self._send_events(events)
+            self._signalling.send_events(events)
 
     def on(self, event_type: str, callback: Callback | None = None) -> Any:
         """Call ``callback(event)`` in the kernel for each server event of ``event_type``
@@ -268,7 +227,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     def controls(self, *, debounce: float = 0.4) -> Any:
         """An ipywidgets panel linked both ways to this session's settings. Edits are sent as
         one ``session.update`` once they settle (``debounce`` seconds); the service's answer
-        shows under the panel."""
+        shows under the panel. Closing the panel lets go of the widget."""
         from ._controls import ControlPanel
 
         return ControlPanel(self, debounce=debounce)
@@ -294,8 +253,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
             return
         if self.comm is not None:
             self.disconnect()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._signalling.shutdown()
         self._events.close()
         super().close()
 
@@ -306,126 +264,69 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
             f"voice={self.voice!r} events={len(self._events)}>"
         )
 
-    # -- internals ---------------------------------------------------------------------------
+    # -- boundaries: what leaves the kernel or is kept ----------------------------------------
+
+    @t.validate("error")
+    def _scrubbed_error(self, proposal: Any) -> str:
+        return self._scrub.text(str(proposal["value"]))
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """A page's trait writes: those Python owns are refused, logged, and put back."""
+        refused = sorted(set(sync_data) & B.PYTHON_OWNED_TRAITS)
+        if refused:
+            sync_data = {k: v for k, v in sync_data.items() if k not in refused}
+            self._log_local({"type": "state.refused", "names": refused})
+        if sync_data:
+            super().set_state(sync_data)
+        if refused:
+            self.send_state(refused)  # every page sees Python's value again
 
     def _post(self, message: dict[str, Any]) -> None:
         """Send one custom message to the front end (the only way anything reaches it)."""
         anywidget.AnyWidget.send(self, message)
 
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="realtime-widget")
-        self._work = [f for f in self._work if not f.done()]
-        self._work.append(self._executor.submit(fn, *args))
+    def _to_browser(self, message: dict[str, Any]) -> None:
+        """Every message to a page passes here: the key is scrubbed from all of it; TURN
+        credentials may ride only in a connect message's ``ice_servers``."""
+        key_only = Scrubber(lambda: [self._api_key.reveal()])
+        out = {
+            k: (key_only.value(v) if k == "ice_servers" else self._scrub.value(v))
+            for k, v in message.items()
+        }
+        self._post(out)
+
+    def _log_local(self, event: dict[str, Any], call: int | None = None) -> None:
+        now = _now_ms()
+        self._events.append(
+            "local",
+            event,
+            t_ms=now,
+            t_kernel_ms=now,
+            call_number=self.call_number if call is None else call,
+        )
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @property
+    def _provider(self) -> Provider:
+        return self._signalling.provider
+
+    @_provider.setter
+    def _provider(self, provider: Provider) -> None:
+        self._signalling.provider = provider
 
     def _wait_idle(self, timeout: float = 10.0) -> None:
         """Wait for provider calls in flight (for tests and scripts; cells never need it)."""
-        for f in list(self._work):
-            f.result(timeout=timeout)
+        self._signalling.wait_idle(timeout)
 
     @property
     def _live(self) -> bool:
-        return self.status in ("connecting", "connected")
+        return self._signalling.live
 
-    def _current(self, call: int) -> bool:
-        return call == self._call and self._live
-
-    def _on_main(self, fn: Callable[..., Any], call: int, *args: Any) -> None:
-        """Run ``fn(call, ...)`` on the kernel's event loop when there is one (else right
-        here); if it raises, the call fails with words instead of hanging in "connecting"."""
-
-        def guarded() -> None:
-            try:
-                fn(call, *args)
-            except Exception as exc:
-                self._fail(call, _unexpected("starting the call", exc))
-
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(guarded)
-        else:
-            guarded()
-
-    def _fail(self, call: int, message: str, *, log: bool = True) -> None:
-        """Fail ``call`` if it is still the live one. ``log=False`` when the browser has
-        recorded the failure itself, so each failure is in the log once."""
-        with self._lock:
-            if not self._current(call):
-                return  # e.g. the user hung up meanwhile: a late error must not revive it
-            error = self._redact(message)
-            self.error = error
-            self.status = "failed"
-        if log:
-            now = _now_ms()
-            self._events.append(
-                "local",
-                {"type": "call.failed", "detail": error},
-                t_ms=now,
-                t_kernel_ms=now,
-                call=call,
-            )
-
-    def _redact(self, text: str) -> str:
-        """Scrub the key and any TURN credential from words about to be shown or kept."""
-        return redact(text, self._provider.secrets())
-
-    @property
-    def _browser_has_call(self) -> bool:
-        """The live call's `connect` message has gone out: the browser knows the call."""
-        return self._live and self._posted_call == self._call
-
-    def _fetch_ice(self, call: int) -> None:  # on the worker thread
-        try:
-            ice_servers = self._provider.ice_servers()
-        except ProviderError as exc:
-            self._on_main(self._fail, call, exc.message)
-        except Exception as exc:
-            self._on_main(self._fail, call, _unexpected("fetching the ICE servers", exc))
-        else:
-            self._on_main(self._start_call, call, ice_servers)
-
-    def _start_call(self, call: int, ice_servers: list[dict[str, Any]]) -> None:
-        from ._session import session_payload
-
-        with self._lock:  # held across the check and the post: disconnect() cannot slip in
-            if not self._current(call):
-                return
-            queued, self._pending = self._pending, []
-            self._posted_call = call
-            self._post(
-                B.message(
-                    B.CONNECT,
-                    call=call,
-                    ice_servers=ice_servers,  # TURN credentials travel here and nowhere else
-                    session_update={"type": "session.update", "session": session_payload(self)},
-                    queued=queued,
-                    mic=self.mic,
-                    gather_timeout_ms=B.DEFAULT_GATHER_TIMEOUT_MS,
-                    page=self._connect_page,
-                )
-            )
-
-    def _answer_offer(self, call: int, sdp: str) -> None:  # on the worker thread
-        try:
-            answer = self._provider.exchange_sdp(sdp)
-        except ProviderError as exc:
-            self._on_main(self._refuse_offer, call, exc.message)
-        except Exception as exc:
-            self._on_main(self._refuse_offer, call, _unexpected("exchanging the SDP", exc))
-        else:
-            self._on_main(self._deliver_answer, call, answer)
-
-    def _deliver_answer(self, call: int, answer: str) -> None:
-        with self._lock:
-            if self._current(call):
-                self._post(B.message(B.ANSWER, call=call, page=self._owner, sdp=answer))
-
-    def _refuse_offer(self, call: int, message: str) -> None:
-        with self._lock:
-            if self._current(call):
-                # The browser records the failure (and reports it back) on this message.
-                self._post(B.message(B.SIGNAL_ERROR, call=call, page=self._owner, message=message))
-            self._fail(call, message, log=False)
+    def _call_started(self, call: int) -> None:
+        """Per-call state starts afresh: nothing is in flight on a new call."""
+        self._active_response = None
+        self._audio_playing = False
 
     @staticmethod
     def _checked_event(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -439,13 +340,6 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"event {etype!r} is not JSON-serializable: {exc}") from None
 
-    def _send_events(self, events: list[dict[str, Any]]) -> None:
-        with self._lock:
-            if self._browser_has_call:
-                self._post(B.message(B.SEND, call=self._call, page=self._owner, events=events))
-            else:  # no call, or its `connect` message not out yet: it will carry them
-                self._pending.extend(events)
-
     def _on_session_trait(self, change: Mapping[str, Any]) -> None:
         if self._batched is not None:
             if change["name"] not in self._batched:
@@ -457,134 +351,146 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         # Only a live call needs an update: the next connect() sends the whole session anyway.
         if not self._live:
             return
-        self._send_events([{"type": "session.update", "session": partial_session(self, names)}])
+        self._signalling.send_events(
+            [{"type": "session.update", "session": partial_session(self, names)}]
+        )
+
+    # -- from the browser --------------------------------------------------------------------
 
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if not isinstance(content, dict):
+        parsed = B.parse(content)
+        if parsed.problems:
+            self._log_local(
+                {
+                    "type": "message.refused",
+                    "kind": parsed.kind,
+                    "page": parsed.page,
+                    "reason": "; ".join(parsed.problems),
+                }
+            )
+        msg = parsed.msg
+        if msg is None:
             return
-        kind = content.get("kind")
-        call = content.get("call", self._call)
-        page = str(content.get("page", ""))
+        kind, page = msg["kind"], msg["page"]
         if kind == B.EVENTS:
-            self._receive_events(call, page, content.get("records") or [])
+            self._receive_events(msg["call"], page, msg["records"])
         elif kind == B.OFFER:
-            self._receive_offer(call, page, content.get("sdp"))
+            self._signalling.offer(msg["call"], page, msg["sdp"])
         elif kind == B.STATE:
-            if self._call_page is not None and page != self._call_page:
-                return  # another page's report on a call it does not hold
-            self._receive_state(call, str(content.get("state")), str(content.get("detail") or ""))
+            accepted = self._signalling.state(msg["call"], page, msg["state"], msg["detail"])
+            # (a page letting go confirms with "disconnected": expected, not worth a record)
+            if not accepted and msg["state"] != "disconnected":
+                self._refuse(
+                    kind, page, f"{msg['state']}: page does not speak for call {msg['call']}"
+                )
         elif kind == B.REQUEST:
-            self._receive_request(page, content)
+            self._receive_request(page, msg)
 
-    @property
-    def _owner(self) -> str:
-        """The page holding the current call ("" while no page has offered yet)."""
-        return self._call_page or ""
+    def _refuse(self, kind: str, page: str, reason: str) -> None:
+        self._log_local({"type": "message.refused", "kind": kind, "page": page, "reason": reason})
 
-    def _receive_offer(self, call: int, page: str, sdp: Any) -> None:
-        with self._lock:
-            if not self._current(call):  # an orphan (the user hung up meanwhile): drop it
-                self._post(B.message(B.DISCONNECT, call=call, page=page))
-                return
-            if self._call_page is None:
-                self._call_page = page  # the first page to offer holds the call
-            elif page != self._call_page:  # another tab showing this widget lost the race
-                self._post(B.message(B.DISCONNECT, call=call, page=page))
-                return
-        if isinstance(sdp, str):
-            self._submit(self._answer_offer, call, sdp)
-        else:
-            self._post(B.message(B.DISCONNECT, call=call, page=page))
-            self._fail(call, "The browser sent an offer without SDP; connect() again.")
-
-    def _receive_state(self, call: int, state: str, detail: str) -> None:
-        detail = self._redact(detail)
-        if state == "failed":  # the browser has logged it (call.failed) already
-            self._fail(call, detail or "The call failed.", log=False)
+    def _receive_request(self, page: str, msg: dict[str, Any]) -> None:
+        action = msg["action"]
+        if action != "connect" and self._live and not self._signalling.speaks_for(page):
+            self._refuse(B.REQUEST, page, f"{action}: page does not hold the call")
             return
-        with self._lock:
-            if call != self._call or state not in B.STATUSES:
-                return
-            if self.status in ("disconnected", "failed") and state != "disconnected":
-                return  # over already: a late report must not revive the call
-            if detail:
-                self.error = detail
-            self.status = state
-
-    def _receive_request(self, page: str, content: dict[str, Any]) -> None:
-        action = content.get("action")
         try:
             if action == "connect":
-                self._connect(page)  # the page whose button was clicked takes the call
+                self._signalling.connect(page)  # the page whose button was clicked takes it
             elif action == "disconnect":
                 self.disconnect()
             elif action == "send_text":
-                self.send_text(str(content.get("text", "")))
+                self.send_text(msg["text"])
             elif action == "cancel_response":
                 self.cancel_response()
         except (ValueError, TypeError) as exc:
             self.error = str(exc)
 
-    def _receive_events(self, call: int, page: str, records: list[Any]) -> None:
+    def _receive_events(self, call: int, page: str, records: list[B.Record]) -> None:
         t_kernel = _now_ms()
         rows: list[tuple[str, Mapping[str, Any], float, float, int]] = []
         for rec in records:
-            if not isinstance(rec, dict) or rec.get("dir") not in B.DIRECTIONS:
-                continue
-            self._check_seq(page, rec.get("seq"), rows, t_kernel, int(call))
-            t_ms = rec.get("t_ms")
-            event = rec.get("event")
-            rows.append(
-                (
-                    rec["dir"],
-                    event if isinstance(event, dict) else {"type": "local.invalid", "value": event},
-                    float(t_ms) if isinstance(t_ms, int | float) else t_kernel,
-                    t_kernel,
-                    int(call),
-                )
-            )
+            if rec.dir == "local" and rec.event.get("type") == "call.start":
+                self._signalling.attempt_started(call, page)
+            self._check_seq(page, rec.seq, rows, t_kernel, call)
+            t_ms = rec.t_ms if rec.t_ms is not None else t_kernel
+            rows.append((rec.dir, rec.event, t_ms, t_kernel, call))
         self._events.extend(rows)
-        for direction, event, *_ in rows:
-            if direction == "server" and isinstance(event, dict):
-                self._dispatch(event)
+        current = call == self.call_number
+        changed = False
+        for direction, event, t_ms, _, _ in rows:
+            if current:  # an older call's late events must not touch this call's state
+                changed |= self._latency.feed(call, direction, event, t_ms)
+            if direction == "server":
+                self._dispatch(event, current=current)
+        if changed:
+            self.live_latency = self._latency.summary()
 
-    def _check_seq(self, page: str, seq: Any, rows: list[Any], t_kernel: float, call: int) -> None:
+    def _check_seq(
+        self, page: str, seq: int | None, rows: list[Any], t_kernel: float, call: int
+    ) -> None:
         """Each front end numbers its records; a jump means records were lost on the way, and
-        the log says so (a ``log.gap`` event) instead of hiding it."""
-        if not isinstance(seq, int):
+        the log says so (a ``log.gap`` event) instead of hiding it. The next number expected
+        follows the last one seen, so one forged number cannot switch the check off."""
+        if seq is None:
             return
         expected = self._next_seq.get(page)
-        self._next_seq[page] = max(seq + 1, expected or 0)
+        self._next_seq[page] = seq + 1
         if expected is not None and seq > expected:
             gap = {"type": "log.gap", "page": page, "expected_seq": expected, "got_seq": seq}
             rows.append(("local", gap, t_kernel, t_kernel, call))
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
+    def _dispatch(self, event: Mapping[str, Any], *, current: bool = True) -> None:
         etype = event.get("type")
-        if etype == "session.updated" and isinstance(event.get("session"), dict):
-            self.server_session = event["session"]
-        elif etype == "response.created":
-            self._active_response = (event.get("response") or {}).get("id") or "?"
-        elif etype == "response.done":
-            self._active_response = None
-        elif etype == "output_audio_buffer.started":
-            self._audio_playing = True
-        elif etype in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
-            self._audio_playing = False
-        for fn in [*self._callbacks.get(str(etype), []), *self._callbacks.get("*", [])]:
+        if current:
+            if etype == "session.updated" and isinstance(event.get("session"), dict):
+                self.server_session = event["session"]
+            elif etype == "response.created":
+                self._active_response = text(obj(event.get("response")).get("id")) or "?"
+            elif etype == "response.done":
+                self._active_response = None
+            elif etype == "output_audio_buffer.started":
+                self._audio_playing = True
+            elif etype in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
+                self._audio_playing = False
+        name = etype if isinstance(etype, str) else ""
+        for fn in [*self._callbacks.get(name, []), *self._callbacks.get("*", [])]:
             try:
-                fn(event)
+                fn(dict(event))
             except Exception as exc:  # a user's callback must not break the event stream
-                tb = traceback.format_exc()
-                self._events.append(
-                    "local",
-                    {"type": "callback.error", "event_type": etype, "traceback": tb},
-                    t_ms=_now_ms(),
-                    t_kernel_ms=_now_ms(),
-                    call=self._call,
-                )
+                tb = self._scrub.text(traceback.format_exc())
+                self._log_local({"type": "callback.error", "event_type": name, "traceback": tb})
                 self.error = (
-                    f"Your callback for {etype!r} raised {type(exc).__name__}: {exc} "
+                    f"Your callback for {name!r} raised {type(exc).__name__}: {exc} "
                     "(traceback in w.events, type 'callback.error')"
                 )
                 print(tb, file=sys.stderr)
+
+
+class _Host:
+    """The widget as its signalling sees it (see ``_signalling.Host``)."""
+
+    def __init__(self, widget: RealtimeWidget) -> None:
+        self._w = widget
+
+    def post(self, message: dict[str, Any]) -> None:
+        self._w._to_browser(message)
+
+    def show_status(self, status: str, error: str | None) -> None:
+        if error is not None:
+            self._w.error = error
+        self._w.status = status
+
+    def log_local(self, event: dict[str, Any], call: int) -> None:
+        self._w._log_local(event, call)
+
+    def session_update(self) -> dict[str, Any]:
+        from ._session import session_payload
+
+        return {"type": "session.update", "session": session_payload(self._w)}
+
+    def wants_mic(self) -> bool:
+        return bool(self._w.mic)
+
+    def call_started(self, call: int) -> None:
+        self._w._call_started(call)

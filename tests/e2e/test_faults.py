@@ -67,14 +67,14 @@ def test_faults_leave_the_widget_usable(tmp_path: Path) -> None:
         nb.kernel_eval("w.connect()")
         nb.poll("w.status == 'failed'", timeout=30)
         assert "data channel" in nb.kernel_json("w.error").lower()
-        log = nb.kernel_json("[(r['call'], r['type']) for r in w.events]")
+        log = nb.kernel_json("[(r['call_number'], r['type']) for r in w.events]")
         assert len(log) > n_before and {c for c, _ in log} == {1, 2, 3}
         nb.kernel_eval("emu.configure(drop_channel_after=None)")
         nb.kernel_eval("w.connect()")
         nb.poll("w.status == 'connected'", timeout=30)
         nb.kernel_eval("w.send_text('Still there?')")
         nb.poll(
-            "sum(1 for r in w.events.of_type('response.done') if r['call'] == 4) == 1", timeout=30
+            "sum(1 for r in w.events.of_type('response.done') if r['call_number'] == 4) == 1", timeout=30
         )
         assert nb.kernel_json("w.error") == ""
         page.wait_for_function(

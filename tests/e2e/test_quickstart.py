@@ -141,7 +141,7 @@ def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
     )
     nb.poll("w.status == 'connected'")
     nb.run_cell(CELL_CONNECT)  # "or run the next cell": on a live call it changes nothing
-    assert nb.kernel_json("(w.status, w.call)") == ["connected", 1]
+    assert nb.kernel_json("(w.status, w.call_number)") == ["connected", 1]
     nb.run_cell(CELL_ON)
     nb.run_cell(CELL_SEND)
     nb.poll("any(r['type'] == 'response.done' for r in w.events)", timeout=30)

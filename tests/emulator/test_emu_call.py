@@ -1,4 +1,4 @@
-"""One Call without WebRTC: a stand-in data channel, and mic frames fed on the stream clock.
+"""One emulated call without WebRTC: a stand-in data channel, and mic frames fed on the stream clock.
 
 The mic-driven behaviours (back-channel, idle timeout, barge-in) run here deterministically and
 fast: a test feeds seconds of audio in microseconds, and every event records the stream time
@@ -18,14 +18,16 @@ import pytest
 from emu_checks import FAST
 
 from realtime_widget.emulator import Knobs, default_responder, default_transcriber
-from realtime_widget.emulator._call import Call
+from realtime_widget.emulator._call import EmulatedCall
+from realtime_widget.emulator._vad import MIN_SPEECH_MS
 from tests.protocol_checks import check_stream
 
-# A Call owns an RTCPeerConnection (never connected here): keep it in the loopback namespace.
+# An EmulatedCall owns an RTCPeerConnection (never connected here): keep it in the loopback namespace.
 pytestmark = pytest.mark.netns
 
 LOUD = np.full(960, 0.2)  # one 20 ms frame at 48 kHz, far above the VAD threshold
 QUIET = np.zeros(960)
+ONSET_S = MIN_SPEECH_MS / 1000 + 0.02  # just long enough to start a turn
 SERVER_VAD = {"type": "server_vad", "silence_duration_ms": 200, "prefix_padding_ms": 100}
 
 
@@ -34,7 +36,7 @@ class FakeChannel:
 
     label = "oai-events"
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: EmulatedCall) -> None:
         self.call = call
         self.readyState = "open"
         self.sent: list[tuple[float, dict[str, Any]]] = []  # (stream ms, event)
@@ -56,30 +58,30 @@ class FakeChannel:
 
 
 @pytest.fixture
-async def call() -> AsyncIterator[Call]:
-    call = Call(lambda: Knobs(**FAST), default_responder, default_transcriber)
+async def call() -> AsyncIterator[EmulatedCall]:
+    call = EmulatedCall(lambda: Knobs(**FAST), default_responder, default_transcriber)
     call.channel = FakeChannel(call)  # type: ignore[assignment]
     call.state = "open"
     yield call
     await call.close()
-    check_stream(call.events_out)
+    check_stream(list(call.events_out.recent))
 
 
-def channel(call: Call) -> FakeChannel:
+def channel(call: EmulatedCall) -> FakeChannel:
     assert isinstance(call.channel, FakeChannel)
     return call.channel
 
 
-def feed(call: Call, frame: np.ndarray, seconds: float) -> None:
+def feed(call: EmulatedCall, frame: np.ndarray, seconds: float) -> None:
     for _ in range(round(seconds / 0.02)):
         call.mic.feed(frame, 48_000)
 
 
-async def send(call: Call, event: dict[str, Any]) -> None:
-    await call._handle(json.dumps(event))
+async def send(call: EmulatedCall, event: dict[str, Any]) -> None:
+    await call.handle(json.dumps(event))
 
 
-async def until(call: Call, type: str, count: int = 1, timeout: float = 5.0) -> None:
+async def until(call: EmulatedCall, type: str, count: int = 1, timeout: float = 5.0) -> None:
     for _ in range(int(timeout / 0.005)):
         if len(channel(call).of_type(type)) >= count:
             return
@@ -87,7 +89,7 @@ async def until(call: Call, type: str, count: int = 1, timeout: float = 5.0) -> 
     raise AssertionError(f"no {type!r} within {timeout}s; saw {channel(call).types()}")
 
 
-async def update(call: Call, **session: Any) -> None:
+async def update(call: EmulatedCall, **session: Any) -> None:
     await send(call, {"type": "session.update", "session": session})
     assert channel(call).types()[-1] == "session.updated"
 
@@ -99,7 +101,7 @@ BACKCHANNEL_TYPES = (
 )
 
 
-async def test_backchannel_while_the_user_speaks(call: Call) -> None:
+async def test_backchannel_while_the_user_speaks(call: EmulatedCall) -> None:
     await update(
         call,
         output_modalities=["text"],
@@ -128,7 +130,7 @@ async def test_backchannel_while_the_user_speaks(call: Call) -> None:
     assert all(set(d) == {"type", "event_id", "delta"} for d in deltas)
 
 
-async def test_backchannel_is_opt_in_and_waits_for_long_speech(call: Call) -> None:
+async def test_backchannel_is_opt_in_and_waits_for_long_speech(call: EmulatedCall) -> None:
     await update(
         call,
         output_modalities=["text"],
@@ -165,7 +167,7 @@ async def test_backchannel_is_opt_in_and_waits_for_long_speech(call: Call) -> No
     assert kinds == ["response.backchannel.audio.done"]
 
 
-async def test_backchannel_skipped_while_the_assistant_speaks(call: Call) -> None:
+async def test_backchannel_skipped_while_the_assistant_speaks(call: EmulatedCall) -> None:
     await update(
         call,
         audio={"input": {"turn_detection": {**SERVER_VAD, "interrupt_response": False}}},
@@ -182,7 +184,7 @@ async def test_backchannel_skipped_while_the_assistant_speaks(call: Call) -> Non
     await send(call, {"type": "response.cancel"})
 
 
-async def test_idle_timeout_commits_silence_and_answers(call: Call) -> None:
+async def test_idle_timeout_commits_silence_and_answers(call: EmulatedCall) -> None:
     idle = {**SERVER_VAD, "idle_timeout_ms": 5000, "create_response": False}
     await update(call, output_modalities=["text"], audio={"input": {"turn_detection": idle}})
     ch = channel(call)
@@ -216,13 +218,13 @@ async def test_idle_timeout_commits_silence_and_answers(call: Call) -> None:
     assert len(ch.of_type("input_audio_buffer.timeout_triggered")) == 2
 
 
-async def test_barge_in_truncates_the_reply_to_what_was_heard(call: Call) -> None:
+async def test_barge_in_truncates_the_reply_to_what_was_heard(call: EmulatedCall) -> None:
     call._knobs = lambda: Knobs(**{**FAST, "speech_rate": 20.0})
     await update(call, audio={"input": {"turn_detection": SERVER_VAD}})
     await send(call, {"type": "response.create"})
     ch = channel(call)
     await until(call, "response.output_audio_transcript.delta", count=4)
-    feed(call, LOUD, 0.1)  # speech: cancel, clear, truncate
+    feed(call, LOUD, ONSET_S)  # speech: cancel, clear, truncate
     await until(call, "conversation.item.truncated")
     assert ch.types()[-4:] == [
         "response.done",
@@ -255,7 +257,7 @@ async def test_barge_in_truncates_the_reply_to_what_was_heard(call: Call) -> Non
     assert ch.of_type("error")[0]["error"]["param"] == "audio_end_ms"
 
 
-async def test_barge_in_after_response_done_truncates_the_last_word(call: Call) -> None:
+async def test_barge_in_after_response_done_truncates_the_last_word(call: EmulatedCall) -> None:
     call._knobs = lambda: Knobs(**{**FAST, "speech_rate": 30.0})
     await update(call, audio={"input": {"turn_detection": SERVER_VAD}})
     await send(
@@ -272,7 +274,7 @@ async def test_barge_in_after_response_done_truncates_the_last_word(call: Call) 
     await send(call, {"type": "response.create"})
     await until(call, "response.done", timeout=10)
     assert call.active is None and not channel(call).of_type("output_audio_buffer.stopped")
-    feed(call, LOUD, 0.1)  # the last word ("emulator.", 0.3 s) is still being said
+    feed(call, LOUD, ONSET_S)  # the last word ("emulator.", 0.3 s) is still being said
     ch = channel(call)
     assert ch.types()[-2:] == ["output_audio_buffer.cleared", "conversation.item.truncated"]
     item = ch.of_type("response.done")[0]["response"]["output"][0]

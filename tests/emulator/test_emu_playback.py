@@ -1,4 +1,4 @@
-"""Playback on one Call is strictly one utterance at a time, however many responses queue up."""
+"""Playback on one emulated call is strictly one utterance at a time, however many responses queue up."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from emu_checks import FAST
 
 from realtime_widget.emulator import Knobs, default_responder, default_transcriber
 from realtime_widget.emulator._audio import SAMPLE_RATE
-from realtime_widget.emulator._call import Call
+from realtime_widget.emulator._call import EmulatedCall
 
-# A Call owns an RTCPeerConnection (never connected here): keep it in the loopback namespace.
+# An EmulatedCall owns an RTCPeerConnection (never connected here): keep it in the loopback namespace.
 pytestmark = pytest.mark.netns
 
 PCM = np.zeros(round(0.08 * SAMPLE_RATE), np.int16)  # 80 ms of audio
@@ -38,28 +38,28 @@ class Channel:
 
 
 @pytest.fixture
-async def call() -> AsyncIterator[Call]:
-    call = Call(lambda: Knobs(**FAST), default_responder, default_transcriber)
+async def call() -> AsyncIterator[EmulatedCall]:
+    call = EmulatedCall(lambda: Knobs(**FAST), default_responder, default_transcriber)
     call.channel = Channel()  # type: ignore[assignment]
     call.state = "open"
     yield call
     await call.close()
 
 
-def buffer_events(call: Call) -> list[tuple[str, str]]:
+def buffer_events(call: EmulatedCall) -> list[tuple[str, str]]:
     assert isinstance(call.channel, Channel)
     return call.channel.buffer_events
 
 
-async def until_silent(call: Call) -> None:
+async def until_silent(call: EmulatedCall) -> None:
     for _ in range(200):
-        if call._playing is None:
+        if call.playback.playing is None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("playback never ended")
 
 
-async def test_two_waiters_woken_together_take_turns(call: Call) -> None:
+async def test_two_waiters_woken_together_take_turns(call: EmulatedCall) -> None:
     first = await call.play("resp_a", "item_a", PCM)
     # Both wait for the same end of `first`: they must still play one after the other.
     second, third = await asyncio.gather(
@@ -79,7 +79,7 @@ async def test_two_waiters_woken_together_take_turns(call: Call) -> None:
     ]
 
 
-async def test_after_a_clear_only_the_next_waiter_starts(call: Call) -> None:
+async def test_after_a_clear_only_the_next_waiter_starts(call: EmulatedCall) -> None:
     first = await call.play("resp_a", "item_a", PCM)
     waiting = [
         asyncio.ensure_future(call.play(f"resp_{n}", f"item_{n}", PCM)) for n in ("b", "c", "d")

@@ -18,7 +18,7 @@ from realtime_widget.emulator._backchannel import (
 from realtime_widget.emulator._conversation import cut_transcript
 from realtime_widget.emulator._errors import ClientError
 from realtime_widget.emulator._ratelimits import RateLimits
-from realtime_widget.emulator._session import (
+from realtime_widget.emulator._session_state import (
     default_session,
     merge_session,
     validate_session_update,

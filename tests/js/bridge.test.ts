@@ -1,52 +1,7 @@
-/// <reference types="node" />
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import * as bridge from "../../js/bridge";
 import { EventBatcher, parseToBrowser, type EventsMsg } from "../../js/bridge";
-
-describe("message kinds mirror _bridge.py", () => {
-  const py = readFileSync(
-    join(process.cwd(), "src/realtime_widget/_bridge.py"),
-    "utf8",
-  );
-  const constants = Object.fromEntries(
-    [...py.matchAll(/^([A-Z_]+): Final = "([a-z_]+)"$/gm)].map((m) => [
-      m[1]!,
-      m[2]!,
-    ]),
-  );
-
-  it("exports every kind with the same name and string", () => {
-    const kinds = ["CONNECT", "ANSWER", "SIGNAL_ERROR", "SEND", "DISCONNECT"];
-    kinds.push("OFFER", "EVENTS", "STATE", "REQUEST");
-    for (const name of kinds) {
-      expect(constants[name], name).toBeDefined();
-      expect((bridge as Record<string, unknown>)[name], name).toBe(
-        constants[name],
-      );
-    }
-    expect(Object.keys(constants).sort()).toEqual([...kinds].sort());
-  });
-
-  it("agrees on directions, statuses and the gather default", () => {
-    expect(py).toContain(`DIRECTIONS: Final = ("client", "server", "local")`);
-    expect(bridge.DIRECTIONS).toEqual(["client", "server", "local"]);
-    expect(py).toContain(
-      `STATUSES: Final = ("disconnected", "connecting", "connected", "failed")`,
-    );
-    expect(bridge.STATUSES).toEqual([
-      "disconnected",
-      "connecting",
-      "connected",
-      "failed",
-    ]);
-    const gather = /DEFAULT_GATHER_TIMEOUT_MS: Final = (\d+)/.exec(py)?.[1];
-    expect(Number(gather)).toBe(bridge.DEFAULT_GATHER_TIMEOUT_MS);
-  });
-});
 
 describe("parseToBrowser", () => {
   it("fills connect defaults and rejects foreign messages", () => {
@@ -201,6 +156,37 @@ describe("EventBatcher", () => {
     const b = make();
     const r = b.add(1, "client", { type: "x" }, 42.5);
     expect(r.t_ms).toBe(42.5);
+  });
+
+  it("never ships a t_ms Python must refuse: non-finite or out of range falls back to the clock", () => {
+    const b = make();
+    for (const bad of [NaN, Infinity, -1, 1e300]) {
+      const r = b.add(1, "server", { type: "x" }, bad);
+      expect(r.t_ms, String(bad)).toBeGreaterThanOrEqual(1_700_000_000_000);
+      expect(r.t_ms).toBeLessThanOrEqual(bridge.LIMITS.t_ms_max);
+    }
+    // a broken injected clock too: epochMs() stands in
+    const broken = new EventBatcher({ send: () => undefined, now: () => NaN });
+    const r = broken.add(1, "local", { type: "call.start" });
+    expect(Math.abs(r.t_ms - Date.now())).toBeLessThan(1000);
+  });
+
+  it("keeps every record a JSON object {seq, dir, t_ms, event}", () => {
+    const b = make();
+    const r = b.add(1, "server", 7 as unknown as bridge.RealtimeEvent);
+    expect(Object.keys(r)).toEqual(["seq", "dir", "t_ms", "event"]);
+    expect(r.event).toEqual({ type: "local.invalid", value: 7 });
+    b.flush();
+    const wire = JSON.parse(JSON.stringify(sent[0]!));
+    expect(wire.records[0]).toEqual(r);
+  });
+
+  it("flushes full batches at the protocol's max_batch by default", () => {
+    const b = make();
+    for (let i = 0; i < bridge.LIMITS.max_batch; i++)
+      b.add(1, "server", { type: "d" });
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.records).toHaveLength(bridge.LIMITS.max_batch);
   });
 });
 

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import type { Direction, RealtimeEvent, Status } from "../../js/bridge";
-import { CHANNEL_LABEL, Call, type CallOptions } from "../../js/connection";
+import { CHANNEL_LABEL, PeerCall, type CallOptions } from "../../js/connection";
 import { summarizeStats } from "../../js/stats";
 import {
   FakeStream,
@@ -21,7 +21,7 @@ function startCall(world: FakeWorld, over: Partial<CallOptions> = {}) {
   const recs: Rec[] = [];
   const states: [Status, string][] = [];
   const offers: string[] = [];
-  const call = new Call(
+  const call = new PeerCall(
     {
       call: 1,
       iceServers: [{ urls: "stun:stun.example:3478" }],
@@ -87,12 +87,40 @@ describe("offer and ICE gathering", () => {
     expect(c.offers[0]).toContain("typ host");
     const sent = c.local("offer.sent")[0]!;
     expect(sent.candidates).toBe(2);
+    expect(sent.sent_by).toBe("complete");
     expect(sent.gathering_complete).toBe(true);
     expect(sent.gather_ms).toBe(100);
   });
 
-  it("sends the offer at the deadline when gathering never completes", async () => {
-    const c = startCall(world, { gatherTimeoutMs: 800 });
+  it("with only STUN, sends once candidates went quiet for the idle window", async () => {
+    const c = startCall(world, { gatherTimeoutMs: 800, gatherIdleMs: 300 });
+    await settle();
+    const pc = world.pc();
+    pc.gatherCandidate();
+    await vi.advanceTimersByTimeAsync(200);
+    pc.gatherCandidate(); // the window starts again from the latest candidate
+    await vi.advanceTimersByTimeAsync(299);
+    expect(c.offers).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    await c.started;
+    expect(c.offers).toHaveLength(1);
+    expect(c.offers[0]).toContain("typ host"); // what was gathered by then goes along
+    expect(c.local("offer.sent")[0]).toEqual({
+      type: "offer.sent",
+      gather_ms: 500,
+      candidates: 2,
+      relay_candidates: 0,
+      sent_by: "idle",
+      gathering_complete: false,
+    });
+  });
+
+  it("with TURN configured and no relay yet, waits for the deadline", async () => {
+    const c = startCall(world, {
+      iceServers: [{ urls: ["stun:s:3478", "turn:t:3478"] }],
+      gatherTimeoutMs: 800,
+      gatherIdleMs: 300,
+    });
     await settle();
     world.pc().gatherCandidate();
     await vi.advanceTimersByTimeAsync(799);
@@ -100,24 +128,34 @@ describe("offer and ICE gathering", () => {
     await vi.advanceTimersByTimeAsync(1);
     await c.started;
     expect(c.offers).toHaveLength(1);
-    expect(c.offers[0]).toContain("typ host"); // what was gathered by then goes along
-    const sent = c.local("offer.sent")[0]!;
-    expect(sent.gathering_complete).toBe(false);
-    expect(sent.gather_ms).toBe(800);
-    expect(sent.candidates).toBe(1);
+    expect(c.local("offer.sent")[0]).toMatchObject({
+      gather_ms: 800,
+      candidates: 1,
+      relay_candidates: 0,
+      sent_by: "deadline",
+      gathering_complete: false,
+    });
   });
 
-  it("treats the null end-of-candidates event as completion", async () => {
-    const c = startCall(world);
+  it("with TURN configured, a relay candidate lets the idle window send it early", async () => {
+    const c = startCall(world, {
+      iceServers: [{ urls: "turns:t:443", username: "u", credential: "p" }],
+      gatherIdleMs: 300,
+    });
     await settle();
-    world
-      .pc()
-      .dispatchEvent(
-        Object.assign(new Event("icecandidate"), { candidate: null }),
-      );
+    const pc = world.pc();
+    pc.gatherCandidate();
+    await vi.advanceTimersByTimeAsync(100);
+    pc.gatherRelay();
+    await vi.advanceTimersByTimeAsync(300);
     await c.started;
-    expect(c.offers).toHaveLength(1);
-    expect(c.local("offer.sent")[0]!.gathering_complete).toBe(true);
+    expect(c.offers[0]).toContain("typ relay");
+    expect(c.local("offer.sent")[0]).toMatchObject({
+      gather_ms: 400,
+      candidates: 2,
+      relay_candidates: 1,
+      sent_by: "idle",
+    });
   });
 
   it("logs call.start without TURN credentials", async () => {
@@ -422,6 +460,26 @@ describe("failure and release", () => {
     expect(late.tracks[0]!.readyState).toBe("ended");
     expect(c.offers).toHaveLength(0);
     expect(world.pc().closed).toBe(true);
+  });
+
+  it("every listener and timer dies with the call: later peer events record nothing", async () => {
+    const c = await connected(world);
+    const pc = world.pc();
+    pc.emitTrack();
+    pc.channel.receive(
+      JSON.stringify({ type: "response.created", response: { id: "r1" } }),
+    );
+    c.call.close();
+    const before = c.recs.length;
+    pc.setConnectionState("failed");
+    pc.gatherCandidate();
+    pc.emitTrack();
+    pc.channel.receive(JSON.stringify({ type: "late" }));
+    pc.channel.dispatchEvent(new Event("error"));
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(c.recs.length).toBe(before);
+    expect(c.states.at(-1)).toEqual(["disconnected", ""]);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it("closing during ICE gathering sends no offer and leaves no timer", async () => {

@@ -116,14 +116,29 @@ export class FakePC extends EventTarget {
   get channel(): FakeChannel {
     return this.channels[0]!;
   }
-  /** One host candidate arrives; it also lands in the local SDP as real browsers do. */
+  /** One candidate arrives (host by default); it also lands in the local SDP as real
+   * browsers do, and carries its parsed `type` as RTCIceCandidate does. */
   gatherCandidate(
     c = `candidate:${this.candidates.length} 1 udp 1 127.0.0.1 9 typ host`,
   ): void {
     this.candidates.push(c);
     if (this.localDescription) this.localDescription.sdp += `\na=${c}`;
+    const type = / typ (\w+)/.exec(c)?.[1] ?? null;
     this.dispatchEvent(
-      Object.assign(new Event("icecandidate"), { candidate: { candidate: c } }),
+      Object.assign(new Event("icecandidate"), {
+        candidate: { candidate: c, type },
+      }),
+    );
+  }
+  /** A relay candidate from a TURN server. */
+  gatherRelay(): void {
+    const n = this.candidates.length;
+    this.gatherCandidate(`candidate:${n} 1 udp 1 203.0.113.9 3478 typ relay`);
+  }
+  /** The end-of-candidates marker some browsers send instead of the state change. */
+  endOfCandidates(): void {
+    this.dispatchEvent(
+      Object.assign(new Event("icecandidate"), { candidate: null }),
     );
   }
   completeGathering(): void {

@@ -6,7 +6,6 @@ import { meterValue } from "../../js/view/header";
 import { mountView, type MountedView } from "../../js/view/index";
 import {
   FakeModel,
-  FakeStream,
   ManualFrames,
   fakeWorld,
   settle,
@@ -462,68 +461,75 @@ describe("stop button", () => {
   });
 });
 
+describe("stop button: per call", () => {
+  it("stays live while the reply's audio plays after response.done", async () => {
+    await connect();
+    const stop = $<HTMLButtonElement>("rtw-stop");
+    serverSend({ type: "response.created", response: { id: "r1" } });
+    serverSend({ type: "output_audio_buffer.started", response_id: "r1" });
+    serverSend({ type: "response.done", response: { id: "r1" } });
+    expect(stop.disabled).toBe(false);
+    serverSend({ type: "output_audio_buffer.stopped", response_id: "r1" });
+    expect(stop.disabled).toBe(true);
+  });
+
+  it("a new call starts with Stop disabled, whatever the old call left in flight", async () => {
+    await connect(1);
+    serverSend({ type: "response.created", response: { id: "r1" } });
+    serverSend({ type: "output_audio_buffer.started", response_id: "r1" });
+    const stop = $<HTMLButtonElement>("rtw-stop");
+    expect(stop.disabled).toBe(false);
+    await connect(2); // Python replaces the call without a disconnect in between
+    expect(stop.disabled).toBe(true);
+    stop.click();
+    expect(model.ofKind("request")).toHaveLength(0); // no cancel with nothing in flight
+    serverSend({ type: "response.created", response: { id: "r2" } });
+    expect(stop.disabled).toBe(false);
+  });
+});
+
 describe("latency summary", () => {
   const text = () => $("rtw-latency").textContent;
 
-  it("shows dashes until a turn is measured and never announces itself", () => {
+  it("shows dashes until the kernel has a figure and never announces itself", () => {
     expect($("rtw-latency").getAttribute("aria-live")).toBe("off");
     expect(text()).toBe("last turn — · median — (0 turns)");
   });
 
-  it("measures a spoken turn to the moment the browser hears the reply", async () => {
-    await connect();
-    const pc = world.pc();
-    const remote = new FakeStream();
-    pc.emitTrack(remote.tracks[0], [remote]);
-    const meter = world.meters.get(remote)!;
-    vi.setSystemTime(1_000_000);
-    serverSend({ type: "input_audio_buffer.speech_stopped" });
-    vi.setSystemTime(1_000_100);
-    serverSend({
-      type: "response.created",
-      response: { id: "r1", output_modalities: ["audio"] },
-    });
-    serverSend({
-      type: "response.output_audio_transcript.delta",
-      response_id: "r1",
-      delta: "Hi",
-    });
-    expect(text()).toBe("last turn — · median — (0 turns)");
-    vi.setSystemTime(1_000_412);
-    meter.value = 0.2;
-    await vi.advanceTimersByTimeAsync(10); // the audible poll hears it
-    const heard = ctrl.store.records.newest(
-      1,
-      (r) => r.event.type === "audio.audible",
-    )[0]!;
-    expect(heard.event.response_id).toBe("r1");
-    const ms = Math.round(heard.t_ms - 1_000_000);
-    expect(ms).toBeGreaterThanOrEqual(412);
-    expect(ms).toBeLessThan(430);
-    expect(text()).toBe(`last turn ${ms} ms · median ${ms} ms (1 turn)`);
+  it("draws the kernel's live_latency trait and redraws when it changes", () => {
+    model.set("live_latency", { last_ms: 412.4, median_ms: 380, count: 1 });
+    expect(text()).toBe("last turn 412 ms · median 380 ms (1 turn)");
+    model.set("live_latency", { last_ms: 300, median_ms: 356.5, count: 12 });
+    expect(text()).toBe("last turn 300 ms · median 357 ms (12 turns)");
   });
 
-  it("a typed turn falls back to the first text delta; median over turns", async () => {
+  it("a view opened later starts from the trait as it stands", () => {
+    model.set("live_latency", { last_ms: 250, median_ms: 250, count: 1 });
+    const el2 = document.createElement("div");
+    const v2 = mountView(el2, model.asModel(), ctrl, frames);
+    expect(el2.querySelector("[data-testid=rtw-latency]")!.textContent).toBe(
+      "last turn 250 ms · median 250 ms (1 turn)",
+    );
+    v2.destroy();
+    expect(model.listenerCount("change:live_latency")).toBe(1); // only the first view's
+  });
+
+  it("shows no figure for a missing or malformed trait", () => {
+    model.set("live_latency", { last_ms: "x", median_ms: null, count: -3 });
+    expect(text()).toBe("last turn — · median — (0 turns)");
+    model.set("live_latency", null);
+    expect(text()).toBe("last turn — · median — (0 turns)");
+  });
+
+  it("computes nothing itself: turns on the channel leave it alone", async () => {
     await connect();
-    const turn = (start: number, ms: number, id: string) => {
-      vi.setSystemTime(start);
-      model.msg({
-        kind: "send",
-        call: 1,
-        events: [{ type: "response.create" }],
-      });
-      serverSend({
-        type: "response.created",
-        response: { id, output_modalities: ["text"] },
-      });
-      vi.setSystemTime(start + ms);
-      serverSend({ type: "response.text.delta", response_id: id, delta: "x" });
-      serverSend({ type: "response.done", response: { id } });
-    };
-    turn(2_000_000, 250, "a");
-    expect(text()).toBe("last turn 250 ms · median 250 ms (1 turn)");
-    turn(2_010_000, 700, "b");
-    turn(2_020_000, 300, "c");
-    expect(text()).toBe("last turn 300 ms · median 300 ms (3 turns)");
+    serverSend({ type: "input_audio_buffer.speech_stopped" });
+    serverSend({
+      type: "response.created",
+      response: { id: "r1", output_modalities: ["text"] },
+    });
+    serverSend({ type: "response.text.delta", response_id: "r1", delta: "x" });
+    serverSend({ type: "response.done", response: { id: "r1" } });
+    expect(text()).toBe("last turn — · median — (0 turns)");
   });
 });

@@ -8,6 +8,7 @@ import pytest
 from traitlets import TraitError
 
 from realtime_widget import RealtimeWidget
+from tests.conftest import pretend_live
 
 # Long enough that no timer fires during a test: settle() flushes the debouncer instead,
 # so the tests do not depend on the machine's speed.
@@ -19,8 +20,7 @@ def rig():
     w = RealtimeWidget(api_key="k", base_url="http://127.0.0.1:8")
     sent: list[dict] = []
     w._post = sent.append  # type: ignore[method-assign]
-    w._call = w._posted_call = 1
-    w.status = "connected"
+    pretend_live(w)
     panel = w.controls(debounce=DEBOUNCE)
     yield w, panel, sent
     w.close()

@@ -71,7 +71,7 @@ def test_records() -> None:
     first = log[0]
     assert first == {
         "seq": 0,
-        "call": 1,
+        "call_number": 1,
         "direction": "client",
         "type": "session.update",
         "t_ms": T0,

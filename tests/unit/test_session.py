@@ -9,6 +9,7 @@ import traitlets as t
 
 from realtime_widget import RealtimeWidget
 from realtime_widget._session import SESSION_TRAITS, partial_session, traits_from_session
+from tests.conftest import pretend_live
 
 
 @pytest.fixture
@@ -21,8 +22,7 @@ def widget() -> tuple[RealtimeWidget, list[dict]]:
 
 def live(w: RealtimeWidget) -> None:
     """Pretend a call is up, without a browser."""
-    w._call = w._posted_call = 1
-    w.status = "connected"
+    pretend_live(w)
 
 
 def test_defaults_match_the_documented_seed() -> None:

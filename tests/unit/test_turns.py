@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from realtime_widget import EventLog
 
@@ -114,7 +116,7 @@ def test_turns_rows_and_latencies() -> None:
 def test_latency_summary() -> None:
     summary = build().latency_summary()
     # first heard (r1: 400 ms), else first read (r2: its text delta, 300 ms)
-    assert summary == {"last_ms": 300, "p50_ms": 350, "measured_turns": 2}
+    assert summary == {"last_ms": 300, "median_ms": 350, "count": 2}
 
 
 def test_empty_turns_have_stable_columns() -> None:
@@ -199,13 +201,31 @@ def test_a_ten_minute_session_stays_readable() -> None:
     fig.savefig(artifacts / "timeline-10min.png", dpi=100)
 
 
-def test_latency_summary_matches_the_widgets_live_figure() -> None:
-    """tests/fixtures/latency.json is also fed to js/latency.ts by tests/js/latency.test.ts."""
-    import json
+FIXTURE = json.loads(
+    (Path(__file__).resolve().parents[1] / "fixtures" / "latency.json").read_text()
+)
 
-    fixture = json.loads(
-        (Path(__file__).resolve().parents[1] / "fixtures" / "latency.json").read_text()
-    )
+
+@pytest.mark.parametrize("case", FIXTURE["cases"], ids=[c["name"] for c in FIXTURE["cases"]])
+def test_latency_summary_follows_the_fixture(case: dict) -> None:
     log = EventLog()
-    log.extend((r["dir"], r["event"], r["t_ms"], r["t_ms"], 1) for r in fixture["records"])
-    assert log.latency_summary() == fixture["expected"]
+    log.extend((r["dir"], r["event"], r["t_ms"], r["t_ms"], 1) for r in case["records"])
+    assert log.latency_summary() == case["expected"]
+    assert len(log.turns()) >= case["expected"]["count"]  # the analyses survive every shape
+
+
+@pytest.mark.parametrize("case", FIXTURE["cases"], ids=[c["name"] for c in FIXTURE["cases"]])
+def test_the_widgets_live_figure_is_the_same(case: dict) -> None:
+    """The widget folds each batch as it arrives (bounded memory) and syncs the figure."""
+    from realtime_widget import RealtimeWidget
+
+    w = RealtimeWidget(api_key="k")
+    w._post = lambda m: None  # type: ignore[method-assign]
+    for i, r in enumerate(case["records"]):  # one batch per record: the live path
+        w._on_custom_msg(
+            w,
+            {"kind": "events", "call": 0, "page": "p", "records": [{"seq": i, **r}]},
+            [],
+        )
+    assert w.live_latency == case["expected"]
+    w.close()

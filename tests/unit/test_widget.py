@@ -135,7 +135,7 @@ def test_service_failures_fail_the_call_and_allow_reconnect(rig, where, status, 
     # and the widget is ready to try again
     setattr(service, f"{where}_status", 201 if where == "calls" else 200)
     connect_fully(w, sent)
-    assert w.status == "connected" and w.error == "" and w.call == 2
+    assert w.status == "connected" and w.error == "" and w.call_number == 2
 
 
 def test_no_key_fails_with_advice(monkeypatch) -> None:
@@ -266,7 +266,7 @@ def test_stale_messages_from_an_old_call_are_ignored_but_logged(rig) -> None:
     browser(w, kind="state", call=1, state="failed", detail="old call died")
     assert w.status == "connected" and w.error == ""
     browser(w, **records(1, ("server", {"type": "response.done", "response": {}})))
-    assert w.events[-1]["call"] == 1
+    assert w.events[-1]["call_number"] == 1
 
 
 def test_browser_failure_and_mic_warning(rig) -> None:
@@ -382,7 +382,7 @@ def test_a_late_failure_does_not_override_a_hang_up(rig) -> None:
     w, _, sent = rig
     call = connect_fully(w, sent)
     w.disconnect()
-    w._fail(call, "ICE connection failed")
+    w._signalling.fail(call, "ICE connection failed")
     browser(w, kind="state", call=call, state="failed", detail="late")
     assert w.status == "disconnected" and w.error == ""
 
@@ -461,7 +461,7 @@ async def test_inside_a_kernel_worker_results_run_on_the_event_loop() -> None:
         raise RuntimeError("bug")
 
     w.disconnect()
-    w._start_call = boom  # type: ignore[method-assign]
+    w._signalling._start_call = boom  # type: ignore[method-assign]
     w.connect()
     await asyncio.get_running_loop().run_in_executor(None, w._wait_idle)
     for _ in range(50):

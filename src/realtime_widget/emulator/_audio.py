@@ -5,14 +5,17 @@ smooth envelopes, with pauses at spaces and punctuation. It sounds voice-like, i
 audible, and its length follows the text (``len(text) / (chars_per_s * speed)``), which is what
 clients and tests need: a playback clock that matches the transcript.
 
-Playback is scheduled on the monotonic wall clock, not on how fast the track is pulled, so the
-transcript pacing holds even when the peer never consumes the track.
+Speech is rendered a 20 ms frame at a time as the track is pulled (:class:`Speech`), so a long
+reply costs no more memory than a short one. Playback is scheduled on the monotonic wall clock,
+not on how fast the track is pulled, so the transcript pacing holds even when the peer never
+consumes the track.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
+import functools
 import hashlib
 import re
 import threading
@@ -41,46 +44,135 @@ def _seed(*parts: str) -> int:
     return int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:4], "little")
 
 
-def _syllable(n: int, f0: float, vowel: tuple[int, int]) -> np.ndarray:
-    t = np.arange(n) / SAMPLE_RATE
-    # A gently falling pitch, like the end of a syllable in speech.
-    pitch = f0 * (1.05 - 0.1 * t / max(t[-1], 1e-6)) if n else np.zeros(0)
-    phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
-    out = np.zeros(n)
+def _harmonics(f0: float, vowel: tuple[int, int]) -> list[tuple[int, float]]:
+    """(k, amplitude) of each harmonic of ``f0`` below 3.5 kHz, shaped by the vowel's formants."""
+    out = []
     for k in range(1, int(3500 // f0) + 1):
         f = k * f0
         gain = sum(
             1.0 / (1.0 + ((f - formant) / bw) ** 2)
             for formant, bw in zip(vowel, (90, 120), strict=True)
         )
-        out += gain / k**0.5 * np.sin(k * phase)
-    envelope = np.sin(np.pi * np.arange(n) / max(n, 1)) ** 0.6
+        out.append((k, gain / k**0.5))
+    return out
+
+
+def _syllable_slice(n: int, f0: float, vowel: tuple[int, int], lo: int, hi: int) -> np.ndarray:
+    """Samples ``lo:hi`` of one syllable ``n`` samples long, computed without the rest of it.
+
+    A gently falling pitch (1.05 f0 -> 0.95 f0, like the end of a syllable in speech) under a
+    sine envelope. The phase is the running sum of the pitch, in closed form, so any slice is
+    exactly what the whole syllable would hold there.
+    """
+    j = np.arange(lo, hi, dtype=np.float64)
+    glide = max((n - 1) / SAMPLE_RATE, 1e-6)  # seconds over which the pitch falls
+    phase = (
+        2
+        * np.pi
+        * f0
+        / SAMPLE_RATE
+        * (1.05 * (j + 1) - 0.1 * j * (j + 1) / (2 * SAMPLE_RATE * glide))
+    )
+    out = np.zeros(hi - lo)
+    for k, amplitude in _harmonics(f0, vowel):
+        out += amplitude * np.sin(k * phase)
+    envelope = np.sin(np.pi * j / max(n, 1)) ** 0.6
     return np.asarray(out * envelope)
 
 
+@functools.lru_cache(maxsize=64)
+def _voice_gain(f0: float) -> float:
+    """Scale that makes the loudest syllable this voice can say peak at ``PEAK``.
+
+    It depends on the voice only, not on the text, so a reply can be rendered frame by frame
+    with no pass over the whole of it first.
+    """
+    n = round(0.2 * SAMPLE_RATE)  # a typical syllable (three characters at 15 chars/s)
+    peak = max(
+        float(np.max(np.abs(_syllable_slice(n, f0 * (1 + 0.04 * i), vowel, 0, n))))
+        for i in range(3)
+        for vowel in VOWELS
+    )
+    return PEAK / peak
+
+
+class Speech:
+    """The synthetic voice saying ``text``: mono int16 at 48 kHz, rendered on demand.
+
+    Only a table of syllables is kept (a few numbers per three characters of text); the samples
+    of any span are computed when asked for, from the syllables it overlaps. A 20 ms frame costs
+    the same whether the reply is a word or a book, and memory stays per frame.
+    """
+
+    def __init__(self, text: str, chars_per_s: float, speed: float = 1.0, voice: str = "") -> None:
+        self.samples = round(speech_duration_s(text, chars_per_s, speed) * SAMPLE_RATE)
+        f0 = 95.0 + _seed("voice", voice) % 120  # each voice name gets its own pitch
+        self._gain = _voice_gain(f0) if self.samples else 0.0
+        starts: list[int] = []
+        ends: list[int] = []
+        pitches: list[float] = []
+        vowels: list[int] = []
+        per_char = self.samples / len(text) if self.samples else 0.0
+        for match in _WORD.finditer(text) if self.samples else ():
+            word = match.group()
+            start = int(match.start() * per_char)
+            end = int(match.end() * per_char)
+            count = max(1, round(len(word) / 3))
+            bounds = np.linspace(start, end, count + 1).astype(int)
+            for i in range(count):
+                starts.append(int(bounds[i]))
+                ends.append(int(bounds[i + 1]))
+                pitches.append(f0 * (1 + 0.04 * (i % 3)))
+                vowels.append(_seed(word.lower(), str(i)) % len(VOWELS))
+        self._starts = np.asarray(starts, dtype=np.int64)
+        self._ends = np.asarray(ends, dtype=np.int64)
+        self._pitches = pitches
+        self._vowels = vowels
+
+    def __len__(self) -> int:
+        return self.samples
+
+    def render(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``lo:hi`` (clipped to the speech) as int16."""
+        lo, hi = max(lo, 0), min(hi, self.samples)
+        out = np.zeros(max(hi - lo, 0))
+        if hi <= lo:
+            return out.astype(np.int16)
+        # Syllables are in order and do not overlap: those ending after lo, starting before hi.
+        first = int(np.searchsorted(self._ends, lo, side="right"))
+        last = int(np.searchsorted(self._starts, hi, side="left"))
+        for s in range(first, last):
+            a, b = int(self._starts[s]), int(self._ends[s])
+            x, y = max(a, lo), min(b, hi)
+            if y > x:
+                vowel = VOWELS[self._vowels[s]]
+                out[x - lo : y - lo] += _syllable_slice(
+                    b - a, self._pitches[s], vowel, x - a, y - a
+                )
+        return np.asarray(np.clip(np.round(out * self._gain * 32767), -32768, 32767), np.int16)
+
+
 def synthesize(text: str, chars_per_s: float, speed: float = 1.0, voice: str = "") -> np.ndarray:
-    """Mono int16 PCM at 48 kHz saying ``text`` in the synthetic voice, deterministic."""
-    duration = speech_duration_s(text, chars_per_s, speed)
-    total = round(duration * SAMPLE_RATE)
-    out = np.zeros(total)
-    if total == 0:
-        return out.astype(np.int16)
-    per_char = total / len(text)
-    f0 = 95.0 + _seed("voice", voice) % 120  # each voice name gets its own pitch
-    for match in _WORD.finditer(text):
-        word = match.group()
-        start = int(match.start() * per_char)
-        end = int(match.end() * per_char)
-        count = max(1, round(len(word) / 3))
-        bounds = np.linspace(start, end, count + 1).astype(int)
-        for i in range(count):
-            a, b = int(bounds[i]), int(bounds[i + 1])
-            vowel = VOWELS[_seed(word.lower(), str(i)) % len(VOWELS)]
-            out[a:b] += _syllable(b - a, f0 * (1 + 0.04 * (i % 3)), vowel)
-    peak = float(np.max(np.abs(out)))
-    if peak > 0:
-        out *= PEAK / peak
-    return np.asarray(np.round(out * 32767), dtype=np.int16)
+    """The whole of :class:`Speech` for ``text`` in one buffer: for short texts and tests (a
+    reply is played through :class:`Speech`, a frame at a time)."""
+    speech = Speech(text, chars_per_s, speed, voice)
+    return speech.render(0, len(speech))
+
+
+class Pcm:
+    """Ready-made mono int16 samples with the same ``render`` interface as :class:`Speech`."""
+
+    def __init__(self, pcm: np.ndarray) -> None:
+        self._pcm = np.asarray(pcm, dtype=np.int16)
+
+    def __len__(self) -> int:
+        return len(self._pcm)
+
+    def render(self, lo: int, hi: int) -> np.ndarray:
+        return self._pcm[max(lo, 0) : max(min(hi, len(self._pcm)), 0)]
+
+
+Sound = Speech | Pcm
 
 
 def frame_rms(samples: np.ndarray) -> float:
@@ -102,13 +194,13 @@ class AudioOutStats:
 @dataclass
 class Utterance:
     response_id: str
-    pcm: np.ndarray
+    sound: Sound
     start: float  # time.monotonic() when its first sample plays
     item_id: str = ""  # the assistant item whose audio this is
 
     @property
     def duration_s(self) -> float:
-        return len(self.pcm) / SAMPLE_RATE
+        return len(self.sound) / SAMPLE_RATE
 
     @property
     def end(self) -> float:
@@ -128,9 +220,9 @@ class VoiceTrack(MediaStreamTrack):
         self._start: float | None = None
         self._timestamp = 0
 
-    def play(self, response_id: str, pcm: np.ndarray, item_id: str = "") -> Utterance:
-        """Start saying ``pcm`` now (replacing anything still playing)."""
-        self._utterance = Utterance(response_id, pcm, time.monotonic(), item_id)
+    def play(self, response_id: str, sound: Sound, item_id: str = "") -> Utterance:
+        """Start saying ``sound`` now (replacing anything still playing)."""
+        self._utterance = Utterance(response_id, sound, time.monotonic(), item_id)
         return self._utterance
 
     def clear(self) -> Utterance | None:
@@ -176,7 +268,7 @@ class VoiceTrack(MediaStreamTrack):
         if utterance is None:
             return chunk
         offset = round((frame_time - utterance.start) * SAMPLE_RATE)
-        lo, hi = max(offset, 0), min(offset + FRAME_SAMPLES, len(utterance.pcm))
-        if hi > lo:
-            chunk[lo - offset : hi - offset] = utterance.pcm[lo:hi]
+        lo, hi = max(offset, 0), min(offset + FRAME_SAMPLES, len(utterance.sound))
+        if hi > lo:  # rendered now, one frame at a time
+            chunk[lo - offset : hi - offset] = utterance.sound.render(lo, hi)
         return chunk

@@ -50,12 +50,33 @@ class Knobs:
         "after this many server events, send Inworld's {errorType: SESSION_RESOURCES_EXHAUSTED} "
         "message and close the call",
     )
+    events_kept: int = _knob(
+        1000,
+        "how many of its newest client and server events each call keeps for emu.calls "
+        "(events_in/events_out); events_in_count, events_out_count and events_out_by_type "
+        "count all of them",
+    )
+    connect_timeout_s: float = _knob(
+        30.0,
+        "a call whose peer connection has not connected this long after its offer is closed "
+        "(state failed) and stops counting against max_calls",
+    )
+    max_calls: int | None = _knob(
+        32,
+        "live calls at most; one more offer is answered 429 too_many_calls (none: no cap)",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ice_servers", tuple(dict(s) for s in self.ice_servers))
         for name in ("first_delta_delay_ms", "delta_interval_ms", "answer_delay_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if not isinstance(self.events_kept, int) or self.events_kept < 0:
+            raise ValueError(f"events_kept must be an integer >= 0, not {self.events_kept!r}")
+        if not self.connect_timeout_s > 0:
+            raise ValueError("connect_timeout_s must be > 0")
+        if self.max_calls is not None and self.max_calls < 1:
+            raise ValueError("max_calls must be >= 1 (or None for no cap)")
         if self.speech_rate <= 0:
             raise ValueError("speech_rate must be > 0")
         if self.reject_calls_status is not None and not 400 <= self.reject_calls_status <= 599:

@@ -22,13 +22,15 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ._audio import Utterance, synthesize
+from ._audio import Speech, Utterance
 from ._conversation import Conversation, item_text
 from ._errors import ClientError
 from ._ids import new_id
-from ._responder import ResponseContext, TextReply, ToolCall
+from ._knobs import Knobs
+from ._ratelimits import RateLimits
+from ._responder import Responder, ResponseContext, TextReply, ToolCall
 from ._validate import (
     enum,
     list_of,
@@ -42,9 +44,6 @@ from ._validate import (
     type_error,
     voice,
 )
-
-if TYPE_CHECKING:
-    from ._call import Call
 
 AUDIO_TOKENS_PER_S_IN = 10  # plausible figures for usage, not billing
 AUDIO_TOKENS_PER_S_OUT = 20
@@ -122,9 +121,34 @@ def parse_response_params(
     )
 
 
+class ResponseHost(Protocol):
+    """All a response needs from its call (``EmulatedCall`` is the one implementation)."""
+
+    conversation: Conversation
+    responder: Responder
+    rate_limits: RateLimits
+    input_audio_s: dict[str, float]  # user audio item id -> seconds, for usage
+
+    @property
+    def session(self) -> dict[str, Any]: ...
+
+    @property
+    def knobs(self) -> Knobs: ...
+
+    def emit(self, type: str, **fields: Any) -> dict[str, Any]: ...
+
+    async def play(
+        self, response_id: str, item_id: str, sound: Speech, text_chars: int = 0
+    ) -> Utterance: ...
+
+    def stop_playback(self) -> bool: ...
+
+    def response_finished(self, runner: ResponseRunner) -> None: ...
+
+
 class ResponseRunner:
-    def __init__(self, call: Call, params: ResponseParams) -> None:
-        self.call = call
+    def __init__(self, host: ResponseHost, params: ResponseParams) -> None:
+        self.host = host
         self.params = params
         self.id = new_id("resp")
         self.task: asyncio.Task[Any] | None = None
@@ -148,7 +172,7 @@ class ResponseRunner:
             "status": status,
             "status_details": details,
             "output": copy.deepcopy(self.items),
-            "conversation_id": self.call.conversation.id if self.in_conversation else None,
+            "conversation_id": self.host.conversation.id if self.in_conversation else None,
             "output_modalities": self.params.output_modalities,
             "max_output_tokens": self.params.max_output_tokens,
             "audio": {
@@ -173,15 +197,15 @@ class ResponseRunner:
         self.items.append(item)
         self._open_item = item
         self._sent = ""
-        self.call.emit(
+        self.host.emit(
             "response.output_item.added",
             response_id=self.id,
             output_index=len(self.items) - 1,
             item=item,
         )
         if self.in_conversation:
-            previous = self.call.conversation.add(item)
-            self.call.emit("conversation.item.added", item=item, previous_item_id=previous)
+            previous = self.host.conversation.add(item)
+            self.host.emit("conversation.item.added", item=item, previous_item_id=previous)
 
     def _close_item(self, status: str) -> None:
         item = self._open_item
@@ -195,8 +219,8 @@ class ResponseRunner:
                 if kind == "audio"
                 else ("response.output_text.done")
             )
-            self.call.emit(done, **self._ids(), content_index=0, **{key: self._sent})
-            self.call.emit(
+            self.host.emit(done, **self._ids(), content_index=0, **{key: self._sent})
+            self.host.emit(
                 "response.content_part.done",
                 **self._ids(),
                 content_index=0,
@@ -206,15 +230,15 @@ class ResponseRunner:
         elif item["type"] == "function_call":
             item["arguments"] = self._sent
         item["status"] = status
-        self.call.emit(
+        self.host.emit(
             "response.output_item.done",
             response_id=self.id,
             output_index=len(self.items) - 1,
             item=item,
         )
-        if self.in_conversation and self.call.conversation.find(item["id"]) is not None:
-            previous = self.call.conversation.previous_id(item["id"])
-            self.call.emit("conversation.item.done", item=item, previous_item_id=previous)
+        if self.in_conversation and self.host.conversation.find(item["id"]) is not None:
+            previous = self.host.conversation.previous_id(item["id"])
+            self.host.emit("conversation.item.done", item=item, previous_item_id=previous)
         self._open_item = None
 
     def _usage(self) -> dict[str, Any]:
@@ -222,7 +246,7 @@ class ResponseRunner:
         audio_in = 0
         for item in self._context:
             text_in += tokens(item_text(item))
-            seconds = self.call.input_audio_s.get(str(item.get("id")), 0.0)
+            seconds = self.host.input_audio_s.get(str(item.get("id")), 0.0)
             audio_in += round(seconds * AUDIO_TOKENS_PER_S_IN)
         text_out = sum(tokens(item_text(item)) for item in self.items)
         audio_out = 0
@@ -244,11 +268,11 @@ class ResponseRunner:
 
     # --- the run -----------------------------------------------------------------------
     async def run(self) -> None:
-        self.call.emit("response.created", response=self._response("in_progress", None))
+        self.host.emit("response.created", response=self._response("in_progress", None))
         created_at = time.monotonic()
         params = self.params
         self._context = (
-            params.input if params.input is not None else self.call.conversation.snapshot()
+            params.input if params.input is not None else self.host.conversation.snapshot()
         )
         try:
             reply = await self._ask()
@@ -258,21 +282,21 @@ class ResponseRunner:
                 error={"type": "server_error", "code": "responder_error", "message": repr(exc)},
             )
             return
-        pcm = None
+        speech = None
         if not isinstance(reply, ToolCall) and "audio" in self.params.output_modalities:
             text, limited = self._limit(reply.text)
-            if text:  # off the loop: synthesis takes tens of ms, other calls must not wait
-                knobs, p = self.call.knobs, self.params
-                pcm = await asyncio.to_thread(synthesize, text, knobs.speech_rate, p.speed, p.voice)
+            if text:  # only a syllable table: the samples are rendered per frame as they play
+                knobs, p = self.host.knobs, self.params
+                speech = await asyncio.to_thread(Speech, text, knobs.speech_rate, p.speed, p.voice)
         # The knob is the time from response.created to the first delta, whatever the work.
-        delay = self.call.knobs.first_delta_delay_ms / 1000 - (time.monotonic() - created_at)
+        delay = self.host.knobs.first_delta_delay_ms / 1000 - (time.monotonic() - created_at)
         await asyncio.sleep(max(0.0, delay))
         if isinstance(reply, ToolCall):
             await self._stream_tool_call(reply)
             self._finish("completed")
             return
         text, limited = self._limit(reply.text)
-        await self._stream_message(text, "incomplete" if limited else "completed", pcm)
+        await self._stream_message(text, "incomplete" if limited else "completed", speech)
         if limited:
             self._finish("incomplete", reason="max_output_tokens")
         else:
@@ -281,7 +305,7 @@ class ResponseRunner:
     async def _ask(self) -> TextReply | ToolCall:
         params = self.params
         ctx = ResponseContext(
-            session=copy.deepcopy(self.call.session),
+            session=copy.deepcopy(self.host.session),
             instructions=params.instructions,
             items=copy.deepcopy(self._context),
             tools=copy.deepcopy(params.tools),
@@ -289,7 +313,7 @@ class ResponseRunner:
             output_modalities=list(params.output_modalities),
             metadata=params.metadata,
         )
-        result = self.call.responder(ctx)
+        result = self.host.responder(ctx)
         if inspect.isawaitable(result):
             result = await result
         if isinstance(result, str):
@@ -310,7 +334,7 @@ class ResponseRunner:
             return text[: limit * 4], True
         return text, False
 
-    async def _stream_message(self, text: str, status: str, pcm: Any = None) -> None:
+    async def _stream_message(self, text: str, status: str, speech: Speech | None = None) -> None:
         audio = "audio" in self.params.output_modalities
         kind = "audio" if audio else "text"
         key = "transcript" if audio else "text"
@@ -323,7 +347,7 @@ class ResponseRunner:
             "content": [],
         }
         self._add_item(item)
-        self.call.emit(
+        self.host.emit(
             "response.content_part.added",
             **self._ids(),
             content_index=0,
@@ -331,11 +355,11 @@ class ResponseRunner:
         )
         self._open_part = kind
         chunks = _CHUNKS.findall(text)
-        knobs = self.call.knobs
+        knobs = self.host.knobs
         if audio and text:
-            if pcm is None:
-                pcm = synthesize(text, knobs.speech_rate, self.params.speed, self.params.voice)
-            self._utterance = await self.call.play(self.id, item["id"], pcm, len(text))
+            if speech is None:
+                speech = Speech(text, knobs.speech_rate, self.params.speed, self.params.voice)
+            self._utterance = await self.host.play(self.id, item["id"], speech, len(text))
             start, duration, offset = self._utterance.start, self._utterance.duration_s, 0
             for chunk in chunks:
                 # Each word's transcript goes out as the voice starts saying it.
@@ -352,7 +376,7 @@ class ResponseRunner:
         self._close_item(status)
 
     def _delta(self, type: str, chunk: str) -> None:
-        self.call.emit(type, **self._ids(), content_index=0, delta=chunk)
+        self.host.emit(type, **self._ids(), content_index=0, delta=chunk)
         self._sent += chunk
 
     async def _stream_tool_call(self, call: ToolCall) -> None:
@@ -370,16 +394,16 @@ class ResponseRunner:
         self._add_item(item)
         for i in range(0, len(arguments), ARGUMENT_CHUNK):
             if i:
-                await asyncio.sleep(self.call.knobs.delta_interval_ms / 1000)
+                await asyncio.sleep(self.host.knobs.delta_interval_ms / 1000)
             chunk = arguments[i : i + ARGUMENT_CHUNK]
-            self.call.emit(
+            self.host.emit(
                 "response.function_call_arguments.delta",
                 **self._ids(),
                 call_id=call_id,
                 delta=chunk,
             )
             self._sent += chunk
-        self.call.emit(
+        self.host.emit(
             "response.function_call_arguments.done",
             **self._ids(),
             call_id=call_id,
@@ -415,10 +439,10 @@ class ResponseRunner:
             if error:
                 details["error"] = error
         response = self._response(status, details)
-        self.call.emit("response.done", response=response)
+        self.host.emit("response.done", response=response)
         # Every finished response spends one request and its tokens (sent after response.done).
-        limits = self.call.rate_limits.spend(response["usage"]["total_tokens"])
-        self.call.emit("rate_limits.updated", rate_limits=limits)
-        self.call.response_finished(self)
+        limits = self.host.rate_limits.spend(response["usage"]["total_tokens"])
+        self.host.emit("rate_limits.updated", rate_limits=limits)
+        self.host.response_finished(self)
         if status == "cancelled":
-            self.call.stop_playback()
+            self.host.stop_playback()

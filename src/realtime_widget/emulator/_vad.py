@@ -11,9 +11,26 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._spec import (
+    DEFAULT_EAGERNESS,
+    EAGERNESS,
+    VAD_PREFIX_PADDING_MS,
+    VAD_SILENCE_DURATION_MS,
+    VAD_THRESHOLD,
+)
+
 # semantic_vad eagerness -> silence needed before the turn ends (ms).
 EAGERNESS_SILENCE_MS = {"high": 250, "medium": 600, "auto": 600, "low": 1200}
-MIN_SPEECH_MS = 60.0  # a click or one loud frame is not speech
+assert set(EAGERNESS_SILENCE_MS) == set(EAGERNESS)
+SEMANTIC_PREFIX_PADDING_MS = 300.0
+# Sound above the threshold needed before a turn starts. A click, a blip, or the beep of
+# Chromium's stock fake microphone (20 ms of 400 Hz every 500 ms, which Opus and the browser's
+# audio processing smear to 40-80 ms) is not speech; a spoken word lasts longer (espeak-ng's
+# shortest, "Yes" or "OK", stay above it for 220 ms).
+MIN_SPEECH_MS = 120.0
+# A quiet stretch this short inside an onset does not break it: the dip between two syllables
+# of fast speech. A beep's next repeat, 500 ms later, is far beyond it.
+ONSET_MAX_GAP_MS = 20.0
 
 
 def threshold_to_rms(threshold: float) -> float:
@@ -37,15 +54,17 @@ def vad_params(turn_detection: dict[str, Any] | None) -> VadParams | None:
         return None
     if turn_detection.get("type") == "server_vad":
         return VadParams(
-            threshold_rms=threshold_to_rms(float(turn_detection.get("threshold", 0.5))),
-            silence_ms=float(turn_detection.get("silence_duration_ms", 500)),
-            prefix_padding_ms=float(turn_detection.get("prefix_padding_ms", 300)),
+            threshold_rms=threshold_to_rms(float(turn_detection.get("threshold", VAD_THRESHOLD))),
+            silence_ms=float(turn_detection.get("silence_duration_ms", VAD_SILENCE_DURATION_MS)),
+            prefix_padding_ms=float(turn_detection.get("prefix_padding_ms", VAD_PREFIX_PADDING_MS)),
         )
-    eagerness = turn_detection.get("eagerness", "medium")
+    eagerness = turn_detection.get("eagerness", DEFAULT_EAGERNESS)
     return VadParams(
-        threshold_rms=threshold_to_rms(0.5),
-        silence_ms=float(EAGERNESS_SILENCE_MS.get(eagerness, 600)),
-        prefix_padding_ms=300.0,
+        threshold_rms=threshold_to_rms(VAD_THRESHOLD),
+        silence_ms=float(
+            EAGERNESS_SILENCE_MS.get(eagerness, EAGERNESS_SILENCE_MS[DEFAULT_EAGERNESS])
+        ),
+        prefix_padding_ms=SEMANTIC_PREFIX_PADDING_MS,
     )
 
 
@@ -75,7 +94,8 @@ class EnergyVad:
         loud = rms >= self.params.threshold_rms and not math.isnan(rms)
         if not self.in_speech:
             if not loud:
-                self._onset_ms = None
+                if end_ms - self._last_loud_end_ms > ONSET_MAX_GAP_MS:
+                    self._onset_ms = None  # too long a pause: that was not the start of speech
                 return None
             if self._onset_ms is None:
                 self._onset_ms = start_ms

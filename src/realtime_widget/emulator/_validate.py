@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._spec import TOOL_CHOICES
 from ._errors import ClientError
 
 MODALITY_SETS = ({"audio"}, {"text"}, {"audio", "text"})
@@ -152,7 +153,7 @@ def tool_choice(value: Any, param: str) -> str | dict[str, Any]:
         return obj({"type": enum("function"), "name": string}, required=("type", "name"))(
             value, param
         )
-    return enum("auto", "none", "required")(value, param)
+    return enum(*TOOL_CHOICES)(value, param)
 
 
 def audio_format(value: Any, param: str) -> dict[str, Any]:

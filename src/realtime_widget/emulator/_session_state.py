@@ -1,4 +1,4 @@
-"""The session object: defaults, validation of partial ``session.update`` payloads, merging.
+"""The emulated session's state: defaults, validation of ``session.update`` payloads, merging.
 
 A ``session.update`` is validated as a whole before anything is applied, so an invalid field
 leaves the session exactly as it was (the provider documents the same). Keys the emulator does
@@ -11,6 +11,17 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from .._spec import (
+    DEFAULT_TTS_MODEL,
+    DEFAULT_VOICE,
+    EAGERNESS,
+    NOISE_REDUCTION,
+    SEMANTIC_VAD_DEFAULTS,
+    SERVER_VAD_DEFAULTS,
+    SPEED_RANGE,
+    TEMPERATURE_RANGE,
+    TURN_DETECTION_TYPES,
+)
 from ._errors import ClientError
 from ._ids import new_id
 from ._validate import (
@@ -34,27 +45,13 @@ from ._validate import (
 )
 
 AUDIO_FORMAT: dict[str, Any] = {"type": "audio/pcm", "rate": 24000}
-SPEED_RANGE = (0.5, 1.5)  # Inworld's documented clamp (OpenAI allows 0.25-1.5)
-EAGERNESS = ("low", "medium", "high", "auto")
 
 
 def default_turn_detection(kind: str) -> dict[str, Any]:
     if kind == "server_vad":
-        return {
-            "type": "server_vad",
-            "threshold": 0.5,
-            "prefix_padding_ms": 300,
-            "silence_duration_ms": 500,
-            "idle_timeout_ms": None,
-            "create_response": True,
-            "interrupt_response": True,
-        }
-    return {
-        "type": "semantic_vad",
-        "eagerness": "medium",
-        "create_response": True,
-        "interrupt_response": True,
-    }
+        # The service echoes idle_timeout_ms (off by default), which the widget never sends.
+        return {**SERVER_VAD_DEFAULTS, "idle_timeout_ms": None}
+    return dict(SEMANTIC_VAD_DEFAULTS)
 
 
 def default_session() -> dict[str, Any]:
@@ -78,8 +75,8 @@ def default_session() -> dict[str, Any]:
             },
             "output": {
                 "format": dict(AUDIO_FORMAT),
-                "voice": "Clive",
-                "model": "inworld-tts-1.5-mini",
+                "voice": DEFAULT_VOICE,
+                "model": DEFAULT_TTS_MODEL,
                 "speed": 1.0,
             },
         },
@@ -89,7 +86,7 @@ def default_session() -> dict[str, Any]:
 
 _TURN_DETECTION_FIELDS: dict[str, dict[str, Validator]] = {
     "server_vad": {
-        "type": enum("server_vad", "semantic_vad"),
+        "type": enum(*TURN_DETECTION_TYPES),
         "threshold": number(0.0, 1.0),
         "prefix_padding_ms": integer(0, 10_000),
         "silence_duration_ms": integer(0, 10_000),
@@ -98,7 +95,7 @@ _TURN_DETECTION_FIELDS: dict[str, dict[str, Validator]] = {
         "interrupt_response": boolean,
     },
     "semantic_vad": {
-        "type": enum("server_vad", "semantic_vad"),
+        "type": enum(*TURN_DETECTION_TYPES),
         "eagerness": enum(*EAGERNESS),
         "create_response": boolean,
         "interrupt_response": boolean,
@@ -119,7 +116,7 @@ def _turn_detection(current: dict[str, Any] | None) -> Validator:
             raise ClientError(
                 "missing_required_parameter", f"{param}.type", f"Missing '{param}.type'."
             )
-        enum("server_vad", "semantic_vad")(kind, f"{param}.type")
+        enum(*TURN_DETECTION_TYPES)(kind, f"{param}.type")
         return obj(_TURN_DETECTION_FIELDS[kind])(value, param)
 
     return check
@@ -133,7 +130,7 @@ def _session_validator(current: Mapping[str, Any]) -> Validator:
             "model": string,
             "instructions": string,
             "output_modalities": modalities,
-            "temperature": number(0.0, 2.0),
+            "temperature": number(*TEMPERATURE_RANGE),
             "max_output_tokens": max_tokens,
             "tools": list_of(tool),
             "tool_choice": tool_choice,
@@ -153,9 +150,7 @@ def _session_validator(current: Mapping[str, Any]) -> Validator:
                                     required=("model",),
                                 )
                             ),
-                            "noise_reduction": nullable(
-                                obj({"type": enum("near_field", "far_field")})
-                            ),
+                            "noise_reduction": nullable(obj({"type": enum(*NOISE_REDUCTION)})),
                             "turn_detection": _turn_detection(current_td),
                         }
                     ),

@@ -1,0 +1,279 @@
+"""A widget's calls: numbering, which page holds each one, client events queued for a call's
+``connect`` message, the HTTP work on a worker thread, and offer / answer / failure.
+
+Nothing here knows anywidget: the widget hands it a ``Host`` (post a message, show a status,
+log a record, build the session), so every path is testable with plain objects.
+
+Pages: several front ends (tabs, a shared notebook) can show one widget; one holds its call.
+Before any offer, the page that was asked (its Connect button) speaks for the call, or any
+page when Python asked; the first page to offer then holds it, and only that page's reports
+and requests count for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
+
+from . import _bridge as B
+from ._provider import NO_KEY_MESSAGE, Provider, ProviderError
+
+
+class Host(Protocol):
+    """What the signalling needs from its widget."""
+
+    def post(self, message: dict[str, Any]) -> None: ...
+    def show_status(self, status: str, error: str | None) -> None: ...
+    def log_local(self, event: dict[str, Any], call: int) -> None: ...
+    def session_update(self) -> dict[str, Any]: ...
+    def wants_mic(self) -> bool: ...
+    def call_started(self, call: int) -> None: ...
+
+
+def unexpected(doing: str, exc: BaseException) -> str:
+    # Only the exception's type: its text could quote a request header.
+    return f"Unexpected {type(exc).__name__} while {doing}; connect() again, or report a bug."
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class Signalling:
+    def __init__(self, host: Host, provider: Provider) -> None:
+        self.host = host
+        self.provider = provider
+        self.status = "disconnected"
+        self.call = 0  # the number of the current (or last) call
+        self._posted_call = 0  # the last call whose `connect` message went to the browser
+        self._connect_page = ""  # the page that was asked ("" = whichever answers)
+        self._call_page: str | None = None  # the page holding the call, once it offered
+        # Pages that started the current call (their `call.start` record): asked by Python,
+        # each of them tries, and one giving up does not end the others' attempt.
+        self._attempting: set[str] = set()
+        # Client events waiting for the call's `connect` message (they travel inside it).
+        self._pending: list[dict[str, Any]] = []
+        # Guards the call's state and keeps message order against the worker thread.
+        self._lock = threading.RLock()
+        # Inside a kernel, work finished on the worker thread is handed back to the kernel's
+        # event loop, so traits change and messages go out on the main thread, between cells.
+        self._loop = running_loop()
+        self._executor: ThreadPoolExecutor | None = None
+        self._work: list[Future[Any]] = []
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        return self.status in ("connecting", "connected")
+
+    def current(self, call: int) -> bool:
+        return call == self.call and self.live
+
+    @property
+    def owner(self) -> str:
+        """The page holding the current call ("" while no page has offered yet)."""
+        return self._call_page or ""
+
+    @property
+    def browser_has_call(self) -> bool:
+        """The live call's `connect` message has gone out: the browser knows the call."""
+        return self.live and self._posted_call == self.call
+
+    def speaks_for(self, page: str) -> bool:
+        """May ``page`` report on or act for the current call?"""
+        if self._call_page is not None:
+            return page == self._call_page
+        return self._connect_page in ("", page)
+
+    def _set(self, status: str, error: str | None = None) -> None:
+        self.status = status
+        self.host.show_status(status, error)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def connect(self, page: str = "") -> None:
+        """Start a call (a no-op while one is live). ``page``: the front end that asked."""
+        with self._lock:
+            if self.live:
+                return
+            self.call += 1
+            call = self.call
+            self._call_page = None
+            self._connect_page = page
+            self._attempting = set()
+            self.host.call_started(call)
+            self._set("connecting", "")
+        if not self.provider.has_key:
+            self.fail(call, NO_KEY_MESSAGE)
+            return
+        self.submit(self._fetch_ice, call)
+
+    def disconnect(self) -> None:
+        with self._lock:
+            if self.browser_has_call:
+                self.host.post(B.message(B.DISCONNECT, call=self.call, page=self.owner))
+            self._drop_pending("the call ended before it started")
+            # The call number stays, so late events of this call are still logged under it.
+            self._set("disconnected")
+
+    def send_events(self, events: list[dict[str, Any]]) -> None:
+        with self._lock:
+            if self.browser_has_call:
+                self.host.post(B.message(B.SEND, call=self.call, page=self.owner, events=events))
+            else:  # no call, or its `connect` message not out yet: it will carry them
+                self._pending.extend(events)
+
+    def fail(self, call: int, message: str, *, log: bool = True) -> None:
+        """Fail ``call`` if it is still the live one. ``log=False`` when the browser has
+        recorded the failure itself, so each failure is in the log once."""
+        with self._lock:
+            if not self.current(call):
+                return  # e.g. the user hung up meanwhile: a late error must not revive it
+            self._set("failed", message)
+            self._drop_pending("the call failed")
+        if log:
+            self.host.log_local({"type": "call.failed", "detail": message}, call)
+
+    def _drop_pending(self, reason: str) -> None:
+        """Events queued for a call that never started are not sent on a much later one."""
+        if self._pending:
+            dropped, self._pending = self._pending, []
+            self.host.log_local(
+                {"type": "pending.dropped", "reason": reason, "events": dropped}, self.call
+            )
+
+    # -- from the browser --------------------------------------------------------------------
+
+    def offer(self, call: int, page: str, sdp: str | None) -> None:
+        with self._lock:
+            if not self.current(call):  # an orphan (the user hung up meanwhile): drop it
+                self.host.post(B.message(B.DISCONNECT, call=call, page=page))
+                return
+            if self._call_page is None and self._connect_page in ("", page):
+                self._call_page = page  # the first page to offer holds the call
+            elif page != self._call_page:  # another page showing this widget lost the race
+                self.host.post(B.message(B.DISCONNECT, call=call, page=page))
+                return
+        if sdp is None:
+            self.host.post(B.message(B.DISCONNECT, call=call, page=page))
+            self.fail(call, "The browser sent an offer without SDP; connect() again.")
+        else:
+            self.submit(self._answer_offer, call, sdp)
+
+    def attempt_started(self, call: int, page: str) -> None:
+        """``page`` has started trying ``call`` (its ``call.start`` record arrived)."""
+        with self._lock:
+            if call == self.call and self._call_page is None:
+                self._attempting.add(page)
+
+    def state(self, call: int, page: str, state: str, detail: str) -> bool:
+        """A page's report on a call; False when it was not that page's to make."""
+        with self._lock:
+            if call != self.call:
+                return True  # an old call's late report: nothing to change
+            if not self.speaks_for(page):
+                return False
+            if self._call_page is None and state in ("failed", "disconnected"):
+                self._attempting.discard(page)
+                if self._attempting:
+                    return False  # other pages are still trying: one giving up is not the end
+            if state == "failed":  # the browser has logged it (call.failed) already
+                self.fail(call, detail or "The call failed.", log=False)
+                return True
+            if self.status in ("disconnected", "failed") and state != "disconnected":
+                return True  # over already: a late report must not revive the call
+            self._set(state, detail or None)
+            return True
+
+    # -- worker thread -----------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="realtime-widget")
+        self._work = [f for f in self._work if not f.done()]
+        self._work.append(self._executor.submit(fn, *args))
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait for provider calls in flight (for tests and scripts; cells never need it)."""
+        for f in list(self._work):
+            f.result(timeout=timeout)
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _on_main(self, fn: Callable[..., Any], call: int, *args: Any) -> None:
+        """Run ``fn(call, ...)`` on the kernel's event loop when there is one (else right
+        here); if it raises, the call fails with words instead of hanging in "connecting"."""
+
+        def guarded() -> None:
+            try:
+                fn(call, *args)
+            except Exception as exc:
+                self.fail(call, unexpected("starting the call", exc))
+
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(guarded)
+        else:
+            guarded()
+
+    def _fetch_ice(self, call: int) -> None:  # on the worker thread
+        try:
+            ice_servers = self.provider.ice_servers()
+        except ProviderError as exc:
+            self._on_main(self.fail, call, exc.message)
+        except Exception as exc:
+            self._on_main(self.fail, call, unexpected("fetching the ICE servers", exc))
+        else:
+            self._on_main(self._start_call, call, ice_servers)
+
+    def _start_call(self, call: int, ice_servers: list[dict[str, Any]]) -> None:
+        with self._lock:  # held across the check and the post: disconnect() cannot slip in
+            if not self.current(call):
+                return
+            queued, self._pending = self._pending, []
+            self._posted_call = call
+            self.host.post(
+                B.message(
+                    B.CONNECT,
+                    call=call,
+                    ice_servers=ice_servers,  # TURN credentials travel here and nowhere else
+                    session_update=self.host.session_update(),
+                    queued=queued,
+                    mic=self.host.wants_mic(),
+                    gather_timeout_ms=B.DEFAULT_GATHER_TIMEOUT_MS,
+                    page=self._connect_page,
+                )
+            )
+
+    def _answer_offer(self, call: int, sdp: str) -> None:  # on the worker thread
+        try:
+            answer = self.provider.exchange_sdp(sdp)
+        except ProviderError as exc:
+            self._on_main(self._refuse_offer, call, exc.message)
+        except Exception as exc:
+            self._on_main(self._refuse_offer, call, unexpected("exchanging the SDP", exc))
+        else:
+            self._on_main(self._deliver_answer, call, answer)
+
+    def _deliver_answer(self, call: int, answer: str) -> None:
+        with self._lock:
+            if self.current(call):
+                self.host.post(B.message(B.ANSWER, call=call, page=self.owner, sdp=answer))
+
+    def _refuse_offer(self, call: int, message: str) -> None:
+        with self._lock:
+            if self.current(call):
+                # The browser records the failure (and reports it back) on this message.
+                self.host.post(
+                    B.message(B.SIGNAL_ERROR, call=call, page=self.owner, message=message)
+                )
+            self.fail(call, message, log=False)
