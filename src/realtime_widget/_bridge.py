@@ -26,11 +26,16 @@ ANSWER: Final = "answer"
 SIGNAL_ERROR: Final = "signal_error"
 SEND: Final = "send"
 DISCONNECT: Final = "disconnect"
+PLAY: Final = "play"
+STOP_CLIP: Final = "stop_clip"
+PROBE: Final = "probe"
 # browser -> Python
 OFFER: Final = "offer"
 EVENTS: Final = "events"
 STATE: Final = "state"
 REQUEST: Final = "request"
+RECORDING: Final = "recording"
+PROBE_REPLY: Final = "probe_reply"
 
 FIELDS: Final[dict[str, frozenset[str]]] = {
     kind: frozenset(fields)
@@ -134,10 +139,37 @@ def _records(raw: Any, problems: list[str]) -> list[Record]:
     return out
 
 
-def parse(content: Any) -> Parsed:
+def payload(buffers: Any, b64: Any) -> bytes | None:
+    """A message's binary payload: its first buffer, else its base64 ``b64`` field (hosts that
+    drop buffers); None when it has neither."""
+    if buffers:
+        first = buffers[0]
+        try:
+            return bytes(first)
+        except (TypeError, ValueError):
+            return None
+    if isinstance(b64, str) and b64:
+        import base64
+        import binascii
+
+        try:
+            return base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return None
+
+
+def _finite(value: Any, lo: float, hi: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and lo <= value <= hi else None
+
+
+def parse(content: Any, buffers: Any = ()) -> Parsed:
     """Check one browser -> kernel message. Unknown kinds, and messages whose required fields
     are missing or of the wrong shape, are refused whole; an ``events`` batch keeps every good
-    record and says what it dropped or clamped."""
+    record and says what it dropped or clamped. Binary payloads (``recording``,
+    ``probe_reply``) come from ``buffers`` or the base64 ``b64`` field, as ``msg["data"]``."""
     if not isinstance(content, dict):
         return Parsed("?", "", None, [f"a message must be a JSON object; got {_short(content)}"])
     kind = content.get("kind")
@@ -162,6 +194,13 @@ def parse(content: Any) -> Parsed:
                 [f"unknown action {_short(action)}; known: {list(REQUEST_ACTIONS)}"],
             )
         msg: dict[str, Any] = {"kind": kind, "page": page, "action": action}
+        if action in ("approve", "reject"):
+            call_id = content.get("call_id")
+            if not isinstance(call_id, str) or not 0 < len(call_id) <= LIMITS["max_call_id_chars"]:
+                return Parsed(kind, page, None, [f"{action}: 'call_id' must be a short string"])
+            msg["call_id"] = call_id
+            reason = content.get("reason")
+            msg["reason"] = reason[:2000] if isinstance(reason, str) else ""
         if action == "send_text":
             text = content.get("text")
             if not isinstance(text, str) or len(text) > LIMITS["max_text_chars"]:
@@ -173,6 +212,22 @@ def parse(content: Any) -> Parsed:
                 )
             msg["text"] = text
         return Parsed(kind, page, msg, problems)
+    if kind == PROBE_REPLY:
+        probe_id = content.get("probe_id")
+        if not isinstance(probe_id, str) or len(probe_id) > 100:
+            return Parsed(kind, page, None, ["'probe_id' must be a short string"])
+        return Parsed(
+            kind,
+            page,
+            {
+                "kind": kind,
+                "page": page,
+                "probe_id": probe_id,
+                "buffers": _int_in(content.get("buffers"), 0, 100) or 0,
+                "data": payload(buffers, content.get("b64")),
+            },
+            problems,
+        )
     call = _int_in(content.get("call"), 0, LIMITS["max_call"])
     if call is None:
         got = _short(content.get("call"))
@@ -189,6 +244,23 @@ def parse(content: Any) -> Parsed:
             problems.append(f"'sdp' must be a non-empty string; got {_short(sdp)}")
             sdp = None
         msg["sdp"] = sdp
+    elif kind == RECORDING:
+        seq = _int_in(content.get("seq"), 0, LIMITS["max_seq"])
+        t0 = _finite(content.get("t0_ms"), LIMITS["t_ms_min"], LIMITS["t_ms_max"])
+        rate = _int_in(content.get("sample_rate"), 8000, 192000)
+        frames = _int_in(content.get("frames"), 0, 192000 * 60)
+        data = payload(buffers, content.get("b64"))
+        if None in (seq, t0, rate, frames) or data is None or len(data) != (frames or 0) * 4:
+            return Parsed(
+                kind,
+                page,
+                None,
+                [
+                    "a recording chunk needs integer 'seq', 'sample_rate' (8000..192000) and "
+                    "'frames', an epoch 't0_ms', and frames * 4 bytes of stereo int16 PCM"
+                ],
+            )
+        msg.update(seq=seq, t0_ms=t0, sample_rate=rate, frames=frames, data=data)
     elif kind == STATE:
         state = content.get("state")
         if state not in STATUSES:

@@ -67,6 +67,17 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     server_session = t.Dict(
         default_value={}, help="The session as the service last confirmed it (session.updated)"
     )
+    record = t.Bool(
+        False, help="Record both sides of the call in the browser (see w.recording)"
+    ).tag(sync=True)
+    tool_calls = t.List(
+        default_value=[],
+        help="The latest tool calls as the view shows them (name, arguments, status, output)",
+    ).tag(sync=True)
+    host_info = t.Dict(
+        default_value={},
+        help="What this notebook host supports (binary buffers, messages while a cell awaits)",
+    ).tag(sync=True)
     live_latency = t.Dict(
         default_value={"last_ms": None, "median_ms": None, "count": 0},
         help="The felt latency of the latest turn and the median of recent ones (see _turns.py)",
@@ -106,6 +117,10 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         self._audio_playing = False
         self._next_seq: dict[str, int] = {}  # each front end's next record number
         self._latency = TurnTracker(keep_all=False)
+        # Features (tools, audio, awaiting) hear the current call's records, and handle their
+        # own message kinds, through these: _receive_events and _on_custom_msg stay as they are.
+        self._record_listeners: list[Callable[[str, Mapping[str, Any], float, int], None]] = []
+        self._message_handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
         super().__init__(mic=mic, **session)
         self.observe(self._on_session_trait, names=list(SESSION_TRAITS))
         self.on_msg(self._on_custom_msg)
@@ -357,8 +372,8 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
 
     # -- from the browser --------------------------------------------------------------------
 
-    def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        parsed = B.parse(content)
+    def _on_custom_msg(self, _widget: Any, content: Any, buffers: Any) -> None:
+        parsed = B.parse(content, buffers)
         if parsed.problems:
             self._log_local(
                 {
@@ -385,6 +400,8 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
                 )
         elif kind == B.REQUEST:
             self._receive_request(page, msg)
+        elif kind in self._message_handlers:
+            self._message_handlers[kind](msg)
 
     def _refuse(self, kind: str, page: str, reason: str) -> None:
         self._log_local({"type": "message.refused", "kind": kind, "page": page, "reason": reason})
@@ -421,6 +438,8 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         for direction, event, t_ms, _, _ in rows:
             if current:  # an older call's late events must not touch this call's state
                 changed |= self._latency.feed(call, direction, event, t_ms)
+                for listener in self._record_listeners:
+                    listener(direction, event, t_ms, call)
             if direction == "server":
                 self._dispatch(event, current=current)
         if changed:
