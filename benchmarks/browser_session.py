@@ -1,26 +1,34 @@
 """A real session in JupyterLab + Chromium against the emulator, measured from the browser.
 
-Prints: connect time (click on Connect -> session.updated, browser clock), event delivery
-latency browser receive -> kernel log (p50/p95), events per comm message during a flood,
-and main-thread long tasks (> 50 ms, PerformanceObserver) while a 2,000-delta reply streams.
+Prints, from one run:
+- connect time, click on Connect -> session.updated (browser clock; the click is the click
+  event's own timestamp), for the widget and for the seed's own flow on a bare page
+  (``bare_connect.html``: fetch the ICE config, getUserMedia, gather, POST the offer to the
+  service with the key, session.update on open) against the same emulator, side by side and as
+  a ratio; plain, and with a STUN server in the list that never answers;
+- event delivery latency, browser receive -> kernel log (p50/p95), for single events on an idle
+  kernel and during a 2,000-delta flood, and the floor: a bare anywidget whose front end sends
+  a timestamped custom message, received by its Python side the same way; the ratios to it;
+- events per comm message during the flood, events lost, and main-thread long tasks (> 50 ms,
+  PerformanceObserver) while the flood streams.
 
 Opens WebRTC connections, so run it in a loopback-only namespace:
-    scripts/in-netns .venv/bin/python benchmarks/browser_session.py
+    scripts/in-netns .venv/bin/python benchmarks/browser_session.py [--connects 5]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.harness import NO_KEY_ENV, Notebook, Wire, chromium, code_notebook, jupyter_lab
+from _rig import BareServer, click, cors_preflight_ok, lab_session, pct
 
-CONNECTS = 5
 FLOOD_DELTAS = 2000
+SINGLE_EVENTS = 30
 
 SETUP = f"""
 from realtime_widget import Emulator, RealtimeWidget
@@ -38,6 +46,39 @@ w = RealtimeWidget(
 w
 """
 
+# The delivery floor: the least a front-end -> kernel custom message can take. Asked by the
+# kernel, the front end waits 30 ms (so the kernel is idle again, as it is when the widget's
+# events arrive), stamps the browser clock and sends; Python stamps its clock on receipt.
+ECHO = """
+import time as _time
+import anywidget
+
+class Echo(anywidget.AnyWidget):
+    _esm = '''
+    export default {
+      initialize({ model }) {
+        model.on("msg:custom", (msg) => {
+          setTimeout(() => {
+            model.send({ n: msg.n, t_ms: performance.timeOrigin + performance.now() });
+          }, 30);
+        });
+      },
+      render({ el }) { el.textContent = "echo"; el.dataset.testid = "echo"; },
+    };
+    '''
+
+    def __init__(self):
+        super().__init__()
+        self.delivery_ms = []
+        self.on_msg(self._got)
+
+    def _got(self, _widget, content, buffers):
+        self.delivery_ms.append(_time.time() * 1000.0 - content["t_ms"])
+
+echo = Echo()
+echo
+"""
+
 OBSERVE_LONG_TASKS = """
 window.__longTasks = [];
 new PerformanceObserver((list) => {
@@ -45,53 +86,102 @@ new PerformanceObserver((list) => {
 }).observe({type: 'longtask', buffered: true});
 """
 
+CONNECT = "[data-testid=rtw-connect]"
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+
+def summary(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):.0f} ms, min {min(values):.0f}, max {max(values):.0f}"
+    )
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="rtw-bench-"))
-    path = code_notebook(tmp / "bench.ipynb", SETUP)
-    wire = Wire()
-    with jupyter_lab(tmp / "lab", [path], env=NO_KEY_ENV) as lab, chromium(tmp) as browser:
-        page = browser.new_page()
-        wire.attach(page)
-        page.add_init_script(OBSERVE_LONG_TASKS)
-        book = Notebook.open(page, lab, "bench.ipynb", widget_cell=0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connects", type=int, default=5, help="calls per connect case")
+    args = parser.parse_args()
+    html = (Path(__file__).parent / "bare_connect.html").read_text()
 
-        def connects(n: int) -> list[float]:
-            out = []
-            for _ in range(n):
-                t_click = page.evaluate("() => performance.timeOrigin + performance.now()")
-                page.locator("[data-testid=rtw-connect]").first.click()
+    with lab_session([SETUP, ECHO], run_cells=[1], init_scripts=[OBSERVE_LONG_TASKS]) as rig:
+        page, book, wire = rig.page, rig.book, rig.wire
+        page.locator("[data-testid=echo]").first.wait_for(timeout=30_000)
+        base_url, api_key = book.kernel_json("[emu.base_url, emu.api_key]")
+
+        bare = BareServer("")
+        if cors_preflight_ok(base_url, bare.url):
+            how, page_base = f"the page POSTs to the emulator directly ({base_url}, CORS)", base_url
+        else:
+            how, page_base = (
+                "through a same-origin proxy (the emulator answers no CORS preflight)",
+                "",
+            )
+            bare.proxy_to = base_url
+        bare.html = html.replace("__BASE_URL__", json.dumps(page_base)).replace(
+            "__API_KEY__", json.dumps(api_key)
+        )
+
+        with bare:
+            bare_page = rig.browser.new_page()
+            bare_page.add_init_script(
+                "window.addEventListener('click', (e) => "
+                "{ window.__lastClickMs = performance.timeOrigin + e.timeStamp; }, true);"
+            )
+            bare_page.goto(bare.url)
+
+            def widget_connect() -> float:
+                t_click = click(page, CONNECT)
                 t_updated = book.poll(
                     "next((r['t_ms'] for r in w.events.of_type('session.updated') "
-                    "if r['call'] == w.call), None)",
+                    "if r['call_number'] == w.call_number), None)",
                     timeout=20,
                     interval=0.05,
                 )
-                out.append(t_updated - t_click)
-                page.locator("[data-testid=rtw-connect]").first.click()  # Disconnect
+                page.locator(CONNECT).first.click()  # Disconnect
                 book.poll("w.status == 'disconnected'")
-            return out
+                return float(t_updated) - t_click
 
-        plain = connects(CONNECTS)
-        # the same, with a STUN server in the list that never answers (a socket that swallows)
-        book.kernel_eval(
-            "import socket; hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-            "hole.bind(('127.0.0.1', 0)); "
-            "emu.configure(ice_servers=[{'urls': [f'stun:127.0.0.1:{hole.getsockname()[1]}']}])"
-        )
-        silent = connects(CONNECTS)
-        book.kernel_eval("emu.configure(ice_servers=()); hole.close()")
-        for name, values in (("", plain), (" with a STUN server that never answers", silent)):
-            print(
-                f"connect (click -> session.updated){name}, {CONNECTS} calls: median "
-                f"{statistics.median(values):.0f} ms, min {min(values):.0f}, max {max(values):.0f}"
+            def bare_connect() -> dict[str, Any]:
+                n = bare_page.evaluate("() => window.__results.length")
+                bare_page.locator("#connect").click()
+                bare_page.wait_for_function(f"() => window.__results.length > {n}", timeout=20_000)
+                r: dict[str, Any] = bare_page.evaluate(f"() => window.__results[{n}]")
+                if "error" in r:
+                    raise RuntimeError(f"bare page: {r['error']}")
+                return r
+
+            def side_by_side(n: int) -> tuple[list[float], list[dict[str, Any]]]:
+                widget, seed = [], []
+                for _ in range(n):  # interleaved, so both see the same machine
+                    widget.append(widget_connect())
+                    seed.append(bare_connect())
+                return widget, seed
+
+            plain = side_by_side(args.connects)
+            # the same, with a STUN server in the list that never answers (a socket that swallows)
+            book.kernel_eval(
+                "import socket; hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                "hole.bind(('127.0.0.1', 0)); "
+                "emu.configure(ice_servers=[{'urls': [f'stun:127.0.0.1:{hole.getsockname()[1]}']}])"
             )
-        page.locator("[data-testid=rtw-connect]").first.click()
+            silent = side_by_side(args.connects)
+            book.kernel_eval("emu.configure(ice_servers=()); hole.close()")
+            bare_page.close()
+
+        print(f"bare page (the seed's flow) served from {bare.url}, {how}")
+        for name, (widget, seed) in (
+            ("", plain),
+            (" with a STUN server that never answers", silent),
+        ):
+            floor = [r["t_updated"] - r["t_click"] for r in seed]
+            gather = [r["gather_ms"] for r in seed]
+            ratio = statistics.median(widget) / statistics.median(floor)
+            print(f"connect (click -> session.updated){name}, {args.connects} calls each:")
+            print(f"  widget    {summary(widget)}")
+            print(
+                f"  bare page {summary(floor)} (its gathering: median {statistics.median(gather):.0f} ms)"
+            )
+            print(f"  widget / bare page: {ratio:.2f}x (median over median; target <= 1.1x)")
+
+        page.locator(CONNECT).first.click()
         book.poll("w.status == 'connected'", timeout=20)
 
         n_before = book.kernel_json("len(w.events)")
@@ -105,7 +195,7 @@ def main() -> None:
             timeout=120_000,
         )
         time.sleep(1.0)
-        stats = book.kernel_json(
+        flood = book.kernel_json(
             f"[(r['t_kernel_ms'] - r['t_ms']) for r in list(w.events)[{n_before}:] if r['direction'] == 'server']"
         )
         deltas = book.kernel_json(
@@ -121,31 +211,49 @@ def main() -> None:
             if b'"kind":"events"' in f or b'"kind": "events"' in f
         )
         long_tasks = [t for t in page.evaluate("() => window.__longTasks") if t["start"] >= t_mark]
-        print(
-            f"delivery browser -> kernel log over {len(stats)} server events: "
-            f"p50 {pct(stats, 0.5):.1f} ms, p95 {pct(stats, 0.95):.1f} ms"
-        )
         gaps = book.kernel_json("len(w.events.of_type('log.gap'))")
         # what the emulator put on the data channel, against what reached the kernel's log
+        # (from the call's own count by type when it has one: its event list is a window)
         sent_by_service = book.kernel_json(
-            "sum(1 for e in emu.calls[-1]['events_out'] if e.get('type') == 'response.output_text.delta')"
+            "(lambda c: c['events_out_by_type'].get('response.output_text.delta', 0) "
+            "if 'events_out_by_type' in c else "
+            "sum(1 for e in c['events_out'] if e.get('type') == 'response.output_text.delta'))"
+            "(emu.calls[-1])"
         )
-        print(
-            f"flood: {deltas} of the {sent_by_service} text deltas the service sent reached the log "
-            f"({sent_by_service - deltas} lost; {gaps} gaps in the browser's numbering), "
-            f"in {batches} comm messages ({len(stats) / max(batches, 1):.1f} events per message)"
-        )
-        # single events on an idle kernel: 20 session.update -> session.updated round trips
+
+        # single events on an idle kernel: session.update -> session.updated round trips,
+        # interleaved with the floor's echoes so both see the same kernel and machine
         n_mark = book.kernel_json("len(w.events)")
-        for i in range(20):
+        book.kernel_eval("echo.delivery_ms.clear()")
+        for i in range(SINGLE_EVENTS):
             book.kernel_eval(f"w.speed = {1.0 + (i % 2) * 0.1}")
+            time.sleep(0.15)
+            book.kernel_eval(f"echo.send({{'n': {i}}})")
             time.sleep(0.15)
         single = book.kernel_json(
             f"[(r['t_kernel_ms'] - r['t_ms']) for r in list(w.events)[{n_mark}:] if r['type'] == 'session.updated']"
         )
+        floor = book.kernel_json("echo.delivery_ms")
+
         print(
-            f"delivery of single events on an idle kernel ({len(single)} session.updated): "
-            f"p50 {pct(single, 0.5):.1f} ms, p95 {pct(single, 0.95):.1f} ms"
+            f"delivery floor, bare anywidget custom message front end -> kernel ({len(floor)} "
+            f"messages): p50 {pct(floor, 0.5):.1f} ms, p95 {pct(floor, 0.95):.1f} ms"
+        )
+        f50, f95 = pct(floor, 0.5), pct(floor, 0.95)
+        for name, values in (
+            (f"single events on an idle kernel ({len(single)} session.updated)", single),
+            (f"during the flood ({len(flood)} server events)", flood),
+        ):
+            p50, p95 = pct(values, 0.5), pct(values, 0.95)
+            print(
+                f"delivery browser -> kernel log, {name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms; "
+                f"x floor: p50 {p50 / f50:.2f}x, p95 {p95 / f95:.2f}x"
+            )
+        print("  (target: single-event p50 <= 1.3x the floor)")
+        print(
+            f"flood: {deltas} of the {sent_by_service} text deltas the service sent reached the log "
+            f"({sent_by_service - deltas} lost; {gaps} gaps in the browser's numbering), "
+            f"in {batches} comm messages ({len(flood) / max(batches, 1):.1f} events per message)"
         )
         worst = max((t["ms"] for t in long_tasks), default=0.0)
         print(
