@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _rig import BareServer, click, cors_preflight_ok, lab_session, pct
+from _rig import RECORD_CLICKS, BareServer, click, cors_preflight_ok, lab_session, pct
 
 FLOOD_DELTAS = 2000
 SINGLE_EVENTS = 30
@@ -121,10 +121,7 @@ def main() -> None:
 
         with bare:
             bare_page = rig.browser.new_page()
-            bare_page.add_init_script(
-                "window.addEventListener('click', (e) => "
-                "{ window.__lastClickMs = performance.timeOrigin + e.timeStamp; }, true);"
-            )
+            bare_page.add_init_script(RECORD_CLICKS)
             bare_page.goto(bare.url)
 
             def widget_connect() -> float:

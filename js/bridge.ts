@@ -36,12 +36,17 @@ export const ANSWER = kind(to_browser, "answer");
 export const SIGNAL_ERROR = kind(to_browser, "signal_error");
 export const SEND = kind(to_browser, "send");
 export const DISCONNECT = kind(to_browser, "disconnect");
+export const PLAY = kind(to_browser, "play");
+export const STOP_CLIP = kind(to_browser, "stop_clip");
+export const PROBE = kind(to_browser, "probe");
 
 // browser -> Python
 export const OFFER = kind(to_kernel, "offer");
 export const EVENTS = kind(to_kernel, "events");
 export const STATE = kind(to_kernel, "state");
 export const REQUEST = kind(to_kernel, "request");
+export const RECORDING = kind(to_kernel, "recording");
+export const PROBE_REPLY = kind(to_kernel, "probe_reply");
 
 export const TO_BROWSER = Object.keys(to_browser) as readonly ToBrowserKind[];
 export const TO_KERNEL = Object.keys(to_kernel) as readonly ToKernelKind[];
@@ -51,7 +56,12 @@ export const TO_KERNEL = Object.keys(to_kernel) as readonly ToKernelKind[];
 export type Direction = "client" | "server" | "local";
 export type Status = "disconnected" | "connecting" | "connected" | "failed";
 export type RequestAction =
-  "connect" | "disconnect" | "send_text" | "cancel_response";
+  | "connect"
+  | "disconnect"
+  | "send_text"
+  | "cancel_response"
+  | "approve"
+  | "reject";
 
 export const DIRECTIONS = directions as readonly Direction[];
 export const STATUSES = statuses as readonly Status[];
@@ -106,8 +116,45 @@ export interface DisconnectMsg {
   call: number;
   page: string;
 }
+/** One chunk of an encoded audio clip for the call's outgoing mix (the bytes ride as one
+ * buffer, or base64 in `b64` where the host drops buffers). */
+export interface PlayMsg {
+  kind: typeof PLAY;
+  call: number;
+  page: string;
+  clip_id: string;
+  index: number;
+  /** true on the clip's last chunk (a number is read as the last chunk's index). */
+  last: boolean | number;
+  mime: string;
+  /** The microphone's gain while the clip plays (1 leaves it as is). */
+  duck: number;
+  /** What Python made the clip from (path, bytes, array or text), for the log. */
+  source: string;
+  b64: string;
+}
+export interface StopClipMsg {
+  kind: typeof STOP_CLIP;
+  call: number;
+  page: string;
+  clip_id: string;
+}
+/** Known bytes (a buffer and/or `b64`) the page echoes: do buffers survive on this host? */
+export interface ProbeMsg {
+  kind: typeof PROBE;
+  page: string;
+  probe_id: string;
+  b64: string;
+}
 export type ToBrowserMsg =
-  ConnectMsg | AnswerMsg | SignalErrorMsg | SendMsg | DisconnectMsg;
+  | ConnectMsg
+  | AnswerMsg
+  | SignalErrorMsg
+  | SendMsg
+  | DisconnectMsg
+  | PlayMsg
+  | StopClipMsg
+  | ProbeMsg;
 
 // ---- browser -> Python -------------------------------------------------------------------
 
@@ -141,10 +188,43 @@ export type RequestMsg =
   | {
       kind: typeof REQUEST;
       page: string;
-      action: Exclude<RequestAction, "send_text">;
+      action: Exclude<RequestAction, "send_text" | "approve" | "reject">;
     }
-  | { kind: typeof REQUEST; page: string; action: "send_text"; text: string };
-export type ToKernelMsg = OfferMsg | EventsMsg | StateMsg | RequestMsg;
+  | { kind: typeof REQUEST; page: string; action: "send_text"; text: string }
+  /** A tool call held for approval (the `tool_calls` trait names it): let it run. */
+  | { kind: typeof REQUEST; page: string; action: "approve"; call_id: string }
+  /** ...or answer the model with a refusal instead; `reason` may be "". */
+  | {
+      kind: typeof REQUEST;
+      page: string;
+      action: "reject";
+      call_id: string;
+      reason: string;
+    };
+/** ~250 ms of the call's recording: int16 LE stereo (0 = service heard, 1 = user heard),
+ * `frames` per channel from `t0_ms` on the log clock; one buffer, or base64 in `b64`. */
+export interface RecordingMsg {
+  kind: typeof RECORDING;
+  call: number;
+  page: string;
+  seq: number;
+  t0_ms: number;
+  sample_rate: number;
+  frames: number;
+  b64: string;
+}
+export interface ProbeReplyMsg {
+  kind: typeof PROBE_REPLY;
+  page: string;
+  probe_id: string;
+  /** How many buffers arrived with the probe. */
+  buffers: number;
+  /** How many bytes arrived (from the buffer, else from `b64`). */
+  bytes: number;
+  b64: string;
+}
+export type ToKernelMsg =
+  OfferMsg | EventsMsg | StateMsg | RequestMsg | RecordingMsg | ProbeReplyMsg;
 
 // ---- parsing -----------------------------------------------------------------------------
 
@@ -163,6 +243,16 @@ function eventList(x: unknown): RealtimeEvent[] {
  */
 export function parseToBrowser(msg: unknown): ToBrowserMsg | null {
   if (!isObject(msg) || typeof msg.kind !== "string") return null;
+  // The probe belongs to no call: it asks the page about its host.
+  if (msg.kind === PROBE)
+    return typeof msg.probe_id === "string"
+      ? {
+          kind: PROBE,
+          page: typeof msg.page === "string" ? msg.page : "",
+          probe_id: msg.probe_id,
+          b64: typeof msg.b64 === "string" ? msg.b64 : "",
+        }
+      : null;
   const call = msg.call;
   if (typeof call !== "number") return null;
   const page = typeof msg.page === "string" ? msg.page : "";
@@ -200,6 +290,34 @@ export function parseToBrowser(msg: unknown): ToBrowserMsg | null {
       return { kind: SEND, call, page, events: eventList(msg.events) };
     case DISCONNECT:
       return { kind: DISCONNECT, call, page };
+    case PLAY: {
+      const { clip_id, index, last, duck } = msg;
+      if (typeof clip_id !== "string" || clip_id === "") return null;
+      if (typeof index !== "number" || !Number.isInteger(index) || index < 0)
+        return null;
+      return {
+        kind: PLAY,
+        call,
+        page,
+        clip_id,
+        index,
+        last:
+          typeof last === "number" && Number.isInteger(last) && last >= 0
+            ? last
+            : last === true,
+        mime: typeof msg.mime === "string" ? msg.mime : "",
+        duck:
+          typeof duck === "number" && Number.isFinite(duck)
+            ? Math.min(1, Math.max(0, duck))
+            : 1,
+        source: typeof msg.source === "string" ? msg.source : "",
+        b64: typeof msg.b64 === "string" ? msg.b64 : "",
+      };
+    }
+    case STOP_CLIP:
+      return typeof msg.clip_id === "string"
+        ? { kind: STOP_CLIP, call, page, clip_id: msg.clip_id }
+        : null;
     default:
       return null;
   }

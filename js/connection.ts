@@ -12,6 +12,10 @@
 
 import type { Direction, LocalEvent, RealtimeEvent, Status } from "./bridge";
 import { AudibleDetector, type LevelMeter } from "./audible";
+import { isLastChunk, type ClipChunk } from "./clips";
+import { CallAudio } from "./mixer";
+import type { RecordingChunk } from "./recorder";
+import type { AudioDeps } from "./webaudio";
 import { DEFAULT_GATHER_IDLE_MS, IceGatherer, hasTurnServer } from "./gather";
 import { StatsSampler } from "./sampler";
 import { Timers, type Cancel, type TimerDeps } from "./timers";
@@ -33,6 +37,9 @@ export interface CallDeps extends TimerDeps {
   createMeter(stream: MediaStream): LevelMeter | null;
   /** Epoch ms, the same clock as the event records. */
   now(): number;
+  /** Web Audio for the outgoing mix, clips, back-channel and recording; without it (or where
+   * the page has none) the call sends the microphone track itself. */
+  audio?: AudioDeps;
 }
 
 export interface CallOptions {
@@ -55,12 +62,20 @@ export interface CallOptions {
   disconnectGraceMs?: number;
   /** After the offer, the channel must open within this long or the call fails. */
   openTimeoutMs?: number;
+  /** Record both sides from the start (the `record` trait). */
+  record?: boolean;
+  /** A suspended audio context gets this long to resume on its own before we say so. */
+  suspendGraceMs?: number;
 }
 
 export interface CallHooks {
   record(dir: Direction, event: RealtimeEvent, tMs?: number): void;
   state(state: Status, detail: string): void;
   offer(sdp: string): void;
+  /** Words about the page's audio for the view ("" clears them). */
+  audioNotice?(text: string): void;
+  /** A chunk of the call's recording, ready for the kernel. */
+  recording?(chunk: RecordingChunk): void;
 }
 
 export const MIC_CONSTRAINTS: MediaStreamConstraints = {
@@ -90,6 +105,21 @@ function errorWords(e: unknown): { name: string; message: string } {
   return { name: "Error", message: String(e) };
 }
 
+/** Why there is no microphone, in words a person can act on. */
+export function micNotice(name: string, message: string): string {
+  const why =
+    name === "NotAllowedError" || name === "SecurityError"
+      ? "access was denied by you, the browser or the host (VS Code's notebook view always denies it)"
+      : name === "NotFoundError" || name === "OverconstrainedError"
+        ? "no microphone was found"
+        : name === "NotReadableError" || name === "AbortError"
+          ? "the microphone could not be opened (another app may be using it)"
+          : name === "NotSupportedError"
+            ? "this page cannot use a microphone (it needs https or localhost)"
+            : message || "the browser gave no reason";
+  return `Microphone unavailable (${name}): ${why}. The call goes on without it; text turns and say() still work.`;
+}
+
 function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
@@ -105,6 +135,9 @@ export class PeerCall {
   private sink: AudioSink | null = null;
   private micMeter: LevelMeter | null = null;
   private remoteMeter: LevelMeter | null = null;
+  /** The outgoing mix (null where the page has no Web Audio: the mic track goes out then). */
+  private audio: CallAudio | null = null;
+  private sender: RTCRtpSender | null = null;
   /** Client events waiting for the channel to open, in send order. */
   private outbox: RealtimeEvent[];
   /** A standing note for the user (e.g. mic unavailable) carried on every state message. */
@@ -132,6 +165,8 @@ export class PeerCall {
       audibleRms: 0.01,
       disconnectGraceMs: 5000,
       openTimeoutMs: 20000,
+      record: false,
+      suspendGraceMs: 300,
       ...opts,
     };
     this.id = opts.call;
@@ -217,13 +252,25 @@ export class PeerCall {
       this.deps.now,
     );
 
-    const stream = this.opts.mic ? await this.openMic() : null;
-    if (this.closed) {
-      stream?.getTracks().forEach((t) => t.stop());
-      return;
+    this.audio = this.makeAudio();
+    if (!this.audio && this.opts.record) this.noRecorder();
+    let stream: MediaStream | null = null;
+    if (this.audio) {
+      // The mix track goes out from the start and the mic joins it when (if ever) it comes:
+      // nothing waits on a permission prompt, and a denied mic still leaves say() working.
+      if (this.opts.mic) void this.openMic().then((s) => this.useMic(s));
+    } else {
+      stream = this.opts.mic ? await this.openMic() : null;
+      if (this.closed) {
+        stream?.getTracks().forEach((t) => t.stop());
+        return;
+      }
     }
     try {
-      if (stream) {
+      if (this.audio) {
+        this.sender = pc.addTrack(this.audio.track, this.audio.stream) ?? null;
+        if (this.opts.record) this.audio.setRecording(true);
+      } else if (stream) {
         this.micStream = stream;
         for (const track of stream.getAudioTracks()) {
           track.enabled = !this.muted;
@@ -305,6 +352,35 @@ export class PeerCall {
   setMuted(muted: boolean): void {
     this.muted = muted;
     this.micStream?.getAudioTracks().forEach((t) => (t.enabled = !muted));
+    this.audio?.setMuted(muted);
+  }
+
+  /** One chunk of a clip from Python, for the outgoing mix. */
+  playClip(chunk: ClipChunk): void {
+    if (this.audio && !this.closed) {
+      this.audio.receiveClip(chunk);
+      return;
+    }
+    // Refused once, at the clip's last chunk, so Python's handle ends with a reason.
+    if (!isLastChunk({ index: chunk.index, last: chunk.last })) return;
+    this.local({
+      type: "say.error",
+      clip_id: chunk.clipId,
+      message: this.closed
+        ? "The call has ended, so the clip cannot play"
+        : "This page has no Web Audio, so clips cannot play",
+    });
+  }
+
+  stopClip(clipId: string): void {
+    this.audio?.stopClip(clipId);
+  }
+
+  /** Start or stop recording both sides (the `record` trait). */
+  setRecording(on: boolean): void {
+    this.opts.record = on;
+    if (this.audio) this.audio.setRecording(on);
+    else if (on && this.phase !== "new" && !this.closed) this.noRecorder();
   }
 
   /** Hang up on purpose: release everything, report `disconnected`. */
@@ -336,11 +412,75 @@ export class PeerCall {
       return await this.deps.getUserMedia(MIC_CONSTRAINTS);
     } catch (e) {
       const { name, message } = errorWords(e);
+      if (this.closed) return null;
       this.local({ type: "mic.error", name, message });
-      this.notice = `Microphone unavailable (${name}): continuing without mic; text turns still work`;
-      if (!this.closed) this.hooks.state("connecting", this.notice);
+      this.notice = micNotice(name, message);
+      // The call no longer waits for the mic: it may already be connected by now.
+      this.hooks.state(
+        this.phase === "connected" ? "connected" : "connecting",
+        this.notice,
+      );
       return null;
     }
+  }
+
+  private noRecorder(): void {
+    this.hooks.audioNotice?.(
+      "Recording needs Web Audio, which this page does not have: nothing is recorded",
+    );
+  }
+
+  private makeAudio(): CallAudio | null {
+    if (!this.deps.audio) return null;
+    return CallAudio.create(
+      this.deps.audio,
+      this.timers,
+      // Not the call's timers: a recording's last chunk is awaited after the call ended.
+      (fn, ms) => {
+        const h = this.deps.setTimeout(fn, ms);
+        return () => this.deps.clearTimeout(h);
+      },
+      this.deps.now,
+      {
+        record: (event, tMs) => this.hooks.record("local", event, tMs),
+        notice: (text) => this.hooks.audioNotice?.(text),
+        recording: (chunk) => this.hooks.recording?.(chunk),
+        running: () => this.updateSender(),
+      },
+      { suspendGraceMs: this.opts.suspendGraceMs },
+    );
+  }
+
+  /** The mic arrived (mix path): it joins the mix, or the call ended and it is released. */
+  private useMic(stream: MediaStream | null): void {
+    if (!stream) return;
+    if (this.closed || !this.audio) {
+      stream.getTracks().forEach((t) => t.stop());
+      return;
+    }
+    this.micStream = stream;
+    stream.getAudioTracks().forEach((t) => (t.enabled = !this.muted));
+    this.audio.attachMic(stream);
+    this.audio.setMuted(this.muted);
+    this.micMeter = this.deps.createMeter(stream);
+    this.updateSender();
+  }
+
+  /**
+   * The sender carries the mix while the audio context runs; while it is suspended (no user
+   * gesture yet) the mix is silent, so the mic track goes out itself rather than nothing.
+   * replaceTrack needs no renegotiation.
+   */
+  private updateSender(): void {
+    const sender = this.sender;
+    const audio = this.audio;
+    if (!sender || !audio || this.closed) return;
+    const mic = this.micStream?.getAudioTracks()[0] ?? null;
+    const want = audio.running || !mic ? audio.track : mic;
+    if (sender.track === want) return;
+    sender.replaceTrack(want).catch((e: unknown) => {
+      console.warn("[realtime-widget] could not switch the sent track", e);
+    });
   }
 
   private on<T extends EventTarget>(
@@ -379,6 +519,7 @@ export class PeerCall {
           this.local({ type: "audio.play_error", ...errorWords(e) });
       });
       this.remoteMeter = this.deps.createMeter(stream);
+      this.audio?.attachRemote(stream);
       this.local({ type: "remote.track", kind: track.kind, id: track.id });
     });
   }
@@ -394,6 +535,7 @@ export class PeerCall {
       this.outbox = [];
       for (const ev of queued) this.transmit(ev);
       this.sampler.start();
+      this.audio?.setLive(true);
       this.hooks.state("connected", this.notice);
     });
     this.on(dc, "message", (ev) => this.receive((ev as MessageEvent).data));
@@ -453,6 +595,7 @@ export class PeerCall {
     }
     const event = parsed as RealtimeEvent;
     this.hooks.record("server", event, t);
+    this.audio?.serverEvent(event);
     if (event.type === "response.created") {
       const response = event.response as { id?: unknown } | undefined;
       if (typeof response?.id === "string" && response.id !== "")
@@ -465,6 +608,10 @@ export class PeerCall {
   private release(): void {
     // Listeners, timers, the gathering wait, the audible poll and the sampler all end here.
     this.lifetime.abort();
+    // Clips end (say.ended, stopped) and the recording closes before the channel goes.
+    this.audio?.close();
+    this.audio = null;
+    this.sender = null;
     if (this.outbox.length > 0) {
       // Never opened: say which events did not go, rather than dropping them silently.
       this.local({

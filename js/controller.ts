@@ -12,10 +12,14 @@ import {
   DISCONNECT,
   EventBatcher,
   OFFER,
+  PLAY,
+  PROBE,
+  RECORDING,
   REQUEST,
   SEND,
   SIGNAL_ERROR,
   STATE,
+  STOP_CLIP,
   newPageId,
   parseToBrowser,
   type ConnectMsg,
@@ -25,7 +29,11 @@ import {
   type RealtimeEvent,
   type ToKernelMsg,
 } from "./bridge";
+import { ownBuffer, payload, toBase64 } from "./bytes";
+import { isLastChunk } from "./clips";
 import { watchKernel } from "./kernel";
+import { probeReply } from "./probe";
+import type { RecordingChunk } from "./recorder";
 import { PeerCall, type CallDeps } from "./connection";
 import { Store } from "./store";
 
@@ -37,8 +45,14 @@ export interface Traits {
   muted: boolean;
   /** The kernel's per-turn latency figure (Python computes it; the view only draws it). */
   live_latency: LiveLatency;
+  /** The kernel's tool calls, newest last (js/transcript.ts `parseToolCalls` reads them). */
+  tool_calls: unknown;
   /** ipywidgets' Layout model: used only as a stable identity for this widget (see widget.ts). */
   layout: unknown;
+  /** Record both sides of the call (recorder.ts), from now until it turns false. */
+  record: boolean;
+  /** What Python learnt about this host, e.g. {buffers_to_kernel: false} (see probe.ts). */
+  host_info: Record<string, unknown>;
 }
 
 export interface LiveLatency {
@@ -58,6 +72,7 @@ export interface ControllerOptions {
     statsIntervalMs?: number;
     audiblePollMs?: number;
     audibleRms?: number;
+    suspendGraceMs?: number;
   };
   /** Resumed on a Connect click (user gesture), closed on dispose. */
   audio?: { resume(): void; close(): void };
@@ -88,6 +103,7 @@ export class Controller {
     });
     model.on("msg:custom", this.onCustom);
     model.on("change:muted", this.onMuted);
+    model.on("change:record", this.onRecord);
     // A call must not outlive its kernel (shutdown, restart, crash): hang up as disconnect()
     // would.
     this.unwatchKernel = watchKernel(model, this.onKernelGone);
@@ -123,6 +139,32 @@ export class Controller {
     this.post({ kind: REQUEST, page: this.page, action: "send_text", text });
   }
 
+  /** Let a tool call held for approval run (the kernel runs it, as `w.approve` would). */
+  requestApprove(callId: string): void {
+    this.post({
+      kind: REQUEST,
+      page: this.page,
+      action: "approve",
+      call_id: callId,
+    });
+  }
+
+  /** Refuse a held tool call; the kernel answers the model with `reason`. */
+  requestReject(callId: string, reason: string): void {
+    this.post({
+      kind: REQUEST,
+      page: this.page,
+      action: "reject",
+      call_id: callId,
+      reason,
+    });
+  }
+
+  /** A user gesture in a view: the one moment a suspended AudioContext may start. */
+  resumeAudio(): void {
+    this.opts.audio?.resume();
+  }
+
   /** Hang up, ship every pending record, stop listening. Idempotent. */
   dispose(): void {
     if (this.disposed) return;
@@ -132,15 +174,17 @@ export class Controller {
     this.batcher.flush();
     this.model.off("msg:custom", this.onCustom);
     this.model.off("change:muted", this.onMuted);
+    this.model.off("change:record", this.onRecord);
     this.unwatchKernel();
     this.opts.audio?.close();
   }
 
   // ---- internals ---------------------------------------------------------------------
 
-  private post(msg: ToKernelMsg): void {
+  private post(msg: ToKernelMsg, buffers?: ArrayBuffer[]): void {
     try {
-      this.model.send(msg);
+      if (buffers) this.model.send(msg, undefined, buffers);
+      else this.model.send(msg);
     } catch (e) {
       // The comm can already be gone during teardown; nothing useful to do but say so.
       console.warn("[realtime-widget] could not send to the kernel", e);
@@ -172,11 +216,46 @@ export class Controller {
     this.call?.setMuted(Boolean(this.model.get("muted")));
   };
 
-  private readonly onCustom = (raw: unknown): void => {
+  private readonly onRecord = (): void => {
+    this.call?.setRecording(Boolean(this.model.get("record")));
+  };
+
+  /** A recording chunk goes as one buffer, or as base64 where Python found buffers dropped. */
+  private sendRecording(call: number, c: RecordingChunk): void {
+    // Its recording.started (or any record before it) reaches Python first.
+    this.batcher.flush();
+    const bytes = new Uint8Array(
+      c.pcm.buffer,
+      c.pcm.byteOffset,
+      c.pcm.byteLength,
+    );
+    const info = this.model.get("host_info") as Record<string, unknown> | null;
+    const inB64 = info?.buffers_to_kernel === false;
+    this.post(
+      {
+        kind: RECORDING,
+        call,
+        page: this.page,
+        seq: c.seq,
+        t0_ms: c.t0_ms,
+        sample_rate: c.sample_rate,
+        frames: c.frames,
+        b64: inB64 ? toBase64(bytes) : "",
+      },
+      inB64 ? undefined : [ownBuffer(bytes)],
+    );
+  }
+
+  private readonly onCustom = (raw: unknown, buffers?: unknown[]): void => {
     if (this.disposed) return;
     const msg = parseToBrowser(raw);
     if (!msg) return;
     if (msg.page !== "" && msg.page !== this.page) return; // for another page showing the widget
+    if (msg.kind === PROBE) {
+      const { reply, buffers: echo } = probeReply(msg, buffers, this.page);
+      this.post(reply, echo);
+      return;
+    }
     const call = this.call && this.call.id === msg.call ? this.call : null;
     switch (msg.kind) {
       case CONNECT:
@@ -213,6 +292,28 @@ export class Controller {
             detail: "",
           });
         break;
+      case PLAY:
+        if (call)
+          call.playClip({
+            clipId: msg.clip_id,
+            index: msg.index,
+            last: msg.last,
+            mime: msg.mime,
+            duck: msg.duck,
+            source: msg.source,
+            bytes: payload(buffers, msg.b64),
+          });
+        // Refused once per clip, at its last chunk, so Python's handle ends with a reason.
+        else if (isLastChunk(msg))
+          this.recordLocal(msg.call, {
+            type: "say.error",
+            clip_id: msg.clip_id,
+            message: `The clip was sent for call ${msg.call}, which is not this page's live call`,
+          });
+        break;
+      case STOP_CLIP:
+        call?.stopClip(msg.clip_id);
+        break;
     }
   };
 
@@ -223,7 +324,8 @@ export class Controller {
     const id = msg.call;
     // Before the call's first record: flags of the previous call must not leak into this one.
     this.store.beginCall(id);
-    const call = new PeerCall(
+    this.store.setAudioNotice("");
+    const call: PeerCall = new PeerCall(
       {
         call: id,
         iceServers: msg.ice_servers,
@@ -232,6 +334,7 @@ export class Controller {
         mic: msg.mic,
         muted: Boolean(this.model.get("muted")),
         gatherTimeoutMs: msg.gather_timeout_ms,
+        record: Boolean(this.model.get("record")),
         ...this.opts.callOptions,
       },
       this.deps,
@@ -247,6 +350,10 @@ export class Controller {
           this.batcher.flush();
           this.post({ kind: OFFER, call: id, page: this.page, sdp });
         },
+        audioNotice: (text) => {
+          if (this.call === call) this.store.setAudioNotice(text);
+        },
+        recording: (chunk) => this.sendRecording(id, chunk),
       },
     );
     this.call = call;

@@ -6,6 +6,8 @@
 
 import { epochMs } from "./bridge";
 import type { AudioSink, CallDeps, LevelMeter } from "./connection";
+import { recorderWorkletSource } from "./recorder";
+import type { AudioContextLike, AudioDeps } from "./webaudio";
 
 /**
  * One AudioContext per widget model, created on first use. Browsers start a context
@@ -13,9 +15,11 @@ import type { AudioSink, CallDeps, LevelMeter } from "./connection";
  */
 export class AudioHub {
   private ctx: AudioContext | null = null;
+  private worklet: Promise<void> | null = null;
 
   get(): AudioContext | null {
-    if (this.ctx) return this.ctx;
+    if (this.ctx && this.ctx.state !== "closed") return this.ctx;
+    this.worklet = null;
     const Ctor =
       globalThis.AudioContext ??
       (globalThis as unknown as { webkitAudioContext?: typeof AudioContext })
@@ -39,6 +43,45 @@ export class AudioHub {
   close(): void {
     void this.ctx?.close().catch(() => undefined);
     this.ctx = null;
+    this.worklet = null;
+  }
+
+  /** Load the recorder's worklet module into the context, once. */
+  loadWorklet(ctx: AudioContext): Promise<void> {
+    if (ctx === this.ctx && this.worklet) return this.worklet;
+    const p = addModule(ctx, recorderWorkletSource());
+    if (ctx === this.ctx) {
+      this.worklet = p;
+      p.catch(() => (this.worklet = null)); // a later attempt may succeed
+    }
+    return p;
+  }
+
+  /** The Web Audio pieces a call builds its mix, players and recorder from. */
+  audioDeps(): AudioDeps {
+    return {
+      context: () => this.get() as unknown as AudioContextLike | null,
+      loadWorklet: (ctx) => this.loadWorklet(ctx as unknown as AudioContext),
+      createWorkletNode: (ctx, name, options) =>
+        new AudioWorkletNode(ctx as unknown as AudioContext, name, options),
+    };
+  }
+}
+
+/** A module from source text: a blob: URL, or a data: URL where a page's policy refuses blobs. */
+async function addModule(ctx: AudioContext, source: string): Promise<void> {
+  if (!ctx.audioWorklet) throw new Error("this browser has no AudioWorklet");
+  const blob = URL.createObjectURL(
+    new Blob([source], { type: "text/javascript" }),
+  );
+  try {
+    await ctx.audioWorklet.addModule(blob);
+  } catch {
+    await ctx.audioWorklet.addModule(
+      `data:text/javascript;base64,${btoa(source)}`,
+    );
+  } finally {
+    URL.revokeObjectURL(blob);
   }
 }
 
@@ -112,6 +155,7 @@ export function browserCallDeps(hub: AudioHub): CallDeps {
     playRemote: audioElementSink,
     createMeter: (stream) => webAudioMeter(hub, stream),
     now: epochMs,
+    audio: hub.audioDeps(),
     setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
     clearTimeout: (h) => globalThis.clearTimeout(h as number),
     setInterval: (fn, ms) => globalThis.setInterval(fn, ms),

@@ -10,6 +10,8 @@ import { Transcript, type Turn } from "./transcript";
 export type StoreChange =
   | { type: "status" }
   | { type: "speaking" }
+  /** The words about the page's audio changed (`Store.audioNotice`). */
+  | { type: "audio" }
   /** A reply started, or the last one in flight or playing ended (`Store.responding`). */
   | { type: "responding" }
   | { type: "turns"; changed: Turn[]; removed: Turn[] }
@@ -137,6 +139,8 @@ export class Store {
   /** Bumped on every local status change so a view can tell which source spoke last. */
   statusVersion = 0;
   userSpeaking = false;
+  /** Words about the page's audio (e.g. the browser paused it until a click); "" for none. */
+  audioNotice = "";
   readonly transcript = new Transcript();
   readonly records: RecordRing;
   private readonly tracker = new RespondingTracker();
@@ -186,6 +190,12 @@ export class Store {
     const stopped = ended && this.tracker.reset();
     this.emit({ type: "status" });
     if (stopped) this.emit({ type: "responding" });
+  }
+
+  setAudioNotice(text: string): void {
+    if (text === this.audioNotice) return;
+    this.audioNotice = text;
+    this.emit({ type: "audio" });
   }
 
   setUserSpeaking(speaking: boolean): void {

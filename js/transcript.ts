@@ -23,6 +23,41 @@ export interface Turn {
   reason?: string;
 }
 
+/** Every status the kernel gives a tool call (the `tool_calls` trait). */
+export const TOOL_CALL_STATUSES = [
+  "pending_approval",
+  "running",
+  "ok",
+  "error",
+  "timeout",
+  "invalid_arguments",
+  "unknown_tool",
+  "rejected",
+] as const;
+export type ToolCallStatus = (typeof TOOL_CALL_STATUSES)[number];
+
+/** One entry of the kernel's `tool_calls` trait, as the view draws it. */
+export interface ToolCall {
+  callId: string;
+  name: string;
+  /** JSON text as the model sent it (the kernel may have truncated it). */
+  arguments: string;
+  /** "unknown" when the kernel named a status this front end does not know. */
+  status: ToolCallStatus | "unknown";
+  /** The status word as the kernel sent it ("" when missing), shown for an unknown one. */
+  rawStatus: string;
+  outputPreview: string;
+  error: string;
+  durationMs: number | null;
+  /** The response that produced the call, "" when the kernel does not know it. */
+  responseId: string;
+}
+
+/** More than the kernel keeps (about 50): a runaway trait must not build a runaway DOM. */
+export const MAX_TOOL_CALLS = 100;
+/** Longest text drawn per field; the kernel already bounds previews to 500 characters. */
+const MAX_TOOL_TEXT = 2000;
+
 export interface TranscriptChange {
   /** Turns added or modified, in the order they were touched. */
   changed: Turn[];
@@ -74,16 +109,116 @@ export function typedText(item: unknown): string | undefined {
   return parts.length > 0 ? parts.join("\n") : undefined;
 }
 
+function clip(s: string): string {
+  return s.length > MAX_TOOL_TEXT ? `${s.slice(0, MAX_TOOL_TEXT)}…` : s;
+}
+
+function asText(x: unknown): string {
+  if (typeof x === "string") return x;
+  if (x === undefined || x === null) return "";
+  try {
+    // An object where JSON text was promised still reads better as JSON than "[object Object]".
+    return JSON.stringify(x) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * The `tool_calls` trait as drawn. Anything malformed (not a list, entries without a
+ * `call_id`, fields of the wrong type: an older or newer kernel) degrades to what can be
+ * shown instead of breaking the view. A repeated `call_id` keeps its latest entry.
+ */
+export function parseToolCalls(raw: unknown): ToolCall[] {
+  if (!Array.isArray(raw)) return [];
+  const byId = new Map<string, ToolCall>();
+  for (const entry of raw.slice(-MAX_TOOL_CALLS)) {
+    const o = obj(entry);
+    const callId = str(o?.call_id);
+    if (!o || !callId) continue;
+    const status = str(o.status);
+    const ms = o.duration_ms;
+    byId.delete(callId); // the later entry also takes the later place
+    byId.set(callId, {
+      callId,
+      name: clip(str(o.name) ?? ""),
+      arguments: clip(asText(o.arguments)),
+      status: (TOOL_CALL_STATUSES as readonly string[]).includes(status ?? "")
+        ? (status as ToolCallStatus)
+        : "unknown",
+      rawStatus: clip(status ?? ""),
+      outputPreview: clip(asText(o.output_preview)),
+      error: clip(asText(o.error)),
+      durationMs:
+        typeof ms === "number" && Number.isFinite(ms) && ms >= 0 ? ms : null,
+      responseId: str(o.response_id) ?? "",
+    });
+  }
+  return [...byId.values()];
+}
+
+/** Where each tool call is drawn: in a turn (by turn id), or after every turn. */
+export interface ToolPlacement {
+  byTurn: Map<string, ToolCall[]>;
+  trailing: ToolCall[];
+}
+
+/** Group calls by the turn `turnOf` finds for them, keeping the trait's (chronological) order. */
+export function placeToolCalls(
+  calls: readonly ToolCall[],
+  turnOf: (call: ToolCall) => Turn | undefined,
+): ToolPlacement {
+  const byTurn = new Map<string, ToolCall[]>();
+  const trailing: ToolCall[] = [];
+  for (const call of calls) {
+    const turn = turnOf(call);
+    if (!turn) {
+      trailing.push(call);
+      continue;
+    }
+    const list = byTurn.get(turn.id);
+    if (list) list.push(call);
+    else byTurn.set(turn.id, [call]);
+  }
+  return { byTurn, trailing };
+}
+
+// A function call's own events: each makes (or finds) the reply turn of its response, so a
+// call lands where it happened even when the response says nothing before or after it.
+const FUNCTION_CALL_EVENTS = new Set([
+  "response.function_call_arguments.delta",
+  "response.function_call_arguments.done",
+]);
+const OUTPUT_ITEM_EVENTS = new Set([
+  "response.output_item.added",
+  "response.output_item.done",
+]);
+
 export class Transcript {
   readonly turns: Turn[] = [];
   private byId = new Map<string, Turn>();
   /** Per reply: text by `${kind}|${item_id}|${content_index}`, in arrival order. */
   private parts = new Map<string, Map<string, string>>();
+  /** Function calls seen on the channel: call_id -> the id of their reply turn. */
+  private callTurns = new Map<string, string>();
 
   constructor(private readonly maxTurns = 1000) {}
 
   get(id: string): Turn | undefined {
     return this.byId.get(id);
+  }
+
+  /**
+   * The reply turn a tool call belongs to: the one of its response, else the one whose
+   * response carried its call_id on the channel (the kernel may not know the response yet).
+   */
+  turnOfToolCall(call: ToolCall): Turn | undefined {
+    const byResponse = call.responseId
+      ? this.byId.get(`response:${call.responseId}`)
+      : undefined;
+    if (byResponse) return byResponse;
+    const id = this.callTurns.get(call.callId);
+    return id === undefined ? undefined : this.byId.get(id);
   }
 
   apply(record: EventRecord): TranscriptChange {
@@ -103,6 +238,9 @@ export class Transcript {
       const gone = this.turns.shift()!;
       this.byId.delete(gone.id);
       this.parts.delete(gone.id);
+      if (gone.role === "assistant")
+        for (const [callId, turnId] of this.callTurns)
+          if (turnId === gone.id) this.callTurns.delete(callId);
       removed.push(gone);
     }
     return { changed: changed.filter((t) => this.byId.has(t.id)), removed };
@@ -214,6 +352,19 @@ export class Transcript {
     }
 
     if (responseId) {
+      const item = obj(ev.item);
+      if (
+        FUNCTION_CALL_EVENTS.has(type) ||
+        (OUTPUT_ITEM_EVENTS.has(type) && item?.type === "function_call")
+      ) {
+        const known = this.byId.has(`response:${responseId}`);
+        const t = this.reply(responseId);
+        const callId = str(ev.call_id) ?? str(item?.call_id);
+        const learned = !!callId && this.callTurns.get(callId) !== t.id;
+        if (callId) this.callTurns.set(callId, t.id);
+        // Argument deltas stream by the dozen: report the turn only when something is new.
+        return known && !learned ? undefined : t;
+      }
       if (AUDIO_TRANSCRIPT_DELTA.has(type) || TEXT_DELTA.has(type)) {
         const t = this.reply(responseId);
         const kind = AUDIO_TRANSCRIPT_DELTA.has(type) ? "audio" : "text";

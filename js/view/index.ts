@@ -1,6 +1,7 @@
 /** A view of the widget: draws from the controller's store and the model's traits only. */
 
 import type { Controller, WidgetModel } from "../controller";
+import { AudioNotice } from "./audio";
 import { Composer } from "./composer";
 import { h, setText } from "./dom";
 import { browserFrames, type FrameScheduler } from "./frame";
@@ -35,7 +36,8 @@ export function mountView(
     role: "status",
     "data-testid": "rtw-notice",
   });
-  const transcript = new TranscriptView(ctrl.store, frames);
+  const transcript = new TranscriptView(ctrl.store, frames, model, ctrl);
+  const audioNotice = new AudioNotice(ctrl);
   const latency = new LatencyView(model);
   const composer = new Composer(ctrl);
   const inspector = new Inspector(ctrl.store, frames);
@@ -46,6 +48,7 @@ export function mountView(
     header.el,
     error,
     notice,
+    audioNotice.el,
     transcript.el,
     latency.el,
     composer.el,
@@ -73,6 +76,11 @@ export function mountView(
     if (c.type === "status") drawBanners();
   };
   const unsubscribe = ctrl.store.subscribe(onStore);
+  // Any click or key in the widget is a user gesture: the moment a paused AudioContext may
+  // start (cheap when it already runs).
+  const onGesture = () => ctrl.resumeAudio();
+  root.addEventListener("pointerdown", onGesture, true);
+  root.addEventListener("keydown", onGesture, true);
   model.on("change:error", drawBanners);
   model.on("change:status", drawBanners);
   drawBanners();
@@ -86,6 +94,9 @@ export function mountView(
     composer,
     destroy() {
       unsubscribe();
+      root.removeEventListener("pointerdown", onGesture, true);
+      root.removeEventListener("keydown", onGesture, true);
+      audioNotice.destroy();
       model.off("change:error", drawBanners);
       model.off("change:status", drawBanners);
       header.destroy();

@@ -1,14 +1,27 @@
-/** The live transcript: one node per turn, patched in place as deltas stream in. */
+/**
+ * The live transcript: one node per turn, patched in place as deltas stream in. The kernel's
+ * tool calls (trait `tool_calls`) sit inside the reply turn of their response, or after every
+ * turn while that turn is not known here (yet).
+ */
 
+import type { WidgetModel } from "../controller";
 import type { Store } from "../store";
-import type { Turn } from "../transcript";
+import {
+  parseToolCalls,
+  placeToolCalls,
+  type ToolCall,
+  type Turn,
+} from "../transcript";
 import { h, setAttr, setText } from "./dom";
 import { FrameTask, type FrameScheduler } from "./frame";
+import { ToolCallView, type ToolActions } from "./tools";
 
 interface TurnNode {
   el: HTMLElement;
   text: HTMLElement;
   badge: HTMLElement;
+  /** This turn's tool calls (hidden while it has none). */
+  tools: HTMLElement;
 }
 
 function who(turn: Turn): string {
@@ -37,10 +50,27 @@ export class TranscriptView {
   private readonly dirty = new Map<string, Turn>();
   private readonly removed = new Set<string>();
   private readonly task: FrameTask;
-  private readonly unsubscribe: () => void;
+  private readonly cleanups: (() => void)[] = [];
+  /** Calls whose turn is not known: after every turn, and kept there as turns are added. */
+  private readonly trailing: HTMLElement;
+  private readonly calls = new Map<string, ToolCallView>();
+  /** The trait's calls as last read, oldest first. */
+  private order: ToolCall[] = [];
+  /** The trait changed, or turns came or went: the calls may belong somewhere else. */
+  private placeDirty = true;
+  private traitDirty = true;
 
-  constructor(store: Store, frames: FrameScheduler) {
+  constructor(
+    private readonly store: Store,
+    frames: FrameScheduler,
+    private readonly model?: WidgetModel,
+    private readonly actions?: ToolActions,
+  ) {
     this.empty = h("div", { class: "rtw-empty" }, "No conversation yet.");
+    this.trailing = h("div", {
+      class: "rtw-tool-calls rtw-tool-calls-trailing",
+      "data-testid": "rtw-tool-calls-trailing",
+    });
     this.el = h(
       "div",
       {
@@ -52,24 +82,40 @@ export class TranscriptView {
         "data-testid": "rtw-transcript",
       },
       this.empty,
+      this.trailing,
     );
     this.task = new FrameTask(frames, () => this.flush());
     for (const turn of store.transcript.turns) this.dirty.set(turn.id, turn);
     this.flush();
-    this.unsubscribe = store.subscribe((c) => {
+    const unsubscribe = store.subscribe((c) => {
       if (c.type !== "turns") return;
-      for (const t of c.changed) this.dirty.set(t.id, t);
+      for (const t of c.changed) {
+        this.dirty.set(t.id, t);
+        // A reply can learn a call_id on the channel after the trait named the call.
+        if (t.role === "assistant" && this.calls.size > 0)
+          this.placeDirty = true;
+      }
       for (const t of c.removed) {
         this.dirty.delete(t.id);
         this.removed.add(t.id);
       }
       this.task.schedule();
     });
+    this.cleanups.push(unsubscribe, () => this.task.cancel());
+    if (model) {
+      const onTrait = () => {
+        this.traitDirty = true;
+        this.task.schedule();
+      };
+      model.on("change:tool_calls", onTrait);
+      this.cleanups.push(() => model.off("change:tool_calls", onTrait));
+    }
   }
 
   destroy(): void {
-    this.unsubscribe();
-    this.task.cancel();
+    for (const fn of this.cleanups) fn();
+    for (const v of this.calls.values()) v.destroy();
+    this.calls.clear();
   }
 
   private flush(): void {
@@ -77,14 +123,63 @@ export class TranscriptView {
     const stick =
       this.el.scrollHeight - this.el.scrollTop - this.el.clientHeight < 24;
     for (const id of this.removed) {
+      // Its calls go with it for now; placeCalls puts them back at the end.
       this.nodes.get(id)?.el.remove();
       this.nodes.delete(id);
+      this.placeDirty = true;
     }
     this.removed.clear();
     for (const turn of this.dirty.values()) this.patch(turn);
     this.dirty.clear();
-    this.empty.hidden = this.nodes.size > 0;
+    if (this.traitDirty) this.readCalls();
+    if (this.placeDirty) this.placeCalls();
+    this.empty.hidden = this.nodes.size > 0 || this.calls.size > 0;
     if (stick) this.el.scrollTop = this.el.scrollHeight;
+  }
+
+  /** Draw the trait's calls: patch the known ones, add new ones, drop the ones it dropped. */
+  private readCalls(): void {
+    this.traitDirty = false;
+    this.placeDirty = true;
+    if (!this.model || !this.actions) return;
+    const calls = parseToolCalls(this.model.get("tool_calls"));
+    const keep = new Set(calls.map((c) => c.callId));
+    for (const [id, v] of this.calls)
+      if (!keep.has(id)) {
+        v.destroy();
+        this.calls.delete(id);
+      }
+    this.order = calls;
+    for (const call of calls) {
+      const v = this.calls.get(call.callId);
+      if (v) v.update(call);
+      else this.calls.set(call.callId, new ToolCallView(call, this.actions));
+    }
+  }
+
+  /** Move each call's node into its turn (or the trailing box), in the trait's order. */
+  private placeCalls(): void {
+    this.placeDirty = false;
+    const transcript = this.store.transcript;
+    const { byTurn, trailing } = placeToolCalls(this.order, (call) => {
+      const turn = transcript.turnOfToolCall(call);
+      return turn && this.nodes.has(turn.id) ? turn : undefined;
+    });
+    const fill = (box: HTMLElement, calls: readonly ToolCall[]) => {
+      calls.forEach((call, i) => {
+        const el = this.calls.get(call.callId)!.el;
+        // Only misplaced nodes move: a moved node loses focus (a half-typed reason keeps it).
+        if (box.children[i] !== el)
+          box.insertBefore(el, box.children[i] ?? null);
+      });
+    };
+    for (const [turnId, calls] of byTurn)
+      fill(this.nodes.get(turnId)!.tools, calls);
+    fill(this.trailing, trailing);
+    // Every node sits in its box now; a box emptied by the moves hides.
+    for (const node of this.nodes.values())
+      node.tools.hidden = node.tools.childElementCount === 0;
+    this.trailing.hidden = this.trailing.childElementCount === 0;
   }
 
   private patch(turn: Turn): void {
@@ -92,6 +187,7 @@ export class TranscriptView {
     if (!node) {
       const text = h("span", { class: "rtw-turn-text" });
       const b = h("span", { class: "rtw-badge" });
+      const tools = h("div", { class: "rtw-tool-calls", hidden: true });
       const el = h(
         "div",
         {
@@ -102,10 +198,12 @@ export class TranscriptView {
         h("span", { class: "rtw-who" }, who(turn)),
         text,
         b,
+        tools,
       );
-      node = { el, text, badge: b };
+      node = { el, text, badge: b, tools };
       this.nodes.set(turn.id, node);
-      this.el.append(el);
+      this.el.insertBefore(el, this.trailing);
+      this.placeDirty = true;
     }
     // An empty speech placeholder shows an ellipsis until its transcription arrives.
     setText(node.text, turn.text || (turn.status === "streaming" ? "…" : ""));

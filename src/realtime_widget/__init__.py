@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._awaiting import MidCellDeliveryError
 from ._log import EventLog
 from ._provider import ProviderError
+from ._recording import Recording, read_recordings
 from ._widget import RealtimeWidget
 
 if TYPE_CHECKING:
     from .emulator import Emulator
 
-__all__ = ["Emulator", "EventLog", "ProviderError", "RealtimeWidget"]
+__all__ = [
+    "Emulator",
+    "EventLog",
+    "MidCellDeliveryError",
+    "ProviderError",
+    "RealtimeWidget",
+    "Recording",
+    "read_recordings",
+]
 __version__ = "0.1.0"
 
 

@@ -224,6 +224,9 @@ def parse(content: Any, buffers: Any = ()) -> Parsed:
                 "page": page,
                 "probe_id": probe_id,
                 "buffers": _int_in(content.get("buffers"), 0, 100) or 0,
+                "bytes": _int_in(content.get("bytes"), 0, LIMITS["max_chunk_bytes"]) or 0,
+                # how many buffers reached the kernel (the echo may also ride in 'b64')
+                "received_buffers": len(buffers) if isinstance(buffers, list | tuple) else 0,
                 "data": payload(buffers, content.get("b64")),
             },
             problems,

@@ -464,6 +464,9 @@ class EventLog:
             "to_first_output_ms",
         ):
             df[col] = df[col].astype("float64")
+        for col in ("tool_ms", "tool_hop_ms"):
+            df[col] = df[col].astype("float64")
+        df["tool_calls"] = df["tool_calls"].astype("int64")
         for col in ("input_tokens", "output_tokens", "total_tokens"):
             df[col] = df[col].astype("Int64")
         for col in ("response_id", "trigger", "status", "reason"):

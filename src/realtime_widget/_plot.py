@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._recording import recordings_of
 from ._turns import collect_turns, obj
 
 STATUS_COLOURS = {
@@ -29,7 +30,15 @@ def plot_timeline(
             'plot_timeline() needs matplotlib: pip install "realtime-widget[plot]"'
         ) from None
     lat_ax = None
-    if ax is None:
+    # a recording's two tracks go above the lanes (only in a figure of our own)
+    waves = recordings_of(records) if ax is None else {}
+    wave_axes: tuple[Any, ...] = ()
+    if ax is None and waves:
+        fig, (*wave_axes, ax, lat_ax) = plt.subplots(
+            4, 1, figsize=(12, 6.6), sharex=True, height_ratios=(1, 1, 3, 1.6),
+            layout="constrained",
+        )  # fmt: skip
+    elif ax is None:
         fig, (ax, lat_ax) = plt.subplots(
             2, 1, figsize=(12, 4.6), sharex=True, height_ratios=(3, 1.6), layout="constrained"
         )
@@ -44,6 +53,8 @@ def plot_timeline(
     def s(t_ms: float) -> float:
         return (t_ms - t0) / 1000.0
 
+    if wave_axes:
+        _waveforms(wave_axes, waves, s)
     lane = {name: len(LANES) - 1 - i for i, name in enumerate(LANES)}
     height = 0.6
     speech: list[tuple[float, float]] = []
@@ -125,6 +136,28 @@ def plot_timeline(
     )
     ax.set_title(f"{len(turns)} responses, {len(speech)} user utterances, {len(errors)} errors")
     return fig
+
+
+def _waveforms(axes: tuple[Any, ...], recordings: Mapping[int, Any], s: Any) -> None:
+    """Each recording's two tracks as envelopes (min/max per bucket) on the log's time axis."""
+    import numpy as np
+
+    labels = ("user\n(service heard)", "agent\n(user heard)")
+    for rec in recordings.values():
+        if not rec.chunks:
+            continue
+        pcm = rec.pcm()
+        step = max(1, len(pcm) // 3000)
+        n = len(pcm) // step
+        times = s(rec.t0_ms) + np.arange(n) * step / rec.sample_rate
+        for col, (a, colour) in enumerate(zip(axes, ("#1565c0", "#00897b"), strict=True)):
+            x = pcm[: n * step, col].reshape(n, step) / 32768.0
+            a.fill_between(times, x.min(axis=1), x.max(axis=1), color=colour, linewidth=0)
+    for a, label in zip(axes, labels, strict=True):
+        a.set_ylim(-1, 1)
+        a.set_yticks([])
+        a.set_ylabel(label, fontsize=8)
+        a.grid(axis="x", alpha=0.3)
 
 
 def _latency_panel(ax: Any, turns: list[Any], s: Any) -> None:

@@ -8,6 +8,9 @@ The rules:
 - it starts at the latest server ``input_audio_buffer.speech_stopped`` or client
   ``response.create`` since the previous response (a new ``speech_started``, or a user /
   ``function_call_output`` ``conversation.item.create``, starts the next one afresh);
+  when that speech was a clip played by ``say()`` (it started while the clip played and
+  stopped after it ended), the turn starts at the clip's end (local ``say.ended``) and its
+  trigger is ``clip``: the service's VAD silence does not count, so latency is voice to voice;
 - its felt latency (``to_first_output_ms``) runs to the browser's first audible sample of the
   reply (local ``audio.audible``), else to its first transcript/text delta: at once for a
   text-only reply, and at ``response.done`` for a spoken reply nobody heard (so the figure does
@@ -54,12 +57,18 @@ TURN_COLUMNS = (
     "to_first_delta_ms",
     "to_first_audio_ms",
     "to_first_output_ms",
+    "tool_calls",
+    "tool_ms",
+    "tool_hop_ms",
 )
 TIME_COLUMNS = TURN_COLUMNS[3:12]
 LATENCY_WINDOW = 200
 # Responses the live tracker remembers for late events (an audible after done).
 _LIVE_OPEN = 64
 _USAGE = ("input_tokens", "output_tokens", "total_tokens")
+_CLIP_VAD_SLACK_MS = 1000.0  # how long after a clip's end the service's VAD may notice it
+_ARGS_DONE = "response.function_call_arguments.done"
+_TOOL_CALL_EVENTS = (_ARGS_DONE, "response.output_item.done")
 
 
 def obj(value: Any) -> Mapping[str, Any]:
@@ -88,6 +97,23 @@ class ResponseTurn:
     reason: str | None = None
     usage: dict[str, int | None] = field(default_factory=dict)
     audio: bool = False  # the response asked for audio output
+    # per function call this response made: when the browser got it ("recv"), how long the
+    # tool ran ("dur", from the kernel's tool.finished) and when its output went out ("sent")
+    tools: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def tool_columns(self) -> dict[str, Any]:
+        durations = [c["dur"] for c in self.tools.values() if "dur" in c]
+        # the kernel hop: receive -> output sent, less the function's own time
+        hops = [
+            c["sent"] - c["recv"] - c["dur"]
+            for c in self.tools.values()
+            if {"sent", "recv", "dur"} <= c.keys()
+        ]
+        return {
+            "tool_calls": len(self.tools),
+            "tool_ms": sum(durations) if durations else None,
+            "tool_hop_ms": max(hops) if hops else None,
+        }
 
     def mark(self, name: str, t_ms: float) -> bool:
         if self.t.get(name) is None:  # the first occurrence is the one that counts
@@ -124,6 +150,7 @@ class ResponseTurn:
             # the browser's own ear first; the service's "audio started" when it has none
             "to_first_audio_ms": self.since(heard),
             "to_first_output_ms": self.first_output_ms(),
+            **self.tool_columns(),
         }
 
 
@@ -140,6 +167,8 @@ class TurnTracker:
         self._pending: dict[int, dict[str, Any]] = {}
         self._order = 0
         self._measured: dict[int, float] = {}  # turn order -> to_first_output_ms, window-bounded
+        self._clips: dict[int, dict[str, float]] = {}  # each call's latest say() clip times
+        self._tool_turn: dict[tuple[int, str], ResponseTurn] = {}  # function call -> its turn
         self._summary = self._compute()
 
     def feed_records(self, records: Iterable[Mapping[str, Any]]) -> bool:
@@ -163,8 +192,20 @@ class TurnTracker:
             p.setdefault("trigger", "speech")
             p["speech_stopped"] = t_ms
             p["turn_start"] = t_ms
+            clip = self._clips.get(call)
+            if clip is not None and self._clip_spoke(clip, p, t_ms):
+                del self._clips[call]
+                p["trigger"] = "clip"  # the user's turn ended with the clip's last sample
+                p["turn_start"] = clip["ended"]
+        elif direction == "local" and etype in ("say.started", "say.ended"):
+            key = "started" if etype == "say.started" else "ended"
+            if key == "started":
+                self._clips[call] = {}
+            self._clips.setdefault(call, {})[key] = t_ms
         elif direction == "client" and etype == "conversation.item.create":
             item = obj(ev.get("item"))
+            if item.get("type") == "function_call_output":
+                self._tool_mark(call, text(item.get("call_id")), "sent", t_ms)
             if item.get("role") == "user" or item.get("type") == "function_call_output":
                 kind = "text" if item.get("type") == "message" else "tool_output"
                 self._pending[call] = {"trigger": kind}
@@ -176,6 +217,16 @@ class TurnTracker:
         else:
             return self._response_event(call, direction, etype, ev, t_ms)
         return False
+
+    @staticmethod
+    def _clip_spoke(clip: Mapping[str, float], p: Mapping[str, Any], stopped: float) -> bool:
+        """Did this speech come from the clip? It started while the clip played (the VAD may
+        need a moment after the clip's end to notice it) and stopped after the clip ended."""
+        began, ended = clip.get("started"), clip.get("ended")
+        if began is None or ended is None or not began <= ended <= stopped:
+            return False
+        speech = p.get("speech_started")
+        return speech is None or began <= speech <= ended + _CLIP_VAD_SLACK_MS
 
     def _created(self, call: int, resp: Mapping[str, Any], t_ms: float, p: dict[str, Any]) -> None:
         self._order += 1
@@ -211,8 +262,22 @@ class TurnTracker:
             usage = obj(resp.get("usage"))
             turn.usage = {k: _int(usage.get(k)) for k in _USAGE}
             return self._measure(turn)
+        if direction == "local" and etype == "tool.finished":
+            dur = ev.get("duration_ms")
+            if isinstance(dur, int | float) and not isinstance(dur, bool):
+                self._tool_mark(call, text(ev.get("call_id")), "dur", float(dur))
+            return False
         turn = self._by_id.get((call, text(ev.get("response_id")) or ""))
         if turn is None:
+            return False
+        if direction == "server" and etype in _TOOL_CALL_EVENTS:
+            item = obj(ev.get("item"))
+            call_id = text(ev.get("call_id")) or text(item.get("call_id"))
+            if call_id and (etype == _ARGS_DONE or item.get("type") == "function_call"):
+                turn.tools.setdefault(call_id, {}).setdefault("recv", t_ms)
+                self._tool_turn[(call, call_id)] = turn
+                if len(self._tool_turn) > 4 * _LIVE_OPEN and not self.keep_all:
+                    del self._tool_turn[next(iter(self._tool_turn))]
             return False
         if direction == "server" and etype in _DELTAS:
             return turn.mark("first_delta", t_ms) and self._measure(turn)
@@ -223,6 +288,11 @@ class TurnTracker:
         elif direction == "local" and etype == "audio.audible":
             return turn.mark("first_audible", t_ms) and self._measure(turn)
         return False
+
+    def _tool_mark(self, call: int, call_id: str | None, key: str, value: float) -> None:
+        turn = self._tool_turn.get((call, call_id or ""))
+        if turn is not None:
+            turn.tools[call_id or ""].setdefault(key, value)
 
     def _measure(self, turn: ResponseTurn) -> bool:
         value = turn.first_output_ms()
@@ -252,6 +322,10 @@ class TurnTracker:
     def summary(self) -> dict[str, Any]:
         """The latest measured turn, the median of the window, and how many it covers."""
         return dict(self._summary)
+
+    def turn(self, call: int, response_id: str) -> ResponseTurn | None:
+        """The turn of a response, while the tracker still holds it (``w.ask()``'s latency)."""
+        return self._by_id.get((call, response_id))
 
 
 def collect_turns(records: Iterable[Mapping[str, Any]]) -> list[ResponseTurn]:

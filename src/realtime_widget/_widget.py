@@ -20,6 +20,7 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from . import _awaiting, _clips, _recording
 from . import _bridge as B
 from ._log import EventLog
 from ._provider import DEFAULT_BASE_URL, Provider
@@ -71,6 +72,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         False, help="Record both sides of the call in the browser (see w.recording)"
     ).tag(sync=True)
     tool_calls = t.List(
+        t.Dict(),
         default_value=[],
         help="The latest tool calls as the view shows them (name, arguments, status, output)",
     ).tag(sync=True)
@@ -90,6 +92,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         api_key: str | None = None,
         auth_scheme: str = "Bearer",
         mic: bool = True,
+        record: bool = False,
         log_path: str | os.PathLike[str] | None = None,
         timeout: float = 10.0,
         **session: Any,
@@ -121,9 +124,11 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         # own message kinds, through these: _receive_events and _on_custom_msg stay as they are.
         self._record_listeners: list[Callable[[str, Mapping[str, Any], float, int], None]] = []
         self._message_handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
-        super().__init__(mic=mic, **session)
+        self._tool_runner: Any = None  # a ToolRunner once a tool is registered
+        super().__init__(mic=mic, record=record, **session)
         self.observe(self._on_session_trait, names=list(SESSION_TRAITS))
         self.on_msg(self._on_custom_msg)
+        self._init_scripted()
 
     # -- public API --------------------------------------------------------------------------
 
@@ -239,6 +244,74 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
             for name in fields:
                 setattr(self, name, getattr(scratch, name))
 
+    # -- tools: Python functions the agent calls (see _tools.py) --------------------------------
+
+    def tool(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        approve: bool = False,
+        timeout: float = 30.0,
+    ) -> Any:
+        """Register a Python function as a tool the agent can call; it runs in this kernel.
+
+        Its JSON schema comes from the signature and docstring. ``approve=True`` holds each
+        call until ``approve(call_id)`` / ``reject(call_id)`` (or the view's buttons).
+        Usable as ``@w.tool`` or ``@w.tool(approve=True)``; returns the function."""
+
+        def register(f: Callable[..., Any]) -> Callable[..., Any]:
+            from ._tools import Tool
+
+            made = Tool(f, name=name, description=description, approve=approve, timeout=timeout)
+            others = [
+                x
+                for x in self.tools
+                if not (x.get("type", "function") == "function" and x.get("name") == made.name)
+            ]
+            self._runner().tools[made.name] = made
+            self.tools = [*others, made.schema()]  # one partial session.update while live
+            return f
+
+        return register(fn) if fn is not None else register
+
+    @property
+    def tool_functions(self) -> Mapping[str, Any]:
+        """The registered tools by name (each shows its schema); read-only."""
+        from types import MappingProxyType
+
+        return MappingProxyType(dict(self._tool_runner.tools if self._tool_runner else {}))
+
+    def remove_tool(self, name: str) -> None:
+        """Unregister a tool and take it out of the session's ``tools``."""
+        runner = self._tool_runner
+        if runner is None or name not in runner.tools:
+            known = sorted(runner.tools) if runner else []
+            raise KeyError(f"no registered tool {name!r}; registered: {known}")
+        del runner.tools[name]
+        self.tools = [
+            x
+            for x in self.tools
+            if not (x.get("type", "function") == "function" and x.get("name") == name)
+        ]
+
+    def approve(self, call_id: str) -> None:
+        """Let a held tool call run (``approve=True`` tools)."""
+        self._runner().decide(call_id, True)
+
+    def reject(self, call_id: str, reason: str = "") -> None:
+        """Refuse a held tool call; the model is told ``reason``."""
+        self._runner().decide(call_id, False, reason)
+
+    def _runner(self) -> Any:
+        if self._tool_runner is None:
+            from ._tools import ToolRunner
+
+            self._tool_runner = ToolRunner(_ToolHost(self))
+            self._record_listeners.append(self._tool_runner.on_record)
+        return self._tool_runner
+
     def controls(self, *, debounce: float = 0.4) -> Any:
         """An ipywidgets panel linked both ways to this session's settings. Edits are sent as
         one ``session.update`` once they settle (``debounce`` seconds); the service's answer
@@ -261,6 +334,115 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
                 if names:
                     self._session_changed(names)
 
+    # -- scripted sessions: say, ask, wait_for, ready, recordings -------------------------------
+    # (_clips.py, _awaiting.py, _recording.py; the host probe fills host_info)
+
+    def say(
+        self,
+        source: Any = None,
+        *,
+        text: str | None = None,
+        duck: float = _clips.DEFAULT_DUCK,
+        sample_rate: int | None = None,
+        voice: str = _clips.ESPEAK_VOICE,
+        wpm: int = _clips.ESPEAK_WPM,
+    ) -> _clips.Clip:
+        """Play audio into the call, as if spoken into the microphone: a path, WAV/other audio
+        bytes, ``(array, sample_rate)`` (numpy), or ``text=`` spoken by espeak-ng in the kernel
+        (``voice``, ``wpm``). The microphone's gain is ``duck`` while it plays. Returns at once
+        with a handle that fills in (``started_ms``, ``ended_ms``, ``duration_ms``, ``error``);
+        ``await`` it to wait until it finished playing; ``.stop()`` cuts it."""
+        return self._clip_player.say(
+            source, text=text, duck=duck, sample_rate=sample_rate, voice=voice, wpm=wpm
+        )
+
+    def ask(
+        self,
+        text: str | None = None,
+        *,
+        audio: Any = None,
+        spoken: bool = False,
+        timeout: float = 60.0,
+        duck: float = _clips.DEFAULT_DUCK,
+        sample_rate: int | None = None,
+        voice: str = _clips.ESPEAK_VOICE,
+        wpm: int = _clips.ESPEAK_WPM,
+    ) -> _awaiting.Reply:
+        """Ask one question and get a handle on its reply: ``text`` as a typed turn, or
+        ``audio=`` (anything ``say()`` plays; ``spoken=True`` speaks ``text``) as a spoken turn
+        the service hears. ``reply = await w.ask(...)`` in the same cell where the host allows
+        it; else read the handle in the next cell (``.text``, ``.transcript``, ``.status``,
+        ``.response_id``, ``.latency_ms``, ``.events``)."""
+        if not self._live:
+            raise RuntimeError(
+                f"ask() needs a call (status {self.status!r}): connect() first, or click Connect"
+            )
+        if (text is None) == (audio is None) and not (spoken and text is not None):
+            raise TypeError("ask() takes one question: text, audio=..., or text with spoken=True")
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            raise ValueError(f"text must be a non-empty string; got {text!r}")
+        if audio is None and not spoken:
+            return self._waits.ask(text, timeout=timeout)
+        clip = self._clip_player.say(
+            audio,
+            text=text if spoken else None,
+            duck=duck,
+            sample_rate=sample_rate,
+            voice=voice,
+            wpm=wpm,
+        )
+        return self._waits.ask(None, clip=clip, timeout=timeout)
+
+    def wait_for(
+        self,
+        event_type: str,
+        *,
+        timeout: float = 30.0,
+        where: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> _awaiting.EventWaiter:
+        """The next server event of ``event_type`` (``"*"``: any) for which ``where(event)``
+        holds, counted from this call: ``ev = await w.wait_for("response.done")``."""
+        return self._waits.wait_for(event_type, timeout=timeout, where=where)
+
+    def ready(self, timeout: float = 10.0) -> _awaiting.Ready:
+        """``await w.ready()``: until the call's first ``session.updated`` (the session the
+        service confirmed); at once if it came already."""
+        return self._waits.ready(timeout)
+
+    @property
+    def recording(self) -> _recording.Recording | None:
+        """The current call's recording (``record=True``), or None when it has none."""
+        return self._recordings.by_call.get(self.call_number)
+
+    @property
+    def recordings(self) -> Mapping[int, _recording.Recording]:
+        """Every call's recording, by call number."""
+        return dict(self._recordings.by_call)
+
+    def _init_scripted(self) -> None:
+        self._delivery = _awaiting.Delivery(self)
+        self._clip_player = _clips.ClipPlayer(self, self._delivery)
+        self._waits = _awaiting.Awaiting(self, self._delivery)
+        self._recordings = _recording.Recordings(self)
+        self.observe(self._scripted_status, names=["status"])
+
+    def _scripted_status(self, change: Mapping[str, Any]) -> None:
+        new, old = change["new"], change["old"]
+        if new == "connecting" and self.host_info.get("round_trip_ms") is None:
+            self._delivery.probe()  # learn, once, what this host carries (host_info)
+        elif new == "connected":
+            self._clip_player.flush()
+        elif new in ("failed", "disconnected") and old in ("connecting", "connected"):
+            words = self.error or f"the call is {new}"
+            self._clip_player.call_ended(words)
+            self._waits.call_ended(words)
+
+    def _send_binary(self, message: dict[str, Any], buffers: list[bytes]) -> None:
+        """A message with binary buffers (``play``, ``probe``), scrubbed like every other."""
+        anywidget.AnyWidget.send(self, self._scrub.value(message), buffers or None)
+
+    # -- end of scripted sessions ---------------------------------------------------------------
+
     def close(self) -> None:
         """Hang up, stop the worker thread and close the widget and its log file."""
         if not hasattr(self, "_events"):  # __init__ raised before the widget existed
@@ -269,7 +451,11 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         if self.comm is not None:
             self.disconnect()
         self._signalling.shutdown()
+        if self._tool_runner is not None:
+            self._tool_runner.close()
         self._events.close()
+        if hasattr(self, "_recordings"):
+            self._recordings.close()
         super().close()
 
     def __repr__(self) -> str:
@@ -342,6 +528,8 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         """Per-call state starts afresh: nothing is in flight on a new call."""
         self._active_response = None
         self._audio_playing = False
+        if self._tool_runner is not None:
+            self._tool_runner.reset()
 
     @staticmethod
     def _checked_event(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -420,6 +608,8 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
                 self.send_text(msg["text"])
             elif action == "cancel_response":
                 self.cancel_response()
+            elif action in ("approve", "reject"):
+                self._runner().decide(msg["call_id"], action == "approve", msg["reason"])
         except (ValueError, TypeError) as exc:
             self.error = str(exc)
 
@@ -513,3 +703,25 @@ class _Host:
 
     def call_started(self, call: int) -> None:
         self._w._call_started(call)
+
+
+class _ToolHost:
+    """The widget as the tool loop sees it (see ``_tools.RunnerHost``)."""
+
+    def __init__(self, widget: RealtimeWidget) -> None:
+        self._w = widget
+
+    def send_events(self, events: list[dict[str, Any]]) -> None:
+        self._w._signalling.send_events(events)
+
+    def log_local(self, event: dict[str, Any]) -> None:
+        self._w._log_local(event)
+
+    def show_calls(self, calls: list[dict[str, Any]]) -> None:
+        self._w.tool_calls = calls
+
+    def scrub(self, text: str) -> str:
+        return self._w._scrub.text(text)
+
+    def loop(self) -> Any:
+        return self._w._signalling._loop

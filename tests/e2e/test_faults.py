@@ -74,7 +74,8 @@ def test_faults_leave_the_widget_usable(tmp_path: Path) -> None:
         nb.poll("w.status == 'connected'", timeout=30)
         nb.kernel_eval("w.send_text('Still there?')")
         nb.poll(
-            "sum(1 for r in w.events.of_type('response.done') if r['call_number'] == 4) == 1", timeout=30
+            "sum(1 for r in w.events.of_type('response.done') if r['call_number'] == 4) == 1",
+            timeout=30,
         )
         assert nb.kernel_json("w.error") == ""
         page.wait_for_function(

@@ -293,7 +293,7 @@ describe("receiving", () => {
 });
 
 describe("mic denied", () => {
-  it("continues receive-only, logs mic.error and tells the user", async () => {
+  it("without Web Audio, continues receive-only, logs mic.error and tells the user", async () => {
     const err = new DOMException("Permission denied", "NotAllowedError");
     world = fakeWorld({ micError: err });
     const c = await connected(world);
@@ -310,7 +310,7 @@ describe("mic denied", () => {
       },
     ]);
     const words =
-      "Microphone unavailable (NotAllowedError): continuing without mic; text turns still work";
+      "Microphone unavailable (NotAllowedError): access was denied by you, the browser or the host (VS Code's notebook view always denies it). The call goes on without it; text turns and say() still work.";
     expect(c.states).toContainEqual(["connecting", words]);
     // the notice stays on the connected state too, so a late view still shows it
     expect(c.states.at(-1)).toEqual(["connected", words]);

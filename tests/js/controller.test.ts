@@ -244,7 +244,7 @@ describe("Controller: the protocol end to end", () => {
       page: PAGE,
       state: "connected",
       detail:
-        "Microphone unavailable (NotFoundError): continuing without mic; text turns still work",
+        "Microphone unavailable (NotFoundError): no microphone was found. The call goes on without it; text turns and say() still work.",
     });
     expect(
       model.records().find((r) => r.event.type === "mic.error")?.event,

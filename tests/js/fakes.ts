@@ -8,6 +8,7 @@ import { vi } from "vitest";
 
 import type { AudioSink, CallDeps, LevelMeter } from "../../js/connection";
 import type { WidgetModel } from "../../js/controller";
+import type { AudioDeps } from "../../js/webaudio";
 
 export class FakeTrack {
   enabled = true;
@@ -27,6 +28,16 @@ export class FakeStream {
   }
   getAudioTracks(): FakeTrack[] {
     return this.tracks.filter((t) => t.kind === "audio");
+  }
+}
+
+/** An RTCRtpSender: which track goes out, and every replaceTrack. */
+export class FakeSender {
+  readonly replaced: unknown[] = [];
+  constructor(public track: unknown) {}
+  async replaceTrack(track: unknown): Promise<void> {
+    this.replaced.push(track);
+    this.track = track;
   }
 }
 
@@ -74,6 +85,7 @@ export class FakePC extends EventTarget {
   remoteDescription: { type: string; sdp: string } | null = null;
   closed = false;
   readonly tracks: FakeTrack[] = [];
+  readonly senders: FakeSender[] = [];
   readonly transceivers: { kind: string; init: unknown }[] = [];
   readonly channels: FakeChannel[] = [];
   candidates: string[] = [];
@@ -83,8 +95,11 @@ export class FakePC extends EventTarget {
   constructor(readonly config: RTCConfiguration) {
     super();
   }
-  addTrack(track: FakeTrack): void {
+  addTrack(track: FakeTrack): FakeSender {
     this.tracks.push(track);
+    const sender = new FakeSender(track);
+    this.senders.push(sender);
+    return sender;
   }
   addTransceiver(kind: string, init: unknown): void {
     this.transceivers.push({ kind, init });
@@ -180,7 +195,9 @@ export interface FakeWorld {
 }
 
 /** Deps wired to fakes; timers go through the globals at call time so vi.useFakeTimers works. */
-export function fakeWorld(opts: { micError?: Error } = {}): FakeWorld {
+export function fakeWorld(
+  opts: { micError?: Error; audio?: AudioDeps } = {},
+): FakeWorld {
   const pcs: FakePC[] = [];
   const mics: FakeStream[] = [];
   const sinks: FakeWorld["sinks"] = [];
@@ -217,6 +234,7 @@ export function fakeWorld(opts: { micError?: Error } = {}): FakeWorld {
       return m;
     },
     now: () => Date.now(),
+    audio: opts.audio,
     setTimeout: (fn, ms) => setTimeout(fn, ms),
     clearTimeout: (h) => clearTimeout(h as number),
     setInterval: (fn, ms) => setInterval(fn, ms),
@@ -239,6 +257,8 @@ type Handler = (...args: unknown[]) => void;
 export class FakeModel {
   readonly attrs: Record<string, unknown>;
   readonly sent: Record<string, unknown>[] = [];
+  /** The buffers sent with each message of `sent` (same index; undefined when none). */
+  readonly sentBuffers: (ArrayBuffer[] | undefined)[] = [];
   saves = 0;
   private handlers = new Map<string, Set<Handler>>();
   readonly widget_manager = {};
@@ -270,8 +290,13 @@ export class FakeModel {
     else if (!cb) this.handlers.delete(name);
     else this.handlers.get(name)?.delete(cb);
   }
-  send(content: Record<string, unknown>): void {
+  send(
+    content: Record<string, unknown>,
+    _callbacks?: unknown,
+    buffers?: ArrayBuffer[],
+  ): void {
     this.sent.push(content);
+    this.sentBuffers.push(buffers);
   }
   save_changes(): void {
     this.saves++;
@@ -280,8 +305,8 @@ export class FakeModel {
     for (const cb of [...(this.handlers.get(name) ?? [])]) cb(...args);
   }
   /** Deliver a custom message from Python. */
-  msg(content: Record<string, unknown>): void {
-    this.trigger("msg:custom", content, []);
+  msg(content: Record<string, unknown>, buffers: unknown[] = []): void {
+    this.trigger("msg:custom", content, buffers);
   }
   listenerCount(name: string): number {
     return this.handlers.get(name)?.size ?? 0;

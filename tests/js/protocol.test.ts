@@ -17,6 +17,8 @@ import type {
   ToKernelMsg,
 } from "../../js/bridge";
 import { Controller } from "../../js/controller";
+import { toBase64 } from "../../js/bytes";
+import { fakeAudio, fakeClip } from "./audiofakes";
 import { FakeModel, FakeStream, fakeWorld, settle } from "./fakes";
 
 const sorted = (xs: readonly string[]) => [...xs].sort();
@@ -41,6 +43,20 @@ const TO_BROWSER: { [K in ToBrowserKind]: Extract<ToBrowserMsg, { kind: K }> } =
     signal_error: { kind: "signal_error", call: 1, page: "", message: "no" },
     send: { kind: "send", call: 1, page: "", events: [] },
     disconnect: { kind: "disconnect", call: 1, page: "" },
+    play: {
+      kind: "play",
+      call: 1,
+      page: "",
+      clip_id: "c1",
+      index: 0,
+      last: true,
+      mime: "audio/wav",
+      duck: 0.3,
+      source: "path",
+      b64: "",
+    },
+    stop_clip: { kind: "stop_clip", call: 1, page: "", clip_id: "c1" },
+    probe: { kind: "probe", page: "", probe_id: "p1", b64: "AAE=" },
   };
 
 const TO_KERNEL: { [K in ToKernelKind]: Extract<ToKernelMsg, { kind: K }> } = {
@@ -52,6 +68,24 @@ const TO_KERNEL: { [K in ToKernelKind]: Extract<ToKernelMsg, { kind: K }> } = {
     page: "p",
     state: "connected",
     detail: "",
+  },
+  recording: {
+    kind: "recording",
+    call: 1,
+    page: "p",
+    seq: 0,
+    t0_ms: 1,
+    sample_rate: 24000,
+    frames: 0,
+    b64: "",
+  },
+  probe_reply: {
+    kind: "probe_reply",
+    page: "p",
+    probe_id: "p1",
+    buffers: 1,
+    bytes: 2,
+    b64: "",
   },
   // the send_text variant: the one that carries every request field
   request: { kind: "request", page: "p", action: "send_text", text: "hi" },
@@ -76,6 +110,28 @@ const ACTION_SET: Record<RequestAction, true> = {
   disconnect: true,
   send_text: true,
   cancel_response: true,
+  approve: true,
+  reject: true,
+};
+
+// One request per action, typed by RequestMsg: together they carry every request field.
+const REQUESTS: {
+  [A in RequestAction]: Extract<ToKernelMsg, { kind: "request" }> & {
+    action: A;
+  };
+} = {
+  connect: { kind: "request", page: "p", action: "connect" },
+  disconnect: { kind: "request", page: "p", action: "disconnect" },
+  send_text: { kind: "request", page: "p", action: "send_text", text: "hi" },
+  cancel_response: { kind: "request", page: "p", action: "cancel_response" },
+  approve: { kind: "request", page: "p", action: "approve", call_id: "c1" },
+  reject: {
+    kind: "request",
+    page: "p",
+    action: "reject",
+    call_id: "c1",
+    reason: "",
+  },
 };
 
 describe("message shapes match protocol.json", () => {
@@ -91,9 +147,12 @@ describe("message shapes match protocol.json", () => {
       sorted(Object.keys(protocol.to_kernel)),
     );
     for (const [kind, msg] of Object.entries(TO_KERNEL))
-      expect(fields(msg), kind).toEqual(
-        sorted(protocol.to_kernel[kind as ToKernelKind]),
-      );
+      expect(
+        kind === "request"
+          ? sorted([...new Set(Object.values(REQUESTS).flatMap(fields))])
+          : fields(msg),
+        kind,
+      ).toEqual(sorted(protocol.to_kernel[kind as ToKernelKind]));
   });
 
   it("parseToBrowser keeps exactly the file's fields of each kind", () => {
@@ -118,10 +177,18 @@ describe("message shapes match protocol.json", () => {
       bridge.SIGNAL_ERROR,
       bridge.SEND,
       bridge.DISCONNECT,
+      bridge.PLAY,
+      bridge.STOP_CLIP,
+      bridge.PROBE,
     ]).toEqual(Object.keys(protocol.to_browser));
-    expect([bridge.OFFER, bridge.EVENTS, bridge.STATE, bridge.REQUEST]).toEqual(
-      Object.keys(protocol.to_kernel),
-    );
+    expect([
+      bridge.OFFER,
+      bridge.EVENTS,
+      bridge.STATE,
+      bridge.REQUEST,
+      bridge.RECORDING,
+      bridge.PROBE_REPLY,
+    ]).toEqual(Object.keys(protocol.to_kernel));
     expect(bridge.STATUSES).toEqual(protocol.statuses);
     expect(bridge.DIRECTIONS).toEqual(protocol.directions);
     expect(bridge.REQUEST_ACTIONS).toEqual(protocol.request_actions);
@@ -145,10 +212,14 @@ describe("local events: every one the front end records is in protocol.json", ()
 
   /** Drive one page through every path that records a local event; return them all. */
   async function everyLocalEvent(): Promise<Record<string, unknown>[]> {
+    const audio = fakeAudio();
+    audio.ctx.state = "suspended"; // no user gesture yet
+    audio.ctx.resumable = false;
     const world = fakeWorld({
       micError: new DOMException("denied", "NotAllowedError"),
+      audio: audio.deps,
     });
-    const model = new FakeModel();
+    const model = new FakeModel({ record: true });
     const ctrl = new Controller(model.asModel(), world.deps, {
       callOptions: { audiblePollMs: 10, statsIntervalMs: 1000 },
     });
@@ -170,7 +241,16 @@ describe("local events: every one the front end records is in protocol.json", ()
       JSON.stringify({ type: "response.created", response: { id: "r1" } }),
     );
     world.meters.get(remote)!.value = 0.5;
-    await vi.advanceTimersByTimeAsync(1000); // audible poll and one stats sample
+    await vi.advanceTimersByTimeAsync(1000); // audible poll, a stats sample, audio.suspended
+    audio.ctx.setState("running"); // a click in the widget
+    const clip = (clip_id: string, bytes: Uint8Array) =>
+      model.msg({ ...TO_BROWSER.play, clip_id, b64: toBase64(bytes) });
+    clip("ok", fakeClip(1, 0.5));
+    clip("bad", new Uint8Array(3));
+    await vi.advanceTimersByTimeAsync(100); // decoded (or not), and "ok" started
+    model.msg({ kind: "stop_clip", call: 1, clip_id: "ok" });
+    const recorder = audio.nodes[0]!;
+    recorder.port.deliver({ frame0: 0, frames: 1, pcm: new Int16Array(2) });
     pc.channel.receive("{not json");
     pc.channel.dispatchEvent(
       Object.assign(new Event("error"), { error: new Error("sctp") }),
@@ -181,9 +261,16 @@ describe("local events: every one the front end records is in protocol.json", ()
     model.msg({ kind: "answer", call: 9, sdp: "late" });
     model.msg({ kind: "send", call: 9, events: [{ type: "x" }] });
     model.msg({ kind: "disconnect", call: 1 });
+    recorder.port.deliver({
+      frame0: 2,
+      frames: 0,
+      pcm: new Int16Array(0),
+      final: true,
+    });
     model.msg(connectMsg(2));
     await settle();
     model.msg({ kind: "signal_error", call: 2, message: "HTTP 401" });
+    audio.loadWorklet.mockRejectedValue(new Error("blocked")); // recording.error on call 3
     model.msg(connectMsg(3));
     await settle();
     model.trigger("comm:close");

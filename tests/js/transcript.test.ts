@@ -159,7 +159,7 @@ describe("Transcript", () => {
       type: "response.done",
       response: { id: "r2", status: "completed" },
     });
-    // a response with no words (a tool call) makes no empty bubble
+    // a response.done alone (no words, no function call seen) makes no empty bubble
     feed("server", {
       type: "response.done",
       response: { id: "r3", status: "completed" },

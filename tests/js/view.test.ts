@@ -533,3 +533,268 @@ describe("latency summary", () => {
     expect(text()).toBe("last turn — · median — (0 turns)");
   });
 });
+
+describe("tool calls in the transcript", () => {
+  /** A `tool_calls` trait entry as the kernel sends it. */
+  const entry = (callId: string, over: Record<string, unknown> = {}) => ({
+    call_id: callId,
+    name: "get_weather",
+    arguments: '{"city":"Paris"}',
+    status: "running",
+    output_preview: "",
+    error: "",
+    duration_ms: null,
+    response_id: "",
+    ...over,
+  });
+  const setCalls = (calls: unknown) => {
+    model.set("tool_calls", calls);
+    frames.frame();
+  };
+  const turns = () => [
+    ...$("rtw-transcript").querySelectorAll<HTMLElement>(".rtw-turn"),
+  ];
+  const callEl = (id: string, root: ParentNode = el) =>
+    root.querySelector<HTMLElement>(`[data-call-id="${id}"]`);
+  const trailing = () => $("rtw-tool-calls-trailing");
+
+  /** A response that only calls a tool: its output item, then its done. */
+  function toolOnlyResponse(responseId: string, callId: string) {
+    serverSend({
+      type: "response.output_item.added",
+      response_id: responseId,
+      item: { id: `i-${callId}`, type: "function_call", call_id: callId },
+    });
+    serverSend({
+      type: "response.done",
+      response: { id: responseId, status: "completed" },
+    });
+  }
+
+  it("shows a call in the turn of its response, between the turns around it", async () => {
+    await connect();
+    model.msg({
+      kind: "send",
+      call: 1,
+      events: [
+        {
+          type: "conversation.item.create",
+          item: {
+            type: "message",
+            role: "user",
+            content: [{ type: "input_text", text: "Weather in Paris?" }],
+          },
+        },
+      ],
+    });
+    toolOnlyResponse("r1", "c1");
+    serverSend({
+      type: "response.output_text.delta",
+      response_id: "r2",
+      delta: "It is 21 degrees.",
+    });
+    setCalls([
+      entry("c1", {
+        status: "ok",
+        output_preview: '{"temp":21}',
+        duration_ms: 8,
+        response_id: "r1",
+      }),
+    ]);
+    expect(turns().map((t) => t.dataset.turn)).toEqual([
+      expect.stringMatching(/^typed:|^item:/),
+      "response:r1",
+      "response:r2",
+    ]);
+    const c1 = callEl("c1", turns()[1]!)!;
+    expect(c1).not.toBeNull();
+    expect(c1.querySelector(".rtw-tool-name")!.textContent).toBe("get_weather");
+    expect(c1.querySelector(".rtw-tool-args")!.textContent).toBe(
+      '{"city":"Paris"}',
+    );
+    expect(c1.querySelector(".rtw-tool-result")!.textContent).toBe(
+      '{"temp":21}',
+    );
+    expect(c1.querySelector(".rtw-tool-duration")!.textContent).toBe("8 ms");
+    expect(trailing().hidden).toBe(true);
+  });
+
+  it("puts a call whose turn is unknown at the end, and moves it in when the turn appears", async () => {
+    await connect();
+    serverSend({
+      type: "response.output_text.delta",
+      response_id: "r1",
+      delta: "Hello.",
+    });
+    setCalls([entry("c1", { response_id: "r2" })]);
+    expect(callEl("c1", trailing())).not.toBeNull();
+    expect(trailing().hidden).toBe(false);
+    // the trailing box stays after every turn as turns are added
+    serverSend({ type: "error", error: { message: "boom" } });
+    frames.frame();
+    expect($("rtw-transcript").lastElementChild).toBe(trailing());
+    const node = callEl("c1")!;
+    toolOnlyResponse("r2", "c1");
+    frames.frame();
+    expect(callEl("c1", turns().at(-1)!)).toBe(node); // the same node, moved
+    expect(trailing().hidden).toBe(true);
+  });
+
+  it("finds the turn by call_id when the kernel gives no response_id", async () => {
+    await connect();
+    toolOnlyResponse("r1", "c1");
+    setCalls([entry("c1")]);
+    expect(callEl("c1", turns()[0]!)).not.toBeNull();
+    // a reply already on screen that only later carries the call's id takes it in
+    serverSend({
+      type: "response.output_text.delta",
+      response_id: "r2",
+      delta: "Let me check.",
+    });
+    setCalls([entry("c1"), entry("c2")]);
+    expect(callEl("c2", trailing())).not.toBeNull();
+    serverSend({
+      type: "response.function_call_arguments.done",
+      response_id: "r2",
+      call_id: "c2",
+      arguments: "{}",
+    });
+    frames.frame();
+    expect(callEl("c2", turns()[1]!)).not.toBeNull();
+  });
+
+  it("patches calls in place as the trait changes, and drops the ones it drops", async () => {
+    await connect();
+    toolOnlyResponse("r1", "c1");
+    setCalls([entry("c1", { response_id: "r1" })]);
+    const node = callEl("c1")!;
+    expect(node.dataset.status).toBe("running");
+    expect(node.querySelector(".rtw-tool-status")!.textContent).toBe(
+      "running…",
+    );
+    setCalls([
+      entry("c1", {
+        response_id: "r1",
+        status: "timeout",
+        error: "no answer in 30 s",
+        duration_ms: 30000,
+      }),
+    ]);
+    expect(callEl("c1")).toBe(node);
+    expect(node.dataset.status).toBe("timeout");
+    expect(node.querySelector(".rtw-tool-result")!.textContent).toBe(
+      "no answer in 30 s",
+    );
+    expect(node.querySelector(".rtw-tool-duration")!.textContent).toBe(
+      "30.00 s",
+    );
+    setCalls([entry("c2")]);
+    expect(callEl("c1")).toBeNull();
+    expect(callEl("c2")).not.toBeNull();
+    expect(
+      turns()[0]!.querySelector(".rtw-tool-calls")!.hasAttribute("hidden"),
+    ).toBe(true);
+  });
+
+  it("Approve and Reject ask Python, then wait for the trait", async () => {
+    setCalls([
+      entry("c1", { status: "pending_approval" }),
+      entry("c2", { status: "pending_approval", name: "delete_rows" }),
+    ]);
+    const approve = callEl("c1")!.querySelector<HTMLButtonElement>(
+      "[data-testid=rtw-tool-approve]",
+    )!;
+    approve.click();
+    expect(approve.disabled).toBe(true);
+    const c2 = callEl("c2")!;
+    c2.querySelector<HTMLInputElement>("[data-testid=rtw-tool-reason]")!.value =
+      "too risky";
+    c2.querySelector<HTMLButtonElement>(
+      "[data-testid=rtw-tool-reject]",
+    )!.click();
+    expect(model.ofKind("request")).toEqual([
+      { kind: "request", page: PAGE, action: "approve", call_id: "c1" },
+      {
+        kind: "request",
+        page: PAGE,
+        action: "reject",
+        call_id: "c2",
+        reason: "too risky",
+      },
+    ]);
+    // one page, one id: both requests name the controller's page
+    expect(new Set(model.ofKind("request").map((m) => m.page))).toEqual(
+      new Set([ctrl.page]),
+    );
+    setCalls([
+      entry("c1", { status: "running" }),
+      entry("c2", { status: "rejected", error: "too risky" }),
+    ]);
+    expect(
+      callEl("c1")!.querySelector<HTMLElement>(".rtw-tool-approval")!.hidden,
+    ).toBe(true);
+    expect(callEl("c2")!.querySelector(".rtw-tool-result")!.textContent).toBe(
+      "too risky",
+    );
+  });
+
+  it("every view of the widget shows the same calls; each cleans up its own", () => {
+    setCalls([entry("c1", { status: "pending_approval" })]);
+    const el2 = document.createElement("div");
+    const v2 = mountView(el2, model.asModel(), ctrl, frames);
+    expect(callEl("c1", el2)).not.toBeNull();
+    setCalls([entry("c1", { status: "ok", output_preview: "done!" })]);
+    for (const root of [el, el2])
+      expect(
+        callEl("c1", root)!.querySelector(".rtw-tool-result")!.textContent,
+      ).toBe("done!");
+    const before = model.listenerCount("change:tool_calls");
+    v2.destroy();
+    expect(model.listenerCount("change:tool_calls")).toBe(before - 1);
+  });
+
+  it("a malformed trait draws nothing broken", async () => {
+    await connect();
+    serverSend({
+      type: "response.output_text.delta",
+      response_id: "r1",
+      delta: "Hi",
+    });
+    for (const bad of [null, "calls", 42, { call_id: "c1" }, [null, 3, {}]]) {
+      setCalls(bad);
+      expect(el.querySelectorAll(".rtw-tool-call")).toHaveLength(0);
+      expect(turns()).toHaveLength(1);
+      expect(trailing().hidden).toBe(true);
+    }
+    setCalls([{ call_id: "c1" }]); // every other field missing
+    const node = callEl("c1")!;
+    expect(node.querySelector(".rtw-tool-name")!.textContent).toBe(
+      "(unnamed tool)",
+    );
+    expect(node.querySelector(".rtw-tool-status")!.textContent).toBe(
+      "status unknown",
+    );
+    expect(node.querySelector<HTMLElement>(".rtw-tool-approval")!.hidden).toBe(
+      true,
+    );
+  });
+
+  it("a call whose turn falls off the bounded transcript moves to the end, not away", async () => {
+    await connect();
+    toolOnlyResponse("r1", "c1");
+    setCalls([entry("c1", { response_id: "r1" })]);
+    expect(callEl("c1", turns()[0]!)).not.toBeNull();
+    // the store keeps 1000 turns: 1000 more push r1 off the front
+    for (let i = 0; i < 1000; i++)
+      serverSend({ type: "error", error: { message: `e${i}` } });
+    frames.frame();
+    expect(el.querySelector('[data-turn="response:r1"]')).toBeNull();
+    expect(callEl("c1", trailing())).not.toBeNull();
+  });
+
+  it("with no turns yet, a call alone hides the empty-transcript note", () => {
+    expect(el.querySelector<HTMLElement>(".rtw-empty")!.hidden).toBe(false);
+    setCalls([entry("c1")]);
+    expect(el.querySelector<HTMLElement>(".rtw-empty")!.hidden).toBe(true);
+  });
+});
