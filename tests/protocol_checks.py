@@ -18,6 +18,7 @@ INWORLD_ONLY: dict[str, dict[str, type]] = {
     "response.backchannel.audio.done": {"type": str, "event_id": str, "phrase": str},
     "response.backchannel.skipped": {"type": str, "event_id": str, "reason": str},
     "SESSION_RESOURCES_EXHAUSTED": {"errorType": str, "message": str},
+    "ping": {"type": str, "event_id": str, "timestamp": int},
 }
 
 

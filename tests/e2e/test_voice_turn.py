@@ -23,7 +23,8 @@ TOLERANCE_MS = 40  # what turns() must achieve against the injected delay
 
 SETUP = f"""
 from realtime_widget import Emulator, RealtimeWidget
-emu = Emulator(first_delta_delay_ms={FIRST_DELTA_DELAY_MS}).start()
+# the duration transcriber answers at once: this test measures the service's reply latency
+emu = Emulator(first_delta_delay_ms={FIRST_DELTA_DELAY_MS}, stt_model="none").start()
 # interrupt_response off: the looping fake-mic file must not cut the reply under test
 w = RealtimeWidget(
     base_url=emu.base_url, api_key=emu.api_key, log_path="voice.jsonl",

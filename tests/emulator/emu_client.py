@@ -81,7 +81,9 @@ class ScriptedMic(MediaStreamTrack):
 class RealtimeClient:
     """Connects like the widget's browser side: offer with mic + ``oai-events``, POST, answer."""
 
-    def __init__(self, base_url: str, api_key: str, *, mic: bool = True) -> None:
+    def __init__(
+        self, base_url: str, api_key: str, *, mic: bool = True, record: bool = False
+    ) -> None:
         install_loopback_candidates()
         self.base_url = base_url
         self.api_key = api_key
@@ -93,6 +95,8 @@ class RealtimeClient:
         self.raw: list[str] = []  # messages that were not JSON
         self.sent: list[dict[str, Any]] = []
         self.audio_rms: list[float] = []  # one per received 20 ms frame
+        self.record = record  # keep the received audio too (mono int16 at 48 kHz)
+        self.audio: list[np.ndarray] = []
         self.call_id: str | None = None
         self.channel_closed = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -117,6 +121,8 @@ class RealtimeClient:
             while True:
                 mono = to_mono_float(await track.recv())
                 self.audio_rms.append(float(np.sqrt(np.mean(mono * mono))))
+                if self.record:
+                    self.audio.append(np.asarray(np.clip(mono * 32767, -32768, 32767), np.int16))
 
     async def connect(self, timeout: float = 10.0) -> None:
         if self.mic is not None:

@@ -48,23 +48,27 @@ def beep_pattern(seconds: float, offset_frames: int = 0) -> Iterator[np.ndarray]
         yield tone * BEEP_FRAMES_RMS[k] if k < len(BEEP_FRAMES_RMS) else np.zeros(FRAME)
 
 
-def vad_events(frames: Iterator[np.ndarray], turn_detection: dict[str, Any]) -> list[VadEvent]:
+def vad_events(
+    frames: Iterator[np.ndarray], turn_detection: dict[str, Any], vad: str = "energy"
+) -> list[VadEvent]:
     events: list[VadEvent] = []
-    mic = MicMonitor(lambda e, s: events.append(e), vad_params(turn_detection))
+    mic = MicMonitor(lambda e, s: events.append(e), vad_params(turn_detection), vad=vad)
+    assert mic.detector == vad
     for frame in frames:
         mic.feed(frame, SAMPLE_RATE)
     return events
 
 
+@pytest.mark.parametrize("vad", ["energy", "silero"])
 @pytest.mark.parametrize("offset", [0, 7, 19])
 @pytest.mark.parametrize(
     "turn_detection",
     [{"type": "semantic_vad", "eagerness": "high"}, {"type": "server_vad", "threshold": 0.5}],
 )
 def test_the_stock_fake_mic_beep_never_starts_a_turn(
-    offset: int, turn_detection: dict[str, Any]
+    offset: int, turn_detection: dict[str, Any], vad: str
 ) -> None:
-    assert vad_events(beep_pattern(10.0, offset), turn_detection) == []
+    assert vad_events(beep_pattern(10.0, offset), turn_detection, vad) == []
 
 
 def test_the_beep_is_what_fooled_the_old_60_ms_onset() -> None:
@@ -101,13 +105,16 @@ def test_fast_synthetic_speech_still_starts_a_turn() -> None:
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+@pytest.mark.parametrize("vad", ["energy", "silero"])
 @pytest.mark.parametrize("words", ["Yes.", "OK", "Hello, can you hear me?"])
-def test_espeak_speech_starts_a_turn(words: str, tmp_path: Path) -> None:
+def test_espeak_speech_starts_a_turn(words: str, vad: str, tmp_path: Path) -> None:
     path = tmp_path / "words.wav"
     subprocess.run(["espeak-ng", "-w", str(path), words], check=True)
     with wave.open(str(path)) as w:
         rate, pcm = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), np.int16)
-    events = vad_events(speech_frames(pcm, rate), {"type": "semantic_vad", "eagerness": "high"})
+    events = vad_events(
+        speech_frames(pcm, rate), {"type": "semantic_vad", "eagerness": "high"}, vad
+    )
     assert [e.kind for e in events] == ["speech_started", "speech_stopped"]
 
 

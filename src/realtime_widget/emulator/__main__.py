@@ -24,6 +24,26 @@ def _parse_optional_int(text: str) -> int | None:
     return None if text.lower() in ("", "none") else int(text)
 
 
+def _parse_optional_float(text: str) -> float | None:
+    return None if text.lower() in ("", "none") else float(text)
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError("true or false")
+
+
+_CONVERTERS: dict[str, Any] = {
+    "float": float,
+    "str": str,
+    "bool": _parse_bool,
+    "float | None": _parse_optional_float,
+}
+
+
 def _parse_ice_servers(text: str) -> tuple[dict[str, Any], ...]:
     servers = json.loads(text)
     if not isinstance(servers, list) or not all(isinstance(s, dict) for s in servers):
@@ -48,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="Python logging level")
     knobs = parser.add_argument_group("latency and fault knobs")
     for f in dataclasses.fields(Knobs):
-        convert: Any = float if f.type in ("float", float) else _parse_optional_int
+        convert: Any = _CONVERTERS.get(str(f.type), _parse_optional_int)
         if f.name == "ice_servers":
             convert = _parse_ice_servers
         knobs.add_argument(

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import av
 import numpy as np
@@ -106,6 +107,7 @@ class Speech:
 
     def __init__(self, text: str, chars_per_s: float, speed: float = 1.0, voice: str = "") -> None:
         self.samples = round(speech_duration_s(text, chars_per_s, speed) * SAMPLE_RATE)
+        self._chars = len(text)
         f0 = 95.0 + _seed("voice", voice) % 120  # each voice name gets its own pitch
         self._gain = _voice_gain(f0) if self.samples else 0.0
         starts: list[int] = []
@@ -131,6 +133,19 @@ class Speech:
 
     def __len__(self) -> int:
         return self.samples
+
+    complete = True  # its length is known from the start
+
+    def char_sample(self, offset: int) -> int:
+        """The sample where the voice reaches character ``offset`` (the pace is even)."""
+        return int(self.samples * offset / self._chars) if self._chars else 0
+
+    def char_at(self, sample: int) -> int:
+        """How many characters of the text the voice has said by ``sample``."""
+        return int(sample * self._chars / self.samples) if self.samples else 0
+
+    def close(self) -> None:
+        pass
 
     def render(self, lo: int, hi: int) -> np.ndarray:
         """Samples ``lo:hi`` (clipped to the speech) as int16."""
@@ -162,17 +177,47 @@ def synthesize(text: str, chars_per_s: float, speed: float = 1.0, voice: str = "
 class Pcm:
     """Ready-made mono int16 samples with the same ``render`` interface as :class:`Speech`."""
 
-    def __init__(self, pcm: np.ndarray) -> None:
+    def __init__(self, pcm: np.ndarray, chars: int = 0) -> None:
         self._pcm = np.asarray(pcm, dtype=np.int16)
+        self._chars = chars  # the transcript it says, spread evenly
 
     def __len__(self) -> int:
         return len(self._pcm)
 
+    complete = True
+
     def render(self, lo: int, hi: int) -> np.ndarray:
         return self._pcm[max(lo, 0) : max(min(hi, len(self._pcm)), 0)]
 
+    def char_sample(self, offset: int) -> int:
+        return int(len(self._pcm) * offset / self._chars) if self._chars else 0
 
-Sound = Speech | Pcm
+    def char_at(self, sample: int) -> int:
+        return int(sample * self._chars / len(self._pcm)) if len(self._pcm) else 0
+
+    def close(self) -> None:
+        pass
+
+
+class Sound(Protocol):
+    """What the track plays: the formant :class:`Speech`, ready-made :class:`Pcm`, or the
+    espeak-ng voice (``_tts.SpokenText``), whose length grows until ``complete``."""
+
+    def __len__(self) -> int: ...
+
+    def render(self, lo: int, hi: int) -> np.ndarray: ...
+
+    @property
+    def complete(self) -> bool: ...
+
+    def char_sample(self, offset: int) -> int | None:
+        """Where the voice reaches character ``offset`` of its text (None: not known yet)."""
+
+    def char_at(self, sample: int) -> int:
+        """How many characters of its text the voice has said by ``sample``."""
+
+    def close(self) -> None:
+        """Stop making more of it (it was cut, or it ended)."""
 
 
 def frame_rms(samples: np.ndarray) -> float:
@@ -228,6 +273,8 @@ class VoiceTrack(MediaStreamTrack):
     def clear(self) -> Utterance | None:
         """Stop at once; returns what was still playing, if anything."""
         current, self._utterance = self._utterance, None
+        if current is not None:
+            current.sound.close()
         if current is not None and current.end <= time.monotonic():
             return None
         return current

@@ -56,7 +56,7 @@ class EmulatedCall:
         self,
         knobs: Callable[[], Knobs],
         responder: Responder,
-        transcriber: Transcriber,
+        transcriber: Transcriber | None,
     ) -> None:
         self.id = new_id("rtc")
         self.created_at = time.time()
@@ -64,7 +64,7 @@ class EmulatedCall:
         self.state = "connecting"
         self._knobs = knobs
         self.responder = responder
-        self.transcriber = transcriber
+        self.transcriber = transcriber  # None: the built-in recognizer (the stt_model knob)
         self.pc = RTCPeerConnection()
         self.session = default_session()
         self.conversation = Conversation()
@@ -170,6 +170,20 @@ class EmulatedCall:
         self.spawn(self._process_inbox())
         self._apply_fault_knobs()
         self.emit("session.created", session=self.session)
+        if self.knobs.ping_interval_ms is not None:
+            self.spawn(self._ping())
+
+    async def _ping(self) -> None:
+        """Inworld's keep-alive: ``{type: ping, event_id, timestamp}`` (epoch ms) on a timer."""
+        while True:
+            interval = self.knobs.ping_interval_ms
+            if interval is None:  # turned off by configure()
+                return
+            await asyncio.sleep(interval / 1000)
+            channel = self.channel
+            if channel is None or channel.readyState != "open":
+                return
+            self.emit("ping", timestamp=int(time.time() * 1000))
 
     def _on_channel_close(self) -> None:
         if self.state == "open":

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from ._knobs import Knobs
-from ._responder import Responder, Transcriber, default_responder, default_transcriber
+from ._responder import Responder, Transcriber, default_responder
 from ._server import KEEP_FINISHED_CALLS, EmulatorServer
 
 _START_TIMEOUT_S = 15.0
@@ -24,7 +24,8 @@ class Emulator:
 
     ``Emulator(**knobs).start()`` listens on ``host:port`` (0 picks a free port); give
     ``emu.base_url`` and ``emu.api_key`` to a client. Knobs are the fields of :class:`Knobs`.
-    ``responder`` decides what the model says, ``transcriber`` what it heard.
+    ``responder`` decides what the model says, ``transcriber`` what it heard (by default,
+    faster-whisper when ``realtime-widget[voice]`` is installed: see the ``stt_model`` knob).
     ``keep_finished_calls`` bounds how many finished calls ``emu.calls`` keeps (the most
     recent ones); live calls are always kept.
     """
@@ -48,7 +49,7 @@ class Emulator:
         self._port: int | None = None
         self._knobs = Knobs.from_kwargs(**knobs)
         self._responder = responder or default_responder
-        self._transcriber = transcriber or default_transcriber
+        self._transcriber = transcriber  # None: speech recognition per the stt_model knob
         self._keep_finished_calls = keep_finished_calls
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+VAD_ENGINES = ("auto", "silero", "energy")
+TTS_ENGINES = ("auto", "espeak", "formant")
+
 
 def _knob(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
@@ -65,10 +68,47 @@ class Knobs:
         32,
         "live calls at most; one more offer is answered 429 too_many_calls (none: no cap)",
     )
+    vad: str = _knob(
+        "auto",
+        "turn detector: auto (Silero's speech model when realtime-widget[voice] is installed, "
+        "else by loudness), silero, or energy",
+    )
+    tts: str = _knob(
+        "auto",
+        "the voice: auto (espeak-ng when realtime-widget[voice] or the espeak-ng system "
+        "package is installed, else the synthetic formant voice), espeak, or formant",
+    )
+    stt_model: str = _knob(
+        "auto",
+        "input transcription: auto (faster-whisper with the bundled tiny.en model of "
+        "realtime-widget[voice]; else a '[speech, 1.2 s]' placeholder), none (the placeholder), "
+        "or a faster-whisper model name or directory (a name is downloaded by faster-whisper)",
+    )
+    transcription_delay_ms: float = _knob(
+        0.0,
+        "extra delay before each input transcription's events, on top of the recognizer's own time",
+    )
+    omit_function_call_name: bool = _knob(
+        False,
+        "leave name out of response.function_call_arguments.done, as Inworld may (clients "
+        "must take it from response.output_item.added)",
+    )
+    ping_interval_ms: float | None = _knob(
+        None, "send Inworld's ping event ({type: ping, timestamp}) this often (none: never)"
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ice_servers", tuple(dict(s) for s in self.ice_servers))
-        for name in ("first_delta_delay_ms", "delta_interval_ms", "answer_delay_ms"):
+        choices = {"vad": VAD_ENGINES, "tts": TTS_ENGINES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        if not isinstance(self.stt_model, str) or not self.stt_model:
+            raise ValueError("stt_model must be auto, none, or a model name or directory")
+        if self.ping_interval_ms is not None and not self.ping_interval_ms >= 10:
+            raise ValueError("ping_interval_ms must be >= 10 (or None for no pings)")
+        names = ("first_delta_delay_ms", "delta_interval_ms", "answer_delay_ms")
+        for name in (*names, "transcription_delay_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if not isinstance(self.events_kept, int) or self.events_kept < 0:

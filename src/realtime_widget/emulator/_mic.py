@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from ._vad import EnergyVad, VadEvent, VadParams
+from ._vad import EnergyVad, SileroVad, VadEvent, VadParams, make_vad
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,12 @@ class MicMonitor:
         on_vad: Callable[[VadEvent, Segment | None], None],
         params: VadParams | None,
         on_frame: Callable[[float], None] | None = None,
+        vad: str = "auto",
     ) -> None:
         self._on_vad = on_vad
         self._on_frame = on_frame  # called after every frame with the stream time (ms)
-        self._vad = EnergyVad(params) if params else None
+        self._engine = vad  # the vad knob: auto / silero / energy
+        self._vad: EnergyVad | SileroVad | None = make_vad(params, vad) if params else None
         self._lock = threading.Lock()
         self.frames = 0
         self.peak_rms = 0.0
@@ -74,14 +76,29 @@ class MicMonitor:
     def set_params(self, params: VadParams | None) -> None:
         """Apply a new turn_detection; switching kind mid-turn restarts detection cleanly."""
         if params is None:
+            if self._vad is not None:
+                self._vad.close()
             self._vad = None
             self._turn = []
             self._manual_start_ms = self.stream_ms
         elif self._vad is None:
-            self._vad = EnergyVad(params)
+            self._vad = make_vad(params, self._engine)
             self._turn = []
         else:
             self._vad.params = params
+
+    @property
+    def detector(self) -> str:
+        """Which detector runs: "silero", "energy" or "off"."""
+        if self._vad is None:
+            return "off"
+        return "silero" if isinstance(self._vad, SileroVad) else "energy"
+
+    def close(self) -> None:
+        """Give the speech model back (the call ended)."""
+        if self._vad is not None:
+            self._vad.close()
+            self._vad = None
 
     @property
     def in_speech(self) -> bool:
@@ -96,16 +113,20 @@ class MicMonitor:
                 "rms_mean": round(self._rms_sum / self.frames, 6) if self.frames else 0.0,
                 "speech_segments": self.speech_segments,
                 "stream_ms": int(self.stream_ms),
+                "vad": self.detector,
             }
 
     # --- the stream ----------------------------------------------------------------------
     async def run(self, track: MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            self.feed(to_mono_float(frame), int(getattr(frame, "sample_rate", 48_000)))
+        try:
+            while True:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    return
+                self.feed(to_mono_float(frame), int(getattr(frame, "sample_rate", 48_000)))
+        finally:
+            self.close()
 
     def feed(self, mono: np.ndarray, sample_rate: int) -> None:
         """One decoded frame: update stats, keep its audio, run the VAD."""
@@ -120,14 +141,16 @@ class MicMonitor:
             self.peak_rms = max(self.peak_rms, rms)
         pcm = np.asarray(np.clip(mono * 32767, -32768, 32767), dtype=np.int16)
         self._keep(start_ms, pcm)
-        self._detect(rms, start_ms, end_ms, sample_rate)
+        self._detect(mono, rms, start_ms, end_ms, sample_rate)
         if self._on_frame is not None:
             self._on_frame(end_ms)
 
-    def _detect(self, rms: float, start_ms: float, end_ms: float, sample_rate: int) -> None:
+    def _detect(
+        self, mono: np.ndarray, rms: float, start_ms: float, end_ms: float, sample_rate: int
+    ) -> None:
         if self._vad is None:
             return
-        event = self._vad.feed(rms, start_ms, end_ms)
+        event = self._vad.feed_frame(mono, sample_rate, rms, start_ms, end_ms)
         if event is None:
             return
         if event.kind == "speech_started":

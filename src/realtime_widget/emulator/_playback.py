@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._audio import Pcm, Sound, Utterance, VoiceTrack
+from ._audio import SAMPLE_RATE, Pcm, Sound, Utterance, VoiceTrack
 from ._conversation import Conversation
 
 
@@ -35,6 +35,7 @@ class Playback:
         self.playing: Utterance | None = None
         self.audio_ms: dict[str, int] = {}  # assistant audio item id -> its length (truncate)
         self.chars_per_ms: dict[str, float] = {}  # ... -> text spoken per ms of its audio
+        self._by_item: dict[str, Utterance] = {}  # items whose audio is playing
         self._idle = asyncio.Event()
         self._idle.set()
         # Held by one play() from its wait for silence until its utterance is registered, so
@@ -52,21 +53,52 @@ class Playback:
         caller wait.
         """
         if isinstance(sound, np.ndarray):
-            sound = Pcm(sound)
+            sound = Pcm(sound, text_chars)
         async with self._turn:
             await self._idle.wait()
             utterance = self.track.play(response_id, sound, item_id)
             self.playing = utterance
             self._idle.clear()
-        self.audio_ms[item_id] = int(utterance.duration_s * 1000)
-        if utterance.duration_s > 0:
-            self.chars_per_ms[item_id] = text_chars / (utterance.duration_s * 1000)
+        self._by_item[item_id] = utterance
         self._host.emit("output_audio_buffer.started", response_id=response_id)
         self._host.spawn(self._watch(utterance))
         return utterance
 
+    def _settle(self, item_id: str) -> None:
+        """An item's audio is over (played or cut): keep its length and pace, drop the sound."""
+        utterance = self._by_item.pop(item_id, None)
+        if utterance is None:
+            return
+        played_ms = int(utterance.duration_s * 1000)
+        self.audio_ms.setdefault(item_id, played_ms)
+        spoken = utterance.sound.char_at(len(utterance.sound))
+        if played_ms > 0:
+            self.chars_per_ms.setdefault(item_id, spoken / played_ms)
+        utterance.sound.close()
+
+    def _length_ms(self, item_id: str) -> int:
+        utterance = self._by_item.get(item_id)
+        if utterance is not None and item_id not in self.audio_ms:
+            return int(utterance.duration_s * 1000)
+        return self.audio_ms.get(item_id, 0)
+
+    def _pace(self, item_id: str, at_ms: int) -> float | None:
+        """Characters per ms that put the cut at the words said by ``at_ms``."""
+        utterance = self._by_item.get(item_id)
+        if utterance is not None and at_ms > 0:
+            return utterance.sound.char_at(at_ms * SAMPLE_RATE // 1000) / at_ms
+        return self.chars_per_ms.get(item_id)
+
     async def _watch(self, utterance: Utterance) -> None:
-        await asyncio.sleep(max(0.0, utterance.end - time.monotonic()))
+        # A streamed voice's length grows while it is synthesized: wait for its final end.
+        while True:
+            await asyncio.sleep(max(0.0, utterance.end - time.monotonic()))
+            if utterance.sound.complete and utterance.end <= time.monotonic() + 0.001:
+                break
+            if self.playing is not utterance:
+                break
+            await asyncio.sleep(0.02)
+        self._settle(utterance.item_id)
         if self.playing is utterance:
             self.playing = None
             self._idle.set()
@@ -96,21 +128,20 @@ class Playback:
 
     def truncate(self, item_id: str, content_index: Any, audio_end_ms: Any) -> None:
         """``conversation.item.truncate``: cut the item's transcript at ``audio_end_ms``."""
+        at = audio_end_ms if isinstance(audio_end_ms, int) else 0
         self._host.conversation.truncate(
-            item_id,
-            content_index,
-            audio_end_ms,
-            self.audio_ms.get(item_id, 0),
-            self.chars_per_ms.get(item_id),
+            item_id, content_index, audio_end_ms, self._length_ms(item_id), self._pace(item_id, at)
         )
         if isinstance(audio_end_ms, int):
+            self._settle(item_id)
             self.audio_ms[item_id] = audio_end_ms  # the audio after the cut is gone
 
     def truncate_played(self, utterance: Utterance, played_ms: int) -> None:
         """After a barge-in: cut the assistant item to the audio that was actually played."""
         item_id = utterance.item_id
         item = self._host.conversation.find(item_id)
-        total_ms = self.audio_ms.get(item_id)
+        total_ms = self._length_ms(item_id) if item_id in self._by_item else None
+        total_ms = self.audio_ms.get(item_id) if total_ms is None else total_ms
         if item is None or total_ms is None or played_ms >= total_ms:
             return  # not in the conversation (conversation: none, deleted), or fully played
         content_index = next(
@@ -119,8 +150,9 @@ class Playback:
         if content_index is None:
             return
         self._host.conversation.truncate(
-            item_id, content_index, played_ms, total_ms, self.chars_per_ms.get(item_id)
+            item_id, content_index, played_ms, total_ms, self._pace(item_id, played_ms)
         )
+        self._settle(item_id)
         self.audio_ms[item_id] = played_ms
         self._host.emit(
             "conversation.item.truncated",

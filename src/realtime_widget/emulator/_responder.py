@@ -8,6 +8,7 @@ on the emulator's event loop: a slow sync responder delays every call, so make l
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,43 +95,125 @@ def default_transcriber(request: TranscriptionRequest) -> str:
     return f"[speech, {request.duration_s:.1f} s]"
 
 
-def _tool_wanted(ctx: ResponseContext, text: str) -> dict[str, Any] | None:
+def _spaced(name: str) -> str:
+    return re.sub(r"[_\-]+", " ", name).strip().lower()
+
+
+def _tool_wanted(ctx: ResponseContext, text: str) -> tuple[dict[str, Any], int] | None:
+    """The tool the user asks for, and where its name ends in ``text``.
+
+    The rule: a tool is called when its name appears in the user's words, as written
+    (``get_weather``) or with its underscores and hyphens as spaces (``get weather``), in any
+    case; "use get weather for Paris" is the natural way to say it. The first tool of the
+    session's list that appears wins. ``tool_choice`` ``none`` never calls one; a forced
+    ``{"type": "function", "name"}`` or ``required`` calls that (or the first) tool anyway.
+    """
     choice = ctx.tool_choice
     if not ctx.tools or choice == "none":
         return None
-    if isinstance(choice, dict):
-        return next((t for t in ctx.tools if t.get("name") == choice.get("name")), None)
     lowered = text.lower()
     for tool in ctx.tools:
         name = str(tool.get("name", ""))
-        if name and (name.lower() in lowered or name.lower().replace("_", " ") in lowered):
-            return tool
-    return ctx.tools[0] if choice == "required" else None
+        if isinstance(choice, dict) and name != choice.get("name"):
+            continue
+        for form in (name.lower(), _spaced(name)):
+            at = lowered.find(form) if form else -1
+            if at >= 0:
+                return tool, at + len(form)
+    if isinstance(choice, dict):
+        forced = next((t for t in ctx.tools if t.get("name") == choice.get("name")), None)
+        return (forced, 0) if forced else None
+    return (ctx.tools[0], 0) if choice == "required" else None
 
 
-def _fill_arguments(tool: dict[str, Any], text: str) -> dict[str, Any]:
-    """Deterministic arguments from the tool's JSON schema: strings get the user's words."""
-    properties = (tool.get("parameters") or {}).get("properties") or {}
-    samples: dict[str, Any] = {"string": text, "number": 1, "integer": 1, "boolean": True}
-    return {
-        name: samples.get(str(spec.get("type"))) if isinstance(spec, dict) else None
-        for name, spec in properties.items()
-    }
+_FILLER = {"for", "in", "of", "about", "to", "with", "on", "at", "the", "please", "a", "an"}
+_VALUE = r"\s*(?:=|:|\bis\b)?\s*(\"[^\"]*\"|'[^']*'|[^\s,;!?]+)"
+
+
+def _convert(value: str, spec: dict[str, Any]) -> Any:
+    value = value.strip().strip("\"'").rstrip(".")
+    kind = spec.get("type")
+    if isinstance(spec.get("enum"), list) and spec["enum"]:
+        return next((e for e in spec["enum"] if str(e).lower() == value.lower()), spec["enum"][0])
+    if kind in ("number", "integer"):
+        try:
+            number = float(value)
+        except ValueError:
+            return 1
+        return int(number) if kind == "integer" else number
+    if kind == "boolean":
+        return value.lower() in ("true", "yes", "on", "1")
+    return value
+
+
+def _fill_arguments(tool: dict[str, Any], text: str, after: int) -> dict[str, Any]:
+    """Arguments from the user's words, deterministically (see docs/emulator.md, *Tools*).
+
+    For each parameter of the tool's JSON schema: an explicit ``<param> <value>``,
+    ``<param>=<value>``, ``<param>: <value>`` or ``<param> is <value>`` in the text (the
+    parameter name with spaces for underscores; a value is one word or a quoted phrase) gives
+    its value, converted to the parameter's type (an ``enum`` takes the matching member, else
+    its first). Otherwise a string parameter gets the words after the tool's name, without
+    leading "for", "in", "about"... and trailing punctuation (all the text if none follow); a
+    number takes the first number there; a required parameter gets 1 / true / its first enum
+    member; an optional one is left out.
+    """
+    schema = tool.get("parameters") or {}
+    properties = schema.get("properties") or {}
+    required = set(schema.get("required") or ())
+    words = text[after:].strip(" \t\n.,;:!?").split()
+    while words and words[0].lower().strip(",:") in _FILLER:
+        words.pop(0)
+    rest = " ".join(words).rstrip(".!?,;") or text.strip()
+    args: dict[str, Any] = {}
+    for name, spec in properties.items():
+        spec = spec if isinstance(spec, dict) else {}
+        found = re.search(r"\b" + re.escape(_spaced(name)) + _VALUE, text, re.IGNORECASE)
+        found = found or re.search(r"\b" + re.escape(name) + _VALUE, text, re.IGNORECASE)
+        kind = spec.get("type")
+        if found:
+            args[name] = _convert(found.group(1), spec)
+        elif kind == "string" and not spec.get("enum"):
+            args[name] = rest
+        elif kind in ("number", "integer") and (number := re.search(r"-?\d+(?:\.\d+)?", rest)):
+            args[name] = _convert(number.group(), spec)
+        elif name in required:
+            args[name] = (
+                _convert("", spec)
+                if spec.get("enum")
+                else {"number": 1, "integer": 1, "boolean": True}.get(str(kind), rest)
+            )
+    return args
+
+
+def _say_output(output: Any) -> str:
+    """A tool's output in a sentence: a JSON object as "key is value" pairs."""
+    try:
+        value = json.loads(output) if isinstance(output, str) else output
+    except ValueError:
+        return str(output).strip()
+    if isinstance(value, dict):
+        return ", ".join(f"{_spaced(str(k))} is {_say_output(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_say_output(v) for v in value)
+    return str(value).strip()
 
 
 def default_responder(ctx: ResponseContext) -> Reply:
-    """Echo the user, call a tool the user names, and report a tool's output back."""
+    """Echo what was heard, call a tool the user names, and report a tool's output back."""
     last = ctx.last_item
     if last is not None and last.get("type") == "function_call_output":
         call = ctx.call_for(str(last.get("call_id")))
-        name = call.get("name") if call else "tool"
-        return TextReply(f"The {name} tool returned: {last.get('output', '')}.")
+        name = _spaced(str(call.get("name"))) if call else "tool"  # said as words
+        said = _say_output(last.get("output", "")).rstrip(".")
+        return TextReply(f"The {name} tool returned: {said}.")
     text = ctx.last_user_text
     if text is None:
         return TextReply("Hello! This is the local realtime emulator. How can I help?")
-    tool = _tool_wanted(ctx, text)
-    if tool is not None:
-        return ToolCall(str(tool["name"]), _fill_arguments(tool, text))
+    wanted = _tool_wanted(ctx, text)
+    if wanted is not None:
+        tool, after = wanted
+        return ToolCall(str(tool["name"]), _fill_arguments(tool, text, after))
     said = text.rstrip()
     end = "" if said.endswith((".", "!", "?")) else "."  # "You said: Hi!" not "Hi!."
     return TextReply(f"You said: {said}{end} This is the local realtime emulator.")

@@ -24,13 +24,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._audio import Speech, Utterance
+from ._audio import SAMPLE_RATE, Sound, Utterance
 from ._conversation import Conversation, item_text
 from ._errors import ClientError
 from ._ids import new_id
 from ._knobs import Knobs
 from ._ratelimits import RateLimits
 from ._responder import Responder, ResponseContext, TextReply, ToolCall
+from ._tts import make_speech
 from ._validate import (
     enum,
     list_of,
@@ -138,7 +139,7 @@ class ResponseHost(Protocol):
     def emit(self, type: str, **fields: Any) -> dict[str, Any]: ...
 
     async def play(
-        self, response_id: str, item_id: str, sound: Speech, text_chars: int = 0
+        self, response_id: str, item_id: str, sound: Sound, text_chars: int = 0
     ) -> Utterance: ...
 
     def stop_playback(self) -> bool: ...
@@ -285,9 +286,8 @@ class ResponseRunner:
         speech = None
         if not isinstance(reply, ToolCall) and "audio" in self.params.output_modalities:
             text, limited = self._limit(reply.text)
-            if text:  # only a syllable table: the samples are rendered per frame as they play
-                knobs, p = self.host.knobs, self.params
-                speech = await asyncio.to_thread(Speech, text, knobs.speech_rate, p.speed, p.voice)
+            if text:  # the first sentence only: the rest is made as it plays
+                speech = await asyncio.to_thread(self._speech, text)
         # The knob is the time from response.created to the first delta, whatever the work.
         delay = self.host.knobs.first_delta_delay_ms / 1000 - (time.monotonic() - created_at)
         await asyncio.sleep(max(0.0, delay))
@@ -301,6 +301,10 @@ class ResponseRunner:
             self._finish("incomplete", reason="max_output_tokens")
         else:
             self._finish("completed")
+
+    def _speech(self, text: str) -> Sound:
+        knobs, p = self.host.knobs, self.params
+        return make_speech(text, knobs.tts, knobs.speech_rate, p.speed, p.voice)
 
     async def _ask(self) -> TextReply | ToolCall:
         params = self.params
@@ -334,7 +338,7 @@ class ResponseRunner:
             return text[: limit * 4], True
         return text, False
 
-    async def _stream_message(self, text: str, status: str, speech: Speech | None = None) -> None:
+    async def _stream_message(self, text: str, status: str, speech: Sound | None = None) -> None:
         audio = "audio" in self.params.output_modalities
         kind = "audio" if audio else "text"
         key = "transcript" if audio else "text"
@@ -358,12 +362,18 @@ class ResponseRunner:
         knobs = self.host.knobs
         if audio and text:
             if speech is None:
-                speech = Speech(text, knobs.speech_rate, self.params.speed, self.params.voice)
+                speech = await asyncio.to_thread(self._speech, text)
             self._utterance = await self.host.play(self.id, item["id"], speech, len(text))
-            start, duration, offset = self._utterance.start, self._utterance.duration_s, 0
+            start, offset = self._utterance.start, 0
             for chunk in chunks:
-                # Each word's transcript goes out as the voice starts saying it.
-                delay = start + duration * offset / len(text) - time.monotonic()
+                # Each word's transcript goes out as the voice starts saying it (the voice's
+                # own word positions; a streamed voice may not have reached it yet).
+                word = offset + len(chunk) - len(chunk.lstrip())
+                sample = speech.char_sample(word)
+                while sample is None:
+                    await asyncio.sleep(0.02)
+                    sample = speech.char_sample(word)
+                delay = start + sample / SAMPLE_RATE - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 self._delta("response.output_audio_transcript.delta", chunk)
@@ -403,11 +413,14 @@ class ResponseRunner:
                 delta=chunk,
             )
             self._sent += chunk
+        # Inworld may leave name out of .done (the omit_function_call_name knob): clients must
+        # take it from response.output_item.added.
+        named = {} if self.host.knobs.omit_function_call_name else {"name": call.name}
         self.host.emit(
             "response.function_call_arguments.done",
             **self._ids(),
             call_id=call_id,
-            name=call.name,
+            **named,
             arguments=arguments,
         )
         self._close_item("completed")

@@ -93,7 +93,7 @@ class EmulatorServer:
         api_key: str,
         knobs: Callable[[], Knobs],
         responder: Responder,
-        transcriber: Transcriber,
+        transcriber: Transcriber | None,
         keep_finished_calls: int = KEEP_FINISHED_CALLS,
     ) -> None:
         self._api_key = api_key

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import _stt
 from ._audio import Utterance
 from ._backchannel import PHRASE, BackchannelTurn, audio_deltas, backchannel_config
 from ._ids import new_id
 from ._mic import MicMonitor, Segment
-from ._responder import TranscriptionRequest
+from ._responder import TranscriptionRequest, default_transcriber
 from ._response import ResponseRunner, parse_response_params
 from ._vad import VadEvent, vad_params
 
@@ -32,7 +34,10 @@ class TurnTaking:
     def __init__(self, call: EmulatedCall) -> None:
         self._call = call
         self.mic = MicMonitor(
-            self._on_vad, vad_params(self.turn_detection), on_frame=self._on_mic_frame
+            self._on_vad,
+            vad_params(self.turn_detection),
+            on_frame=self._on_mic_frame,
+            vad=call.knobs.vad,
         )
         self._speech_item_id: str | None = None
         self._backchannel: BackchannelTurn | None = None
@@ -180,10 +185,15 @@ class TurnTaking:
             config.get("prompt"),
         )
         try:
-            result = call.transcriber(request)
-            transcript = await result if asyncio.iscoroutine(result) else result
-            if not isinstance(transcript, str):
-                raise TypeError(f"transcriber returned {type(transcript).__name__}, not str")
+            if call.transcriber is not None:
+                result = call.transcriber(request)
+                transcript = await result if asyncio.iscoroutine(result) else result
+                if not isinstance(transcript, str):
+                    raise TypeError(f"transcriber returned {type(transcript).__name__}, not str")
+                words = [transcript]
+            else:
+                words = await recognize(request, call.knobs.stt_model)
+                transcript = "".join(words).strip()
         except Exception as exc:  # a broken transcriber fails the transcription, not the call
             log.exception("call %s: transcriber failed", call.id)
             call.emit(
@@ -197,13 +207,17 @@ class TurnTaking:
                 },
             )
             return
+        extra = call.knobs.transcription_delay_ms / 1000
+        if extra > 0:
+            await asyncio.sleep(extra)
         item["content"][0]["transcript"] = transcript
-        call.emit(
-            "conversation.item.input_audio_transcription.delta",
-            item_id=item["id"],
-            content_index=0,
-            delta=transcript,
-        )
+        for word in words or [""]:  # the words as the recognizer gave them
+            call.emit(
+                "conversation.item.input_audio_transcription.delta",
+                item_id=item["id"],
+                content_index=0,
+                delta=word,
+            )
         call.emit(
             "conversation.item.input_audio_transcription.completed",
             item_id=item["id"],
@@ -211,3 +225,31 @@ class TurnTaking:
             transcript=transcript,
             usage={"type": "duration", "seconds": round(segment.duration_s, 3)},
         )
+
+
+_STT_MISSING_SAID = False
+
+
+async def recognize(request: TranscriptionRequest, stt_model: str) -> list[str]:
+    """The built-in transcriber: faster-whisper per the ``stt_model`` knob (its real time is
+    the delay), else the placeholder ``[speech, 1.2 s]``, saying once what is missing."""
+    global _STT_MISSING_SAID
+    model = None if stt_model == "none" else _stt.resolve_model(stt_model)
+    why = _stt.missing() if stt_model == "auto" else None
+    if model is None or why is not None:
+        if stt_model == "auto" and not _STT_MISSING_SAID:
+            _STT_MISSING_SAID = True
+            log.warning(
+                "realtime emulator: %s, so input transcripts are placeholders like "
+                '"[speech, 1.2 s]". For speech recognition: pip install "realtime-widget[voice]"',
+                why,
+            )
+        return [default_transcriber(request)]
+    started = time.monotonic()
+    result = await asyncio.to_thread(
+        _stt.recognize, model, request.pcm, request.sample_rate, request.language, request.prompt
+    )
+    log.debug(
+        "recognized %.2f s of speech in %.2f s", request.duration_s, time.monotonic() - started
+    )
+    return result.words

