@@ -10,7 +10,10 @@ Prints, from one run:
   kernel and during a 2,000-delta flood, and the floor: a bare anywidget whose front end sends
   a timestamped custom message, received by its Python side the same way; the ratios to it;
 - events per comm message during the flood, events lost, and main-thread long tasks (> 50 ms,
-  PerformanceObserver) while the flood streams.
+  PerformanceObserver) while the flood streams;
+- the kernel hop of a Python tool: the browser receives the function call -> the tool's output
+  goes out on the data channel, less the function's own time (turns()' ``tool_hop_ms``), for a
+  tool that returns at once, over 50 calls, beside the single-event delivery of the same run.
 
 Opens WebRTC connections, so run it in a loopback-only namespace:
     scripts/in-netns .venv/bin/python benchmarks/browser_session.py [--connects 5]
@@ -29,13 +32,17 @@ from _rig import RECORD_CLICKS, BareServer, click, cors_preflight_ok, lab_sessio
 
 FLOOD_DELTAS = 2000
 SINGLE_EVENTS = 30
+TOOL_CALLS = 50
 
 SETUP = f"""
 from realtime_widget import Emulator, RealtimeWidget
+from realtime_widget.emulator import default_responder
 
 def responder(ctx):
     if (ctx.last_user_text or "").startswith("flood"):
         return "".join(f"w{{i}} " for i in range({FLOOD_DELTAS}))
+    if "ping tool" in (ctx.last_user_text or "") or (ctx.last_item or {{}}).get("type") == "function_call_output":
+        return default_responder(ctx)  # calls the tool; then reads its output back
     return "Hello from the benchmark."
 
 emu = Emulator(responder=responder, delta_interval_ms=1, first_delta_delay_ms=0).start()
@@ -126,6 +133,9 @@ def main() -> None:
 
             def widget_connect() -> float:
                 t_click = click(page, CONNECT)
+                # No kernel polling while the call starts: every poll is an execute request
+                # whose messages share the kernel's channels with the call's own.
+                time.sleep(1.5)
                 t_updated = book.poll(
                     "next((r['t_ms'] for r in w.events.of_type('session.updated') "
                     "if r['call_number'] == w.call_number), None)",
@@ -247,6 +257,31 @@ def main() -> None:
                 f"x floor: p50 {p50 / f50:.2f}x, p95 {p95 / f95:.2f}x"
             )
         print("  (target: single-event p50 <= 1.3x the floor)")
+
+        # the kernel hop of a tool that returns at once
+        book.kernel_eval("w.tool(lambda: 'pong', name='ping_tool', description='Answers pong.')")
+        done0 = book.kernel_json("len(w.events.of_type('response.done'))")
+        for i in range(TOOL_CALLS):  # one at a time: each call, then the reply reading it back
+            book.kernel_eval("w.send_text('use ping tool')")
+            time.sleep(0.4)  # not polling meanwhile (see widget_connect)
+            book.poll(
+                f"len(w.events.of_type('response.done')) >= {done0 + 2 * (i + 1)}",
+                timeout=30,
+                interval=0.2,
+            )
+        book.poll(
+            f"len([x for x in w.events.turns()['tool_hop_ms'] if x == x]) >= {TOOL_CALLS}",
+            timeout=30,
+        )
+        hops = book.kernel_json("[x for x in w.events.turns()['tool_hop_ms'] if x == x]")
+        own = book.kernel_json("[x for x in w.events.turns()['tool_ms'] if x == x]")
+        print(
+            f"tool kernel hop, call received in the browser -> output sent, less the function's "
+            f"own time ({len(hops)} calls of a tool that returns at once): p50 "
+            f"{pct(hops, 0.5):.1f} ms, p95 {pct(hops, 0.95):.1f} ms (the function itself: p50 "
+            f"{pct(own, 0.5):.2f} ms); single-event delivery in this run: p50 "
+            f"{pct(single, 0.5):.1f} ms (target: hop p50 <= 10 ms, p95 <= 30 ms)"
+        )
         print(
             f"flood: {deltas} of the {sent_by_service} text deltas the service sent reached the log "
             f"({sent_by_service - deltas} lost; {gaps} gaps in the browser's numbering), "

@@ -13,40 +13,68 @@ import { mountView } from "./view/index";
 
 /**
  * anywidget hands `initialize` and each `render` different proxy objects for one model, so
- * the proxy cannot key the controller. The model's `layout` attribute (an ipywidgets
- * LayoutModel instance, the same object for every proxy of one widget) can; hosts without
- * it fall back to the proxy itself, which is then shared.
+ * the proxy cannot key the controller. The model's `layout` attribute can: in Jupyter it is an
+ * ipywidgets LayoutModel instance, the same object for every proxy of one widget; marimo
+ * (0.25), which wraps the model in a fresh object per call too, leaves it as the reference
+ * string `"IPY_MODEL_<id>"`, unique to the widget. Hosts with neither fall back to the proxy
+ * itself, which is then shared.
  */
-export function modelKey(model: WidgetModel): object {
+export type ModelKey = object | string;
+
+export function modelKey(model: WidgetModel): ModelKey {
   let layout: unknown;
   try {
     layout = model.get("layout");
   } catch {
     layout = undefined;
   }
-  return typeof layout === "object" && layout !== null ? layout : model;
+  if (typeof layout === "object" && layout !== null) return layout;
+  if (typeof layout === "string" && layout !== "") return layout;
+  return model;
+}
+
+/** A map keyed by objects (held weakly) or by strings. */
+class KeyMap<V> {
+  private readonly byObject = new WeakMap<object, V>();
+  private readonly byString = new Map<string, V>();
+
+  get(key: ModelKey): V | undefined {
+    return typeof key === "string"
+      ? this.byString.get(key)
+      : this.byObject.get(key);
+  }
+
+  set(key: ModelKey, value: V): void {
+    if (typeof key === "string") this.byString.set(key, value);
+    else this.byObject.set(key, value);
+  }
+
+  delete(key: ModelKey): void {
+    if (typeof key === "string") this.byString.delete(key);
+    else this.byObject.delete(key);
+  }
 }
 
 type Waiter = (ctrl: Controller) => void;
 
 /** Controllers by model identity, plus views waiting for one (render can beat initialize). */
 export class ControllerRegistry {
-  private readonly ctrls = new WeakMap<object, Controller>();
-  private readonly waiters = new WeakMap<object, Set<Waiter>>();
+  private readonly ctrls = new KeyMap<Controller>();
+  private readonly waiters = new KeyMap<Set<Waiter>>();
 
-  set(key: object, ctrl: Controller): void {
+  set(key: ModelKey, ctrl: Controller): void {
     this.ctrls.set(key, ctrl);
     const waiting = this.waiters.get(key);
     this.waiters.delete(key);
     waiting?.forEach((fn) => fn(ctrl));
   }
 
-  delete(key: object, ctrl: Controller): void {
+  delete(key: ModelKey, ctrl: Controller): void {
     if (this.ctrls.get(key) === ctrl) this.ctrls.delete(key);
   }
 
   /** Call `fn` with the controller now or when it appears; returns a cancel function. */
-  when(key: object, fn: Waiter): () => void {
+  when(key: ModelKey, fn: Waiter): () => void {
     const ctrl = this.ctrls.get(key);
     if (ctrl) {
       fn(ctrl);
@@ -55,7 +83,11 @@ export class ControllerRegistry {
     let set = this.waiters.get(key);
     if (!set) this.waiters.set(key, (set = new Set()));
     set.add(fn);
-    return () => set.delete(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0 && this.waiters.get(key) === set)
+        this.waiters.delete(key);
+    };
   }
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._awaiting import MidCellDeliveryError
+from ._experiments import Runs, Script
 from ._log import EventLog
 from ._provider import ProviderError
 from ._recording import Recording, read_recordings
@@ -20,6 +21,8 @@ __all__ = [
     "ProviderError",
     "RealtimeWidget",
     "Recording",
+    "Runs",
+    "Script",
     "read_recordings",
 ]
 __version__ = "0.1.0"

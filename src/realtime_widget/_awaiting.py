@@ -27,6 +27,7 @@ from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _bridge as B
+from ._signalling import running_loop
 from ._turns import obj, text
 
 if TYPE_CHECKING:
@@ -41,13 +42,6 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}-{next(_ids)}-{time.time_ns() % 1_000_000_000:09d}"
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 def _wake(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]) -> None:
     """Resolve ``fut`` on its own loop, from any thread (a subshell's handler runs on another)."""
 
@@ -55,7 +49,7 @@ def _wake(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]) -> None:
         if not fut.done():
             fut.set_result(None)
 
-    if _running_loop() is loop:
+    if running_loop() is loop:
         settle()
     else:
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
@@ -80,16 +74,33 @@ class MidCellDeliveryError(RuntimeError):
     """This host does not deliver the page's messages to the kernel while a cell awaits."""
 
 
+def _in_marimo() -> bool:
+    mo = sys.modules.get("marimo")
+    try:
+        return bool(mo is not None and mo.running_in_notebook())
+    except Exception:  # an old marimo without running_in_notebook()
+        return False
+
+
 def mid_cell_words(detail: str) -> str:
     version = ipykernel_version()
     kernel = f"ipykernel {'.'.join(map(str, version))}" if version else "this kernel"
+    if _in_marimo():
+        fix = (
+            "marimo hands the page's messages to Python only after a cell ends, and no setting "
+            "changes that."
+        )
+    else:
+        fix = (
+            f"Fix: upgrade the kernel ({kernel}) to ipykernel >= 7.4 "
+            '(pip install -U "ipykernel>=7.4"; it needs Python >= 3.11), or in JupyterLab >= '
+            "4.4 / Notebook >= 7.4 turn on Settings > Kernel > 'commsOverSubshells'; then "
+            "restart the kernel."
+        )
     return (
         f"Messages from the page do not reach the kernel while a cell awaits here ({detail}), "
         "so this await could never finish.\n"
-        f"Fix: upgrade the kernel ({kernel}) to ipykernel >= 7.4 "
-        '(pip install -U "ipykernel>=7.4"; it needs Python >= 3.11), or in JupyterLab >= 4.4 / '
-        "Notebook >= 7.4 turn on Settings > Kernel > 'commsOverSubshells'; then restart the "
-        "kernel.\n"
+        f"{fix}\n"
         "Or do not await: the handle fills in by itself. Run `r = w.ask(...)` (or `h = "
         "w.say(...)`) in one cell and read `r.text` (`h.ended_ms`) in the next; "
         "`w.on(event_type, fn)` runs code as events arrive.\n"
@@ -134,9 +145,14 @@ class Pending:
 
     async def wait(self, timeout: float | None = None) -> Any:
         """Wait until finished (``timeout`` seconds; None for the handle's default)."""
-        timeout = self._default_timeout if timeout is None else timeout
         if not self._finished and self._delivery is not None:
             await self._delivery.ensure()
+        return await self.settled(timeout)
+
+    async def settled(self, timeout: float | None = None) -> Any:
+        """``wait()`` without the host probe: for a task on the kernel's loop that may also run
+        between cells (``run_script``), where the page's messages arrive whatever the host."""
+        timeout = self._default_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         with self._state_lock:
@@ -512,7 +528,13 @@ class Awaiting:
         return handle
 
     def ask(
-        self, question: str | None, *, clip: Any = None, timeout: float = 60.0, respond: bool = True
+        self,
+        question: str | None,
+        *,
+        clip: Any = None,
+        timeout: float = 60.0,
+        respond: bool = True,
+        metadata: Mapping[str, str] | None = None,
     ) -> Reply:
         w = self._w
         reply = Reply(
@@ -539,7 +561,7 @@ class Awaiting:
                     },
                     {
                         "type": "response.create",
-                        "response": {"metadata": {"rtw_ask": reply.ask_id}},
+                        "response": {"metadata": {**(metadata or {}), "rtw_ask": reply.ask_id}},
                     },
                 ]
             )

@@ -104,9 +104,22 @@ class Provider:
         self.timeout = timeout
         self._transport = transport
         self._turn_secrets: list[str] = []
+        self._http: httpx.Client | None = None
 
     def __repr__(self) -> str:
         return f"Provider(base_url={self.base_url!r}, auth_scheme={self.auth_scheme!r})"
+
+    def _client(self) -> httpx.Client:
+        # One client per provider: its connection is reused by the ICE fetch and the SDP
+        # exchange that follows (both on the widget's one worker thread).
+        if self._http is None:
+            self._http = httpx.Client(transport=self._transport, timeout=self.timeout)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     @property
     def has_key(self) -> bool:
@@ -123,8 +136,7 @@ class Provider:
         headers = {"Authorization": f"{self.auth_scheme} {self._key.reveal()}"}
         headers.update(kwargs.pop("headers", {}))
         try:
-            with httpx.Client(transport=self._transport, timeout=self.timeout) as client:
-                response = client.request(method, url, headers=headers, **kwargs)
+            response = self._client().request(method, url, headers=headers, **kwargs)
         except httpx.TimeoutException:
             raise ProviderError(
                 f"{method} {url} timed out after {self.timeout:g} s. The service may be busy, "

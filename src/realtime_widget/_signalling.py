@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
@@ -31,6 +32,11 @@ class Host(Protocol):
     def session_update(self) -> dict[str, Any]: ...
     def wants_mic(self) -> bool: ...
     def call_started(self, call: int) -> None: ...
+
+
+# How long ICE servers fetched ahead of a click stay usable (TURN credentials expire; a
+# service's are valid for minutes at least, and each fetched list serves one call).
+ICE_CACHE_S = 30.0
 
 
 def unexpected(doing: str, exc: BaseException) -> str:
@@ -66,6 +72,7 @@ class Signalling:
         self._loop = running_loop()
         self._executor: ThreadPoolExecutor | None = None
         self._work: list[Future[Any]] = []
+        self._ice_cache: tuple[float, list[dict[str, Any]]] | None = None  # (when, servers)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -225,9 +232,29 @@ class Signalling:
         else:
             guarded()
 
-    def _fetch_ice(self, call: int) -> None:  # on the worker thread
+    def prefetch_ice(self) -> None:
+        """Fetch the ICE servers ahead of a click (the widget was displayed), so a connect
+        soon after starts at once. Quiet: a failure here is reported by the connect itself."""
+        if self.provider.has_key and not self.live and self._fresh_ice() is None:
+            self.submit(self._prefetch)
+
+    def _prefetch(self) -> None:  # on the worker thread
         try:
-            ice_servers = self.provider.ice_servers()
+            servers = self.provider.ice_servers()
+        except Exception:  # the connect will fetch again, and say why if it fails
+            return
+        self._ice_cache = (time.monotonic(), servers)
+
+    def _fresh_ice(self) -> list[dict[str, Any]] | None:
+        cached = self._ice_cache
+        if cached is not None and time.monotonic() - cached[0] < ICE_CACHE_S:
+            return cached[1]
+        return None
+
+    def _fetch_ice(self, call: int) -> None:  # on the worker thread
+        cached, self._ice_cache = self._fresh_ice(), None  # each fetched list serves one call
+        try:
+            ice_servers = cached if cached is not None else self.provider.ice_servers()
         except ProviderError as exc:
             self._on_main(self.fail, call, exc.message)
         except Exception as exc:

@@ -443,6 +443,42 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
 
     # -- end of scripted sessions ---------------------------------------------------------------
 
+    # -- experiments: one script across session variants (_experiments.py) ---------------------
+
+    def run_script(
+        self,
+        script: Any,
+        variants: Mapping[str, Mapping[str, Any]] | None = None,
+        repeat: int = 1,
+        *,
+        fresh_call: Any = frozenset(),
+        isolation: str = "conversation",
+        timeout: float = 60.0,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> Any:
+        """Play a ``Script`` in every (variant, repeat) run and return its ``Runs`` at once:
+        ``runs = await w.run_script(script, variants={"fast": {"speed": 1.3}}, repeat=3)``, or
+        read ``runs`` in a later cell. Each run applies its variant's fields as one
+        ``session.update`` (a new call for fields in ``fresh_call``, or every run with
+        ``fresh_call=True``), starts from an empty conversation (``isolation``), and plays the
+        turns in order, each awaiting its reply. See ``realtime_widget._experiments``."""
+        from ._experiments import run_script
+
+        return run_script(
+            self,
+            script,
+            variants,
+            repeat,
+            fresh_call=fresh_call,
+            isolation=isolation,
+            timeout=timeout,
+            seed=seed,
+            progress=progress,
+        )
+
+    # -- end of experiments ---------------------------------------------------------------------
+
     def close(self) -> None:
         """Hang up, stop the worker thread and close the widget and its log file."""
         if not hasattr(self, "_events"):  # __init__ raised before the widget existed
@@ -451,12 +487,18 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         if self.comm is not None:
             self.disconnect()
         self._signalling.shutdown()
+        self._signalling.provider.close()
         if self._tool_runner is not None:
             self._tool_runner.close()
         self._events.close()
         if hasattr(self, "_recordings"):
             self._recordings.close()
         super().close()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # Shown in a page: fetch the ICE servers now, so a Connect click starts at once.
+        self._signalling.prefetch_ice()
+        return super()._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
         # Only user-facing state; the key is never part of it.

@@ -65,16 +65,50 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
+# The notebook front ends one Jupyter server serves (both expose ``window.jupyterapp``).
+HOSTS = ("lab", "notebook")
+
+
 @dataclass
 class Lab:
+    """A Jupyter server: JupyterLab at /lab, Notebook 7 at /notebooks (same front-end code)."""
+
     url: str
     token: str
     root: Path
     log: Path
     proc: subprocess.Popen[bytes]
 
-    def notebook_url(self, name: str) -> str:
+    def notebook_url(self, name: str, host: str = "lab") -> str:
+        if host == "notebook":
+            return f"{self.url}/notebooks/{name}?token={self.token}"
+        assert host == "lab", host
         return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
+
+    def add(self, notebook: Path, folder: str) -> str:
+        """Copy a notebook into ``folder`` (its kernel's working directory) under the server's
+        root; returns the name to open it by. A folder per test keeps shared servers apart."""
+        (self.root / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(notebook, self.root / folder / notebook.name)
+        return f"{folder}/{notebook.name}"
+
+    def api(self, method: str, path: str) -> Any:
+        req = urllib.request.Request(
+            f"{self.url}/api/{path}", method=method,
+            headers={"Authorization": f"token {self.token}"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def shutdown_kernels(self) -> None:
+        """End every kernel this server runs (a test's kernels, and their emulators, with it)."""
+        for kernel in self.api("GET", "kernels"):
+            try:
+                self.api("DELETE", f"kernels/{kernel['id']}")
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:  # already gone
+                    raise
 
 
 @contextmanager
@@ -91,6 +125,14 @@ def jupyter_lab(
     (cfg / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
     )
+    # Notebook 7, served by the same server at /notebooks/NAME.ipynb, set up as JupyterLab is.
+    # (Its own config file: under `jupyter lab` it reads no JupyterNotebookApp command-line flag.)
+    notebook7 = {
+        "expose_app_in_browser": True,
+        "workspaces_dir": str(tmp / "ws"),
+        "user_settings_dir": str(settings),
+    }
+    (cfg / "jupyter_notebook_config.json").write_text(json.dumps({"JupyterNotebookApp": notebook7}))
     # Saved notebooks carry widget state, so the secrecy test sees what a user would save.
     plugin = settings / "@jupyter-widgets" / "jupyterlab-manager"
     plugin.mkdir(parents=True)
@@ -157,6 +199,23 @@ class Wire:
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
 
 
+# Page errors a host raises by itself: Notebook 7 (7.6) throws the first from its keyboard-
+# shortcuts settings plugin as it loads (no widget on the page, a plain `jupyter notebook` too),
+# and the second from a JupyterLab command it lacks, in a browser that had JupyterLab open.
+HOST_PAGE_ERRORS = {
+    "notebook": (
+        "Cannot read properties of undefined (reading 'schema')",
+        "Command 'filebrowser:open-path' not registered.",
+    )
+}
+
+
+def page_errors(wire: Wire, host: str) -> list[str]:
+    """The page's errors, less the host's own known start-up error."""
+    known = HOST_PAGE_ERRORS.get(host, ())
+    return [e for e in wire.errors if e not in known]
+
+
 # JavaScript run in the page, through JupyterLab's own application object.
 JS_KERNEL_STATUS = (
     "() => window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel?.status"
@@ -214,9 +273,18 @@ class Notebook:
         self.page = page
 
     @classmethod
-    def open(cls, page: Any, lab: Lab, name: str, *, widget_cell: int | None = None) -> Notebook:
-        """Open ``name``, wait for its kernel, and run ``widget_cell`` until the widget shows."""
-        page.goto(lab.notebook_url(name))
+    def open(
+        cls,
+        page: Any,
+        lab: Lab,
+        name: str,
+        *,
+        widget_cell: int | None = None,
+        host: str = "lab",
+    ) -> Notebook:
+        """Open ``name`` in ``host`` (JupyterLab or Notebook 7), wait for its kernel, and run
+        ``widget_cell`` until the widget shows."""
+        page.goto(lab.notebook_url(name, host))
         nb = cls(page)
         nb.wait_kernel_idle()
         if widget_cell is not None:
@@ -256,18 +324,45 @@ class Notebook:
         )
 
 
+# One Playwright driver per process: its sync API refuses to start a second one while the first
+# runs (and, while it runs, asyncio.run() is refused on this thread), so every browser, shared or
+# a test's own, is launched from this one, and it is stopped as soon as no browser needs it.
+_driver: Any = None
+_driver_users = 0
+
+
 @contextmanager
-def chromium(tmp: Path, extra_args: list[str] | None = None) -> Iterator[Any]:
+def playwright_driver() -> Iterator[Any]:
+    global _driver, _driver_users
     from playwright.sync_api import sync_playwright
 
+    if _driver is None:
+        _driver = sync_playwright().start()
+    _driver_users += 1
+    try:
+        yield _driver
+    finally:
+        _driver_users -= 1
+        if _driver_users == 0:
+            driver, _driver = _driver, None
+            driver.stop()
+
+
+@contextmanager
+def chromium(
+    tmp: Path, extra_args: list[str] | None = None, *, fake_mic: bool = True
+) -> Iterator[Any]:
+    """Headless Debian Chromium. ``fake_mic=False`` leaves out the fake capture device, so
+    ``getUserMedia`` finds no microphone (``NotFoundError``), as on a machine without one."""
     if CHROMIUM is None:
         raise RuntimeError("Debian's chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as pw:
+    args = [a for a in CHROMIUM_ARGS if fake_mic or a != "--use-fake-device-for-media-stream"]
+    with playwright_driver() as pw:
         ctx = pw.chromium.launch_persistent_context(
             str(tmp / "chromium-profile"),
             executable_path=CHROMIUM,
             headless=True,
-            args=[*CHROMIUM_ARGS, *(extra_args or [])],
+            args=[*args, *(extra_args or [])],
             viewport={"width": 1280, "height": 1000},
         )
         try:

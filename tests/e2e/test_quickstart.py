@@ -4,6 +4,7 @@ Runs the notebook cell by cell as a newcomer would: click Connect, send a text t
 voice, read the log. Twice: once with no key (the notebook starts its embedded emulator) and
 once with a sentinel key (the notebook believes it talks to the real service; the service is
 an emulator process the test started), to prove the key is nowhere a user or a page can see.
+Each in JupyterLab and in Notebook 7 (the same server, at /notebooks/NAME.ipynb).
 """
 
 from __future__ import annotations
@@ -13,20 +14,23 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import SENTINEL_KEY
 from tests.e2e.harness import (
     ARTIFACTS,
-    NO_KEY_ENV,
     ROOT,
+    Lab,
     Notebook,
     Wire,
     chromium,
     free_port,
     jupyter_lab,
+    page_errors,
     stop_process,
     wait_http,
 )
@@ -65,67 +69,83 @@ def blips(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=["embedded", "sentinel"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(scope="module")
+def mic_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """This module's own Chromium: its microphone is the blips file (shared by its tests)."""
+    tmp = tmp_path_factory.mktemp("quickstart-chromium")
+    mic = blips(tmp / "mic.wav")
+    with chromium(tmp, [f"--use-file-for-fake-audio-capture={mic}"]) as browser:
+        yield browser
 
 
-def test_quickstart_end_to_end(mode: str, tmp_path: Path) -> None:
-    env: dict[str, str] = NO_KEY_ENV
-    emulator = None
-    if mode == "sentinel":
-        port = free_port()
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "realtime_widget.emulator", "--port", str(port), "--api-key", SENTINEL_KEY],
-            start_new_session=True,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        env = {"INWORLD_API_KEY": SENTINEL_KEY, "INWORLD_BASE_URL": base}
-    wire = Wire()
-    mic = blips(tmp_path / "mic.wav")
+@pytest.fixture(scope="module")
+def sentinel_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, str]]:
+    """A Jupyter server whose environment holds a sentinel key for "the service": an emulator
+    process the test started. The notebook believes it talks to the real thing."""
+    port = free_port()
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "realtime_widget.emulator", "--port", str(port), "--api-key", SENTINEL_KEY],
+        start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    env = {"INWORLD_API_KEY": SENTINEL_KEY, "INWORLD_BASE_URL": base}
     try:
-        if emulator is not None:
-            wait_http(f"{base}/", timeout=30, proc=emulator)
-        with (
-            jupyter_lab(tmp_path / "lab", [QUICKSTART], env=env) as lab,
-            chromium(tmp_path, [f"--use-file-for-fake-audio-capture={mic}"]) as browser,
-        ):
-            page = browser.new_page()
-            wire.attach(page)
-            try:
-                summary = drive_quickstart(
-                    page, lab.url, lab.notebook_url("quickstart.ipynb"), mode
-                )
-                if emulator is not None:
-                    summary["emulator_calls"] = emulator_calls(base)
-                check_session(summary)
-                Notebook(page).save()
-                saved = (lab.root / "quickstart.ipynb").read_text()
-                widgets = json.loads(saved)["metadata"]["widgets"]
-                assert "application/vnd.jupyter.widget-state+json" in widgets
-                if mode == "sentinel":
-                    assert_no_secret(
-                        SENTINEL_KEY,
-                        saved=saved,
-                        dom=page.content(),
-                        console="\n".join(wire.console),
-                        frames=wire.frames,
-                        export=(lab.root / "quickstart-session.jsonl").read_text(),
-                        server_log=lab.log.read_text(errors="replace"),
-                    )
-                assert not wire.errors, wire.errors
-                if emulator is not None:
-                    assert_closing_the_view_keeps_the_call(page, base)
-                    assert_kernel_shutdown_hangs_up(page, base)
-            finally:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / f"quickstart-{mode}.png"), full_page=True)
+        wait_http(f"{base}/", timeout=30, proc=emulator)
+        with jupyter_lab(tmp_path_factory.mktemp("sentinel-jupyter"), [], env=env) as lab:
+            yield lab, base
     finally:
-        if emulator is not None:
-            stop_process(emulator)
+        stop_process(emulator)
 
 
-def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
+@pytest.mark.parametrize("mode", ["embedded", "sentinel"])
+def test_quickstart_end_to_end(
+    mode: str, host: str, folder: str, mic_browser: Any, request: pytest.FixtureRequest
+) -> None:
+    """``embedded``: no key, the notebook starts its own emulator (on the shared server).
+    ``sentinel``: a key in the server's environment, which nothing a user sees may show."""
+    base = None
+    if mode == "sentinel":
+        lab, base = request.getfixturevalue("sentinel_service")
+    else:
+        lab = request.getfixturevalue("shared_lab")
+    name = lab.add(QUICKSTART, folder)
+    tag = mode if host == "lab" else f"{host}-{mode}"  # artifact names
+    wire = Wire()
+    page = mic_browser.new_page()
+    wire.attach(page)
+    try:
+        summary = drive_quickstart(
+            page, lab.notebook_url(name, host), tag, keep_call=base is not None
+        )
+        if base is not None:
+            summary["emulator_calls"] = emulator_calls(base)
+        check_session(summary)
+        Notebook(page).save()
+        saved = (lab.root / folder / "quickstart.ipynb").read_text()
+        widgets = json.loads(saved)["metadata"]["widgets"]
+        assert "application/vnd.jupyter.widget-state+json" in widgets
+        if mode == "sentinel":
+            assert_no_secret(
+                SENTINEL_KEY,
+                saved=saved,
+                dom=page.content(),
+                console="\n".join(wire.console),
+                frames=wire.frames,
+                export=(lab.root / folder / "quickstart-session.jsonl").read_text(),
+                server_log=lab.log.read_text(errors="replace"),
+            )
+        assert not page_errors(wire, host), wire.errors
+        if base is not None:
+            assert_closing_the_view_keeps_the_call(page, base)
+            assert_kernel_shutdown_hangs_up(page, base)
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"quickstart-{tag}.png"), full_page=True)
+        page.close()
+        lab.shutdown_kernels()
+
+
+def drive_quickstart(page, url: str, mode: str, *, keep_call: bool) -> dict:
     nb = Notebook(page)
     page.goto(url)
     nb.wait_kernel_idle()
@@ -182,7 +202,7 @@ def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
     t_updated = next(r["t_ms"] for r in records if r["type"] == "session.updated")
     summary["connect_ms"] = t_updated - t_click
     print(f"[{mode}] click -> session.updated: {summary['connect_ms']:.0f} ms")
-    if mode == "embedded":  # the sentinel run stays connected to test a kernel shutdown
+    if not keep_call:  # the sentinel run stays connected to test a kernel shutdown
         nb.run_cell(CELL_END)
         nb.poll("w.status == 'disconnected'")
     # the notebook ends with its own session as data: the frame, the turns, the timeline
@@ -197,7 +217,7 @@ def drive_quickstart(page, lab_url: str, url: str, mode: str) -> dict:
         "() => [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"]')].map(e => e.textContent)"
     )
     assert not [e for e in errors if "Traceback" in e], errors
-    if mode == "embedded":
+    if not keep_call:
         # a clean hang-up: the browser ended the call, nothing failed on the way
         local = nb.kernel_json("[r['type'] for r in w.events if r['direction'] == 'local']")
         assert "call.failed" not in local, local

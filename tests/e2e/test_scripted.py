@@ -158,10 +158,13 @@ def test_a_spoken_clip_is_one_turn_answered_and_recorded_in_line(tmp_path: Path)
         assert s["gaps"] == [], s
         assert abs(s["clip_onset_ms"] - s["file_onset_ms"]) <= 20, s
         assert abs(s["clip_end_ms"] + s["file_tail_ms"]) <= 20, s
-        # voice to voice: the tracks and the log agree (audible detection has its own latency)
-        assert s["reply_onset_vs_audible_ms"] is not None, s
-        assert abs(s["reply_onset_vs_audible_ms"]) <= 40, s
-        assert abs(s["v2v_recording_ms"] - s["latency_ms"]) <= 40, s
+        # voice to voice: the tracks and the log agree. The page's audio.audible comes from
+        # polling the remote track's level, so it follows the reply's first sound in the
+        # recording (by one poll and the meter's window; more on a loaded machine), never
+        # precedes it
+        lag = s["reply_onset_vs_audible_ms"]
+        assert lag is not None and -150 <= lag <= 10, s
+        assert s["v2v_recording_ms"] - s["latency_ms"] == pytest.approx(lag, abs=1), s
         assert s["latency_ms"] == pytest.approx(s["to_first_audio_ms"]), s
         # the chunks went to the file beside the log as they arrived
         assert (lab.root / "scripted.audio").stat().st_size > s["frames"] * 4

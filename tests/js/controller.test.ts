@@ -317,6 +317,60 @@ describe("widget entry: one controller per model, shared by views", () => {
     expect(modelKey(bare)).toBe(bare);
   });
 
+  it("marimo: keys by the layout reference string its proxies share", () => {
+    // marimo 0.25 wraps the model in a fresh object for initialize and for each render, and
+    // leaves `layout` as the ipywidgets reference string it was sent as.
+    const m = new FakeModel({ layout: "IPY_MODEL_0123abcd" });
+    const proxy = () =>
+      ({ get: (k: string) => m.get(k) }) as unknown as ReturnType<
+        FakeModel["asModel"]
+      >;
+    expect(modelKey(proxy())).toBe("IPY_MODEL_0123abcd");
+    expect(modelKey(new FakeModel({ layout: "" }).asModel())).not.toBe("");
+    const reg = new ControllerRegistry();
+    const got: Controller[] = [];
+    reg.when(modelKey(proxy()), (c) => got.push(c)); // a view that came first
+    reg.set(modelKey(proxy()), ctrl);
+    reg.when(modelKey(proxy()), (c) => got.push(c)); // one that came after
+    expect(got).toEqual([ctrl, ctrl]);
+    reg.delete("IPY_MODEL_other", ctrl);
+    const later: Controller[] = [];
+    reg.when("IPY_MODEL_0123abcd", (c) => later.push(c));
+    expect(later).toEqual([ctrl]);
+    reg.delete("IPY_MODEL_0123abcd", ctrl);
+    reg.when("IPY_MODEL_0123abcd", (c) => later.push(c))(); // waits, then is cancelled
+    reg.set("IPY_MODEL_0123abcd", ctrl);
+    expect(later).toEqual([ctrl]);
+  });
+
+  it("marimo: initialize and render through separate proxies share one controller", () => {
+    const m = new FakeModel({ layout: "IPY_MODEL_feed" });
+    const proxy = () =>
+      ({
+        get: (k: string) => m.get(k),
+        set: (k: string, v: unknown) => m.set(k, v),
+        on: (n: string, cb: () => void) => m.on(n, cb),
+        off: (n: string, cb: () => void) => m.off(n, cb),
+        send: (c: Record<string, unknown>) => m.send(c),
+        save_changes: () => m.save_changes(),
+        widget_manager: {},
+      }) as unknown as ReturnType<FakeModel["asModel"]>;
+    const init = widget.initialize as (p: { model: unknown }) => () => void;
+    const render = widget.render as (p: {
+      model: unknown;
+      el: HTMLElement;
+    }) => () => void;
+    const el = document.createElement("div");
+    const closeView = render({ model: proxy(), el }); // marimo may render first
+    expect(el.querySelector("[data-testid=rtw-status]")).toBeNull();
+    const cleanupInit = init({ model: proxy() });
+    expect(el.querySelector("[data-testid=rtw-status]")).not.toBeNull();
+    expect(m.listenerCount("msg:custom")).toBe(1);
+    closeView();
+    cleanupInit();
+    expect(m.listenerCount("msg:custom")).toBe(0);
+  });
+
   it("render before initialize attaches when the controller appears", () => {
     const reg = new ControllerRegistry();
     const key = {};

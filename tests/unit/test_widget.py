@@ -505,3 +505,30 @@ def test_from_python_the_first_page_to_offer_holds_the_call(rig) -> None:
     assert [r.content for r in service.requests if r.method == "POST"] == [
         b"v=0\r\nB"
     ]  # one call at the service
+
+
+def test_ice_servers_are_fetched_when_the_widget_is_shown_and_serve_one_call(rig) -> None:
+    w, service, sent = rig
+    w._repr_mimebundle_()  # shown in a page
+    w._wait_idle()
+    gets = lambda: [r for r in service.requests if r.method == "GET"]  # noqa: E731
+    assert len(gets()) == 1
+    w.connect()
+    w._wait_idle()
+    assert sent[-1]["kind"] == "connect" and len(gets()) == 1  # the fetched list, no wait
+    assert sent[-1]["ice_servers"][1]["credential"] == TURN["credential"]
+    w.disconnect()
+    w.connect()  # each fetched list serves one call: the next one fetches afresh
+    w._wait_idle()
+    assert len(gets()) == 2
+
+
+def test_a_failed_fetch_ahead_of_time_is_reported_by_the_connect_itself(rig) -> None:
+    w, service, _ = rig
+    service.ice_status = 503
+    w._repr_mimebundle_()
+    w._wait_idle()
+    assert w.status == "disconnected" and w.error == ""  # quiet until the user connects
+    w.connect()
+    w._wait_idle()
+    assert w.status == "failed" and "HTTP 503" in w.error

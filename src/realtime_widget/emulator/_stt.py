@@ -96,6 +96,7 @@ def recognize(
         audio,
         language=(language or "en")[:2],
         beam_size=1,
+        temperature=0.0,  # greedy only: no sampled retries, so a clip is always heard alike
         initial_prompt=prompt or None,
         condition_on_previous_text=False,
         vad_filter=False,
