@@ -452,8 +452,8 @@ class ToolRunner:
                 "error": error,
             }
         )
+        self._answer_when_ready()  # the model first; the view's list after
         self._show()
-        self._answer_when_ready()
 
     def decide(self, call_id: str, approved: bool, reason: str = "") -> None:
         with self._lock:

@@ -9,8 +9,8 @@ import {
   FakeModel,
   ManualFrames,
   fakeWorld,
-  settle,
   type FakeWorld,
+  connectCall,
 } from "./fakes";
 
 let world: FakeWorld;
@@ -41,21 +41,7 @@ function setup(micError?: Error) {
 }
 
 async function connect() {
-  model.msg({
-    kind: "connect",
-    call: 1,
-    ice_servers: [],
-    session_update: { type: "session.update", session: {} },
-    queued: [],
-    mic: true,
-    gather_timeout_ms: 800,
-  });
-  await settle();
-  world.pc().completeGathering();
-  await settle();
-  model.msg({ kind: "answer", call: 1, sdp: "a" });
-  await settle();
-  world.pc().channel.open();
+  await connectCall(model, world);
   await vi.advanceTimersByTimeAsync(300);
 }
 

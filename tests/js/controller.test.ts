@@ -2,7 +2,13 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { Controller } from "../../js/controller";
 import widget, { ControllerRegistry, modelKey } from "../../js/widget";
-import { FakeModel, fakeWorld, settle, type FakeWorld } from "./fakes";
+import {
+  FakeModel,
+  fakeWorld,
+  settle,
+  type FakeWorld,
+  connectCall,
+} from "./fakes";
 
 /** Messages from the browser name their page; its id is random per controller. */
 const PAGE = expect.any(String);
@@ -39,13 +45,11 @@ afterEach(() => {
 
 /** Python side of a happy connect: connect -> (offer) -> answer -> channel opens. */
 async function connect(call: number, extra: Record<string, unknown> = {}) {
-  model.msg(connectMsg(call, extra));
-  await settle();
-  world.pc().completeGathering();
-  await settle();
-  model.msg({ kind: "answer", call, sdp: "v=0 answer" });
-  await settle();
-  world.pc().channel.open();
+  await connectCall(model, world, call, {
+    ice_servers: [{ urls: "stun:127.0.0.1:3478" }],
+    session_update: SESSION_UPDATE,
+    ...extra,
+  });
   await vi.advanceTimersByTimeAsync(5); // let the batch flush
 }
 

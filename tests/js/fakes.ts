@@ -330,6 +330,34 @@ export class FakeModel {
 }
 
 /** Let pending promise chains run (several awaits deep) without advancing timers. */
+/**
+ * Take a controller's call through the protocol to an open channel: Python's `connect`
+ * (`extra` overrides its fields), gathering complete, the answer, the channel open.
+ */
+export async function connectCall(
+  model: FakeModel,
+  world: FakeWorld,
+  call = 1,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  model.msg({
+    kind: "connect",
+    call,
+    ice_servers: [],
+    session_update: { type: "session.update", session: {} },
+    queued: [],
+    mic: true,
+    gather_timeout_ms: 800,
+    ...extra,
+  });
+  await settle();
+  world.pc().completeGathering();
+  await settle();
+  model.msg({ kind: "answer", call, sdp: "v=0 answer" });
+  await settle();
+  world.pc().channel.open();
+}
+
 export async function settle(rounds = 20): Promise<void> {
   for (let i = 0; i < rounds; i++) await Promise.resolve();
 }

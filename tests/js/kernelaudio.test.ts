@@ -9,7 +9,13 @@ import { fromBase64, toBase64 } from "../../js/bytes";
 import { Controller } from "../../js/controller";
 import { SUSPENDED_WORDS } from "../../js/mixer";
 import { fakeAudio, fakeClip, type FakeAudio } from "./audiofakes";
-import { FakeModel, fakeWorld, settle, type FakeWorld } from "./fakes";
+import {
+  FakeModel,
+  fakeWorld,
+  settle,
+  type FakeWorld,
+  connectCall,
+} from "./fakes";
 
 let world: FakeWorld;
 let audio: FakeAudio;
@@ -33,21 +39,7 @@ afterEach(() => {
 });
 
 async function connect(call = 1) {
-  model.msg({
-    kind: "connect",
-    call,
-    ice_servers: [],
-    session_update: { type: "session.update", session: {} },
-    queued: [],
-    mic: true,
-    gather_timeout_ms: 800,
-  });
-  await settle();
-  world.pc().completeGathering();
-  await settle();
-  model.msg({ kind: "answer", call, sdp: "v=0 answer" });
-  await settle();
-  world.pc().channel.open();
+  await connectCall(model, world, call);
   await vi.advanceTimersByTimeAsync(5);
 }
 

@@ -8,8 +8,8 @@ import {
   FakeModel,
   ManualFrames,
   fakeWorld,
-  settle,
   type FakeWorld,
+  connectCall,
 } from "./fakes";
 
 /** Messages from the browser name their page; its id is random per controller. */
@@ -44,21 +44,7 @@ afterEach(() => {
 
 /** Take the controller's call to "connected" through the protocol. */
 async function connect(call = 1) {
-  model.msg({
-    kind: "connect",
-    call,
-    ice_servers: [],
-    session_update: { type: "session.update", session: {} },
-    queued: [],
-    mic: true,
-    gather_timeout_ms: 800,
-  });
-  await settle();
-  world.pc().completeGathering();
-  await settle();
-  model.msg({ kind: "answer", call, sdp: "a" });
-  await settle();
-  world.pc().channel.open();
+  await connectCall(model, world, call);
 }
 
 const serverSend = (ev: RealtimeEvent) =>
