@@ -111,6 +111,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         )
         # The one scrubber: every shown, synced, logged, exported or posted text passes it.
         self._scrub = Scrubber(lambda: self._signalling.provider.secrets())
+        self._scrub_key = Scrubber(lambda: [self._api_key.reveal()])  # for ice_servers only
         self._events = EventLog(log_path, scrub=self._scrub.json_text)
         self._callbacks: dict[str, list[Callback]] = {}
         self._batched: list[str] | None = None  # trait names changed inside batch_update()
@@ -531,9 +532,8 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     def _to_browser(self, message: dict[str, Any]) -> None:
         """Every message to a page passes here: the key is scrubbed from all of it; TURN
         credentials may ride only in a connect message's ``ice_servers``."""
-        key_only = Scrubber(lambda: [self._api_key.reveal()])
         out = {
-            k: (key_only.value(v) if k == "ice_servers" else self._scrub.value(v))
+            k: (self._scrub_key.value(v) if k == "ice_servers" else self._scrub.value(v))
             for k, v in message.items()
         }
         self._post(out)
