@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from ._awaiting import MidCellDeliveryError
@@ -25,7 +26,10 @@ __all__ = [
     "Script",
     "read_recordings",
 ]
-__version__ = "0.1.0"
+try:  # the one place the version is typed is pyproject.toml
+    __version__ = _metadata.version("realtime-widget")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str) -> Any:

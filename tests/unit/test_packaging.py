@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +43,40 @@ def test_a_missing_emulator_dependency_names_the_extra(missing: str) -> None:
     )
     assert out.returncode != 0
     assert 'pip install "realtime-widget[emulator]"' in out.stderr and repr(missing) in out.stderr
+
+
+def test_the_version_comes_from_the_installed_metadata() -> None:
+    from importlib.metadata import version
+
+    import realtime_widget
+
+    assert realtime_widget.__version__ == version("realtime-widget")
+
+
+def test_the_wheel_carries_the_bundle_the_emulator_and_the_licence(tmp_path: Path) -> None:
+    """A user's `pip install` gets no Node: the wheel must carry the built front end."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "src/realtime_widget/static/widget.js").exists():
+        pytest.fail("the front end is not built: run scripts/setup (npm run build) first")
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (whl,) = tmp_path.glob("realtime_widget-*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    assert "realtime_widget/static/widget.js" in names
+    assert "realtime_widget/static/widget.css" in names
+    assert "realtime_widget/protocol.json" in names
+    assert "realtime_widget/py.typed" in names
+    assert any(n.startswith("realtime_widget/emulator/") for n in names)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(whl).read(meta).decode()
+    assert "License-Expression: MIT" in text
+    # The maintainers' tools are dependency groups, never extras a user could pick.
+    extras = {line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Provides-Extra:")}
+    assert {"all", "emulator", "voice", "sideband", "evaluate", "conditions"} <= extras
+    assert not extras & {"test", "test-core", "lint", "dev"}, extras
