@@ -15,6 +15,15 @@ microphone over WebRTC (Opus), the way a browser would, and prints:
 Run it inside the loopback-only namespace (it opens WebRTC peer connections):
 
     scripts/in-netns .venv/bin/python benchmarks/emulator_voice.py
+
+``--turns`` prints the turn-taking figures instead (no ``[voice]`` needed, espeak-ng speech):
+the eagerness trade-off on a turn with pauses ("I'd like a table for" / "two people" / "at
+eight."; cut-off rate over 300/500/900/1300 ms pauses and the median end of turn, on the stream
+clock with a recognizer that reads each phrase at once), the end of a turn over the stock beep
+with the energy VAD, and ``stop_ms`` (the caller's onset -> the last audible frame of the
+interrupted reply) over WebRTC with ``interrupt_response``:
+
+    scripts/in-netns .venv/bin/python benchmarks/emulator_voice.py --turns
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from realtime_widget.emulator import (  # noqa: E402
     _tts,
 )
 from realtime_widget.emulator._mic import MicMonitor, to_mono_float  # noqa: E402
-from realtime_widget.emulator._vad import vad_params  # noqa: E402
+from realtime_widget.emulator._vad import phrase_is_complete, vad_params  # noqa: E402
 
 RATE = 48_000
 FRAME = 960
@@ -292,5 +301,125 @@ async def main() -> None:
     print(f"end of speech -> first audible reply frame: {ms(result['to_audio'])}")
 
 
+# --- turn-taking figures (--turns) -----------------------------------------------------------
+
+PAUSED_PHRASES = ["I'd like a table for", "two people", "at eight."]
+PAUSES_MS = (300, 500, 900, 1300)
+
+
+def trimmed(pcm: np.ndarray) -> np.ndarray:
+    """Without espeak-ng's own leading and trailing silence: pauses are as long as stated."""
+    loud = np.nonzero(np.abs(pcm) > 300)[0]
+    return pcm[loud[0] : loud[-1] + 1]
+
+
+def pauses_turn(eagerness: str, pause_ms: int) -> tuple[bool, float | None]:
+    """(cut off, last sample -> speech_stopped ms) for the three phrases with ``pause_ms``
+    between them, energy VAD on the stream clock; each pause is read at once (the words so far)."""
+    events: list[Any] = []
+    td = {"type": "semantic_vad", "eagerness": eagerness, "create_response": False}
+    mic = MicMonitor(lambda e, s: events.append(e), vad_params(td), vad="energy")
+    gap = np.zeros(int(pause_ms * RATE / 1000), np.int16)
+    parts, ends, t = [np.zeros(RATE // 2, np.int16)], [], RATE // 2
+    for i, phrase in enumerate(PAUSED_PHRASES):
+        pcm = trimmed(speak(phrase))
+        parts.append(pcm)
+        t += len(pcm)
+        ends.append(t * 1000 / RATE)
+        if i < len(PAUSED_PHRASES) - 1:
+            parts.append(gap)
+            t += len(gap)
+    parts.append(np.zeros(RATE * 4, np.int16))
+    x = np.concatenate(parts).astype(np.float64) / 32768
+    judged: set[int] = set()
+    for i in range(0, len(x) - FRAME + 1, FRAME):
+        mic.feed(x[i : i + FRAME], RATE)
+        pause = mic.pause() if mic.judges_phrases else None
+        if pause is not None and pause[1] >= 120 and pause[0] not in judged:
+            judged.add(pause[0])
+            said = " ".join(
+                p for p, end in zip(PAUSED_PHRASES, ends, strict=True) if end <= mic.stream_ms
+            )
+            mic.judged(pause[0], phrase_is_complete(said))
+    stops = [e for e in events if e.kind == "speech_stopped"]
+    cut_off = bool(stops) and stops[0].audio_ms < ends[-1]
+    end_of_turn = stops[-1].audio_ms - ends[-1] if stops and not cut_off else None
+    return cut_off, end_of_turn
+
+
+def beep_end_of_turn() -> list[float]:
+    """Energy VAD: espeak-ng phrases over the stock beep -> speech_stopped after the speech."""
+    out = []
+    for k, phrase in enumerate(PHRASES[:10]):
+        events: list[Any] = []
+        mic = MicMonitor(
+            lambda e, s, ev=events: ev.append(e), vad_params({"type": "semantic_vad"}), vad="energy"
+        )
+        pcm = trimmed(speak(phrase))
+        lead = RATE // 2 + k * FRAME  # the beep lands at another place in each phrase
+        x = np.zeros(lead + len(pcm) + RATE * 4)
+        x[lead : lead + len(pcm)] = pcm / 32768
+        bp = beeps(len(x) / RATE + 1).astype(np.float64) / 32768
+        x += bp[: len(x)]
+        for i in range(0, len(x) - FRAME + 1, FRAME):
+            mic.feed(x[i : i + FRAME], RATE)
+        stopped = [e for e in events if e.kind == "speech_stopped"]
+        if stopped:
+            out.append((stopped[0].audio_ms - (lead + len(pcm)) * 1000 / RATE) / 1000)
+    return out
+
+
+async def stop_latency(rounds: int = 10) -> list[float]:
+    emu = Emulator(vad="energy", tts="formant", stt_model="none", speech_rate=12.0).start()
+    client = TimedClient(emu.base_url, emu.api_key)
+    stops = []
+    try:
+        await client.connect()
+        assert client.mic is not None
+        turn = {"type": "server_vad", "silence_duration_ms": 500, "create_response": False}
+        await configure(client, {"audio": {"input": {"turn_detection": turn}}})
+        pcm = speak("Sorry, actually make that three.")
+        for i in range(rounds):
+            seen = len(client.events)
+            client.send({"type": "response.create"})
+            await client.wait_for("output_audio_buffer.started", after=seen)
+            await asyncio.sleep(0.7 + 0.05 * i)
+            loud = np.nonzero(np.abs(pcm) > 1000)[0]
+            onset = time.monotonic() + client.mic.queued_s + loud[0] / RATE
+            client.mic.say(pcm)
+            await client.wait_for("output_audio_buffer.cleared", after=seen, timeout=5)
+            while client.mic.queued_s > 0:  # the whole phrase, and its turn's end, first
+                await asyncio.sleep(0.05)
+            await client.wait_for("input_audio_buffer.speech_stopped", after=seen, timeout=5)
+            await client.quiet_for(0.5)
+            audible = [t for t, m in client.frames if np.sqrt(np.mean(m * m)) > 0.003]
+            stops.append(max(t for t in audible if t < onset + 2.0) - onset)
+    finally:
+        await client.close()
+        emu.stop()
+    return stops
+
+
+async def turns_main() -> None:
+    print("eagerness trade-off, pauses turn (energy VAD, stream clock, words read at once):")
+    print(f"  {'eagerness':10} {'cut-off rate':>12} {'end_of_turn_ms p50':>19}")
+    for eagerness in ("high", "medium", "low"):
+        runs = [pauses_turn(eagerness, p) for p in PAUSES_MS]
+        cut = sum(c for c, _ in runs) / len(runs)
+        ends = [e for _, e in runs if e is not None]
+        p50 = f"{statistics.median(ends):.0f}" if ends else "n/a"
+        print(f"  {eagerness:10} {cut:>12.0%} {p50:>19}")
+    print(
+        f"end of turn over the stock beep (energy VAD, semantic medium, 10 phrases): "
+        f"{ms(beep_end_of_turn())}"
+    )
+    stops = await stop_latency()
+    p95 = sorted(stops)[int(0.95 * (len(stops) - 1))] * 1000
+    print(
+        f"stop_ms with interrupt_response (aiortc client, 10 barge-ins): {ms(stops)}, "
+        f"p95 {p95:.0f} ms"
+    )
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(turns_main() if "--turns" in sys.argv[1:] else main())

@@ -27,7 +27,7 @@ from typing import Any
 from _rig import lab_session, pct
 from realtime_widget import RealtimeWidget, Script
 from tests.conftest import pretend_live
-from tests.unit.test_experiments import ServicePage
+from tests.unit.experiments.service_page import ServicePage
 
 DELAY_S = 0.02
 
@@ -67,7 +67,7 @@ async def in_kernel(turns: int, per_run: int) -> dict[str, Any]:
         Script(prompts), variants={"a": {"speed": 1.0}, "b": {"speed": 1.2}},
         repeat=turns // per_run // 2, progress=False,
     )  # fmt: skip
-    assert set(runs.turns.status) == {"completed"}, runs.turns.status.value_counts()
+    assert set(runs.turns().status) == {"completed"}, runs.turns().status.value_counts()
     every = cycles(sends)
     # a cycle that ends on a run's first turn also holds that run's set-up
     firsts = {i for i in range(len(every)) if (i + 1) % per_run == 0}
@@ -125,7 +125,7 @@ runs = await w.run_script(Script(prompts),
                           variants={"Clive": {"voice": "Clive"}, "Ashley": {"voice": "Ashley"}},
                           repeat=3)
 wall = time.perf_counter() - t0
-df = runs.turns
+df = runs.turns()
 ends = [r["t_kernel_ms"] for r in list(w.events)[since:]
         if r["type"] in ("output_audio_buffer.stopped", "output_audio_buffer.cleared")]
 within = [s - e for k, (e, s) in enumerate(zip(ends, sends[1:])) if (k + 1) % 3]

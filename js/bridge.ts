@@ -364,11 +364,33 @@ export interface BatcherOptions {
   page?: string;
 }
 
+/** Records held while the kernel cannot be reached, at most (the oldest go first). */
+export const MAX_HELD_RECORDS = 20 * LIMITS.max_batch;
+
+function errorMessage(e: unknown): string {
+  try {
+    return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  } catch {
+    return "unknown error";
+  }
+}
+
+/** The options given, without the ones left undefined (they must not hide a default). */
+function given<T extends object>(opts: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(opts).filter(([, v]) => v !== undefined),
+  ) as Partial<T>;
+}
+
 /**
  * Collects event records and ships them as one `events` message per batch. A comm message
  * costs far more than a record, so a burst of deltas rides in a handful of messages; the
  * short timer bounds the latency added to a lone event. Nothing is ever dropped: a batch is
- * flushed when full, when its timer fires, when the call changes, and on `flush()`.
+ * flushed when full, when its timer fires, when the call changes, and on `flush()`; a batch
+ * whose send throws is split so every record that can go does, and a record that cannot
+ * (unserialisable) goes as a `send.refused` record under its own number, so the kernel's
+ * numbering has no gap; when nothing can be sent (the comm is down) the records wait for
+ * the next flush.
  */
 export class EventBatcher {
   private seq = 0;
@@ -376,6 +398,8 @@ export class EventBatcher {
   private batchCall = 0;
   private timer: unknown = null;
   private lastFlush = -Infinity;
+  /** Batches that could not be sent at all, oldest first, tried again on the next flush. */
+  private held: { call: number; records: EventRecord[] }[] = [];
   private readonly opts: Required<BatcherOptions>;
 
   constructor(opts: BatcherOptions) {
@@ -387,8 +411,15 @@ export class EventBatcher {
       clearTimeout: (h) =>
         globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
       page: newPageId(),
-      ...opts,
+      // A caller passing `maxBatch: undefined` once turned off the size limit: batches over
+      // the kernel's limit lost their tail there.
+      ...given(opts),
+      send: opts.send,
     };
+    this.opts.maxBatch = Math.max(
+      1,
+      Math.min(this.opts.maxBatch, LIMITS.max_batch),
+    );
   }
 
   /** Stamp an event with the next seq and the browser clock, queue it, return the record.
@@ -444,19 +475,81 @@ export class EventBatcher {
       this.opts.clearTimeout(this.timer); // a microtask token is simply forgotten
       this.timer = null;
     }
-    if (this.batch.length === 0) return;
-    const records = this.batch;
+    if (this.batch.length === 0 && this.held.length === 0) return;
+    const queue = this.held;
+    this.held = [];
+    if (this.batch.length > 0)
+      queue.push({ call: this.batchCall, records: this.batch });
     this.batch = [];
     this.lastFlush = Date.now();
-    this.opts.send({
-      kind: EVENTS,
-      call: this.batchCall,
-      page: this.opts.page,
-      records,
-    });
+    for (let i = 0; i < queue.length; i++) {
+      const { call, records } = queue[i]!;
+      const left = this.deliver(call, records);
+      if (left.length > 0) {
+        // The kernel is out of reach: keep order, try again on the next flush.
+        this.hold([{ call, records: left }, ...queue.slice(i + 1)]);
+        return;
+      }
+    }
   }
 
+  /** Records numbered but not yet delivered (in the batch, or held). */
   get pending(): number {
-    return this.batch.length;
+    return (
+      this.batch.length + this.held.reduce((n, b) => n + b.records.length, 0)
+    );
+  }
+
+  private trySend(call: number, records: EventRecord[]): unknown {
+    try {
+      this.opts.send({ kind: EVENTS, call, page: this.opts.page, records });
+      return null;
+    } catch (e) {
+      return e ?? "send failed";
+    }
+  }
+
+  /** Send `records` in order, halving on failure; returns those left when nothing goes. */
+  private deliver(call: number, records: EventRecord[]): EventRecord[] {
+    const err = this.trySend(call, records);
+    if (err === null) return [];
+    if (records.length > 1) {
+      const mid = Math.ceil(records.length / 2);
+      const left = this.deliver(call, records.slice(0, mid));
+      if (left.length > 0) return [...left, ...records.slice(mid)];
+      return this.deliver(call, records.slice(mid));
+    }
+    const rec = records[0]!;
+    const refused: EventRecord = {
+      seq: rec.seq, // the same number: the kernel's count has no hole, and says why
+      dir: "local",
+      t_ms: rec.t_ms,
+      event: {
+        type: "send.refused",
+        seqs: [rec.seq],
+        dir: rec.dir,
+        types: [typeof rec.event.type === "string" ? rec.event.type : "?"],
+        message: errorMessage(err),
+      },
+    };
+    if (this.trySend(call, [refused]) === null) return [];
+    return records; // even a plain record fails: the comm is down, not this record
+  }
+
+  private hold(batches: { call: number; records: EventRecord[] }[]): void {
+    this.held = batches;
+    let over =
+      this.held.reduce((n, b) => n + b.records.length, 0) - MAX_HELD_RECORDS;
+    if (over > 0)
+      console.warn(
+        `[realtime-widget] the kernel is out of reach: ${over} old records dropped`,
+      );
+    while (over > 0 && this.held.length > 0) {
+      const first = this.held[0]!;
+      const cut = Math.min(over, first.records.length);
+      first.records.splice(0, cut);
+      over -= cut;
+      if (first.records.length === 0) this.held.shift();
+    }
   }
 }

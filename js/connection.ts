@@ -120,6 +120,98 @@ export function micNotice(name: string, message: string): string {
   return `Microphone unavailable (${name}): ${why}. The call goes on without it; text turns and say() still work.`;
 }
 
+/** Client events that stop the agent's reply (the Stop button, Python's cancel_response). */
+const STOPS = new Set(["response.cancel", "output_audio_buffer.clear"]);
+const AUDIO_TRANSCRIPT_DELTAS = new Set([
+  "response.output_audio_transcript.delta",
+  "response.audio_transcript.delta",
+]);
+
+interface PlayingItem {
+  responseId: string;
+  itemId: string;
+  /** When its audio began to play here (output_audio_buffer.started, or first heard). */
+  startMs: number | null;
+  /** Its first spoken words, the stand-in when nothing says when the audio began. */
+  wordsMs: number | null;
+  ended: boolean;
+  cut: boolean;
+}
+
+function nonEmpty(x: unknown): string | undefined {
+  return typeof x === "string" && x !== "" ? x : undefined;
+}
+
+/**
+ * The assistant audio item now playing and since when, so a stop can tell the service how
+ * much of it the user heard: `conversation.item.truncate` with `audio_end_ms` = from when its
+ * audio started playing to now, as the OpenAI Agents SDK does. The model's context then
+ * holds only what was heard.
+ */
+export class HeardAudio {
+  private item: PlayingItem | null = null;
+
+  server(ev: RealtimeEvent, t: number): void {
+    const type = ev.type ?? "";
+    const responseId = nonEmpty(ev.response_id);
+    if (type === "response.output_item.added") {
+      const item = ev.item as Record<string, unknown> | undefined;
+      const id = nonEmpty(item?.id);
+      if (id && responseId && item?.type === "message" && item.role !== "user")
+        this.begin(responseId, id);
+    } else if (
+      type === "response.content_part.added" ||
+      AUDIO_TRANSCRIPT_DELTAS.has(type)
+    ) {
+      const id = nonEmpty(ev.item_id);
+      if (id && responseId && this.item?.itemId !== id)
+        this.begin(responseId, id);
+      if (this.item && AUDIO_TRANSCRIPT_DELTAS.has(type))
+        this.item.wordsMs ??= t;
+    } else if (type === "output_audio_buffer.started") {
+      if (this.item && (!responseId || responseId === this.item.responseId))
+        this.item.startMs ??= t;
+    } else if (type === "output_audio_buffer.stopped") {
+      // Played to its end: nothing to cut.
+      if (this.item && (!responseId || responseId === this.item.responseId))
+        this.item.ended = true;
+    }
+  }
+
+  /** The reply was first heard at `t` (the audible detector). */
+  audible(responseId: string, t: number): void {
+    const it = this.item;
+    if (it && it.responseId === responseId)
+      it.startMs = it.startMs === null ? t : Math.min(it.startMs, t);
+  }
+
+  /** The truncate for a stop at `now`, once per item; null when nothing is playing. */
+  cut(now: number): RealtimeEvent | null {
+    const it = this.item;
+    if (!it || it.ended || it.cut) return null;
+    it.cut = true;
+    const start = it.startMs ?? it.wordsMs;
+    return {
+      type: "conversation.item.truncate",
+      item_id: it.itemId,
+      content_index: 0,
+      // Nothing started playing: the user heard none of it.
+      audio_end_ms: start === null ? 0 : Math.max(0, Math.round(now - start)),
+    };
+  }
+
+  private begin(responseId: string, itemId: string): void {
+    this.item = {
+      responseId,
+      itemId,
+      startMs: null,
+      wordsMs: null,
+      ended: false,
+      cut: false,
+    };
+  }
+}
+
 function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
@@ -149,6 +241,7 @@ export class PeerCall {
   private readonly timers: Timers;
   private readonly audible: AudibleDetector;
   private readonly sampler: StatsSampler;
+  private readonly heard = new HeardAudio();
   private cancelGrace: Cancel | null = null;
   private cancelOpen: Cancel | null = null;
   private readonly opts: Required<CallOptions>;
@@ -179,8 +272,9 @@ export class PeerCall {
       this.timers,
       { pollMs: this.opts.audiblePollMs, threshold: this.opts.audibleRms },
       (responseId, rms) => {
-        if (!this.closed)
-          this.local({ type: "audio.audible", response_id: responseId, rms });
+        if (this.closed) return;
+        this.heard.audible(responseId, this.deps.now());
+        this.local({ type: "audio.audible", response_id: responseId, rms });
       },
     );
     this.sampler = new StatsSampler(
@@ -344,6 +438,11 @@ export class PeerCall {
     if (this.phase === "connected") {
       // After "open" we send at once; a channel that is closing refuses, and that is logged.
       for (const ev of events) this.transmit(ev);
+      // A stop keeps in the model's context only the audio the user heard.
+      if (events.some((ev) => STOPS.has(ev.type ?? ""))) {
+        const cut = this.heard.cut(this.deps.now());
+        if (cut) this.transmit(cut);
+      }
     } else {
       this.outbox.push(...events);
     }
@@ -594,6 +693,7 @@ export class PeerCall {
       return;
     }
     const event = parsed as RealtimeEvent;
+    this.heard.server(event, t);
     this.hooks.record("server", event, t);
     this.audio?.serverEvent(event);
     if (event.type === "response.created") {

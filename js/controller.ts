@@ -94,7 +94,13 @@ export class Controller {
   ) {
     this.batcher = new EventBatcher({
       page: this.page,
-      send: (msg: EventsMsg) => this.post(msg),
+      // Not post(): a send that throws must reach the batcher, which splits the batch and
+      // reports what cannot go. Serialising first makes a bad record throw here on every
+      // host, not later inside the host's socket where nobody could tell.
+      send: (msg: EventsMsg) => {
+        JSON.stringify(msg);
+        this.model.send(msg);
+      },
       batchMs: opts.batchMs,
       maxBatch: opts.maxBatch,
       now: deps.now,

@@ -21,6 +21,17 @@ export interface Turn {
   itemId?: string;
   /** Why a reply ended early (`status_details.reason`, e.g. turn_detected). */
   reason?: string;
+  /** The reply's audio was cut here (ms into it) when the user stopped it: what was heard. */
+  truncatedMs?: number;
+}
+
+/**
+ * The text of a spoken turn after one transcription delta. Some speech-to-text models send
+ * each delta as an increment, others the whole text so far: a delta that starts with the
+ * (non-empty) text already shown replaces it, as Inworld's own client reconciles the two.
+ */
+export function mergeTranscriptionDelta(sofar: string, delta: string): string {
+  return sofar !== "" && delta.startsWith(sofar) ? delta : sofar + delta;
 }
 
 /** Every status the kernel gives a tool call (the `tool_calls` trait). */
@@ -201,6 +212,8 @@ export class Transcript {
   private parts = new Map<string, Map<string, string>>();
   /** Function calls seen on the channel: call_id -> the id of their reply turn. */
   private callTurns = new Map<string, string>();
+  /** Assistant items seen in a reply: item_id -> the id of their reply turn (for a cut). */
+  private itemTurns = new Map<string, string>();
 
   constructor(private readonly maxTurns = 1000) {}
 
@@ -231,6 +244,7 @@ export class Transcript {
     if (record.dir === "client") {
       if (ev.type === "conversation.item.create")
         touch(this.typed(ev, record.seq));
+      else if (ev.type === "conversation.item.truncate") touch(this.cut(ev));
     } else if (record.dir === "server") {
       touch(this.server(ev, record.seq));
     }
@@ -238,9 +252,12 @@ export class Transcript {
       const gone = this.turns.shift()!;
       this.byId.delete(gone.id);
       this.parts.delete(gone.id);
-      if (gone.role === "assistant")
+      if (gone.role === "assistant") {
         for (const [callId, turnId] of this.callTurns)
           if (turnId === gone.id) this.callTurns.delete(callId);
+        for (const [itemId, turnId] of this.itemTurns)
+          if (turnId === gone.id) this.itemTurns.delete(itemId);
+      }
       removed.push(gone);
     }
     return { changed: changed.filter((t) => this.byId.has(t.id)), removed };
@@ -299,6 +316,18 @@ export class Transcript {
     );
   }
 
+  /** A truncate (sent, or the service's `conversation.item.truncated`) marks its reply. */
+  private cut(ev: RealtimeEvent): Turn | undefined {
+    const itemId = str(ev.item_id);
+    const ms = ev.audio_end_ms;
+    if (!itemId || typeof ms !== "number" || !Number.isFinite(ms)) return;
+    const id = this.itemTurns.get(itemId);
+    const turn = id === undefined ? undefined : this.byId.get(id);
+    if (!turn || turn.truncatedMs === ms) return;
+    turn.truncatedMs = Math.max(0, ms);
+    return turn;
+  }
+
   private setPart(
     turn: Turn,
     kind: PartKind,
@@ -306,6 +335,8 @@ export class Transcript {
     text: string,
     append: boolean,
   ) {
+    const item = str(ev.item_id);
+    if (item) this.itemTurns.set(item, turn.id);
     let parts = this.parts.get(turn.id);
     if (!parts) this.parts.set(turn.id, (parts = new Map()));
     const key = `${kind}|${str(ev.item_id) ?? ""}|${String(ev.content_index ?? 0)}`;
@@ -329,7 +360,7 @@ export class Transcript {
       itemId
     ) {
       const t = this.speech(itemId);
-      t.text += str(ev.delta) ?? "";
+      t.text = mergeTranscriptionDelta(t.text, str(ev.delta) ?? "");
       return t;
     }
     if (
@@ -351,8 +382,19 @@ export class Transcript {
       return t;
     }
 
+    if (type === "conversation.item.truncated") return this.cut(ev);
+
     if (responseId) {
       const item = obj(ev.item);
+      if (
+        OUTPUT_ITEM_EVENTS.has(type) &&
+        item?.type === "message" &&
+        typeof item.id === "string"
+      )
+        // The turn's id only: a reply turn is made on its first words, not here.
+        this.itemTurns.set(item.id, `response:${responseId}`);
+      if (this.itemTurns.size > this.maxTurns * 2)
+        this.itemTurns.delete(this.itemTurns.keys().next().value!);
       if (
         FUNCTION_CALL_EVENTS.has(type) ||
         (OUTPUT_ITEM_EVENTS.has(type) && item?.type === "function_call")

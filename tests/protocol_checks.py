@@ -4,6 +4,7 @@ browser tests apply them to everything they receive."""
 from __future__ import annotations
 
 import base64
+import copy
 from typing import Any
 
 from openai.types.realtime import RealtimeServerEvent
@@ -13,10 +14,12 @@ SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
 # The documented schema exceptions: Inworld-only messages, which RealtimeServerEvent rejects.
 # They are kept out of schema validation and checked against these shapes (field -> type)
 # instead. Keyed by ``type``, or by ``errorType`` for the non-standard message that has none.
+# Each back-channel attempt's events share its backchannel_id (Inworld's official clients).
+_BACKCHANNEL: dict[str, type] = {"type": str, "event_id": str, "backchannel_id": str}
 INWORLD_ONLY: dict[str, dict[str, type]] = {
-    "response.backchannel.audio.delta": {"type": str, "event_id": str, "delta": str},
-    "response.backchannel.audio.done": {"type": str, "event_id": str, "phrase": str},
-    "response.backchannel.skipped": {"type": str, "event_id": str, "reason": str},
+    "response.backchannel.audio.delta": {**_BACKCHANNEL, "delta": str},
+    "response.backchannel.audio.done": {**_BACKCHANNEL, "phrase": str},
+    "response.backchannel.skipped": {**_BACKCHANNEL, "reason": str},
     "SESSION_RESOURCES_EXHAUSTED": {"errorType": str, "message": str},
     "ping": {"type": str, "event_id": str, "timestamp": int},
 }
@@ -40,6 +43,20 @@ def check_inworld_shape(event: dict[str, Any]) -> None:
         assert pcm and len(pcm) % 2 == 0  # PCM16 samples
 
 
+def openai_view(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` without the session fields Inworld documents beyond OpenAI's schema: its
+    built-in ``{"type": "web_search"}`` tool and input PCM rates other than 24 kHz."""
+    session = event.get("session")
+    if event.get("type") not in ("session.created", "session.updated") or not session:
+        return event
+    session = copy.deepcopy(session)
+    session["tools"] = [t for t in session.get("tools") or [] if t.get("type") != "web_search"]
+    fmt = session.get("audio", {}).get("input", {}).get("format") or {}
+    if fmt.get("type") == "audio/pcm" and 8000 <= fmt.get("rate", 24000) <= 48000:
+        fmt["rate"] = 24000
+    return {**event, "session": session}
+
+
 def check_stream(events: list[dict[str, Any]]) -> None:
     """Schema, unique event_id, and id consistency across every response in ``events``."""
     ids = [e["event_id"] for e in events if "event_id" in e]
@@ -48,7 +65,7 @@ def check_stream(events: list[dict[str, Any]]) -> None:
         if inworld_kind(event) is not None:
             check_inworld_shape(event)
         else:
-            SERVER_EVENT.validate_python(event)
+            SERVER_EVENT.validate_python(openai_view(event))
     events = [e for e in events if inworld_kind(e) is None]
     created: set[str] = set()
     done: set[str] = set()

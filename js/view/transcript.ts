@@ -30,7 +30,7 @@ function who(turn: Turn): string {
   return turn.source === "speech" ? "You (spoke)" : "You (typed)";
 }
 
-function badge(turn: Turn): string {
+function statusBadge(turn: Turn): string {
   switch (turn.status) {
     case "cancelled":
       return turn.reason === "turn_detected" ? "interrupted" : "cancelled";
@@ -41,6 +41,18 @@ function badge(turn: Turn): string {
     default:
       return "";
   }
+}
+
+/** Where a stopped reply's audio was cut: the model keeps only what was heard. */
+export function cutWords(turn: Turn): string {
+  if (turn.truncatedMs === undefined) return "";
+  return `cut at ${(turn.truncatedMs / 1000).toFixed(1)} s: the agent remembers only what was heard`;
+}
+
+function badge(turn: Turn): string {
+  return [statusBadge(turn), cutWords(turn)]
+    .filter((x) => x !== "")
+    .join(" · ");
 }
 
 export class TranscriptView {
@@ -211,6 +223,11 @@ export class TranscriptView {
     setText(node.badge, b);
     node.badge.hidden = b === "";
     setAttr(node.el, "data-status", turn.status);
+    setAttr(
+      node.el,
+      "data-truncated-ms",
+      turn.truncatedMs === undefined ? null : String(turn.truncatedMs),
+    );
     // aria-busy holds back announcements of a reply still streaming in, word by word.
     setAttr(node.el, "aria-busy", turn.status === "streaming" ? "true" : null);
   }

@@ -5,12 +5,12 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
-from ._awaiting import MidCellDeliveryError
-from ._experiments import Runs, Script
+from ._delivery import MidCellDeliveryError
 from ._log import EventLog
 from ._provider import ProviderError
 from ._recording import Recording, read_recordings
 from ._widget import RealtimeWidget
+from .experiments import Runs, Script
 
 if TYPE_CHECKING:
     from .emulator import Emulator

@@ -3,7 +3,7 @@
 A clip (a file, WAV or other encoded bytes, a numpy array, or text synthesized here with
 espeak-ng) travels to the page as ``play`` messages, chunks of at most
 ``limits.max_chunk_bytes`` in binary buffers (base64 in the message where the host drops
-buffers, see ``_awaiting.Delivery``). The page decodes it, plays it into the outgoing mix at
+buffers, see ``_delivery.Delivery``). The page decodes it, plays it into the outgoing mix at
 real time with the microphone ducked, and records ``say.started`` / ``say.ended`` /
 ``say.error`` on the log clock; those records fill in the clip's handle.
 
@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _bridge as B
-from ._awaiting import Delivery, Pending, _new_id
+from ._extras import missing, require
+from ._pending import Pending, new_id
 from ._turns import text as _str
 
 if TYPE_CHECKING:
-    from ._widget import RealtimeWidget
+    from ._delivery import Delivery
+    from ._port import CallPort
 
 DEFAULT_DUCK = 0.1  # the microphone's gain while a clip plays: room noise must not hold a turn
 ESPEAK_VOICE = "en-us"
@@ -103,13 +105,7 @@ def sniff_mime(data: bytes, name: str = "") -> str:
 
 
 def numpy_or_raise(what: str) -> Any:
-    try:
-        import numpy as np
-    except ImportError:
-        raise ImportError(
-            f'{what} needs numpy: pip install "realtime-widget[emulator]"  (or: pip install numpy)'
-        ) from None
-    return np
+    return require("numpy", "emulator", what)
 
 
 def array_wav(array: Any, sample_rate: Any) -> bytes:
@@ -180,9 +176,11 @@ def synthesize(text: str, *, voice: str = ESPEAK_VOICE, wpm: int = ESPEAK_WPM) -
                 f"{run.stderr.decode(errors='replace').strip()[-300:]}"
             )
         return run.stdout
-    raise ImportError(
-        'say(text=...) needs espeak-ng: pip install "realtime-widget[voice]"  (or: pip install '
-        "espeakng-loader; or the espeak-ng program: apt-get install espeak-ng)"
+    raise missing(
+        "voice",
+        "espeakng-loader",
+        "say(text=...)",
+        "the espeak-ng program: apt-get install espeak-ng",
     )
 
 
@@ -311,7 +309,7 @@ class Clip(Pending):
         self._data: bytes | None = data  # released once sent
         self._suspended = suspended
         self._stop = stop
-        self._on_ended: list[Callable[[Clip], Any]] = []
+        self._when_ended: list[Callable[[Clip], Any]] = []
         # generous: clips queue behind each other in the page
         self._default_timeout = (self.duration_ms or 60_000.0) / 1000.0 + 60.0
 
@@ -333,21 +331,32 @@ class Clip(Pending):
             words += ")"
         return words
 
-    def _ended(self, event: Mapping[str, Any], t_ms: float) -> None:
+    def when_ended(self, fn: Callable[[Clip], Any]) -> None:
+        """Call ``fn(clip)`` once the clip has played to its end (not when it failed)."""
+        self._when_ended.append(fn)
+
+    def take_data(self) -> bytes:
+        """The clip's bytes, once: they are not kept after they went to the page."""
+        data, self._data = self._data or b"", None
+        return data
+
+    def mark_ended(self, event: Mapping[str, Any], t_ms: float) -> None:
+        """The page's ``say.ended`` record: the clip finished playing at ``t_ms``."""
         if self.ended_ms is None:
             self.ended_ms = t_ms
         self.stopped = bool(event.get("stopped")) or self.stopped
         dur = event.get("duration_ms")
         if isinstance(dur, int | float) and not isinstance(dur, bool):
             self.duration_ms = float(dur)
-        if self._finish():
-            for fn in self._on_ended:
+        if self.finish():
+            for fn in self._when_ended:
                 fn(self)
 
-    def _failed(self, words: str, exc_type: type[Exception] = RuntimeError) -> None:
+    def fail(self, words: str, exc_type: type[Exception] = RuntimeError) -> None:
+        """The clip could not play (or finish): ``error`` says why, awaiters raise it."""
         if not self._finished:
             self.error = words
-            self._finish(exc_type(words))
+            self.finish(exc_type(words))
 
     def __repr__(self) -> str:
         if self.error:
@@ -366,14 +375,14 @@ class Clip(Pending):
 class ClipPlayer:
     """The clips of one widget: sends them, hears their records, stops them."""
 
-    def __init__(self, widget: RealtimeWidget, delivery: Delivery) -> None:
-        self._w = widget
+    def __init__(self, port: CallPort, delivery: Delivery) -> None:
+        self._port = port
         self._delivery = delivery
         self._lock = threading.RLock()
         self._queue: list[Clip] = []  # waiting for the call's connect message
         self._clips: dict[str, Clip] = {}  # sent, not finished
         self.suspended: str | None = None  # the page's last audio.suspended message
-        widget._record_listeners.append(self.on_record)
+        port.subscribe(self.on_record)
 
     def say(
         self,
@@ -385,10 +394,10 @@ class ClipPlayer:
         voice: str = ESPEAK_VOICE,
         wpm: int = ESPEAK_WPM,
     ) -> Clip:
-        w = self._w
-        if not w._live:
+        port = self._port
+        if not port.live:
             raise RuntimeError(
-                f"say() needs a call to play into (status {w.status!r}): connect() first, or "
+                f"say() needs a call to play into (status {port.status!r}): connect() first, or "
                 "click Connect"
             )
         if isinstance(duck, bool) or not isinstance(duck, int | float) or not 0 <= duck <= 1:
@@ -402,8 +411,8 @@ class ClipPlayer:
             raise ValueError("the clip is empty")
         clip = Clip(
             self._delivery,
-            clip_id=_new_id("clip"),
-            call=w.call_number,
+            clip_id=new_id("clip"),
+            call=port.call,
             source=name[:_MAX_SOURCE_CHARS],
             data=data,
             mime=mime,
@@ -418,26 +427,26 @@ class ClipPlayer:
 
     def flush(self) -> None:
         """Send queued clips once the browser knows the call (its connect message went out)."""
-        w = self._w
+        port = self._port
         with self._lock:
-            if not self._queue or not w._signalling.browser_has_call:
+            if not self._queue or not port.browser_has_call:
                 return
             queue, self._queue = self._queue, []
             for clip in queue:
-                if clip.call != w.call_number:
-                    clip._failed("its call ended before the clip could be sent", ConnectionError)
+                if clip.call != port.call:
+                    clip.fail("its call ended before the clip could be sent", ConnectionError)
                     continue
                 self._clips[clip.clip_id] = clip
                 self._send(clip)
 
     def _send(self, clip: Clip) -> None:
-        data, clip._data = clip._data or b"", None
+        data = clip.take_data()
         as_b64 = not self._delivery.buffers_to_browser
         size = B.LIMITS["max_chunk_bytes"]
         if as_b64:  # the JSON field is 4/3 of the bytes: keep each message under the limit
             size = size * 3 // 4
         chunks = [data[i : i + size] for i in range(0, len(data), size)]
-        page = self._w._signalling.owner
+        page = self._port.page or ""
         for index, chunk in enumerate(chunks):
             message = B.message(
                 B.PLAY,
@@ -451,22 +460,20 @@ class ClipPlayer:
                 source=clip.source,
                 b64=base64.b64encode(chunk).decode("ascii") if as_b64 else "",
             )
-            self._w._send_binary(message, [] if as_b64 else [chunk])
+            self._port.post(message, [] if as_b64 else [chunk])
         clip.sent = True
 
     def _stop(self, clip: Clip) -> None:
-        w = self._w
+        port = self._port
         with self._lock:
             if clip in self._queue:
                 self._queue.remove(clip)
                 clip.stopped = True
-                clip._finish()
+                clip.finish()
                 return
-        if clip.sent and w._signalling.browser_has_call and clip.call == w.call_number:
-            w._to_browser(
-                B.message(
-                    B.STOP_CLIP, call=clip.call, page=w._signalling.owner, clip_id=clip.clip_id
-                )
+        if clip.sent and port.browser_has_call and clip.call == port.call:
+            port.post(
+                B.message(B.STOP_CLIP, call=clip.call, page=port.page or "", clip_id=clip.clip_id)
             )
 
     def on_record(self, direction: str, event: Mapping[str, Any], t_ms: float, call: int) -> None:
@@ -496,10 +503,10 @@ class ClipPlayer:
             if isinstance(dur, int | float) and not isinstance(dur, bool) and math.isfinite(dur):
                 clip.duration_ms = float(dur)
         elif etype == "say.ended":
-            clip._ended(event, t_ms)
+            clip.mark_ended(event, t_ms)
         else:
             words = _str(event.get("message")) or "the page could not play it"
-            clip._failed(f"the page could not play clip {clip.clip_id}: {words}")
+            clip.fail(f"the page could not play clip {clip.clip_id}: {words}")
 
     def call_ended(self, words: str) -> None:
         with self._lock:
@@ -508,6 +515,4 @@ class ClipPlayer:
         for clip in clips:
             if clip.started_ms is not None:
                 clip.stopped = True
-            clip._failed(
-                f"the call ended before the clip finished playing ({words})", ConnectionError
-            )
+            clip.fail(f"the call ended before the clip finished playing ({words})", ConnectionError)

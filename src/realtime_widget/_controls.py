@@ -2,7 +2,9 @@
 
 Panel -> trait changes are debounced (a slider drag or a burst of typing becomes one
 ``session.update`` once it settles); trait -> panel changes apply at once. The service's
-answer to each update (``session.updated`` or an ``error``) is shown under the panel.
+answer to each update (``session.updated`` or an ``error``) is shown under the panel, and a
+refused field's reason under that field (from the session guard's ``session.rejected``, or
+from the error's ``param`` without a guard).
 """
 
 from __future__ import annotations
@@ -26,13 +28,48 @@ from ._session import (
     TEMPERATURE_RANGE,
     normalize_turn_detection,
 )
+from ._session_guard import param_path
 from ._turns import obj
 
 if TYPE_CHECKING:
+    from ._session_guard import SessionGuard
     from ._widget import RealtimeWidget
 
 DEFAULT_DEBOUNCE_S = 0.4
 MODALITIES = {"audio + text": ["audio", "text"], "audio": ["audio"], "text": ["text"]}
+# Where a refused field (the error's ``param``, less "session.") is shown: the control's name.
+FIELD_CONTROLS: dict[tuple[str | int, ...], str] = {
+    ("model",): "model",
+    ("instructions",): "instructions",
+    ("output_modalities",): "output_modalities",
+    ("temperature",): "temperature",
+    ("max_output_tokens",): "max_output_tokens",
+    ("audio", "output", "voice"): "voice",
+    ("audio", "output", "model"): "tts_model",
+    ("audio", "output", "speed"): "speed",
+    ("audio", "input", "transcription"): "transcription_model",
+    ("audio", "input", "turn_detection"): "turn_type",
+    ("audio", "input", "turn_detection", "type"): "turn_type",
+    ("audio", "input", "turn_detection", "eagerness"): "eagerness",
+    ("audio", "input", "turn_detection", "create_response"): "create_response",
+    ("audio", "input", "turn_detection", "interrupt_response"): "interrupt_response",
+    ("audio", "input", "turn_detection", "threshold"): "threshold",
+    ("audio", "input", "turn_detection", "prefix_padding_ms"): "prefix_padding_ms",
+    ("audio", "input", "turn_detection", "silence_duration_ms"): "silence_duration_ms",
+}
+# Which controls show each session trait (a trait change clears their refusal notes).
+_TURN_CONTROLS = ("turn_type", "eagerness", "create_response", "interrupt_response",
+                  "threshold", "prefix_padding_ms", "silence_duration_ms")  # fmt: skip
+
+
+def control_for(param: Any) -> str | None:
+    """The panel control that shows the field ``param`` names (its nearest shown parent)."""
+    path = param_path(param)
+    while path:
+        if path in FIELD_CONTROLS:
+            return FIELD_CONTROLS[path]
+        path = path[:-1]
+    return None
 
 
 class Debouncer:
@@ -90,8 +127,15 @@ class Debouncer:
 class ControlPanel(W.VBox):
     """The session's settings as inputs; build it with ``RealtimeWidget.controls()``."""
 
-    def __init__(self, widget: RealtimeWidget, *, debounce: float = DEFAULT_DEBOUNCE_S) -> None:
+    def __init__(
+        self,
+        widget: RealtimeWidget,
+        *,
+        debounce: float = DEFAULT_DEBOUNCE_S,
+        guard: SessionGuard | None = None,
+    ) -> None:
         self._w = widget
+        self._guard = guard
         self._syncing = False  # true while the panel is being set from the traits
         self._pending: set[str] = set()  # controls edited since the last update
         self._pending_lock = threading.Lock()
@@ -152,31 +196,38 @@ class ControlPanel(W.VBox):
             continuous_update=False, layout=lay, style=style,
         )  # fmt: skip
         self.answer = W.HTML(layout=W.Layout(min_height="1.6em"))
+        # One note under each control, shown only while the service refuses that field.
+        self.notes: dict[str, W.HTML] = {}
+        for name in self._controls():
+            note = W.HTML(layout=W.Layout(display="none", margin="0 0 0 158px"))
+            self.notes[name] = note
         self._server_vad_box = W.VBox(
-            [self.threshold, self.prefix_padding_ms, self.silence_duration_ms]
+            self._noted([self.threshold, self.prefix_padding_ms, self.silence_duration_ms])
         )
-        self._semantic_box = W.VBox([self.eagerness])
+        self._semantic_box = W.VBox(self._noted([self.eagerness]))
         super().__init__(
-            [
-                W.HTML("<b>Session</b>"),
-                self.model,
-                self.instructions,
-                self.modalities,
-                self.temperature,
-                self.max_output_tokens,
-                W.HTML("<b>Voice</b>"),
-                self.voice,
-                self.tts_model,
-                self.speed,
-                W.HTML("<b>Listening</b>"),
-                self.turn_type,
-                self._semantic_box,
-                self._server_vad_box,
-                self.create_response,
-                self.interrupt_response,
-                self.transcription_model,
-                self.answer,
-            ],
+            self._noted(
+                [
+                    W.HTML("<b>Session</b>"),
+                    self.model,
+                    self.instructions,
+                    self.modalities,
+                    self.temperature,
+                    self.max_output_tokens,
+                    W.HTML("<b>Voice</b>"),
+                    self.voice,
+                    self.tts_model,
+                    self.speed,
+                    W.HTML("<b>Listening</b>"),
+                    self.turn_type,
+                    self._semantic_box,
+                    self._server_vad_box,
+                    self.create_response,
+                    self.interrupt_response,
+                    self.transcription_model,
+                    self.answer,
+                ]
+            ),
             layout=W.Layout(max_width="640px"),
         )
         self._from_traits()
@@ -188,6 +239,17 @@ class ControlPanel(W.VBox):
         widget.observe(self._on_trait, names=list(self._trait_names()))
         widget.on("session.updated", self._on_updated)
         widget.on("error", self._on_error)
+        self._unwatch = guard.watch(self._on_guard) if guard is not None else None
+
+    def _noted(self, widgets: list[W.Widget]) -> list[W.Widget]:
+        by_widget = {id(c): n for n, c in self._controls().items()}
+        out: list[W.Widget] = []
+        for widget in widgets:
+            out.append(widget)
+            name = by_widget.get(id(widget))
+            if name is not None:
+                out.append(self.notes[name])
+        return out
 
     def close(self) -> None:
         """Close the panel and let go of the widget: no observer or callback stays behind."""
@@ -199,6 +261,8 @@ class ControlPanel(W.VBox):
         w.unobserve(self._on_trait, names=list(self._trait_names()))
         w.off("session.updated", self._on_updated)
         w.off("error", self._on_error)
+        if self._unwatch is not None:
+            self._unwatch()
         self._debouncer.flush()  # an edit made just before closing still goes out
         for child in self._all_children():
             child.close()
@@ -213,7 +277,11 @@ class ControlPanel(W.VBox):
             stack.extend(getattr(child, "children", ()))
         return out
 
-    def _on_trait(self, _change: Any) -> None:
+    def _on_trait(self, change: Any) -> None:
+        name = change.get("name") if isinstance(change, dict) else getattr(change, "name", None)
+        names = _TURN_CONTROLS if name == "turn_detection" else (name,)
+        for n in names:
+            self._note(str(n), "")
         self._from_traits()
 
     # -- the two directions ------------------------------------------------------------------
@@ -280,6 +348,7 @@ class ControlPanel(W.VBox):
     def _edited(self, name: str) -> None:
         if self._syncing:
             return
+        self._note(name, "")  # a new value: the old refusal no longer applies
         with self._pending_lock:
             self._pending.add(name)
         self._debouncer()
@@ -355,3 +424,29 @@ class ControlPanel(W.VBox):
         said = obj(err).get("message", err) if err is not None else event.get("message", event)
         param = f" [{obj(err)['param']}]" if obj(err).get("param") else ""
         self._show(f"✗ the service refused: {said}{param}", error=True)
+        if self._guard is None:  # with a guard, its session.rejected says more
+            control = control_for(obj(err).get("param"))
+            if control is not None:
+                self._note(control, f"✗ the service refused this: {said}")
+
+    def _on_guard(self, record: dict[str, Any]) -> None:
+        if record.get("type") != "session.rejected":
+            return
+        words = f"✗ the service refused this: {record.get('message')}"
+        if record.get("value") is not None:
+            words += f" (sent {record['value']!r})"
+        if record.get("resent"):
+            words += "; the rest of the update was sent again without it"
+        control = control_for(record.get("param"))
+        if control is not None:
+            self._note(control, words)
+        else:  # a field the panel does not show (tools, providerData, ...)
+            self._show(f"{words} [{record.get('param')}]", error=True)
+
+    def _note(self, control: str, text: str) -> None:
+        note = self.notes.get(control)
+        if note is None:
+            return
+        colour = "var(--jp-error-color1, #c62828)"
+        note.value = f'<small style="color:{colour}">{html.escape(text)}</small>' if text else ""
+        note.layout.display = None if text else "none"

@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ._bridge import DIRECTIONS
+from ._extras import missing
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ._recording import Recording
 
 _DIR_CODE = {d: i for i, d in enumerate(DIRECTIONS)}
 _MAX_MS = 9.2e12  # pandas datetime64[ns] ends in 2262 (9.22e12 ms): later times would break frames
@@ -43,14 +46,6 @@ COLUMNS = (
     "error_message",
     "event",
 )
-
-
-def _missing(extra: str, what: str, package: str | None = None) -> ImportError:
-    package = package or extra
-    return ImportError(
-        f"{what} needs the optional dependency '{package}': "
-        f'pip install "realtime-widget[{extra}]"  (or: pip install {package})'
-    )
 
 
 def _finite(value: Any) -> float:
@@ -154,6 +149,9 @@ class EventLog:
         # Every event's JSON passes through this before it is kept or written (the widget's
         # secret scrubber), so no export, file or frame can hold a secret.
         self._scrub = scrub
+        # The calls' recordings that belong with this log (by call number), so that
+        # plot_timeline() can draw them: the widget's recordings, or read_recordings(log=).
+        self.recordings: Mapping[int, Recording] = {}
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -382,7 +380,7 @@ class EventLog:
         try:
             import pandas  # noqa: F401 - checked here, used in _frame
         except ImportError:
-            raise _missing("pandas", "EventLog.to_pandas()") from None
+            raise missing("pandas", "pandas", "EventLog.to_pandas()") from None
         return self._frame(self._columns())
 
     def _frame(self, c: _Columns) -> pd.DataFrame:
@@ -410,7 +408,7 @@ class EventLog:
         try:
             import polars as pl
         except ImportError:
-            raise _missing("polars", "EventLog.to_polars()") from None
+            raise missing("polars", "polars", "EventLog.to_polars()") from None
         c = self._columns(with_json=True)
         utc_us = pl.Datetime("us", "UTC")
         return pl.DataFrame(
@@ -434,7 +432,7 @@ class EventLog:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise _missing("parquet", "EventLog.to_parquet()", "pyarrow") from None
+            raise missing("parquet", "pyarrow", "EventLog.to_parquet()") from None
         import pandas as pd
 
         c = self._columns(with_json=True)
@@ -451,7 +449,7 @@ class EventLog:
         try:
             import pandas as pd
         except ImportError:
-            raise _missing("pandas", "EventLog.turns()") from None
+            raise missing("pandas", "pandas", "EventLog.turns()") from None
         from ._turns import TIME_COLUMNS, TURN_COLUMNS, collect_turns
 
         df = pd.DataFrame([t.row() for t in collect_turns(self)], columns=list(TURN_COLUMNS))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._extras import missing
 from ._recording import recordings_of
 from ._turns import collect_turns, obj
 
@@ -26,9 +27,7 @@ def plot_timeline(
         import matplotlib.pyplot as plt
         from matplotlib.patches import Patch
     except ImportError:
-        raise ImportError(
-            'plot_timeline() needs matplotlib: pip install "realtime-widget[plot]"'
-        ) from None
+        raise missing("plot", "matplotlib", "plot_timeline()") from None
     lat_ax = None
     # a recording's two tracks go above the lanes (only in a figure of our own)
     waves = recordings_of(records) if ax is None else {}

@@ -1,25 +1,46 @@
-"""The kernel's HTTP client for the realtime service: ICE servers and the SDP exchange.
+"""The kernel's HTTP client for the realtime service: ICE servers, the SDP exchange that
+creates a call (and learns the service's id for it), and hang-up.
 
 The API key lives here and in the widget's private attribute only. Every error this module
 raises is a ``ProviderError`` whose message is written for a person and has been scrubbed of
 the key and of any TURN credential, because the message goes to the widget's ``error`` trait.
+
+Auth: the documents disagree on the scheme (``Bearer`` on the WebRTC pages, ``Basic`` in every
+official example), so a 401 with the configured scheme is retried once with the other; the one
+that worked is kept for the rest of the session and reported (``on_auth_fallback``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
 from ._secrets import Secret, redact
 
-__all__ = ["Provider", "ProviderError", "Secret", "redact"]
+__all__ = [
+    "AuthFallback",
+    "CallAnswer",
+    "Provider",
+    "ProviderError",
+    "Secret",
+    "call_id_from",
+    "redact",
+]
+
+log = logging.getLogger(__name__)
 
 ICE_SERVERS_PATH = "/v1/realtime/ice-servers"
 CALLS_PATH = "/v1/realtime/calls"
 DEFAULT_BASE_URL = "https://api.inworld.ai"
 _BODY_PREVIEW = 200
+AUTH_SCHEMES = ("Bearer", "Basic")
+_MAX_CALL_ID = 256
 NO_KEY_MESSAGE = (
     "No API key: pass api_key=... or set INWORLD_API_KEY, or run offline with "
     "realtime_widget.Emulator()."
@@ -54,6 +75,63 @@ def _service_message(response: httpx.Response, secrets: list[str]) -> str:
             return redact(str(data["message"]), secrets)
     body = " ".join(body.split())
     return body[:_BODY_PREVIEW] + ("…" if len(body) > _BODY_PREVIEW else "")
+
+
+@dataclass(frozen=True)
+class AuthFallback:
+    """The configured auth scheme was refused (HTTP 401) and the other one worked."""
+
+    refused: str  # the scheme the service answered 401 to
+    used: str  # the scheme it took, kept for the rest of the session
+    path: str  # the endpoint that said so
+
+    def record(self) -> dict[str, Any]:
+        """The log's ``auth.fallback`` local record."""
+        return {
+            "type": "auth.fallback",
+            "refused": self.refused,
+            "used": self.used,
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True)
+class CallAnswer:
+    """What creating a call gave back."""
+
+    sdp: str  # the SDP answer, for the page's peer connection
+    service_call_id: str | None  # the service's id for the call (None: it sent none)
+    auth_scheme: str  # the scheme the service took
+    ice_servers: list[dict[str, Any]] | None = None  # the JSON form's list (None: not sent)
+
+
+def _clean_call_id(value: Any) -> str | None:
+    """An opaque id (a UUID from Inworld, ``rtc_…`` from OpenAI), or None if it cannot be one."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > _MAX_CALL_ID or not value.isprintable() or " " in value:
+        return None
+    return value
+
+
+def call_id_from(response: httpx.Response) -> str | None:
+    """The service's call id: the last path segment of ``Location``
+    (``/v1/realtime/calls/<id>``, relative or absolute), else the JSON body's ``id``."""
+    location = response.headers.get("location", "")
+    if location:
+        last = unquote(urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1])
+        found = _clean_call_id(last)
+        if found and found != "calls":  # "/v1/realtime/calls/" names no call
+            return found
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            data = response.json()
+        except ValueError:
+            return None
+        if isinstance(data, dict):
+            return _clean_call_id(data.get("id"))
+    return None
 
 
 def normalize_ice_servers(payload: Any) -> list[dict[str, Any]]:
@@ -97,10 +175,15 @@ class Provider:
         auth_scheme: str = "Bearer",
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        on_auth_fallback: Callable[[AuthFallback], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key
-        self.auth_scheme = auth_scheme
+        self.auth_scheme = auth_scheme  # the scheme in use: the configured one until a fallback
+        # Called (on the thread that made the request) when the other scheme had to be used.
+        self.on_auth_fallback = on_auth_fallback
+        self.auth_fallback: AuthFallback | None = None  # the last fallback, if any
+        self.last_call: CallAnswer | None = None  # what the last exchange_sdp() gave back
         self.timeout = timeout
         self._transport = transport
         self._turn_secrets: list[str] = []
@@ -129,14 +212,48 @@ class Provider:
         """What must never be shown: the key and the TURN credentials last handed out."""
         return [self._key.reveal(), *self._turn_secrets]
 
+    def auth_headers(self) -> dict[str, str]:
+        """The ``Authorization`` header with the scheme that works (for the sideband). It holds
+        the key: hand it only to a client that sends it to the service."""
+        return {"Authorization": f"{self.auth_scheme} {self._key.reveal()}"}
+
+    def sideband_url(self, service_call_id: str) -> str:
+        """Where the call's sideband is: ``wss://<host>/v1/realtime?call_id=<id>``."""
+        from ._sideband import sideband_url
+
+        return sideband_url(self.base_url, service_call_id)
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; a 401 is retried once with the other auth scheme, which is kept if it
+        works."""
+        response = self._attempt(method, path, self.auth_scheme, **kwargs)
+        if response.status_code == 401 and self.auth_scheme in AUTH_SCHEMES:
+            other = AUTH_SCHEMES[1 - AUTH_SCHEMES.index(self.auth_scheme)]
+            retry = self._attempt(method, path, other, **kwargs)
+            if retry.status_code != 401:
+                fallback = AuthFallback(refused=self.auth_scheme, used=other, path=path)
+                self.auth_scheme, self.auth_fallback = other, fallback
+                if self.on_auth_fallback is not None:
+                    try:
+                        self.on_auth_fallback(fallback)
+                    except Exception:  # the call goes on; the listener's bug is its own
+                        log.exception("the auth fallback listener failed")
+                response = retry
+            else:
+                tried = f"{self.auth_scheme!r} and {other!r}"
+                raise self._status_error(method, self.base_url + path, retry, tried=tried)
+        if response.is_success:
+            return response
+        raise self._status_error(method, self.base_url + path, response)
+
+    def _attempt(self, method: str, path: str, scheme: str, **kwargs: Any) -> httpx.Response:
         url = self.base_url + path
         if not self._key:
             raise ProviderError(NO_KEY_MESSAGE)
-        headers = {"Authorization": f"{self.auth_scheme} {self._key.reveal()}"}
+        headers = {"Authorization": f"{scheme} {self._key.reveal()}"}
         headers.update(kwargs.pop("headers", {}))
         try:
-            response = self._client().request(method, url, headers=headers, **kwargs)
+            return self._client().request(method, url, headers=headers, **kwargs)
         except httpx.TimeoutException:
             raise ProviderError(
                 f"{method} {url} timed out after {self.timeout:g} s. The service may be busy, "
@@ -151,18 +268,20 @@ class Provider:
         except httpx.HTTPError as exc:
             # Only the type: the text of e.g. h11's LocalProtocolError quotes the header.
             raise ProviderError(f"{method} {url} failed ({type(exc).__name__}).") from None
-        if response.is_success:
-            return response
-        raise self._status_error(method, url, response)
 
-    def _status_error(self, method: str, url: str, response: httpx.Response) -> ProviderError:
+    def _status_error(
+        self, method: str, url: str, response: httpx.Response, tried: str | None = None
+    ) -> ProviderError:
         status = response.status_code
         said = _service_message(response, self.secrets())
         said = f" The service said: {said}" if said else ""
         if status in (401, 403):
+            schemes = (
+                f"auth schemes tried: {tried}" if tried else f"auth scheme {self.auth_scheme!r}"
+            )
             what = (
                 f"The service refused the API key (HTTP {status}). Check api_key / "
-                f"INWORLD_API_KEY and the auth scheme ({self.auth_scheme!r})."
+                f"INWORLD_API_KEY and the auth scheme ({schemes})."
             )
         elif status == 429:
             retry = response.headers.get("retry-after")
@@ -188,13 +307,29 @@ class Provider:
         return servers
 
     def exchange_sdp(self, offer_sdp: str) -> str:
-        response = self._request(
-            "POST",
-            CALLS_PATH,
-            content=offer_sdp.encode(),
-            headers={"Content-Type": "application/sdp", "Accept": "application/sdp"},
-        )
-        answer = response.text
+        """The SDP answer to a raw SDP offer; the rest of the answer is kept in ``last_call``."""
+        return self.create_call(offer_sdp).sdp
+
+    def create_call(self, offer_sdp: str, session: dict[str, Any] | None = None) -> CallAnswer:
+        """Create a call: the raw SDP form, or with ``session`` the JSON form
+        (``{"sdp", "session"}`` -> ``{"id", "sdp", "ice_servers"}``), whose session applies from
+        the call's first event. The call id comes from ``Location`` or the JSON ``id``."""
+        if session is None:
+            response = self._request(
+                "POST",
+                CALLS_PATH,
+                content=offer_sdp.encode(),
+                headers={"Content-Type": "application/sdp", "Accept": "application/sdp"},
+            )
+            answer, servers = response.text, None
+        else:
+            response = self._request(
+                "POST",
+                CALLS_PATH,
+                content=json.dumps({"sdp": offer_sdp, "session": session}).encode(),
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+            )
+            answer, servers = self._json_answer(response)
         if not answer.lstrip().startswith("v=0"):
             preview = " ".join(redact(answer, self.secrets()).split())[:80]
             raise ProviderError(
@@ -203,4 +338,32 @@ class Provider:
                 "service?",
                 status=response.status_code,
             )
-        return answer
+        call = CallAnswer(answer, call_id_from(response), self.auth_scheme, servers)
+        self.last_call = call
+        return call
+
+    def _json_answer(self, response: httpx.Response) -> tuple[str, list[dict[str, Any]] | None]:
+        try:
+            data = response.json()
+        except ValueError:
+            return response.text, None  # not JSON: the SDP check says what it is
+        if not isinstance(data, dict):
+            return "", None
+        servers = None
+        if "ice_servers" in data:
+            servers = normalize_ice_servers(data)
+            self._turn_secrets = [*self._turn_secrets, *ice_secrets(servers)]
+        sdp = data.get("sdp")
+        return (sdp if isinstance(sdp, str) else ""), servers
+
+    def hangup(self, service_call_id: str) -> str | None:
+        """End the call on the service. None when it is ended; else why not, in words (scrubbed):
+        the caller logs it, a hang-up failure is never raised."""
+        path = f"{CALLS_PATH}/{quote(service_call_id, safe='')}/hangup"
+        try:
+            self._request("POST", path, headers={"Accept": "application/json"})
+        except ProviderError as exc:
+            return exc.message
+        except Exception as exc:  # whatever it is, the user's cell must not see it
+            return redact(f"hang-up failed ({type(exc).__name__})", self.secrets())
+        return None

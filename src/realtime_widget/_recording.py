@@ -18,7 +18,6 @@ import base64
 import json
 import os
 import threading
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -28,22 +27,17 @@ from ._clips import numpy_or_raise, wav_bytes
 
 if TYPE_CHECKING:
     from ._log import EventLog
-    from ._widget import RealtimeWidget
+    from ._port import CallPort
 
 TRACKS = ("both", "user", "agent")
 PREVIEW_S = 60.0  # what a cell's players hold at most (to_wav writes everything)
 PREVIEW_RATE = 16_000
 _FILE_MAGIC = {"format": "realtime-widget recording", "version": 1}
-# Recordings of each widget's log, so EventLog.plot_timeline() can draw them.
-_BY_LOG: weakref.WeakKeyDictionary[Any, dict[int, Recording]] = weakref.WeakKeyDictionary()
 
 
 def recordings_of(log: Any) -> dict[int, Recording]:
-    """The recordings that belong with an event log (empty when none)."""
-    try:
-        return dict(_BY_LOG.get(log) or {})
-    except TypeError:  # not weak-referenceable (a plain list of records)
-        return {}
+    """The recordings that belong with an event log (empty when none, or for plain records)."""
+    return dict(getattr(log, "recordings", None) or {})
 
 
 def audio_path(log_path: str | os.PathLike[str]) -> Path:
@@ -80,10 +74,13 @@ class Recording:
         return None
 
     @classmethod
-    def from_pcm(cls, call_number: int, sample_rate: int, t0_ms: float, pcm: Any) -> Recording:
-        """A recording of int16 stereo frames (numpy (n, 2)) starting at ``t0_ms``."""
+    def from_pcm(
+        cls, call_number: int, sample_rate: int, t0_ms: float, pcm: Any, *, log: Any = None
+    ) -> Recording:
+        """A recording of int16 stereo frames (numpy (n, 2)) starting at ``t0_ms`` (``log``:
+        the EventLog its times refer to)."""
         np = numpy_or_raise("Recording")
-        rec = cls(call_number, sample_rate)
+        rec = cls(call_number, sample_rate, log=log)
         data = np.ascontiguousarray(np.asarray(pcm, dtype="<i2").reshape(-1, 2)).tobytes()
         if data:
             rec.add(0, t0_ms, data)
@@ -194,11 +191,9 @@ class Recording:
             raise ValueError("the recording is empty")
         lo = max(0, self.sample_at(start_ms))
         hi = min(self.frames, max(lo, self.sample_at(end_ms)))
-        rec = Recording.from_pcm(
-            self.call_number, self.sample_rate, self.time_of(lo), self.pcm()[lo:hi]
+        return Recording.from_pcm(
+            self.call_number, self.sample_rate, self.time_of(lo), self.pcm()[lo:hi], log=self._log
         )
-        rec._log = self._log
-        return rec
 
     def clip(self, response_id: str, *, pad_ms: float = 300.0) -> Recording:
         """The audio of one turn: from the start of the user's turn that ``response_id``
@@ -298,36 +293,36 @@ class _Layout:
 class Recordings:
     """A widget's recordings, one per call: takes the page's ``recording`` chunks."""
 
-    def __init__(self, widget: RealtimeWidget) -> None:
-        self._w = widget
+    def __init__(self, port: CallPort, log: EventLog) -> None:
+        self._port = port
+        self._log = log
         self._lock = threading.Lock()
         self.by_call: dict[int, Recording] = {}
         self._file: IO[bytes] | None = None
-        log = widget._events
         self.path = audio_path(log.path) if log.path is not None else None
-        _BY_LOG[log] = self.by_call
-        widget._message_handlers[B.RECORDING] = self.on_chunk
+        log.recordings = self.by_call
+        port.handle(B.RECORDING, self.on_chunk)
 
     def on_chunk(self, msg: dict[str, Any]) -> None:
-        w = self._w
+        port = self._port
         call, page = msg["call"], msg["page"]
-        if call < 1 or call > w.call_number:
-            w._refuse(B.RECORDING, page, f"a chunk for call {call}, which never started")
+        if call < 1 or call > port.call:
+            port.refuse(B.RECORDING, page, f"a chunk for call {call}, which never started")
             return
         with self._lock:
             rec = self.by_call.get(call)
             if rec is None:
-                if call != w.call_number or not w._signalling.speaks_for(page):
-                    w._refuse(B.RECORDING, page, f"page does not hold call {call}")
+                if call != port.call or not port.speaks_for(page):
+                    port.refuse(B.RECORDING, page, f"page does not hold call {call}")
                     return
                 rec = self.by_call[call] = Recording(
-                    call, msg["sample_rate"], page=page, log=w._events
+                    call, msg["sample_rate"], page=page, log=self._log
                 )
         if page != rec.page:
-            w._refuse(B.RECORDING, page, f"call {call} is recorded by another page")
+            port.refuse(B.RECORDING, page, f"call {call} is recorded by another page")
             return
         if msg["sample_rate"] != rec.sample_rate:
-            w._refuse(
+            port.refuse(
                 B.RECORDING,
                 page,
                 f"chunk {msg['seq']} is at {msg['sample_rate']} Hz; call {call} records at "
@@ -336,7 +331,7 @@ class Recordings:
             return
         problem = rec.add(msg["seq"], msg["t0_ms"], msg["data"])
         if problem:
-            w._refuse(B.RECORDING, page, problem)
+            port.refuse(B.RECORDING, page, problem)
             return
         if self.path is not None:
             self._append(call, msg)
@@ -401,5 +396,5 @@ def read_recordings(
                 rec = out[call] = Recording(call, int(head["sample_rate"]), log=log)
             rec.add(int(head["seq"]), float(head["t0_ms"]), data)
     if log is not None:
-        _BY_LOG[log] = out
+        log.recordings = out
     return out

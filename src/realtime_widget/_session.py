@@ -19,12 +19,14 @@ from ._spec import (
     DEFAULT_TTS_MODEL,
     DEFAULT_VOICE,
     EAGERNESS,
+    IDLE_TIMEOUT_RANGE_MS,
     NOISE_REDUCTION,
     SEMANTIC_VAD_DEFAULTS,
     SERVER_VAD_DEFAULTS,
     SPEED_RANGE,
     TEMPERATURE_RANGE,
     TOOL_CHOICES,
+    TURN_DETECTION_OPTIONAL,
     TURN_DETECTION_TYPES,
 )
 from ._spec import KNOWN_VOICES as KNOWN_VOICES  # re-exported for the controls panel
@@ -69,11 +71,12 @@ def normalize_turn_detection(value: Any, field: str = "turn_detection") -> dict[
     if kind not in TURN_DETECTION_TYPES:
         raise _fail(f"{field}['type']", f"one of {', '.join(TURN_DETECTION_TYPES)}", kind)
     defaults = _SEMANTIC_DEFAULTS if kind == "semantic_vad" else _SERVER_VAD_DEFAULTS
-    unknown = set(value) - set(defaults)
+    optional = TURN_DETECTION_OPTIONAL[kind]
+    unknown = set(value) - set(defaults) - set(optional)
     if unknown:
         raise t.TraitError(
             f"{field} has unknown key(s) {sorted(unknown)} for type {kind!r}; "
-            f"allowed keys: {sorted(defaults)}"
+            f"allowed keys: {sorted({*defaults, *optional})}"
         )
     out = {**defaults, **value, "type": kind}
     for key in ("create_response", "interrupt_response"):
@@ -90,6 +93,16 @@ def normalize_turn_detection(value: Any, field: str = "turn_detection") -> dict[
             ms = out[key]
             if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
                 raise _fail(f"{field}[{key!r}]", "a whole number of milliseconds >= 0", ms)
+        idle = out.get("idle_timeout_ms")
+        lo, hi = IDLE_TIMEOUT_RANGE_MS
+        if idle is not None and (
+            isinstance(idle, bool) or not isinstance(idle, int) or not lo <= idle <= hi
+        ):
+            raise _fail(
+                f"{field}['idle_timeout_ms']",
+                f"a whole number of ms from {lo} to {hi}, or None",
+                idle,
+            )
     return out
 
 
@@ -108,12 +121,27 @@ def _one(name: str) -> Callable[[Any], dict[str, Any]]:
     return lambda v: {name: v}
 
 
+_TRANSCRIPTION_KEYS = ("model", "language", "prompt")
+
+
 def _parse_transcription(v: Any) -> dict[str, Any]:
     if v is None:
         return {"transcription_model": None}
     if not isinstance(v, Mapping):
-        raise _fail("audio.input.transcription", "a dict with 'model' (and 'language') or None", v)
-    return {"transcription_model": v.get("model"), "transcription_language": v.get("language")}
+        raise _fail(
+            "audio.input.transcription", "a dict with 'model' ('language', 'prompt') or None", v
+        )
+    unknown = sorted(set(v) - set(_TRANSCRIPTION_KEYS))
+    if unknown:
+        raise t.TraitError(
+            f"session.audio.input.transcription has unknown key(s) {unknown}; "
+            f"allowed keys: {list(_TRANSCRIPTION_KEYS)}"
+        )
+    return {
+        "transcription_model": v.get("model"),
+        "transcription_language": v.get("language"),
+        "transcription_prompt": v.get("prompt"),
+    }
 
 
 def _parse_noise(v: Any) -> dict[str, Any]:
@@ -130,6 +158,8 @@ def _build_transcription(w: Any) -> dict[str, Any] | None:
     out = {"model": w.transcription_model}
     if w.transcription_language:
         out["language"] = w.transcription_language
+    if w.transcription_prompt:
+        out["prompt"] = w.transcription_prompt
     return out
 
 
@@ -160,7 +190,7 @@ FIELDS: tuple[SessionField, ...] = (
     ),
     SessionField(
         ("audio", "input", "transcription"),
-        ("transcription_model", "transcription_language"),
+        ("transcription_model", "transcription_language", "transcription_prompt"),
         _build_transcription,
         _parse_transcription,
     ),
@@ -263,6 +293,9 @@ class SessionTraits(t.HasTraits):
     tool_choice = t.Union([t.Unicode(), t.Dict()], default_value="auto")
     transcription_model = t.Unicode(DEFAULT_TRANSCRIPTION_MODEL, allow_none=True)
     transcription_language = t.Unicode("en", allow_none=True)
+    transcription_prompt = t.Unicode(
+        None, allow_none=True, help="Words or context that guide speech-to-text (None: none)"
+    )
     noise_reduction = t.Unicode("near_field", allow_none=True)
     turn_detection = t.Dict(default_value=None, allow_none=True)
     voice = t.Unicode(DEFAULT_VOICE)

@@ -17,10 +17,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _bridge as B
 from ._provider import NO_KEY_MESSAGE, Provider, ProviderError
+
+if TYPE_CHECKING:
+    from ._port import WidgetPort
+    from ._widget import RealtimeWidget
 
 
 class Host(Protocol):
@@ -37,6 +41,39 @@ class Host(Protocol):
 # How long ICE servers fetched ahead of a click stay usable (TURN credentials expire; a
 # service's are valid for minutes at least, and each fetched list serves one call).
 ICE_CACHE_S = 30.0
+
+
+class WidgetHost:
+    """The widget as its signalling sees it: its status traits, its session, the port."""
+
+    def __init__(
+        self, widget: RealtimeWidget, port: WidgetPort, call_started: Callable[[int], None]
+    ) -> None:
+        self._w = widget
+        self._port = port
+        self._call_started = call_started
+
+    def post(self, message: dict[str, Any]) -> None:
+        self._port.post(message)
+
+    def show_status(self, status: str, error: str | None) -> None:
+        if error is not None:
+            self._w.error = error
+        self._w.status = status
+
+    def log_local(self, event: dict[str, Any], call: int) -> None:
+        self._port.log_local(event, call)
+
+    def session_update(self) -> dict[str, Any]:
+        from ._session import session_payload
+
+        return {"type": "session.update", "session": session_payload(self._w)}
+
+    def wants_mic(self) -> bool:
+        return bool(self._w.mic)
+
+    def call_started(self, call: int) -> None:
+        self._call_started(call)
 
 
 def unexpected(doing: str, exc: BaseException) -> str:
@@ -82,6 +119,11 @@ class Signalling:
 
     def current(self, call: int) -> bool:
         return call == self.call and self.live
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The kernel's event loop this call hands work back to (None outside a loop)."""
+        return self._loop
 
     @property
     def owner(self) -> str:

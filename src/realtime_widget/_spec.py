@@ -29,6 +29,13 @@ DEFAULT_EAGERNESS = "medium"
 VAD_THRESHOLD = 0.5
 VAD_PREFIX_PADDING_MS = 300
 VAD_SILENCE_DURATION_MS = 500
+# server_vad's optional idle timeout (ms without speech before the service nudges a reply),
+# OpenAI's documented range; the provider documents the key, not its limits.
+IDLE_TIMEOUT_RANGE_MS = (5_000, 30_000)
+# Keys a turn_detection of each type may carry beyond its defaults (sent only when set).
+TURN_DETECTION_OPTIONAL: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
+    {"semantic_vad": (), "server_vad": ("idle_timeout_ms",)}
+)
 
 # What a turn_detection of each type holds when the user gives only its type (read-only views:
 # copy before editing).

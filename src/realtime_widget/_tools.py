@@ -22,9 +22,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ._turns import obj, text
+from . import _vocab as V
+from ._extras import missing
+from ._vocab import obj, text
+
+if TYPE_CHECKING:
+    from ._port import CallPort
 
 PREVIEW_CHARS = 500
 ARGUMENTS_CHARS = 2000
@@ -33,10 +38,14 @@ REMEMBERED_CALLS = 2000  # call ids remembered so that none runs twice
 
 
 def _missing() -> ImportError:
-    return ImportError(
-        "Python tools need pydantic and docstring-parser: "
-        'pip install "realtime-widget[tools]"  (or: pip install pydantic docstring-parser)'
-    )
+    return missing("tools", "pydantic docstring-parser", "A Python tool")
+
+
+def without_function(tools: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The session's ``tools`` without the function tool ``name`` (other kinds stay)."""
+    return [
+        t for t in tools if not (t.get("type", "function") == "function" and t.get("name") == name)
+    ]
 
 
 class Tool:
@@ -56,7 +65,7 @@ class Tool:
         if not (isinstance(timeout, int | float) and timeout > 0):
             raise ValueError(f"timeout must be a number of seconds > 0; got {timeout!r}")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "")
+        self.name: str = name or str(getattr(fn, "__name__", ""))
         if not self.name or not self.name.replace("_", "a").replace("-", "a").isalnum():
             raise ValueError(
                 f"a tool name must be letters, digits, '_' or '-'; got {self.name!r} "
@@ -191,16 +200,6 @@ def serialize(output: Any) -> str:
 # -- the loop ----------------------------------------------------------------------------------
 
 
-class RunnerHost(Protocol):
-    """What the loop needs from the widget."""
-
-    def send_events(self, events: list[dict[str, Any]]) -> None: ...
-    def log_local(self, event: dict[str, Any]) -> None: ...
-    def show_calls(self, calls: list[dict[str, Any]]) -> None: ...
-    def scrub(self, text: str) -> str: ...
-    def loop(self) -> asyncio.AbstractEventLoop | None: ...
-
-
 @dataclass
 class ToolCall:
     call_id: str
@@ -248,8 +247,12 @@ _SHOWN = {
 
 
 class ToolRunner:
-    def __init__(self, host: RunnerHost) -> None:
-        self.host = host
+    """The tool loop of one widget: hears function calls, runs them, answers the model, and
+    shows the latest calls (``show_calls``: the widget's ``tool_calls`` trait)."""
+
+    def __init__(self, port: CallPort, show_calls: Callable[[list[dict[str, Any]]], None]) -> None:
+        self._port = port
+        self._show_calls = show_calls
         self.tools: dict[str, Tool] = {}
         self._calls: OrderedDict[str, ToolCall] = OrderedDict()
         self._by_item: dict[str, str] = {}  # item id -> call id
@@ -270,23 +273,23 @@ class ToolRunner:
     def on_record(self, direction: str, ev: Mapping[str, Any], t_ms: float, call: int) -> None:
         if direction != "server":
             return
-        etype = ev.get("type")
-        if etype == "response.created":
+        etype = V.canonical(ev.get("type"))
+        if etype == V.RESPONSE_CREATED:
             rid = text(obj(ev.get("response")).get("id"))
             if rid:
                 self._active.add(rid)
-        elif etype == "response.done":
+        elif etype == V.RESPONSE_DONE:
             self._active.discard(text(obj(ev.get("response")).get("id")) or "")
             self._answer_when_ready()
-        elif etype in ("response.output_item.added", "response.output_item.done"):
+        elif etype in (V.OUTPUT_ITEM_ADDED, V.OUTPUT_ITEM_DONE):
             item = obj(ev.get("item"))
             if item.get("type") == "function_call":
                 self._heard(item, text(ev.get("response_id")) or "", etype.endswith(".done"))
-        elif etype in ("conversation.item.added", "conversation.item.done"):
+        elif etype in (V.ITEM_ADDED, V.ITEM_DONE):
             item = obj(ev.get("item"))
             if item.get("type") == "function_call":
                 self._heard(item, "", etype.endswith(".done"))
-        elif etype == "response.function_call_arguments.done":
+        elif etype == V.FUNCTION_ARGUMENTS_DONE:
             call_id = text(ev.get("call_id")) or self._by_item.get(text(ev.get("item_id")) or "")
             if call_id:
                 self._update(
@@ -344,7 +347,7 @@ class ToolRunner:
 
     def _start(self, call: ToolCall) -> None:
         self._owed.add(call.response_id)  # "" when the call's response was never named
-        self.host.log_local(
+        self._port.log_local(
             {
                 "type": "tool.started",
                 "call_id": call.call_id,
@@ -365,7 +368,7 @@ class ToolRunner:
             return
         if tool.approve:
             call.status = "pending_approval"
-            self.host.log_local(
+            self._port.log_local(
                 {
                     "type": "tool.approval",
                     "call_id": call.call_id,
@@ -416,7 +419,7 @@ class ToolRunner:
     def _submit(self, coro: Any) -> None:
         """On the kernel's loop when there is one (an async tool shares it with everything
         else and blocks nothing); else on a loop of our own in a thread."""
-        loop = self.host.loop()
+        loop = self._port.loop()
         if loop is None or not loop.is_running():
             loop = self._own_loop()
         try:
@@ -438,10 +441,10 @@ class ToolRunner:
     def _finish(self, call: ToolCall, status: str, *, output: str = "", error: str = "") -> None:
         if call.started is not None:
             call.duration_ms = round((time.perf_counter() - call.started) * 1000.0, 3)
-        error = self.host.scrub(error)
+        error = self._port.scrub(error)
         call.status, call.error = status, error
-        call.output = self.host.scrub(output) if status == "ok" else json.dumps({"error": error})
-        self.host.log_local(
+        call.output = self._port.scrub(output) if status == "ok" else json.dumps({"error": error})
+        self._port.log_local(
             {
                 "type": "tool.finished",
                 "call_id": call.call_id,
@@ -467,7 +470,7 @@ class ToolRunner:
             call.decision = (approved, reason or ("" if approved else "no reason given"))
             call.status = "approved" if approved else "rejecting"
             wake = call.wake
-        self.host.log_local(
+        self._port.log_local(
             {
                 "type": "tool.approval",
                 "call_id": call_id,
@@ -494,7 +497,7 @@ class ToolRunner:
                     call.answered = True
                     events.append(
                         {
-                            "type": "conversation.item.create",
+                            "type": V.ITEM_CREATE,
                             "item": {
                                 "type": "function_call_output",
                                 "call_id": call.call_id,
@@ -506,16 +509,16 @@ class ToolRunner:
             ready = self._owed - pending
             if ready and not self._active:
                 self._owed -= ready
-                events.append({"type": "response.create"})
+                events.append({"type": V.RESPONSE_CREATE})
         if events:
-            self.host.send_events(events)
+            self._port.send_events(events)
 
     def _show(self) -> None:
         """The view's list: calls that have started, in the statuses the view knows."""
         with self._lock:
             started = [c for c in self._calls.values() if c.status in _SHOWN]
             shown = [c.shown() for c in started[-SHOWN_CALLS:]]
-        self.host.show_calls(shown)
+        self._show_calls(shown)
 
     def close(self) -> None:
         for call in self._calls.values():

@@ -28,13 +28,11 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-# Beta names still sent by some servers are read as their GA twins.
-_DELTAS = {
-    "response.output_audio_transcript.delta",
-    "response.output_text.delta",
-    "response.audio_transcript.delta",
-    "response.text.delta",
-}
+from . import _vocab as V
+from ._vocab import obj, text
+
+__all__ = ["TURN_COLUMNS", "ResponseTurn", "TurnTracker", "collect_turns", "obj", "text"]
+
 TURN_COLUMNS = (
     "call_number",
     "response_id",
@@ -67,17 +65,7 @@ LATENCY_WINDOW = 200
 _LIVE_OPEN = 64
 _USAGE = ("input_tokens", "output_tokens", "total_tokens")
 _CLIP_VAD_SLACK_MS = 1000.0  # how long after a clip's end the service's VAD may notice it
-_ARGS_DONE = "response.function_call_arguments.done"
-_TOOL_CALL_EVENTS = (_ARGS_DONE, "response.output_item.done")
-
-
-def obj(value: Any) -> Mapping[str, Any]:
-    """``value`` when it is a JSON object, else an empty one: wrong shapes count as absent."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+_TOOL_CALL_EVENTS = (V.FUNCTION_ARGUMENTS_DONE, V.OUTPUT_ITEM_DONE)
 
 
 def _int(value: Any) -> int | None:
@@ -184,11 +172,11 @@ class TurnTracker:
 
     def feed(self, call: int, direction: str, ev: Mapping[str, Any], t_ms: float) -> bool:
         """Fold one record; True when the live summary changed."""
-        etype = ev.get("type")
+        etype = V.canonical(ev.get("type"))
         p = self._pending.setdefault(call, {})
-        if direction == "server" and etype == "input_audio_buffer.speech_started":
+        if direction == "server" and etype == V.SPEECH_STARTED:
             self._pending[call] = {"trigger": "speech", "speech_started": t_ms}
-        elif direction == "server" and etype == "input_audio_buffer.speech_stopped":
+        elif direction == "server" and etype == V.SPEECH_STOPPED:
             p.setdefault("trigger", "speech")
             p["speech_stopped"] = t_ms
             p["turn_start"] = t_ms
@@ -202,17 +190,17 @@ class TurnTracker:
             if key == "started":
                 self._clips[call] = {}
             self._clips.setdefault(call, {})[key] = t_ms
-        elif direction == "client" and etype == "conversation.item.create":
+        elif direction == "client" and etype == V.ITEM_CREATE:
             item = obj(ev.get("item"))
             if item.get("type") == "function_call_output":
                 self._tool_mark(call, text(item.get("call_id")), "sent", t_ms)
             if item.get("role") == "user" or item.get("type") == "function_call_output":
                 kind = "text" if item.get("type") == "message" else "tool_output"
                 self._pending[call] = {"trigger": kind}
-        elif direction == "client" and etype == "response.create":
+        elif direction == "client" and etype == V.RESPONSE_CREATE:
             p.setdefault("trigger", "response.create")
             p["turn_start"] = t_ms
-        elif direction == "server" and etype == "response.created":
+        elif direction == "server" and etype == V.RESPONSE_CREATED:
             self._created(call, obj(ev.get("response")), t_ms, p)
         else:
             return self._response_event(call, direction, etype, ev, t_ms)
@@ -250,7 +238,7 @@ class TurnTracker:
     def _response_event(
         self, call: int, direction: str, etype: Any, ev: Mapping[str, Any], t_ms: float
     ) -> bool:
-        if etype == "response.done":
+        if etype == V.RESPONSE_DONE:
             resp = obj(ev.get("response"))
             turn = self._by_id.get((call, text(resp.get("id")) or ""))
             if turn is None:
@@ -273,17 +261,19 @@ class TurnTracker:
         if direction == "server" and etype in _TOOL_CALL_EVENTS:
             item = obj(ev.get("item"))
             call_id = text(ev.get("call_id")) or text(item.get("call_id"))
-            if call_id and (etype == _ARGS_DONE or item.get("type") == "function_call"):
+            if call_id and (
+                etype == V.FUNCTION_ARGUMENTS_DONE or item.get("type") == "function_call"
+            ):
                 turn.tools.setdefault(call_id, {}).setdefault("recv", t_ms)
                 self._tool_turn[(call, call_id)] = turn
                 if len(self._tool_turn) > 4 * _LIVE_OPEN and not self.keep_all:
                     del self._tool_turn[next(iter(self._tool_turn))]
             return False
-        if direction == "server" and etype in _DELTAS:
+        if direction == "server" and etype in V.OUTPUT_DELTAS:
             return turn.mark("first_delta", t_ms) and self._measure(turn)
-        if etype == "output_audio_buffer.started":
+        if etype == V.AUDIO_STARTED:
             turn.mark("audio_started", t_ms)
-        elif etype == "output_audio_buffer.stopped":
+        elif etype == V.AUDIO_STOPPED:
             turn.mark("audio_stopped", t_ms)
         elif direction == "local" and etype == "audio.audible":
             return turn.mark("first_audible", t_ms) and self._measure(turn)

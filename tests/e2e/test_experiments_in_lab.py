@@ -43,7 +43,7 @@ try:
     ).fetchone()[0]
 except ImportError:
     n_duck = None
-df = runs.turns
+df = runs.turns()
 result = {
     "rows": df[["variant", "turn", "status", "audio_ms", "to_first_output_ms", "text",
                 "error"]].astype(object).where(df.notna(), None).to_dict("records"),

@@ -13,7 +13,7 @@ from emu_checks import Connect, user_text
 from emu_client import RealtimeClient
 
 from realtime_widget.emulator import Emulator
-from realtime_widget.emulator._call import EXHAUSTED_MESSAGE, MALFORMED_MESSAGE
+from realtime_widget.emulator._call import EXHAUSTED_CLOSING_MESSAGE, MALFORMED_MESSAGE
 
 pytestmark = pytest.mark.netns
 
@@ -104,14 +104,14 @@ async def test_stop_ends_every_call_and_frees_the_port(connect: Connect) -> None
         sock.bind(("127.0.0.1", port))
 
 
-async def test_exhaust_after(connect: Connect) -> None:
-    with Emulator(exhaust_after=4, first_delta_delay_ms=0) as emu:
+async def test_exhaust_after_can_end_the_call(connect: Connect) -> None:
+    with Emulator(exhaust_after=4, exhaust_ends_call=True, first_delta_delay_ms=0) as emu:
         client = await connect(emu)
         client.send(TEXT_RESPONSE)
         await asyncio.wait_for(client.channel_closed.wait(), 5)
         # Four events, then Inworld's non-standard message (no type, no event_id), then the end.
         assert len(client.events) == 5
-        assert client.events[-1] == EXHAUSTED_MESSAGE
+        assert client.events[-1] == EXHAUSTED_CLOSING_MESSAGE
         assert client.events[-1]["errorType"] == "SESSION_RESOURCES_EXHAUSTED"
         assert all("type" in e for e in client.events[:4])
         for _ in range(100):
@@ -119,5 +119,5 @@ async def test_exhaust_after(connect: Connect) -> None:
                 break
             await asyncio.sleep(0.02)
         call = emu.calls[0]
-        assert call["state"] == "closed" and call["events_out"][-1] == EXHAUSTED_MESSAGE
+        assert call["state"] == "closed" and call["events_out"][-1] == EXHAUSTED_CLOSING_MESSAGE
         assert "session resources exhausted after 4 events" in call["faults"][0]

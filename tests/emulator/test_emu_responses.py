@@ -145,13 +145,16 @@ async def test_function_call_done_can_omit_name_like_inworld() -> None:
     check_stream([e if e is not done else {**e, "name": "get_weather"} for e in client.events])
 
 
-async def test_responder_tool_call_needs_that_tool(connect: Connect, emulator: Emulator) -> None:
+async def test_responder_may_call_a_tool_the_session_lacks(
+    connect: Connect, emulator: Emulator
+) -> None:
     emu = Emulator(responder=lambda ctx: ToolCall("launch", {}), first_delta_delay_ms=0).start()
     try:
         client = await connect(emu)
         client.send({"type": "response.create", "response": TEXT})
         done = (await client.wait_for("response.done"))["response"]
-        assert done["status"] == "failed" and "launch" in done["status_details"]["error"]["message"]
+        # Models call unknown names too: the call goes out, for the client to refuse.
+        assert done["status"] == "completed" and done["output"][0]["name"] == "launch"
     finally:
         emu.stop()
 

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.netns
         ({"audio": {"output": {"speed": 0.4}}}, "invalid_value", "session.audio.output.speed"),
         ({"instructions": 5}, "invalid_type", "session.instructions"),
         (
-            {"audio": {"input": {"transcription": {"language": "en"}}}},
-            "missing_required_parameter",
+            {"audio": {"input": {"transcription": {"model": 7}}}},
+            "invalid_type",
             "session.audio.input.transcription.model",
         ),
         ({"max_output_tokens": "lots"}, "invalid_value", "session.max_output_tokens"),

@@ -165,9 +165,9 @@ def test_backchannel_decisions() -> None:
     assert config == BackchannelConfig(max_per_turn=2)  # a bad field keeps its default
     turn = BackchannelTurn(speech_start_ms=1000)
     assert turn.decide(config, 2480, False) is None  # 1.5 s not reached
-    assert turn.decide(config, 2500, True) == "assistant_speaking"
+    assert turn.decide(config, 2500, True) is None  # the assistant speaks: not eligible
     assert turn.decide(config, 3300, False) == "send"
-    assert turn.decide(config, 4100, False) == "min_gap"
+    assert turn.decide(config, 4100, False) is None  # inside min_gap_ms: not eligible
     assert turn.decide(config, 7300, False) == "send"
     assert turn.decide(config, 20000, False) is None  # max_per_turn reached
     deltas = audio_deltas(0.6)

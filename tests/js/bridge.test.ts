@@ -190,6 +190,77 @@ describe("EventBatcher", () => {
   });
 });
 
+describe("EventBatcher: a send that fails", () => {
+  let sent: EventsMsg[];
+  beforeEach(() => {
+    vi.useFakeTimers();
+    sent = [];
+  });
+  afterEach(() => vi.useRealTimers());
+
+  /** A transport like the comm: it serialises, so one bad record fails the whole message. */
+  const serialising = (down: () => boolean = () => false) =>
+    new EventBatcher({
+      send: (m) => {
+        if (down()) throw new Error("comm closed");
+        sent.push(JSON.parse(JSON.stringify(m)) as EventsMsg);
+      },
+    });
+
+  it("splits the batch: every good record goes, the bad one is refused under its own number", () => {
+    const b = serialising();
+    const circular: Record<string, unknown> = { type: "stats" };
+    circular.self = circular;
+    for (let i = 0; i < 9; i++)
+      b.add(1, "local", i === 5 ? { ...circular } : { type: "stats", i });
+    b.add(1, "local", circular as bridge.RealtimeEvent);
+    b.flush();
+    const all = sent.flatMap((m) => m.records);
+    // every number arrives once, in order: the kernel sees no gap
+    expect(all.map((r) => r.seq)).toEqual([...Array(10).keys()]);
+    const refused = all.filter((r) => r.event.type === "send.refused");
+    expect(refused.map((r) => r.seq)).toEqual([5, 9]);
+    expect(refused[0]!.event).toMatchObject({
+      seqs: [5],
+      dir: "local",
+      types: ["stats"],
+    });
+    expect(String(refused[0]!.event.message)).toMatch(/circular/i);
+    expect(all.filter((r) => r.event.type === "stats")).toHaveLength(8);
+  });
+
+  it("holds everything while the comm is down and sends it, in order, once it is back", () => {
+    let down = true;
+    const b = serialising(() => down);
+    b.add(1, "client", { type: "a" });
+    b.add(1, "client", { type: "b" });
+    b.flush();
+    expect(sent).toEqual([]);
+    expect(b.pending).toBe(2);
+    down = false;
+    b.add(2, "local", { type: "c" });
+    b.flush();
+    expect(sent.map((m) => [m.call, m.records.map((r) => r.seq)])).toEqual([
+      [1, [0, 1]],
+      [2, [2]],
+    ]);
+    expect(b.pending).toBe(0);
+  });
+
+  it("an option passed as undefined keeps its default (the size limit stays on)", () => {
+    const b = new EventBatcher({
+      send: (m) => sent.push(m),
+      maxBatch: undefined,
+      batchMs: undefined,
+    });
+    for (let i = 0; i < bridge.LIMITS.max_batch + 10; i++)
+      b.add(1, "server", { type: "d" });
+    expect(sent.map((m) => m.records.length)).toEqual([
+      bridge.LIMITS.max_batch,
+    ]);
+  });
+});
+
 describe("epochMs", () => {
   it("is close to Date.now with sub-ms resolution available", () => {
     expect(Math.abs(bridge.epochMs() - Date.now())).toBeLessThan(50);

@@ -53,6 +53,45 @@ async function connect(call: number, extra: Record<string, unknown> = {}) {
   await vi.advanceTimersByTimeAsync(5); // let the batch flush
 }
 
+describe("Controller: no record numbered and lost", () => {
+  it("a flood in one task never builds a batch over the kernel's limit (which drops the tail)", async () => {
+    await connect(1);
+    const before = model.records().length;
+    for (let i = 0; i < 1200; i++)
+      world
+        .pc()
+        .channel.receive(
+          JSON.stringify({ type: "response.output_text.delta", i }),
+        );
+    await vi.advanceTimersByTimeAsync(10);
+    const sizes = model.ofKind("events").map((m) => (m.records as []).length);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(500);
+    const seqs = model.records().map((r) => r.seq);
+    expect(seqs).toEqual([...Array(seqs.length).keys()]);
+    expect(seqs.length - before).toBe(1200);
+  });
+
+  it("an unserialisable record is refused under its number; the rest of its batch goes", async () => {
+    await connect(1);
+    // A local record the page cannot serialise (a BigInt), in the middle of a burst.
+    const c = ctrl as unknown as {
+      record(call: number, dir: string, ev: Record<string, unknown>): void;
+    };
+    c.record(1, "local", { type: "stats", i: 0 });
+    c.record(1, "local", { type: "stats", bad: BigInt(1) });
+    c.record(1, "local", { type: "stats", i: 2 });
+    await vi.advanceTimersByTimeAsync(10);
+    const recs = model.records();
+    const seqs = recs.map((r) => r.seq);
+    expect(seqs).toEqual([...Array(seqs.length).keys()]);
+    expect(recs.slice(-3).map((r) => r.event.type)).toEqual([
+      "stats",
+      "send.refused",
+      "stats",
+    ]);
+  });
+});
+
 describe("Controller: the protocol end to end", () => {
   it("connect -> offer -> answer -> connected, with records and states for Python", async () => {
     await connect(1, { queued: [{ type: "response.create" }] });

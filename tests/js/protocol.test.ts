@@ -258,6 +258,9 @@ describe("local events: every one the front end records is in protocol.json", ()
     pc.channel.readyState = "closing";
     model.msg({ kind: "send", call: 1, events: [{ type: "response.create" }] });
     pc.channel.readyState = "open";
+    // An event the channel cannot serialise: its send.error record cannot go either.
+    model.msg({ kind: "send", call: 1, events: [{ type: "x", n: BigInt(1) }] });
+    await settle();
     model.msg({ kind: "answer", call: 9, sdp: "late" });
     model.msg({ kind: "send", call: 9, events: [{ type: "x" }] });
     model.msg({ kind: "disconnect", call: 1 });

@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 
 import type { Direction, EventRecord, RealtimeEvent } from "../../js/bridge";
-import { Transcript, typedText } from "../../js/transcript";
+import {
+  Transcript,
+  mergeTranscriptionDelta,
+  typedText,
+} from "../../js/transcript";
 
 function feeder(t: Transcript) {
   let seq = 0;
@@ -254,5 +258,57 @@ describe("Transcript", () => {
       }),
     ).toBeUndefined();
     expect(typedText(null)).toBeUndefined();
+  });
+
+  it("reads transcription deltas of both shapes: increments and the text so far", () => {
+    const spoken = (deltas: string[], itemId: string) => {
+      const t = new Transcript();
+      const feed = feeder(t);
+      feed("server", { type: "input_audio_buffer.committed", item_id: itemId });
+      for (const delta of deltas)
+        feed("server", {
+          type: "conversation.item.input_audio_transcription.delta",
+          item_id: itemId,
+          content_index: 0,
+          delta,
+        });
+      return t.get(`item:${itemId}`)!.text;
+    };
+    // incremental, as most models send them
+    expect(spoken(["I want", " a", " table"], "a")).toBe("I want a table");
+    // cumulative: each delta holds everything so far (was "I wantI want aI want a table")
+    expect(spoken(["I want", "I want a", "I want a table"], "b")).toBe(
+      "I want a table",
+    );
+    expect(mergeTranscriptionDelta("", "I")).toBe("I");
+    expect(mergeTranscriptionDelta("I want", " more")).toBe("I want more");
+  });
+
+  it("marks a reply cut by a truncate, found by its item", () => {
+    const t = new Transcript();
+    const feed = feeder(t);
+    feed("server", {
+      type: "response.output_audio_transcript.delta",
+      response_id: "r1",
+      item_id: "i1",
+      content_index: 0,
+      delta: "Hello there",
+    });
+    const ch = feed("client", {
+      type: "conversation.item.truncate",
+      item_id: "i1",
+      content_index: 0,
+      audio_end_ms: 1234,
+    });
+    expect(ch.changed.map((x) => x.id)).toEqual(["response:r1"]);
+    expect(t.get("response:r1")!.truncatedMs).toBe(1234);
+    // an unknown item, or no number, touches nothing
+    expect(
+      feed("client", {
+        type: "conversation.item.truncate",
+        item_id: "zz",
+        audio_end_ms: 5,
+      }).changed,
+    ).toEqual([]);
   });
 });

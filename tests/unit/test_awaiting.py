@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from realtime_widget import _awaiting
-from realtime_widget._awaiting import MidCellDeliveryError, Pending
+from realtime_widget import _delivery
+from realtime_widget._delivery import MidCellDeliveryError
+from realtime_widget._pending import Pending
 from tests.conftest import pretend_live
 from tests.unit.scripted_page import FakePage, wait_until
 from tests.unit.test_widget import Service, widget_on
@@ -26,7 +27,7 @@ def w():
 
 @pytest.fixture
 def fast_probe(monkeypatch):
-    monkeypatch.setattr(_awaiting, "PROBE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(_delivery, "PROBE_TIMEOUT_S", 0.2)
 
 
 async def test_ask_is_awaited_in_one_cell_with_messages_on_another_thread(w) -> None:
@@ -97,7 +98,7 @@ async def test_awaiting_where_messages_cannot_arrive_raises_words_not_a_hang(w, 
 async def test_kernels_before_ipykernel_7_fail_at_once(w, monkeypatch) -> None:
     page = FakePage(w)
     pretend_live(w)
-    monkeypatch.setattr(_awaiting, "ipykernel_version", lambda: (6, 29, 5))
+    monkeypatch.setattr(_delivery, "ipykernel_version", lambda: (6, 29, 5))
     with pytest.raises(MidCellDeliveryError, match=r"ipykernel 6\.29\.5"):
         await w.wait_for("session.updated")
     assert page.binary == [] and w.host_info["mid_cell"] is False
@@ -184,7 +185,7 @@ async def test_pending_wakes_its_awaiters_from_any_thread() -> None:
 
     tasks = [asyncio.create_task(waiter()) for _ in range(3)]
     await asyncio.sleep(0.01)
-    t = threading.Thread(target=thing._finish)
+    t = threading.Thread(target=thing.finish)
     t.start()
     t.join()
     await asyncio.gather(*tasks)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from traitlets import TraitError
 
 from realtime_widget import RealtimeWidget
+from realtime_widget._controls import ControlPanel, control_for
+from realtime_widget._session import SessionTraits
+from realtime_widget._session_guard import SessionGuard
 from tests.conftest import pretend_live
+from tests.unit.test_session_guard import FakePort
 
 # Long enough that no timer fires during a test: settle() flushes the debouncer instead,
 # so the tests do not depend on the machine's speed.
@@ -167,3 +172,81 @@ def threading_name() -> str:
     import threading
 
     return threading.current_thread().name
+
+
+class PanelHost(SessionTraits):
+    """The widget surface the panel uses, without a widget: traits, callbacks, one status."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status = "connected"
+        self.callbacks: dict[str, list[Any]] = {}
+
+    def on(self, event_type: str, fn: Any) -> None:
+        self.callbacks.setdefault(event_type, []).append(fn)
+
+    def off(self, event_type: str, fn: Any) -> None:
+        self.callbacks[event_type].remove(fn)
+
+    def update_session(self, **fields: Any) -> None:
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def server(self, event: dict[str, Any]) -> None:
+        for fn in list(self.callbacks.get(event["type"], [])):
+            fn(event)
+
+
+def voice_refused() -> dict[str, Any]:
+    return {"type": "error", "error": {"type": "invalid_request_error", "code": "invalid_value",
+            "message": "Unknown voice", "param": "session.audio.output.voice"}}  # fmt: skip
+
+
+def test_a_rejected_update_shows_under_the_refused_field() -> None:
+    host, port = PanelHost(), FakePort()
+    guard = SessionGuard(port, lambda _words: None)  # type: ignore[arg-type]
+    panel = ControlPanel(host, debounce=DEBOUNCE, guard=guard)  # type: ignore[arg-type]
+    assert all(n.layout.display == "none" for n in panel.notes.values())
+    port.hear(
+        "client", {"type": "session.update", "session": {"audio": {"output": {"voice": "Zed"}}}}
+    )
+    port.hear("server", voice_refused())
+    host.server(voice_refused())
+    note = panel.notes["voice"]
+    assert note.layout.display is None
+    assert "Unknown voice" in note.value and "Zed" in note.value
+    # it sits right under the voice control, and no other field shows a note
+    children = list(panel.children)
+    assert children[children.index(panel.voice) + 1] is note
+    assert [n for n, w in panel.notes.items() if w.layout.display is None] == ["voice"]
+    # a new value for the field clears it
+    panel.voice.value = "Sarah"
+    assert note.layout.display == "none" and note.value == ""
+    panel.close()
+    assert guard._watchers == []
+
+
+def test_a_refused_first_update_says_it_was_resent() -> None:
+    host, port = PanelHost(), FakePort()
+    guard = SessionGuard(port, lambda _words: None)  # type: ignore[arg-type]
+    panel = ControlPanel(host, debounce=DEBOUNCE, guard=guard)  # type: ignore[arg-type]
+    port.hear("client", {"type": "session.update", "session": host.session_config()})
+    port.hear("server", {"type": "error", "error": {"type": "invalid_request_error",
+              "message": "bad eagerness", "param": "session.audio.input.turn_detection.eagerness"}})  # fmt: skip
+    note = panel.notes["eagerness"]
+    assert "bad eagerness" in note.value and "sent again without it" in note.value
+    assert list(panel._semantic_box.children) == [panel.eagerness, note]
+    host.turn_detection = {"type": "semantic_vad", "eagerness": "low"}
+    assert note.layout.display == "none"
+    panel.close()
+
+
+def test_without_a_guard_the_errors_param_places_the_note() -> None:
+    host = PanelHost()
+    panel = ControlPanel(host, debounce=DEBOUNCE)  # type: ignore[arg-type]
+    host.server(voice_refused())
+    assert "Unknown voice" in panel.notes["voice"].value
+    assert "refused: Unknown voice" in panel.answer.value
+    assert control_for("session.audio.input.transcription.model") == "transcription_model"
+    assert control_for("session.tools[0].name") is None
+    panel.close()

@@ -253,7 +253,7 @@ def test_a_closed_panel_lets_go_of_the_widget() -> None:
 
     def hooks() -> tuple[int, int]:
         observers = sum(len(v) for d in w._trait_notifiers.values() for v in d.values())
-        return observers, sum(len(v) for v in w._callbacks.values())
+        return observers, sum(len(v) for v in w._inbox.callbacks.values())
 
     before = hooks()
     panels = [w.controls() for _ in range(5)]

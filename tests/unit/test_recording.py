@@ -224,3 +224,19 @@ def test_plot_timeline_draws_the_waveforms_above_the_lanes(w) -> None:
     fig = w.events.plot_timeline()
     assert len(fig.axes) == 4
     assert "service heard" in fig.axes[0].get_ylabel() and fig.axes[0].collections
+
+
+def test_each_widgets_log_holds_its_own_recordings(w) -> None:
+    from realtime_widget._recording import recordings_of
+
+    other, _ = widget_on(Service())
+    try:
+        page = FakePage(w)
+        pretend_live(w)
+        send_chunk(page, 0, chunk_t0(0), frames(0))
+        assert list(w.events.recordings) == [1] and w.events.recordings[1] is w.recording
+        assert dict(other.events.recordings) == {}  # another widget's log has none of them
+        assert recordings_of(w.events) == {1: w.recording}
+        assert recordings_of([{"type": "x"}]) == {}  # plain records: nothing to draw
+    finally:
+        other.close()

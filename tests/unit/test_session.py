@@ -8,7 +8,12 @@ import pytest
 import traitlets as t
 
 from realtime_widget import RealtimeWidget
-from realtime_widget._session import SESSION_TRAITS, partial_session, traits_from_session
+from realtime_widget._session import (
+    SESSION_TRAITS,
+    SessionTraits,
+    partial_session,
+    traits_from_session,
+)
 from tests.conftest import pretend_live
 
 
@@ -219,3 +224,38 @@ def test_every_trait_maps_back_from_the_payload() -> None:
     assert set(values) == set(SESSION_TRAITS)
     for name in SESSION_TRAITS:
         assert partial_session(w, [name])["type"] == "realtime"
+
+
+def test_server_vad_takes_the_documented_idle_timeout() -> None:
+    w = SessionTraits(turn_detection={"type": "server_vad", "idle_timeout_ms": 6000})
+    assert w.session_config()["audio"]["input"]["turn_detection"]["idle_timeout_ms"] == 6000
+    # left out unless set: the service's own default holds
+    w.turn_detection = {"type": "server_vad"}
+    assert "idle_timeout_ms" not in w.session_config()["audio"]["input"]["turn_detection"]
+    w.turn_detection = {"type": "server_vad", "idle_timeout_ms": None}
+    assert w.turn_detection["idle_timeout_ms"] is None
+    with pytest.raises(t.TraitError, match=r"idle_timeout_ms.*5000 to 30000"):
+        w.turn_detection = {"type": "server_vad", "idle_timeout_ms": 10}
+    with pytest.raises(t.TraitError, match=r"unknown key\(s\) \['idle_timeout_ms'\].*semantic_vad"):
+        w.turn_detection = {"type": "semantic_vad", "idle_timeout_ms": 6000}
+
+
+def test_transcription_prompt_is_sent_and_kept_in_presets() -> None:
+    words = "Menu words: tagliatelle, ragù"
+    preset = json.loads(json.dumps(SessionTraits(transcription_prompt=words).session_config()))
+    assert preset["audio"]["input"]["transcription"] == {
+        "model": "inworld/inworld-stt-1",
+        "language": "en",
+        "prompt": words,
+    }
+    w = SessionTraits()
+    for name, value in traits_from_session(preset).items():
+        setattr(w, name, value)
+    assert w.transcription_prompt == words
+    assert partial_session(w, ["transcription_prompt"])["audio"]["input"]["transcription"] == {
+        "model": "inworld/inworld-stt-1",
+        "language": "en",
+        "prompt": words,
+    }
+    with pytest.raises(t.TraitError, match=r"transcription has unknown key\(s\) \['promt'\]"):
+        traits_from_session({"audio": {"input": {"transcription": {"model": "m", "promt": "x"}}}})

@@ -369,7 +369,7 @@ async def test_approval_holds_the_call_until_approved_or_rejected(live) -> None:
     await until(lambda: [c["status"] for c in w.tool_calls] == ["pending_approval"] * 2)
     await asyncio.sleep(0.05)
     assert ran == [] and outputs(sent) == []
-    w.approve("c1")
+    w.approve_tool_call("c1")
     browser(
         w, kind="request", page="p", action="reject", call_id="c2", reason="too much"
     )  # the view
@@ -383,7 +383,7 @@ async def test_approval_holds_the_call_until_approved_or_rejected(live) -> None:
     decisions = [r["event"]["decision"] for r in w.events.of_type("tool.approval")]
     assert sorted(decisions) == ["approved", "pending", "pending", "rejected"]
     with pytest.raises(ValueError, match="no tool call 'c1' is waiting for approval"):
-        w.approve("c1")
+        w.approve_tool_call("c1")
 
 
 async def test_a_users_own_response_create_is_not_collided_with(live) -> None:

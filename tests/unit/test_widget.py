@@ -80,7 +80,7 @@ def connect_fully(w: RealtimeWidget, sent: list[dict]) -> int:
 
 def test_connect_is_non_blocking_and_signals_in_order(rig) -> None:
     w, service, sent = rig
-    w.send({"type": "response.create"})  # before connect: queued, sent after session.update
+    w.send_event({"type": "response.create"})  # before connect: queued, sent after session.update
     w.connect()
     assert w.status == "connecting"
     w._wait_idle()
@@ -239,7 +239,7 @@ def test_send_text_and_friends(rig) -> None:
 def test_bad_client_events_are_refused(rig, event, error) -> None:
     w, _, _ = rig
     with pytest.raises(error):
-        w.send(event)
+        w.send_event(event)
     with pytest.raises(ValueError, match="non-empty"):
         w.send_text("  ")
 
@@ -356,7 +356,7 @@ def test_events_sent_while_the_ice_list_is_fetched_ride_in_the_connect_message(s
         "response.create",
         "session.update",
     ]
-    w.send({"type": "response.cancel"})
+    w.send_event({"type": "response.cancel"})
     assert sent[-1] == {
         "kind": "send",
         "call": 1,

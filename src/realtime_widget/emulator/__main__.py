@@ -41,6 +41,7 @@ _CONVERTERS: dict[str, Any] = {
     "str": str,
     "bool": _parse_bool,
     "float | None": _parse_optional_float,
+    "tuple[str, ...]": str,  # auth_schemes: "Basic" or "Bearer,Basic"
 }
 
 

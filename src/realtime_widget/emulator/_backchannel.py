@@ -3,15 +3,18 @@
 Opt-in per session through ``providerData.backchannel.enabled``. Inworld's decider is a small
 LLM; ours is a schedule on the mic stream's clock. Once the user has spoken for
 ``min_speech_ms`` (without the VAD's prefix padding), and then every ``eval_interval_ms`` while
-they keep speaking, the emulator makes one decision:
+they keep speaking, the emulator evaluates once:
 
-- the assistant's audio is playing -> ``response.backchannel.skipped`` (``assistant_speaking``);
-- the last back-channel of this turn is less than ``min_gap_ms`` old -> ``skipped``
-  (``min_gap``);
+- the assistant's audio is playing, or the last back-channel of this turn is less than
+  ``min_gap_ms`` old -> no attempt, no event (not eligible);
+- ``hard_deadline_ms`` is shorter than the emulator's notional attempt (``ATTEMPT_MS``: decider
+  plus synthesis) -> ``response.backchannel.skipped`` with ``reason: "deadline_missed"``, the
+  reason Inworld's official clients show (a miss does not count toward ``max_per_turn``);
 - otherwise -> ``response.backchannel.audio.delta``* + ``response.backchannel.audio.done``.
 
-After ``max_per_turn`` back-channels the turn gets no more decisions. These events are not in
-the OpenAI schema: they are Inworld's documented additions.
+Every event carries the attempt's ``backchannel_id``. After ``max_per_turn`` back-channels the
+turn gets no more evaluations. These events are not in the OpenAI schema: they are Inworld's
+documented additions.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from ._ids import new_id
+
 PHRASE = "mm-hm"
 RATE = 24_000  # the session's PCM16 format; what Inworld's audio deltas carry
 CHUNK_S = 0.1  # seconds of audio per delta
+ATTEMPT_MS = 300.0  # the emulator's notional decider + synthesis time, for hard_deadline_ms
+DEADLINE_MISSED = "deadline_missed"
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class BackchannelConfig:
     min_gap_ms: float = 4000.0
     max_per_turn: int = 3
     volume_gain: float = 0.6
+    hard_deadline_ms: float = 1500.0
 
 
 def backchannel_config(session: dict[str, Any]) -> BackchannelConfig | None:
@@ -47,7 +55,13 @@ def backchannel_config(session: dict[str, Any]) -> BackchannelConfig | None:
         return None
     defaults = BackchannelConfig()
     values: dict[str, Any] = {}
-    for name in ("min_speech_ms", "eval_interval_ms", "min_gap_ms", "volume_gain"):
+    for name in (
+        "min_speech_ms",
+        "eval_interval_ms",
+        "min_gap_ms",
+        "volume_gain",
+        "hard_deadline_ms",
+    ):
         value = branch.get(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
             values[name] = float(value)
@@ -104,7 +118,8 @@ class BackchannelTurn:
     def decide(
         self, config: BackchannelConfig, now_ms: float, assistant_speaking: bool
     ) -> str | None:
-        """``"send"``, a skip reason, or None when no decision is due at ``now_ms``."""
+        """``"send"``, ``"deadline_missed"``, or None when there is nothing to send at
+        ``now_ms`` (no evaluation due, or the turn is not eligible)."""
         if self.sent >= config.max_per_turn:
             return None
         due = (
@@ -114,9 +129,24 @@ class BackchannelTurn:
             return None
         self.evaluations += 1
         if assistant_speaking:
-            return "assistant_speaking"
+            return None
         if self.last_sent_ms is not None and now_ms - self.last_sent_ms < config.min_gap_ms:
-            return "min_gap"
+            return None
+        if config.hard_deadline_ms < ATTEMPT_MS:
+            return DEADLINE_MISSED
         self.sent += 1
         self.last_sent_ms = now_ms
         return "send"
+
+
+def decision_events(decision: str, config: BackchannelConfig) -> list[tuple[str, dict[str, Any]]]:
+    """The server events (type, fields) for one attempt, all with its ``backchannel_id``."""
+    ident = {"backchannel_id": new_id("bc")}
+    if decision != "send":
+        return [("response.backchannel.skipped", {**ident, "reason": decision})]
+    events = [
+        ("response.backchannel.audio.delta", {**ident, "delta": delta})
+        for delta in audio_deltas(config.volume_gain)
+    ]
+    events.append(("response.backchannel.audio.done", {**ident, "phrase": PHRASE}))
+    return events

@@ -17,6 +17,7 @@ import copy
 import json
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -44,7 +45,12 @@ log = logging.getLogger(__name__)
 CHANNEL_LABEL = "oai-events"
 MALFORMED_MESSAGE = '{"type": "response.output_text.delta", "delta": "unterminated'
 # Inworld's non-standard message when a session runs out of resources (no "type", no event_id).
+# Its official pages ignore it and go on; with exhaust_ends_call the call ends after it.
 EXHAUSTED_MESSAGE = {
+    "errorType": "SESSION_RESOURCES_EXHAUSTED",
+    "message": "Session resources exhausted.",
+}
+EXHAUSTED_CLOSING_MESSAGE = {
     "errorType": "SESSION_RESOURCES_EXHAUSTED",
     "message": "Session resources exhausted: the session has been closed.",
 }
@@ -58,7 +64,11 @@ class EmulatedCall:
         responder: Responder,
         transcriber: Transcriber | None,
     ) -> None:
-        self.id = new_id("rtc")
+        self.id = str(uuid.uuid4())  # Inworld's call ids are UUIDs
+        self.ended_at: float | None = None
+        self.end_reason: str | None = None
+        # The call's sidebands: each takes every server event's wire text (see _server.py).
+        self.sidebands: list[Callable[[str], None]] = []
         self.created_at = time.time()
         self.created_monotonic = time.monotonic()
         self.state = "connecting"
@@ -82,6 +92,7 @@ class EmulatedCall:
         self._sent = 0  # server events sent (the fault knobs count these)
         self._malformed_sent = False
         self._exhausted = False
+        self._exhaust_sent = False
         self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = asyncio.Event()
@@ -112,6 +123,7 @@ class EmulatedCall:
         if self._closed.is_set():
             return
         self._closed.set()
+        self.ended_at, self.end_reason = time.time(), reason
         if self.state not in ("failed",):
             self.state = "closed"
         if self.on_closed is not None:
@@ -191,13 +203,18 @@ class EmulatedCall:
 
     # --- sending -------------------------------------------------------------------------
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
-        """Send one server event (if the channel is still open) and record it."""
+        """Send one server event on the channel (if still open) and every sideband, and record
+        it."""
         event = {"type": type, "event_id": new_id("event"), **fields}
         text = json.dumps(event)
         channel = self.channel
-        if channel is None or channel.readyState != "open" or self._exhausted:
+        to_channel = channel is not None and channel.readyState == "open"
+        if self._exhausted or not (to_channel or self.sidebands):
             return event
-        channel.send(text)
+        if to_channel and channel is not None:
+            channel.send(text)
+        for send in list(self.sidebands):
+            send(text)
         # Recorded as sent, decoded from the wire text: later edits to items cannot leak in.
         self.events_out.add(json.loads(text))
         self._sent += 1
@@ -224,13 +241,17 @@ class EmulatedCall:
         if knobs.close_after == sent and not self._closed.is_set():
             self.faults.append(f"peer connection closed after {sent} events")
             self.spawn_detached(self.close("close_after knob"))
-        if knobs.exhaust_after == sent and not self._exhausted and channel.readyState == "open":
-            self._exhausted = True  # nothing more is sent on this call
-            self.faults.append(f"session resources exhausted after {sent} events")
-            text = json.dumps(EXHAUSTED_MESSAGE)
+        if knobs.exhaust_after == sent and not self._exhaust_sent and channel.readyState == "open":
+            self._exhaust_sent = True
+            ends = knobs.exhaust_ends_call
+            how = "the call ends" if ends else "the call goes on"
+            self.faults.append(f"session resources exhausted after {sent} events ({how})")
+            text = json.dumps(EXHAUSTED_CLOSING_MESSAGE if ends else EXHAUSTED_MESSAGE)
             channel.send(text)
             self.events_out.add(json.loads(text))
-            self.spawn_detached(self._close_exhausted(channel))
+            if ends:
+                self._exhausted = True  # nothing more is sent on this call
+                self.spawn_detached(self._close_exhausted(channel))
 
     async def _close_exhausted(self, channel: RTCDataChannel) -> None:
         # Close the channel first: its stream reset follows the queued message, so the client
@@ -244,6 +265,10 @@ class EmulatedCall:
         await self.close("SESSION_RESOURCES_EXHAUSTED")
 
     # --- receiving -----------------------------------------------------------------------
+    def receive(self, raw: str | bytes) -> None:
+        """A client event from a sideband: queued behind the channel's, handled in order."""
+        self._inbox.put_nowait(raw)
+
     async def _process_inbox(self) -> None:
         while True:
             raw = await self._inbox.get()
@@ -310,6 +335,9 @@ class EmulatedCall:
             "id": self.id,
             "state": self.state,
             "created_at": self.created_at,
+            "ended_at": self.ended_at,
+            "end_reason": self.end_reason,
+            "sidebands": len(self.sidebands),
             # The newest events_kept of each direction; the counts cover every event.
             "events_in": copy.deepcopy(list(self.events_in.recent)),
             "events_out": copy.deepcopy(list(self.events_out.recent)),

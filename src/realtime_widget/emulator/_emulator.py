@@ -7,10 +7,14 @@ plain scripts alike; every public method is safe to call from any other thread.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import secrets
 import threading
 from typing import Any
 
+from ._chat import ChatResponder
+from ._deps import preload_vad, preload_voice
 from ._knobs import Knobs
 from ._responder import Responder, Transcriber, default_responder
 from ._server import KEEP_FINISHED_CALLS, EmulatorServer
@@ -27,7 +31,9 @@ class Emulator:
     ``responder`` decides what the model says, ``transcriber`` what it heard (by default,
     faster-whisper when ``realtime-widget[voice]`` is installed: see the ``stt_model`` knob).
     ``keep_finished_calls`` bounds how many finished calls ``emu.calls`` keeps (the most
-    recent ones); live calls are always kept.
+    recent ones); live calls are always kept. ``chat_responder`` answers
+    ``POST /v1/chat/completions`` (a callable ``(messages, request) -> str``; by default a
+    deterministic stand-in for the product's judges and callers: see ``emulator._chat``).
     """
 
     def __init__(
@@ -39,6 +45,7 @@ class Emulator:
         responder: Responder | None = None,
         transcriber: Transcriber | None = None,
         keep_finished_calls: int = KEEP_FINISHED_CALLS,
+        chat_responder: ChatResponder | None = None,
         **knobs: Any,
     ) -> None:
         if keep_finished_calls < 0:
@@ -51,11 +58,13 @@ class Emulator:
         self._responder = responder or default_responder
         self._transcriber = transcriber  # None: speech recognition per the stt_model knob
         self._keep_finished_calls = keep_finished_calls
+        self._chat_responder = chat_responder  # None: the stand-in for judges and callers
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: EmulatorServer | None = None
         self._final_calls: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._preload: concurrent.futures.Future[None] | None = None  # see preload_voice
 
     # --- properties ----------------------------------------------------------------------
     @property
@@ -114,6 +123,7 @@ class Emulator:
                 self._responder,
                 self._transcriber,
                 self._keep_finished_calls,
+                chat_responder=self._chat_responder,
             )
             thread = threading.Thread(
                 target=self._serve,
@@ -128,7 +138,27 @@ class Emulator:
                 thread.join(_STOP_TIMEOUT_S)
                 raise failure[0]
             self._thread, self._server = thread, server
+            knobs = self._knobs
+            if knobs.preload_voice and self._preload is None and self._loop is not None:
+                # One speech VAD model now (the next connect takes it), the rest and the
+                # recognizer on the loop's worker threads.
+                preload_vad(knobs.vad, 1)
+                self._preload = asyncio.run_coroutine_threadsafe(
+                    asyncio.to_thread(preload_voice, knobs.vad, knobs.stt_model), self._loop
+                )
             return self
+
+    def wait_voice_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the voice models preloaded at ``start()`` are loaded (at once when
+        there is nothing to load); False if ``timeout`` seconds pass first."""
+        preload = self._preload
+        if preload is None:
+            return True
+        with contextlib.suppress(
+            concurrent.futures.TimeoutError, concurrent.futures.CancelledError
+        ):
+            preload.result(timeout)
+        return preload.done()
 
     def _serve(
         self, server: EmulatorServer, ready: threading.Event, failure: list[BaseException]

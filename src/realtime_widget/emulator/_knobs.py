@@ -8,6 +8,9 @@ from typing import Any
 
 VAD_ENGINES = ("auto", "silero", "energy")
 TTS_ENGINES = ("auto", "espeak", "formant")
+TRANSCRIPTION_DELTAS = ("incremental", "cumulative")
+SIDEBAND_MODES = ("accept", "refuse", "absent")
+AUTH_SCHEMES = {"bearer": "Bearer", "basic": "Basic"}
 
 
 def _knob(default: Any, help: str) -> Any:
@@ -51,7 +54,22 @@ class Knobs:
     exhaust_after: int | None = _knob(
         None,
         "after this many server events, send Inworld's {errorType: SESSION_RESOURCES_EXHAUSTED} "
-        "message and close the call",
+        "message; the call goes on unless exhaust_ends_call",
+    )
+    exhaust_ends_call: bool = _knob(
+        False,
+        "after the exhaust_after message, send nothing more and end the call (Inworld's own "
+        "page ignores the message and goes on, the default)",
+    )
+    transcription_deltas: str = _knob(
+        "incremental",
+        "input transcription deltas: incremental (each delta is new words) or cumulative (each "
+        "delta is the whole text so far, as some Inworld speech-to-text models send it)",
+    )
+    preload_voice: bool = _knob(
+        True,
+        "load the speech VAD and the recognizer in a background thread when the emulator "
+        "starts, so neither a connect nor the first spoken turn waits for them",
     )
     events_kept: int = _knob(
         1000,
@@ -93,16 +111,59 @@ class Knobs:
         "leave name out of response.function_call_arguments.done, as Inworld may (clients "
         "must take it from response.output_item.added)",
     )
+    uplink_loss: float = _knob(
+        0.0,
+        "fraction (0-1) of the caller's 20 ms mic frames lost before the VAD and recognizer "
+        "hear them (replaced by silence; seeded per call, so runs repeat)",
+    )
+    uplink_jitter_ms: float = _knob(
+        0.0,
+        "hold each caller mic frame a random 0..N ms before the VAD and recognizer hear it "
+        "(frames that overtake each other are heard out of order; seeded per call)",
+    )
     ping_interval_ms: float | None = _knob(
         None, "send Inworld's ping event ({type: ping, timestamp}) this often (none: never)"
     )
+    sideband: str = _knob(
+        "accept",
+        "the sideband WebSocket (GET /v1/realtime?call_id=...): accept, refuse (answers 403) or "
+        "absent (answers 404, as a service without call control)",
+    )
+    sideband_drop_after: int | None = _knob(
+        None, "close each sideband (code 1011) after sending it this many server events"
+    )
+    auth_schemes: tuple[str, ...] = _knob(
+        ("Bearer", "Basic"),
+        "the Authorization schemes the key is accepted with: Bearer, Basic or both (on the CLI, "
+        "comma-separated)",
+    )
+
+    chat_delay_ms: float = _knob(
+        0.0, "wait this long before answering each POST /v1/chat/completions (a model's time)"
+    )
 
     def __post_init__(self) -> None:
+        if not self.chat_delay_ms >= 0:
+            raise ValueError(f"chat_delay_ms must be >= 0, not {self.chat_delay_ms!r}")
         object.__setattr__(self, "ice_servers", tuple(dict(s) for s in self.ice_servers))
+        schemes = self.auth_schemes
+        if isinstance(schemes, str):
+            schemes = tuple(s for s in schemes.replace(",", " ").split() if s)
+        schemes = tuple(AUTH_SCHEMES.get(str(s).lower(), str(s)) for s in schemes)
+        if not schemes or any(s not in AUTH_SCHEMES.values() for s in schemes):
+            raise ValueError(
+                f"auth_schemes must be Bearer, Basic or both, not {self.auth_schemes!r}"
+            )
+        object.__setattr__(self, "auth_schemes", schemes)
+        if self.sideband not in SIDEBAND_MODES:
+            raise ValueError(f"sideband must be one of {', '.join(SIDEBAND_MODES)}")
         choices = {"vad": VAD_ENGINES, "tts": TTS_ENGINES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        if self.transcription_deltas not in TRANSCRIPTION_DELTAS:
+            modes = ", ".join(TRANSCRIPTION_DELTAS)
+            raise ValueError(f"transcription_deltas must be one of {modes}")
         if not isinstance(self.stt_model, str) or not self.stt_model:
             raise ValueError("stt_model must be auto, none, or a model name or directory")
         if self.ping_interval_ms is not None and not self.ping_interval_ms >= 10:
@@ -113,6 +174,12 @@ class Knobs:
                 raise ValueError(f"{name} must be >= 0")
         if not isinstance(self.events_kept, int) or self.events_kept < 0:
             raise ValueError(f"events_kept must be an integer >= 0, not {self.events_kept!r}")
+        if not 0.0 <= self.uplink_loss <= 1.0:
+            raise ValueError(f"uplink_loss must be a fraction 0..1, not {self.uplink_loss!r}")
+        if not 0.0 <= self.uplink_jitter_ms <= 2000.0:
+            raise ValueError(
+                f"uplink_jitter_ms must be from 0 to 2000 ms, not {self.uplink_jitter_ms!r}"
+            )
         if not self.connect_timeout_s > 0:
             raise ValueError("connect_timeout_s must be > 0")
         if self.max_calls is not None and self.max_calls < 1:
@@ -121,7 +188,13 @@ class Knobs:
             raise ValueError("speech_rate must be > 0")
         if self.reject_calls_status is not None and not 400 <= self.reject_calls_status <= 599:
             raise ValueError("reject_calls_status must be an HTTP error status (400-599)")
-        for name in ("drop_channel_after", "close_after", "malformed_after", "exhaust_after"):
+        for name in (
+            "drop_channel_after",
+            "close_after",
+            "malformed_after",
+            "exhaust_after",
+            "sideband_drop_after",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0")

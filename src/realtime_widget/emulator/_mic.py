@@ -1,9 +1,18 @@
-"""Read the peer's microphone track: levels, statistics, VAD, and the audio of each turn."""
+"""Read the peer's microphone track: levels, statistics, VAD, and the audio of each turn.
+
+The uplink knobs act here, before the VAD and the recognizer: ``uplink_loss`` replaces that
+fraction of the caller's 20 ms frames by silence (the stream clock runs on, as RTP timestamps
+do), ``uplink_jitter_ms`` holds each frame a random 0..N ms, so frames that overtake each
+other are heard out of order, as by a receiver without a jitter buffer. Both draw from a
+generator seeded per call (``UPLINK_SEED``), so a run repeats exactly.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +26,7 @@ from ._vad import EnergyVad, SileroVad, VadEvent, VadParams, make_vad
 log = logging.getLogger(__name__)
 
 MAX_TURN_S = 60.0  # cap on buffered audio per turn, so a stuck open mic cannot eat memory
+UPLINK_SEED = 20  # every call loses and delays the same frames for the same knobs
 
 
 @dataclass
@@ -55,8 +65,16 @@ class MicMonitor:
         params: VadParams | None,
         on_frame: Callable[[float], None] | None = None,
         vad: str = "auto",
+        uplink: Callable[[], tuple[float, float]] | None = None,
     ) -> None:
         self._on_vad = on_vad
+        self._uplink = uplink  # (loss fraction, jitter ms), read per frame: knobs apply live
+        self._rng = random.Random(UPLINK_SEED)
+        self.frames_lost = 0
+        self.frames_delayed = 0
+        self.frames_reordered = 0
+        self._jitter_pending = 0
+        self._jitter_last_due = 0.0
         self._on_frame = on_frame  # called after every frame with the stream time (ms)
         self._engine = vad  # the vad knob: auto / silero / energy
         self._vad: EnergyVad | SileroVad | None = make_vad(params, vad) if params else None
@@ -114,6 +132,11 @@ class MicMonitor:
                 "speech_segments": self.speech_segments,
                 "stream_ms": int(self.stream_ms),
                 "vad": self.detector,
+                "uplink": {
+                    "lost": self.frames_lost,
+                    "delayed": self.frames_delayed,
+                    "reordered": self.frames_reordered,
+                },
             }
 
     # --- the stream ----------------------------------------------------------------------
@@ -124,9 +147,34 @@ class MicMonitor:
                     frame = await track.recv()
                 except MediaStreamError:
                     return
-                self.feed(to_mono_float(frame), int(getattr(frame, "sample_rate", 48_000)))
+                self.receive(to_mono_float(frame), int(getattr(frame, "sample_rate", 48_000)))
         finally:
             self.close()
+
+    def receive(self, mono: np.ndarray, sample_rate: int) -> None:
+        """One frame off the network: the uplink knobs may lose or delay it, then :meth:`feed`.
+        A delayed frame needs a running event loop (the mic track's)."""
+        loss, jitter_ms = self._uplink() if self._uplink is not None else (0.0, 0.0)
+        if loss > 0 and self._rng.random() < loss:
+            with self._lock:
+                self.frames_lost += 1
+            mono = np.zeros_like(mono)
+        if jitter_ms <= 0 and not self._jitter_pending:
+            self.feed(mono, sample_rate)
+            return
+        delay = self._rng.uniform(0.0, jitter_ms) / 1000 if jitter_ms > 0 else 0.0
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        if due < self._jitter_last_due:
+            self.frames_reordered += 1  # it overtakes a frame sent before it
+        self._jitter_last_due = max(self._jitter_last_due, due)
+        self._jitter_pending += 1
+        self.frames_delayed += delay > 0
+        loop.call_at(due, self._arrive, mono, sample_rate)
+
+    def _arrive(self, mono: np.ndarray, sample_rate: int) -> None:
+        self._jitter_pending -= 1
+        self.feed(mono, sample_rate)
 
     def feed(self, mono: np.ndarray, sample_rate: int) -> None:
         """One decoded frame: update stats, keep its audio, run the VAD."""
@@ -169,6 +217,36 @@ class MicMonitor:
             )
             self._turn = []
             self._on_vad(event, segment)
+
+    # --- semantic_vad: judging a pause -----------------------------------------------------
+    @property
+    def judges_phrases(self) -> bool:
+        """True when the session's turn detection waits longer after an unfinished phrase."""
+        return self._vad is not None and self._vad.params.incomplete_silence_ms is not None
+
+    def pause(self) -> tuple[int, float] | None:
+        """(pause id, ms of quiet so far) while a turn pauses, else None."""
+        if self._vad is None:
+            return None
+        timer = self._vad.timer
+        quiet = timer.silence_ms(self.stream_ms)
+        return None if quiet is None or quiet <= 0 else (timer.pause_id, quiet)
+
+    def judging(self, pause_id: int) -> None:
+        """The words of pause ``pause_id`` are being read: wait as for an unfinished phrase."""
+        if self._vad is not None and self._vad.timer.pause_id == pause_id:
+            self._vad.timer.judging = True
+
+    def judged(self, pause_id: int, complete: bool | None) -> None:
+        """The reading of pause ``pause_id``: True finished, False unfinished, None unknown."""
+        if self._vad is not None and self._vad.timer.pause_id == pause_id:
+            self._vad.timer.judging = False
+            self._vad.timer.phrase_complete = complete
+
+    def turn_so_far(self) -> Segment:
+        """The current turn's audio up to now (for reading its words before it ends)."""
+        pcm = np.concatenate(self._turn) if self._turn else np.zeros(0, np.int16)
+        return Segment(pcm, self.sample_rate, int(self._turn_start_ms), int(self.stream_ms))
 
     def _keep(self, start_ms: float, pcm: np.ndarray) -> None:
         self._recent.append((start_ms, pcm))

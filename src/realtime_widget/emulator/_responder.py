@@ -95,6 +95,31 @@ def default_transcriber(request: TranscriptionRequest) -> str:
     return f"[speech, {request.duration_s:.1f} s]"
 
 
+WEB_SEARCH = "web_search"  # Inworld's built-in tool: {"type": "web_search"}, no name
+WEB_SEARCH_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"query": {"type": "string"}},
+    "required": ["query"],
+}
+
+
+def tool_name(tool: dict[str, Any]) -> str:
+    """The name a model calls ``tool`` by: a function's ``name``, or ``web_search``."""
+    return WEB_SEARCH if tool.get("type") == WEB_SEARCH else str(tool.get("name", ""))
+
+
+def tool_parameters(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") == WEB_SEARCH:
+        return WEB_SEARCH_PARAMETERS
+    parameters = tool.get("parameters")
+    return parameters if isinstance(parameters, dict) else {}
+
+
+def web_search_stand_in(query: str) -> str:
+    """What the emulator's built-in ``web_search`` returns: no search is made, and it says so."""
+    return f'[emulator stand-in: no web search was made] "{query}": no real results.'
+
+
 def _spaced(name: str) -> str:
     return re.sub(r"[_\-]+", " ", name).strip().lower()
 
@@ -113,7 +138,7 @@ def _tool_wanted(ctx: ResponseContext, text: str) -> tuple[dict[str, Any], int] 
         return None
     lowered = text.lower()
     for tool in ctx.tools:
-        name = str(tool.get("name", ""))
+        name = tool_name(tool)
         if isinstance(choice, dict) and name != choice.get("name"):
             continue
         for form in (name.lower(), _spaced(name)):
@@ -121,7 +146,7 @@ def _tool_wanted(ctx: ResponseContext, text: str) -> tuple[dict[str, Any], int] 
             if at >= 0:
                 return tool, at + len(form)
     if isinstance(choice, dict):
-        forced = next((t for t in ctx.tools if t.get("name") == choice.get("name")), None)
+        forced = next((t for t in ctx.tools if tool_name(t) == choice.get("name")), None)
         return (forced, 0) if forced else None
     return (ctx.tools[0], 0) if choice == "required" else None
 
@@ -158,7 +183,7 @@ def _fill_arguments(tool: dict[str, Any], text: str, after: int) -> dict[str, An
     number takes the first number there; a required parameter gets 1 / true / its first enum
     member; an optional one is left out.
     """
-    schema = tool.get("parameters") or {}
+    schema = tool_parameters(tool)
     properties = schema.get("properties") or {}
     required = set(schema.get("required") or ())
     words = text[after:].strip(" \t\n.,;:!?").split()
@@ -213,7 +238,7 @@ def default_responder(ctx: ResponseContext) -> Reply:
     wanted = _tool_wanted(ctx, text)
     if wanted is not None:
         tool, after = wanted
-        return ToolCall(str(tool["name"]), _fill_arguments(tool, text, after))
+        return ToolCall(tool_name(tool), _fill_arguments(tool, text, after))
     said = text.rstrip()
     end = "" if said.endswith((".", "!", "?")) else "."  # "You said: Hi!" not "Hi!."
     return TextReply(f"You said: {said}{end} This is the local realtime emulator.")

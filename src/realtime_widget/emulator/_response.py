@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import copy
 import inspect
+import json
+import logging
 import math
 import re
 import time
@@ -30,7 +32,14 @@ from ._errors import ClientError
 from ._ids import new_id
 from ._knobs import Knobs
 from ._ratelimits import RateLimits
-from ._responder import Responder, ResponseContext, TextReply, ToolCall
+from ._responder import (
+    WEB_SEARCH,
+    Responder,
+    ResponseContext,
+    TextReply,
+    ToolCall,
+    web_search_stand_in,
+)
 from ._tts import make_speech
 from ._validate import (
     enum,
@@ -45,6 +54,8 @@ from ._validate import (
     type_error,
     voice,
 )
+
+log = logging.getLogger(__name__)
 
 AUDIO_TOKENS_PER_S_IN = 10  # plausible figures for usage, not billing
 AUDIO_TOKENS_PER_S_OUT = 20
@@ -160,6 +171,7 @@ class ResponseRunner:
         self._sent = ""  # text or arguments streamed so far
         self._utterance: Utterance | None = None
         self._context: list[dict[str, Any]] = []
+        self.searches: list[str] = []  # the queries the built-in web_search answered
 
     @property
     def in_conversation(self) -> bool:
@@ -307,11 +319,27 @@ class ResponseRunner:
         return make_speech(text, knobs.tts, knobs.speech_rate, p.speed, p.voice)
 
     async def _ask(self) -> TextReply | ToolCall:
+        """The responder's reply. It may call any tool name (models call unknown names too);
+        a call to the built-in ``web_search`` is answered here with a stand-in result, which
+        the responder then reads, up to the tool's ``max_steps`` searches per response."""
+        context = copy.deepcopy(self._context)
+        searches = 0
+        while True:
+            result = await self._call_responder(context)
+            if not (isinstance(result, ToolCall) and self._searches_here(result.name)):
+                return result
+            steps = self._search_max_steps()
+            if searches >= steps:
+                raise ValueError(f"web_search called more than its max_steps ({steps}) times")
+            searches += 1
+            context.extend(self._stand_in_search(result))
+
+    async def _call_responder(self, items: list[dict[str, Any]]) -> TextReply | ToolCall:
         params = self.params
         ctx = ResponseContext(
             session=copy.deepcopy(self.host.session),
             instructions=params.instructions,
-            items=copy.deepcopy(self._context),
+            items=copy.deepcopy(items),
             tools=copy.deepcopy(params.tools),
             tool_choice=copy.deepcopy(params.tool_choice),
             output_modalities=list(params.output_modalities),
@@ -322,15 +350,57 @@ class ResponseRunner:
             result = await result
         if isinstance(result, str):
             result = TextReply(result)
-        if isinstance(result, ToolCall):
-            if params.tool_choice == "none" or all(
-                t.get("name") != result.name for t in params.tools
-            ):
-                raise ValueError(f"responder called tool {result.name!r}, which is not available")
-            return result
-        if not isinstance(result, TextReply):
+        if not isinstance(result, (TextReply, ToolCall)):
             raise TypeError(f"responder returned {type(result).__name__}")
         return result
+
+    def _searches_here(self, name: str) -> bool:
+        """True when ``name`` is the built-in search: the response has a ``web_search`` tool
+        and no function tool of that name (a client's own function wins)."""
+        tools = self.params.tools
+        return (
+            name == WEB_SEARCH
+            and any(t.get("type") == WEB_SEARCH for t in tools)
+            and not any(
+                t.get("type", "function") == "function" and t.get("name") == name for t in tools
+            )
+        )
+
+    def _search_max_steps(self) -> int:
+        tool = next(t for t in self.params.tools if t.get("type") == WEB_SEARCH)
+        steps = (tool.get("providerData") or {}).get("max_steps", 1)
+        return int(steps)
+
+    def _stand_in_search(self, call: ToolCall) -> list[dict[str, Any]]:
+        """The search as the responder sees it: its call and a stand-in output. Neither is a
+        conversation item nor an event: the service runs the tool itself."""
+        try:
+            arguments = json.loads(call.arguments_json())
+        except ValueError:
+            arguments = {}
+        query = arguments.get("query") if isinstance(arguments, dict) else None
+        query = str(query if query is not None else call.arguments_json())
+        call_id = call.call_id or new_id("call")
+        log.info("response %s: web_search %r answered with the emulator's stand-in", self.id, query)
+        self.searches.append(query)
+        return [
+            {
+                "id": new_id("item"),
+                "object": "realtime.item",
+                "type": "function_call",
+                "status": "completed",
+                "name": WEB_SEARCH,
+                "call_id": call_id,
+                "arguments": call.arguments_json(),
+            },
+            {
+                "id": new_id("item"),
+                "object": "realtime.item",
+                "type": "function_call_output",
+                "call_id": call_id,
+                "output": web_search_stand_in(query),
+            },
+        ]
 
     def _limit(self, text: str) -> tuple[str, bool]:
         limit = self.params.max_output_tokens

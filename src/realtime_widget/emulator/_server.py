@@ -1,28 +1,44 @@
-"""The HTTP side: ICE servers, the SDP exchange that creates calls, and an inspection route.
+"""The HTTP side: ICE servers, the SDP exchange that creates calls, call control (hang-up and
+the sideband WebSocket), and an inspection route.
 
-A browser-facing service: the ``/v1/realtime/*`` routes answer CORS preflights and carry
+A browser-facing service: the ``/v1/realtime/*`` routes answer CORS preflights (allowing the
+headers the preflight asks for, as a client such as the OpenAI Agents SDK adds its own) and carry
 ``Access-Control-Allow-Origin`` (a page on another origin may POST its offer directly, with the
 key in ``Authorization``). Bounded: request bodies (``MAX_BODY_BYTES``), live calls (the
 ``max_calls`` knob) and calls that never connect (``connect_timeout_s``).
+
+Call control follows Inworld's documentation: ``POST /v1/realtime/calls`` answers ``201`` with
+``Location: /v1/realtime/calls/<uuid>`` for a raw SDP offer, a JSON ``{"sdp", "session"}`` body
+(answered ``{"id", "sdp", "ice_servers"}``) or a multipart form with the same fields; the
+session of either form applies before the call's first event. ``POST .../{call_id}/hangup`` ends
+the call. ``GET /v1/realtime?call_id=<id>`` upgrades to the call's sideband: every server event
+of the call goes to the data channel and to every sideband, and client events are taken from
+either, handled in arrival order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
+import json
 import logging
+import re
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from ._call import EmulatedCall
+from ._chat import ChatResponder, ChatRoutes
+from ._errors import ClientError
 from ._knobs import Knobs
 from ._loopback import install_loopback_candidates
 from ._responder import Responder, Transcriber
+from ._session_state import merge_session, validate_session_update
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +55,45 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
     "Access-Control-Max-Age": "600",
 }
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")  # an HTTP token
+SIDEBAND_PATH = "/v1/realtime"
+_SOCKET_ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+OFFER_FORMS = ("application/sdp", "application/json", "multipart/form-data")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def json_error(status: int, code: str, message: str, type: str | None = None) -> web.Response:
+def json_error(
+    status: int, code: str, message: str, type: str | None = None, param: str | None = None
+) -> web.Response:
     kind = type or ("server_error" if status >= 500 else "invalid_request_error")
-    body = {"error": {"type": kind, "code": code, "message": message, "param": None}}
+    body = {"error": {"type": kind, "code": code, "message": message, "param": param}}
     return web.json_response(body, status=status)
+
+
+def allowed_headers(requested: str) -> str:
+    """``Access-Control-Allow-Headers`` for a preflight: the two every client needs, plus each
+    well-formed header name the preflight asked for."""
+    names = ["Authorization", "Content-Type"]
+    seen = {n.lower() for n in names}
+    for name in (part.strip() for part in requested.split(",")):
+        if _HEADER_NAME.match(name) and name.lower() not in seen:
+            seen.add(name.lower())
+            names.append(name)
+    return ", ".join(names)
+
+
+class _Sideband:
+    """One sideband socket: an ordered outbox the call's ``emit`` feeds without waiting."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()  # None: the call ended
+        self.sent = 0
+        # Set by the feeder: (code, reason) to close with. The handler, the socket's one
+        # reader, closes it, so the close handshake completes (aiohttp drops the transport at
+        # once when another task closes a socket that is being read).
+        self.ending: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
 
 
 def offer_problem(sdp: str) -> str | None:
@@ -95,6 +142,7 @@ class EmulatorServer:
         responder: Responder,
         transcriber: Transcriber | None,
         keep_finished_calls: int = KEEP_FINISHED_CALLS,
+        chat_responder: ChatResponder | None = None,
     ) -> None:
         self._api_key = api_key
         self._knobs = knobs
@@ -107,6 +155,9 @@ class EmulatorServer:
         self._finished: deque[str] = deque()  # ids of the finished calls kept, oldest first
         self._accepting = 0  # offers being applied: not registered yet, but counted as live
         self._runner: web.AppRunner | None = None
+        self.chat = ChatRoutes(self._unauthorized, knobs, chat_responder)
+        self._sidebands: dict[str, list[_Sideband]] = {}  # call id -> its open sidebands
+        self._sideband_tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"EmulatorServer(calls={len(self.calls)})"
@@ -121,6 +172,7 @@ class EmulatorServer:
         app.router.add_get("/v1/realtime/ice-servers", self._ice_servers)
         app.router.add_post("/v1/realtime/calls", self._create_call)
         app.router.add_post("/v1/realtime/calls/{call_id}/hangup", self._hangup)
+        app.router.add_get(SIDEBAND_PATH, self._sideband)
         for path in (
             "/v1/realtime/ice-servers",
             "/v1/realtime/calls",
@@ -128,6 +180,7 @@ class EmulatorServer:
         ):
             app.router.add_route("OPTIONS", path, self._preflight)
         app.router.add_get("/emulator/calls", self._list_calls)
+        self.chat.add_to(app)  # POST /v1/chat/completions, /v1/audio/speech
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
@@ -138,6 +191,8 @@ class EmulatorServer:
     async def shutdown(self) -> None:
         live = list(self.calls.values())  # closing a call may prune self.calls
         await asyncio.gather(*(call.close("emulator stopped") for call in live))
+        if self._sideband_tasks:  # each sends what is queued, then closes its socket
+            await asyncio.wait(self._sideband_tasks, timeout=2)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -168,6 +223,8 @@ class EmulatorServer:
 
     def _call_finished(self, call: EmulatedCall) -> None:
         """Keep the newest finished calls; drop the oldest beyond the limit (never a live one)."""
+        for sideband in self._sidebands.pop(call.id, []):
+            sideband.outbox.put_nowait(None)  # after the events already queued
         if self.calls.get(call.id) is not call or call.id in self._finished:
             return
         self._finished.append(call.id)
@@ -185,7 +242,10 @@ class EmulatorServer:
 
     async def _preflight(self, request: web.Request) -> web.Response:
         # No auth: a browser sends its preflight without the Authorization header it asks for.
-        return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+        asked = request.headers.get("Access-Control-Request-Headers", "")
+        headers = {**PREFLIGHT_HEADERS, "Access-Control-Allow-Headers": allowed_headers(asked)}
+        headers["Vary"] = "Access-Control-Request-Headers"
+        return web.Response(status=204, headers=headers)
 
     @web.middleware
     async def _errors_as_json(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -199,14 +259,16 @@ class EmulatorServer:
 
     def _unauthorized(self, request: web.Request) -> web.Response | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() in ("bearer", "basic") and hmac.compare_digest(
+        accepted = self._knobs().auth_schemes
+        if scheme.lower() in {s.lower() for s in accepted} and hmac.compare_digest(
             token.strip().encode(), self._api_key.encode()
         ):
             return None
+        forms = " or ".join(f"'Authorization: {s} <key>'" for s in accepted)
         return json_error(
             401,
             "invalid_api_key",
-            "Missing or wrong API key: send 'Authorization: Bearer <key>' with the emulator's key.",
+            f"Missing or wrong API key: send {forms} with the emulator's key.",
         )
 
     # --- routes --------------------------------------------------------------------------
@@ -240,26 +302,18 @@ class EmulatorServer:
                 "emulated_rejection",
                 f"Call rejected by the emulator's reject_calls_status={knobs.reject_calls_status}.",
             )
-        if request.content_type != "application/sdp":
+        form = request.content_type
+        if form not in OFFER_FORMS:
             return json_error(
                 400,
                 "invalid_content_type",
-                "Send the SDP offer with Content-Type: application/sdp.",
+                "Send the SDP offer with Content-Type: application/sdp, or {sdp, session} as "
+                "application/json or multipart/form-data.",
             )
-        too_large = json_error(
-            413,
-            "request_too_large",
-            f"The request body is larger than {MAX_BODY_BYTES // 1024} KB: an SDP offer is a few "
-            "KB. Send only the offer's SDP text.",
-        )
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            return too_large
-        try:
-            sdp = await request.text()
-        except web.HTTPRequestEntityTooLarge:  # a chunked body with no Content-Length
-            return too_large
-        except UnicodeDecodeError:
-            return json_error(400, "invalid_offer", "The SDP offer is not valid UTF-8 text.")
+        offer = await self._read_offer(request, form)
+        if isinstance(offer, web.Response):
+            return offer
+        sdp, session = offer
         problem = offer_problem(sdp)
         if problem:
             return json_error(400, "invalid_offer", problem)
@@ -271,6 +325,14 @@ class EmulatorServer:
                 "hang one up (POST /v1/realtime/calls/<call_id>/hangup) or raise max_calls.",
             )
         call = EmulatedCall(self._knobs, self._responder, self._transcriber)
+        if session is not None:  # before accept: session.created already carries it
+            try:
+                update = validate_session_update(call.session, session)
+            except ClientError as err:
+                await call.close("bad session")
+                return json_error(400, err.code, err.message, param=err.param)
+            call.session = merge_session(call.session, update)
+            call.turns.session_changed()
         self._accepting += 1
         try:
             answer = await call.accept(sdp)
@@ -283,9 +345,145 @@ class EmulatorServer:
         self._register(call)
         if knobs.answer_delay_ms:
             await asyncio.sleep(knobs.answer_delay_ms / 1000)
+        location = {"Location": f"/v1/realtime/calls/{call.id}"}
+        if form == "application/json":
+            servers = [dict(s) for s in knobs.ice_servers]
+            body = {"id": call.id, "sdp": answer, "ice_servers": servers}
+            return web.json_response(body, status=201, headers=location)
         return web.Response(
-            status=201,
-            text=answer,
-            content_type="application/sdp",
-            headers={"Location": f"/v1/realtime/calls/{call.id}"},
+            status=201, text=answer, content_type="application/sdp", headers=location
         )
+
+    async def _read_offer(self, request: web.Request, form: str) -> tuple[str, Any] | web.Response:
+        """The offer's SDP and its session (None when it has none), or the error answer."""
+        too_large = json_error(
+            413,
+            "request_too_large",
+            f"The request body is larger than {MAX_BODY_BYTES // 1024} KB: an SDP offer is a few "
+            "KB. Send only the offer's SDP text.",
+        )
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return too_large
+        try:
+            if form == "multipart/form-data":
+                fields: dict[str, Any] = dict(await request.post())
+            else:
+                text = await request.text()
+        except web.HTTPRequestEntityTooLarge:  # a chunked body with no Content-Length
+            return too_large
+        except UnicodeDecodeError:
+            return json_error(400, "invalid_offer", "The SDP offer is not valid UTF-8 text.")
+        except ValueError:
+            return json_error(400, "invalid_offer", "The multipart form could not be read.")
+        if form == "application/sdp":
+            return text, None
+        if form == "application/json":
+            try:
+                fields = json.loads(text)
+            except ValueError as exc:
+                return json_error(400, "invalid_json", f"The request body is not JSON: {exc}")
+            if not isinstance(fields, dict):
+                return json_error(400, "invalid_json", 'Send a JSON object {"sdp", "session"}.')
+        sdp, session = fields.get("sdp"), fields.get("session")
+        if isinstance(sdp, web.FileField):
+            sdp = sdp.file.read().decode("utf-8", "replace")
+        if not isinstance(sdp, str):
+            return json_error(
+                400, "missing_sdp", "The request has no 'sdp' field (a string).", param="sdp"
+            )
+        if form == "multipart/form-data" and isinstance(session, str):
+            try:
+                session = json.loads(session)
+            except ValueError as exc:
+                return json_error(
+                    400, "invalid_json", f"The 'session' field is not JSON: {exc}", param="session"
+                )
+        if session is not None and not isinstance(session, dict):
+            return json_error(
+                400, "invalid_type", "'session' must be a JSON object.", param="session"
+            )
+        return sdp, session
+
+    # --- the sideband ----------------------------------------------------------------------
+    async def _sideband(self, request: web.Request) -> web.StreamResponse:
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        call_id = request.query.get("call_id", "")
+        if not call_id:
+            return json_error(
+                400,
+                "missing_call_id",
+                "Open the sideband at /v1/realtime?call_id=<id>, with the id from the Location "
+                "header of POST /v1/realtime/calls.",
+                param="call_id",
+            )
+        mode = self._knobs().sideband
+        call = self.calls.get(call_id)
+        if mode == "absent" or call is None or call.finished:
+            return json_error(404, "call_not_found", "No live call with this call_id.")
+        if mode == "refuse":
+            return json_error(
+                403, "sideband_refused", "The sideband is refused (the emulator's sideband knob)."
+            )
+        ws = web.WebSocketResponse(max_msg_size=MAX_BODY_BYTES)
+        if not ws.can_prepare(request).ok:
+            return json_error(
+                400, "websocket_required", "The sideband is a WebSocket: send an Upgrade request."
+            )
+        await ws.prepare(request)
+        sideband = _Sideband(ws)
+        self._sidebands.setdefault(call.id, []).append(sideband)
+        call.sidebands.append(sideband.outbox.put_nowait)
+        feeder = asyncio.get_running_loop().create_task(self._feed(call, sideband))
+        self._sideband_tasks.add(feeder)
+        feeder.add_done_callback(self._sideband_tasks.discard)
+        try:
+            while True:
+                receive = asyncio.ensure_future(ws.receive())
+                either: set[asyncio.Future[Any]] = {receive, sideband.ending}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                if not receive.done():
+                    receive.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await receive
+                    code, reason = sideband.ending.result()
+                    await ws.close(code=code, message=reason)
+                    break
+                message = receive.result()
+                if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    call.receive(message.data)
+                elif message.type in _SOCKET_ENDS:
+                    break
+        finally:
+            self._forget(call, sideband)
+            feeder.cancel()
+        return ws
+
+    def _forget(self, call: EmulatedCall, sideband: _Sideband) -> None:
+        if sideband.outbox.put_nowait in call.sidebands:
+            call.sidebands.remove(sideband.outbox.put_nowait)
+        open_ones = self._sidebands.get(call.id, [])
+        if sideband in open_ones:
+            open_ones.remove(sideband)
+
+    async def _feed(self, call: EmulatedCall, sideband: _Sideband) -> None:
+        """Send the sideband its events in order; close it when the call ends or the
+        ``sideband_drop_after`` knob says so."""
+        ws = sideband.ws
+        try:
+            while True:
+                drop = self._knobs().sideband_drop_after
+                if drop is not None and sideband.sent >= drop:
+                    self._forget(call, sideband)
+                    call.faults.append(f"sideband closed after {sideband.sent} events")
+                    sideband.ending.set_result((1011, b"sideband_drop_after knob"))
+                    return
+                text = await sideband.outbox.get()
+                if text is None:
+                    sideband.ending.set_result((1000, b"call ended"))
+                    return
+                await ws.send_str(text)
+                sideband.sent += 1
+        except (ConnectionError, RuntimeError):  # the client went away first
+            self._forget(call, sideband)

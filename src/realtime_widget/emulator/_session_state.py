@@ -45,6 +45,8 @@ from ._validate import (
 )
 
 AUDIO_FORMAT: dict[str, Any] = {"type": "audio/pcm", "rate": 24000}
+# The service's default recognizer: a transcription sent without a model gets it.
+DEFAULT_STT_MODEL = "inworld/inworld-stt-1"
 
 
 def default_turn_detection(kind: str) -> dict[str, Any]:
@@ -139,16 +141,10 @@ def _session_validator(current: Mapping[str, Any]) -> Validator:
                 {
                     "input": obj(
                         {
-                            "format": audio_format,
+                            # Inworld takes 8-48 kHz input PCM (it has no effect under WebRTC).
+                            "format": audio_format((8000, 48000)),
                             "transcription": nullable(
-                                obj(
-                                    {
-                                        "model": string,
-                                        "language": string,
-                                        "prompt": string,
-                                    },
-                                    required=("model",),
-                                )
+                                obj({"model": string, "language": string, "prompt": string})
                             ),
                             "noise_reduction": nullable(obj({"type": enum(*NOISE_REDUCTION)})),
                             "turn_detection": _turn_detection(current_td),
@@ -156,7 +152,7 @@ def _session_validator(current: Mapping[str, Any]) -> Validator:
                     ),
                     "output": obj(
                         {
-                            "format": audio_format,
+                            "format": audio_format(),
                             "voice": voice,
                             "model": string,
                             "speed": number(*SPEED_RANGE),
@@ -178,6 +174,9 @@ def merge_session(current: Mapping[str, Any], update: Mapping[str, Any]) -> dict
     """Deep-merge a validated partial update: objects merge, everything else is replaced."""
     merged = copy.deepcopy(dict(current))
     _merge_into(merged, update, path=())
+    transcription = merged.get("audio", {}).get("input", {}).get("transcription")
+    if isinstance(transcription, dict) and "model" not in transcription:
+        transcription["model"] = DEFAULT_STT_MODEL
     return merged
 
 
@@ -192,7 +191,8 @@ def _merge_into(target: dict[str, Any], update: Mapping[str, Any], path: tuple[s
                 # semantic_vad's eagerness never leaks into a server_vad and vice versa.
                 old = default_turn_detection(kind or "semantic_vad")
                 target[key] = old
-        if isinstance(value, dict) and isinstance(old, dict):
+        if isinstance(value, dict) and isinstance(old, dict) and key != "format":
+            # A format is replaced whole: audio/pcmu must not keep audio/pcm's rate.
             _merge_into(old, value, here)
         else:
             target[key] = copy.deepcopy(value)

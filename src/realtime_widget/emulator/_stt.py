@@ -9,6 +9,7 @@ downloaded; a path to a CTranslate2 model directory, or a faster-whisper model n
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -105,3 +106,17 @@ def recognize(
     text = "".join(segment.text for segment in segments)
     words = [" " + w for w in text.split()]
     return Recognized(words, time.monotonic() - started)
+
+
+def transcription_deltas(words: list[str], mode: str) -> list[str]:
+    """The ``.delta`` payloads of one transcript: ``incremental`` sends the pieces as they came
+    (the recognizer's words, or a transcriber's whole text); ``cumulative`` sends, word by word,
+    the whole text so far ("I", "I want", "I want a table"), as some Inworld models do."""
+    if mode != "cumulative":
+        return words or [""]
+    pieces = words if len(words) > 1 else re.findall(r"\s*\S+", "".join(words))
+    so_far, out = "", []
+    for piece in pieces:
+        so_far += piece
+        out.append(so_far.strip())
+    return out or [""]

@@ -1,6 +1,10 @@
-"""Turn-taking on the mic track: VAD -> speech_started/stopped -> commit -> transcription ->
-response, barge-in (cancel the reply, truncate it to what was heard), back-channel decisions
-and the idle timeout.
+"""Turn-taking on the mic track: VAD -> speech_started/stopped -> commit -> response and
+transcription, barge-in (cancel the reply, truncate it to what was heard), back-channel
+decisions, the idle timeout, and (``semantic_vad``) reading the words at each pause.
+
+As Inworld orders them, ``response.created`` follows the commit at once and the input
+transcription follows when the recognizer is done; the response's responder waits for the
+transcript, since it answers from what it heard.
 
 Everything runs on the mic stream's own clock (ms of audio received), so tests can feed
 seconds of audio in microseconds and get the same events.
@@ -9,6 +13,7 @@ seconds of audio in microseconds and get the same events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,17 +22,40 @@ import numpy as np
 
 from . import _stt
 from ._audio import Utterance
-from ._backchannel import PHRASE, BackchannelTurn, audio_deltas, backchannel_config
+from ._backchannel import BackchannelTurn, backchannel_config, decision_events
 from ._ids import new_id
 from ._mic import MicMonitor, Segment
-from ._responder import TranscriptionRequest, default_transcriber
-from ._response import ResponseRunner, parse_response_params
-from ._vad import VadEvent, vad_params
+from ._responder import TextReply, ToolCall, TranscriptionRequest, default_transcriber
+from ._response import ResponseParams, ResponseRunner, parse_response_params
+from ._vad import VadEvent, phrase_is_complete, vad_params
 
 if TYPE_CHECKING:
     from ._call import EmulatedCall
 
 log = logging.getLogger(__name__)
+
+# semantic_vad: a pause this long inside a turn has its words read (is the phrase finished?).
+JUDGE_AFTER_MS = 120.0
+
+
+class VoiceTurnResponse(ResponseRunner):
+    """The response to a spoken turn: created at the commit; its responder waits for the
+    turn's transcript, so it answers from what it heard."""
+
+    def __init__(
+        self, host: EmulatedCall, params: ResponseParams, heard: asyncio.Task[None]
+    ) -> None:
+        super().__init__(host, params)
+        self._heard = heard
+        self._conversation = host.conversation
+
+    async def _ask(self) -> TextReply | ToolCall:
+        # Shielded: a barge-in cancels the response, never the turn's transcription.
+        with contextlib.suppress(Exception):  # a failed transcription was reported already
+            await asyncio.shield(self._heard)
+        if self.params.input is None:  # the context, now with the transcript
+            self._context = self._conversation.snapshot()
+        return await super()._ask()
 
 
 class TurnTaking:
@@ -38,7 +66,9 @@ class TurnTaking:
             vad_params(self.turn_detection),
             on_frame=self._on_mic_frame,
             vad=call.knobs.vad,
+            uplink=lambda: (call.knobs.uplink_loss, call.knobs.uplink_jitter_ms),
         )
+        self._judged_pause: int | None = None
         self._speech_item_id: str | None = None
         self._backchannel: BackchannelTurn | None = None
         self._idle_since_ms: float | None = None
@@ -107,13 +137,55 @@ class TurnTaking:
             config = backchannel_config(call.session)
             speaking = call.playback.playing is not None
             decision = turn.decide(config, now_ms, speaking) if config else None
-            if config is not None and decision == "send":
-                for delta in audio_deltas(config.volume_gain):
-                    call.emit("response.backchannel.audio.delta", delta=delta)
-                call.emit("response.backchannel.audio.done", phrase=PHRASE)
-            elif decision:
-                call.emit("response.backchannel.skipped", reason=decision)
+            if config is not None and decision:
+                for kind, fields in decision_events(decision, config):
+                    call.emit(kind, **fields)
+        self._check_pause()
         self._check_idle(now_ms)
+
+    # --- semantic_vad: is the phrase finished? -------------------------------------------
+    def _check_pause(self) -> None:
+        """At a pause inside a turn, read the words so far once: an unfinished phrase ("a table
+        for") waits the eagerness's longer silence, as semantic VAD does."""
+        mic = self.mic
+        pause = mic.pause() if mic.judges_phrases else None
+        if pause is None or pause[1] < JUDGE_AFTER_MS or pause[0] == self._judged_pause:
+            return
+        if not self._can_read_words():
+            return  # placeholders have no words: the eagerness's base wait applies
+        self._judged_pause = pause[0]
+        mic.judging(pause[0])
+        self._call.spawn(self._judge(pause[0], mic.turn_so_far()))
+
+    def _can_read_words(self) -> bool:
+        call = self._call
+        if call.transcriber is not None:
+            return True
+        model = call.knobs.stt_model
+        if model == "none" or _stt.resolve_model(model) is None:
+            return False
+        return model != "auto" or _stt.missing() is None
+
+    async def _judge(self, pause_id: int, segment: Segment) -> None:
+        config = self._call.session["audio"]["input"]["transcription"] or {}
+        request = TranscriptionRequest(
+            segment.pcm,
+            segment.sample_rate,
+            str(config.get("model", "")),
+            config.get("language"),
+            config.get("prompt"),
+        )
+        complete: bool | None = None
+        try:
+            if self._call.transcriber is not None:
+                result = self._call.transcriber(request)
+                text = await result if asyncio.iscoroutine(result) else result
+            else:
+                text = "".join(await recognize(request, self._call.knobs.stt_model))
+            complete = phrase_is_complete(text if isinstance(text, str) else None)
+        except Exception:  # an unreadable pause takes the base wait
+            log.debug("call %s: reading a pause failed", self._call.id, exc_info=True)
+        self.mic.judged(pause_id, complete)
 
     def _check_idle(self, now_ms: float) -> None:
         call = self._call
@@ -167,16 +239,26 @@ class TurnTaking:
     async def _after_turn(self, item: dict[str, Any], segment: Segment) -> None:
         call = self._call
         transcription = call.session["audio"]["input"]["transcription"]
-        if transcription:
-            await self._transcribe(item, segment, transcription)
         td = self.turn_detection
-        if td and td.get("create_response", True) and call.active is None:
-            call.start_response(parse_response_params(call.session, None))
+        respond = bool(td and td.get("create_response", True) and call.active is None)
+        if not respond:
+            if transcription:
+                await self._transcribe(item, segment, transcription)
+            return
+        heard = call.spawn(self._transcribe(item, segment, transcription or None))
+        # response.created goes out now; the transcription events follow when ready.
+        params = parse_response_params(call.session, None)
+        runner = VoiceTurnResponse(call, params, heard)
+        call.active = runner
+        runner.task = call.spawn(runner.run())
 
     async def _transcribe(
-        self, item: dict[str, Any], segment: Segment, config: dict[str, Any]
+        self, item: dict[str, Any], segment: Segment, config: dict[str, Any] | None
     ) -> None:
         call = self._call
+        if config is None:  # transcription is off: nothing to wait for
+            return
+        await asyncio.sleep(0)  # after the turn's response.created, as the service orders them
         request = TranscriptionRequest(
             segment.pcm,
             segment.sample_rate,
@@ -211,7 +293,8 @@ class TurnTaking:
         if extra > 0:
             await asyncio.sleep(extra)
         item["content"][0]["transcript"] = transcript
-        for word in words or [""]:  # the words as the recognizer gave them
+        # The words as the recognizer gave them, or the text so far (transcription_deltas).
+        for word in _stt.transcription_deltas(words, call.knobs.transcription_deltas):
             call.emit(
                 "conversation.item.input_audio_transcription.delta",
                 item_id=item["id"],

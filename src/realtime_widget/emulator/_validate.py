@@ -137,7 +137,7 @@ def voice(value: Any, param: str) -> str | dict[str, Any]:
     return string(value, param)
 
 
-tool = obj(
+function_tool = obj(
     {
         "type": enum("function"),
         "name": string,
@@ -146,6 +146,31 @@ tool = obj(
     },
     required=("name",),
 )
+
+# Inworld's built-in search tool: {"type": "web_search", "providerData": {engine, max_results,
+# max_steps}} (camelCase, like the session's providerData); the service runs it itself.
+WEB_SEARCH = "web_search"
+web_search_tool = obj(
+    {
+        "type": enum(WEB_SEARCH),
+        "providerData": obj(
+            {"engine": string, "max_results": integer(1, 100), "max_steps": integer(1, 100)}
+        ),
+    }
+)
+
+
+def tool(value: Any, param: str) -> dict[str, Any]:
+    """A function tool (``type`` may be left out) or Inworld's built-in ``web_search``."""
+    if isinstance(value, dict) and value.get("type") == WEB_SEARCH:
+        checked: dict[str, Any] = web_search_tool(value, param)
+        return checked
+    if isinstance(value, dict) and value.get("type", "function") != "function":
+        raise value_error(
+            f"{param}.type", value.get("type"), f"Supported values are: function, {WEB_SEARCH}."
+        )
+    checked = function_tool(value, param)
+    return checked
 
 
 def tool_choice(value: Any, param: str) -> str | dict[str, Any]:
@@ -156,14 +181,39 @@ def tool_choice(value: Any, param: str) -> str | dict[str, Any]:
     return enum(*TOOL_CHOICES)(value, param)
 
 
-def audio_format(value: Any, param: str) -> dict[str, Any]:
-    checked = obj(
-        {"type": enum("audio/pcm", "audio/pcmu", "audio/pcma"), "rate": integer(8000, 48000)},
-        required=("type",),
-    )(value, param)
-    if checked["type"] == "audio/pcm" and checked.get("rate", 24000) != 24000:
-        raise value_error(f"{param}.rate", checked["rate"], "Only 24000 is supported.")
-    return checked
+# Beta-style string formats (and the GA type names as bare strings), each stored as the GA
+# object it names, so the session the emulator echoes stays in the GA schema.
+AUDIO_FORMAT_NAMES: dict[str, dict[str, Any]] = {
+    "pcm16": {"type": "audio/pcm", "rate": 24000},
+    "g711_ulaw": {"type": "audio/pcmu"},
+    "g711_alaw": {"type": "audio/pcma"},
+    "audio/pcm": {"type": "audio/pcm", "rate": 24000},
+    "audio/pcmu": {"type": "audio/pcmu"},
+    "audio/pcma": {"type": "audio/pcma"},
+}
+
+
+def audio_format(rates: tuple[int, int] = (24000, 24000)) -> Validator:
+    """A format object, or one of ``AUDIO_FORMAT_NAMES``; ``audio/pcm`` takes a rate in
+    ``rates`` (Inworld takes 8-48 kHz input PCM; output is 24 kHz)."""
+
+    def check(value: Any, param: str) -> dict[str, Any]:
+        if isinstance(value, str):
+            if value not in AUDIO_FORMAT_NAMES:
+                names = ", ".join(AUDIO_FORMAT_NAMES)
+                raise value_error(param, value, f"Supported values are: {names}, or an object.")
+            return dict(AUDIO_FORMAT_NAMES[value])
+        checked: dict[str, Any] = obj(
+            {"type": enum("audio/pcm", "audio/pcmu", "audio/pcma"), "rate": integer(8000, 48000)},
+            required=("type",),
+        )(value, param)
+        lo, hi = rates
+        if checked["type"] == "audio/pcm" and not lo <= checked.get("rate", 24000) <= hi:
+            allowed = f"{lo}" if lo == hi else f"from {lo} to {hi}"
+            raise value_error(f"{param}.rate", checked["rate"], f"Supported rates: {allowed}.")
+        return checked
+
+    return check
 
 
 def metadata(value: Any, param: str) -> dict[str, str] | None:

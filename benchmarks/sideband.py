@@ -1,0 +1,129 @@
+"""Sideband delivery on loopback: the service sends a server event -> the kernel's sideband client
+(``realtime_widget._sideband.Sideband``) receives it, p50 / p95 (target p50 <= 2 ms). The data
+channel's delivery of the same events to the page's side is printed beside it.
+
+Two processes, as in use: a service process runs the emulator and an aiortc client holding the
+page's side of one call; this process is the kernel: it opens the call's sideband and sends text
+turns over it. The emulator stamps each server event as it fans it out (a listener placed first
+on the call's sidebands), the page and the kernel stamp it on arrival; ``time.monotonic`` is the
+machine's one monotonic clock, so the stamps compare across the two processes. Run it inside the
+loopback-only namespace (it opens a WebRTC peer connection):
+
+    scripts/in-netns .venv/bin/python benchmarks/sideband.py [turns]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "emulator")]
+
+TEXT_ONLY = {"type": "response.create", "response": {"output_modalities": ["text"]}}
+# Deltas 20 ms apart: the FAST tests' 2 ms stacks events into bursts that measure queueing.
+KNOBS = {"first_delta_delay_ms": 0.0, "delta_interval_ms": 20.0, "speech_rate": 150.0,
+         "vad": "energy", "tts": "formant", "stt_model": "none"}  # fmt: skip
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def line(name: str, ms: list[float]) -> str:
+    return (
+        f"{name:<36} n={len(ms):4d}  p50={statistics.median(ms):6.3f} ms  "
+        f"p95={quantile(ms, 0.95):6.3f} ms"
+    )
+
+
+async def service() -> None:
+    """The service process: emulator + the page's side; stamps until stdin says 'done'."""
+    from emu_client import RealtimeClient
+
+    from realtime_widget.emulator import Emulator
+
+    with Emulator(**KNOBS) as emu:
+        page = RealtimeClient(emu.base_url, emu.api_key, mic=False)
+        await page.connect()
+        sent: dict[str, float] = {}
+
+        def stamp(text: str) -> None:
+            now = time.monotonic()
+            sent[json.loads(text)["event_id"]] = now
+
+        emu._server.calls[str(page.call_id)].sidebands.insert(0, stamp)  # type: ignore[union-attr]
+        start = len(page.events)
+        hello = {"base_url": emu.base_url, "api_key": emu.api_key, "call_id": page.call_id}
+        print(json.dumps(hello), flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.readline)
+        channel = {
+            ev["event_id"]: page.time_of(ev) for ev in page.events[start:] if "event_id" in ev
+        }
+        print(json.dumps({"sent": sent, "channel": channel}), flush=True)
+        await page.close()
+
+
+async def kernel(turns: int) -> None:
+    from emu_checks import user_text
+
+    from realtime_widget._sideband import Sideband, sideband_url
+
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--service"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        hello = json.loads(child.stdout.readline())
+        heard: dict[str, float] = {}
+        done = asyncio.Event()
+
+        def on_event(event: dict[str, object], t_ms: float) -> None:
+            heard.setdefault(str(event.get("event_id")), t_ms / 1000)
+            if event.get("type") == "response.done":
+                done.set()
+
+        sideband = Sideband(
+            sideband_url(hello["base_url"], hello["call_id"]),
+            {"Authorization": f"Bearer {hello['api_key']}"},
+            on_event=on_event,
+            on_state=lambda state, reason: None,
+            clock=lambda: time.monotonic() * 1000,
+        )
+        assert await sideband.start()
+        await asyncio.sleep(0.2)
+        for i in range(turns):
+            done.clear()
+            sideband.send([user_text(f"Tell me something, number {i}"), TEXT_ONLY])
+            await asyncio.wait_for(done.wait(), 10)
+        await asyncio.sleep(0.2)
+        await sideband.close()
+        child.stdin.write("done\n")
+        child.stdin.flush()
+        stamps = json.loads(child.stdout.readline())
+    finally:
+        child.wait(30)
+    sent, channel = stamps["sent"], stamps["channel"]
+    on_sideband = [(heard[e] - sent[e]) * 1000 for e in heard if e in sent]
+    on_channel = [(channel[e] - sent[e]) * 1000 for e in channel if e in sent]
+    print(f"sideband delivery on loopback: {turns} text turns, deltas 20 ms apart")
+    print(line("service send -> kernel (sideband)", on_sideband))
+    print(line("service send -> page (data channel)", on_channel))
+    print("target: sideband p50 <= 2 ms")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--service"]:
+        asyncio.run(service())
+    else:
+        asyncio.run(kernel(int(sys.argv[1]) if len(sys.argv) > 1 else 30))

@@ -1,0 +1,196 @@
+"""The host probe: what this notebook host carries between the kernel and the page.
+
+Jupyter hands a widget's messages to the kernel between cells, except where the kernel lets
+them in while a cell awaits: ipykernel >= 7.4 dispatches comm messages during an awaiting cell,
+and JupyterLab >= 4.4 / Notebook >= 7.4 can send them on a kernel subshell
+(``commsOverSubshells``), whose handlers run on another thread. Which one holds is learnt at
+run time: the first ``await`` sends the page a ``probe`` and waits a moment for its reply.
+Where it does not come, awaiting raises :class:`MidCellDeliveryError` (the fix, and the
+next-cell path) instead of blocking a kernel that cannot receive what it waits for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _bridge as B
+from ._pending import new_id, wake
+
+if TYPE_CHECKING:
+    from ._port import CallPort
+
+PROBE_TIMEOUT_S = 3.0  # a page answers a probe in milliseconds; the kernel may be busy
+PROBE_BYTES = bytes(range(0, 256, 17)) + b"rtw-probe\x00\xff"  # high bytes catch text mangling
+
+
+def ipykernel_version() -> tuple[int, ...] | None:
+    """The version of the ipykernel running this code, or None outside a kernel."""
+    mod = sys.modules.get("ipykernel.kernelapp")
+    if mod is None or not mod.IPKernelApp.initialized():
+        return None
+    import ipykernel
+
+    parts = []
+    for piece in ipykernel.__version__.split(".")[:3]:
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+class MidCellDeliveryError(RuntimeError):
+    """This host does not deliver the page's messages to the kernel while a cell awaits."""
+
+
+def _in_marimo() -> bool:
+    mo = sys.modules.get("marimo")
+    try:
+        return bool(mo is not None and mo.running_in_notebook())
+    except Exception:  # an old marimo without running_in_notebook()
+        return False
+
+
+def mid_cell_words(detail: str) -> str:
+    version = ipykernel_version()
+    kernel = f"ipykernel {'.'.join(map(str, version))}" if version else "this kernel"
+    if _in_marimo():
+        fix = (
+            "marimo hands the page's messages to Python only after a cell ends, and no setting "
+            "changes that."
+        )
+    else:
+        fix = (
+            f"Fix: upgrade the kernel ({kernel}) to ipykernel >= 7.4 "
+            '(pip install -U "ipykernel>=7.4"; it needs Python >= 3.11), or in JupyterLab >= '
+            "4.4 / Notebook >= 7.4 turn on Settings > Kernel > 'commsOverSubshells'; then "
+            "restart the kernel."
+        )
+    return (
+        f"Messages from the page do not reach the kernel while a cell awaits here ({detail}), "
+        "so this await could never finish.\n"
+        f"{fix}\n"
+        "Or do not await: the handle fills in by itself. Run `r = w.ask(...)` (or `h = "
+        "w.say(...)`) in one cell and read `r.text` (`h.ended_ms`) in the next; "
+        "`w.on(event_type, fn)` runs code as events arrive.\n"
+        "(If no page shows this widget, display it first: the page answers the probe.)"
+    )
+
+
+class Delivery:
+    """The host probe: whether binary buffers survive each way, how long a round trip to the
+    page takes, and whether the page's messages reach the kernel while a cell awaits. What it
+    learns is in ``w.host_info`` and the log (``probe.result``)."""
+
+    def __init__(self, port: CallPort, show: Callable[[dict[str, Any]], None]) -> None:
+        self._port = port
+        self._show = show  # where what it learns is shown (the widget's host_info)
+        self._lock = threading.Lock()
+        self._sent: dict[str, float] = {}  # probe id -> kernel time sent (ms)
+        self._awaiting: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+        self._timed_out: set[str] = set()
+        self.mid_cell: bool | None = None
+        version = ipykernel_version()
+        self._info: dict[str, Any] = {
+            "buffers_to_browser": None,
+            "buffers_to_kernel": None,
+            "mid_cell": None,
+            "ipykernel": ".".join(map(str, version)) if version else None,
+            "round_trip_ms": None,
+        }
+        show(dict(self._info))
+        port.handle(B.PROBE_REPLY, self.on_reply)
+
+    @property
+    def buffers_to_browser(self) -> bool:
+        """Send binary payloads as buffers unless a probe showed they are dropped."""
+        return self._info["buffers_to_browser"] is not False
+
+    def probe(self) -> str:
+        """Send one probe to the page(s); the reply fills in ``host_info``."""
+        probe_id = new_id("probe")
+        with self._lock:
+            self._sent[probe_id] = time.time() * 1000.0
+        self._port.post(B.message(B.PROBE, page="", probe_id=probe_id, b64=""), [PROBE_BYTES])
+        return probe_id
+
+    def on_reply(self, msg: dict[str, Any]) -> None:
+        """A page's ``probe_reply`` (on whatever thread delivered it)."""
+        now = time.time() * 1000.0
+        probe_id = msg["probe_id"]
+        with self._lock:
+            sent = self._sent.pop(probe_id, None)
+            waiting = self._awaiting.pop(probe_id, None)
+            late = probe_id in self._timed_out
+            self._timed_out.discard(probe_id)
+            if sent is None:
+                return  # not ours (another kernel's page, or answered twice)
+            info = dict(self._info)
+            info["buffers_to_browser"] = msg["buffers"] >= 1 and msg["bytes"] == len(PROBE_BYTES)
+            info["buffers_to_kernel"] = msg["received_buffers"] >= 1 and msg["data"] == PROBE_BYTES
+            info["round_trip_ms"] = round(now - sent, 1)
+            if waiting is not None and not waiting[1].done():
+                self.mid_cell = True  # it arrived while a cell awaited it
+            elif late and not self._awaiting:
+                self.mid_cell = False  # it came only after the awaiting cell gave up
+            info["mid_cell"] = self.mid_cell
+            self._info = info
+        self._show(dict(info))
+        self._port.log_local(
+            {
+                "type": "probe.result",
+                "buffers": {
+                    "to_browser": info["buffers_to_browser"],
+                    "to_kernel": info["buffers_to_kernel"],
+                },
+                "mid_cell": info["mid_cell"],
+                "round_trip_ms": info["round_trip_ms"],
+            }
+        )
+        if waiting is not None:
+            wake(*waiting)
+
+    def _set_mid_cell(self, value: bool) -> None:
+        with self._lock:
+            self.mid_cell = value
+            self._info = {**self._info, "mid_cell": value}
+            info = dict(self._info)
+        self._show(info)
+
+    async def ensure(self) -> None:
+        """Return when the page's messages can reach this awaiting cell; else raise
+        :class:`MidCellDeliveryError` (never wait for what cannot arrive)."""
+        if self.mid_cell is True:
+            return
+        if self.mid_cell is False:
+            raise MidCellDeliveryError(mid_cell_words("a probe earlier found so"))
+        version = ipykernel_version()
+        if version is not None and version < (7,):
+            # No subshells and no comm dispatch during a cell before ipykernel 7.
+            self._set_mid_cell(False)
+            raise MidCellDeliveryError(mid_cell_words("kernels before ipykernel 7 hold them"))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        probe_id = new_id("probe")
+        with self._lock:
+            self._sent[probe_id] = time.time() * 1000.0
+            self._awaiting[probe_id] = (loop, fut)
+        self._port.post(B.message(B.PROBE, page="", probe_id=probe_id, b64=""), [PROBE_BYTES])
+        try:
+            await asyncio.wait_for(fut, PROBE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            with self._lock:
+                self._awaiting.pop(probe_id, None)
+                self._timed_out.add(probe_id)
+            raise MidCellDeliveryError(
+                mid_cell_words(
+                    f"a probe sent to the page got no answer within {PROBE_TIMEOUT_S:g} s"
+                )
+            ) from None
+        finally:
+            with self._lock:
+                self._awaiting.pop(probe_id, None)

@@ -1,0 +1,682 @@
+"""Conditions: a spoken turn's audio as it would reach the service in a real place.
+
+``Condition(noise="babble", snr_db=10)`` adds voices in the background at 10 dB below the
+speech; ``Condition(telephone=True)`` passes it through a phone line; ``gain_db`` makes it
+quieter or louder. ``apply(samples, sample_rate)`` is the transform itself (float mono in,
+float32 out, same rate and length); ``noise(ms, sample_rate)`` is the condition's noise alone.
+
+The chain, in order: noise is added (the room), the gain is applied (the distance to the
+microphone), samples are clipped to [-1, 1] (the converter), then the phone line runs. Every
+random choice is drawn from the condition's ``seed`` and the clip's own samples, so a clip
+comes out the same on every repeat. The DSP is scipy's filters and soxr's resampler (the
+``conditions`` extra), imported when first used.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import threading
+import warnings
+import zlib
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from .._clips import load_source, wav_info
+from .._extras import require
+
+__all__ = ["NOISE_COLOURS", "NOMINAL_SPEECH_DBFS", "Condition"]
+
+NOISE_COLOURS = ("white", "pink", "brown")
+NOISE_NAMES = (*NOISE_COLOURS, "babble")
+# the active level of a clip with no speech in it (and of noise() alone): espeak-ng's voices
+# speak at -17..-20 dBFS over their active frames
+NOMINAL_SPEECH_DBFS = -20.0
+FRAME_MS = 20  # the frames the active part of the speech is found in
+ACTIVE_BELOW_PEAK_DB = 40.0  # a frame is active within this many dB of the loudest frame...
+ACTIVE_FLOOR_DBFS = -70.0  # ...and above this absolute level
+CLIP_WARN_FRACTION = 0.001  # warn when more than this share of the samples hit full scale
+PHONE_BAND_HZ = (300.0, 3400.0)
+PHONE_RATE = 8000
+MU = 255.0
+MIN_RATE, MAX_RATE = 8000, 384_000
+
+
+def _np() -> Any:
+    return require("numpy", "conditions", "Condition")
+
+
+def _signal() -> Any:
+    return require("scipy.signal", "conditions", "Condition", "scipy")
+
+
+def _soxr() -> Any:
+    return require("soxr", "conditions", "Condition")
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+def _number(field: str, value: Any, lo: float, hi: float, unit: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{field} must be a number of {unit}; got {value!r}")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ValueError(
+            f"{field} must be a finite number of {unit} in {lo:g}..{hi:g}; got {value!r}"
+        )
+    return float(value)
+
+
+def _rate(value: Any, field: str = "sample_rate") -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise TypeError(f"{field} must be a whole number of samples per second; got {value!r}")
+    if not MIN_RATE <= value <= MAX_RATE:
+        raise ValueError(f"{field} must be {MIN_RATE}..{MAX_RATE} Hz; got {value!r}")
+    return int(value)
+
+
+def _mono(np: Any, samples: Any, field: str) -> Any:
+    """``samples`` as a 1-D float32 array (float in [-1, 1], or int16 scaled to it)."""
+    a = np.asarray(samples)
+    if a.ndim == 2 and 1 in a.shape:
+        a = a.reshape(-1)
+    if a.ndim != 1:
+        raise ValueError(f"{field} must be mono: shape (n,) or (n, 1); got shape {a.shape}")
+    if a.dtype.kind == "f":
+        out = a.astype(np.float32, copy=True)
+        if not np.isfinite(out).all():
+            raise ValueError(f"{field} holds NaN or infinite samples")
+        return out
+    if a.dtype == np.int16:
+        return a.astype(np.float32) / 32768.0
+    raise TypeError(f"{field} must hold float samples in [-1, 1] (or int16); got {a.dtype}")
+
+
+# -- noise beds ------------------------------------------------------------------------------
+
+
+def _colour(np: Any, colour: str, n: int, rng: Any) -> Any:
+    """``n`` samples of unit-RMS noise whose power falls as 1/f^0 (white), 1/f (pink) or 1/f^2
+    (brown): seeded Gaussian noise, shaped in the frequency domain for pink and brown."""
+    if n == 0:
+        return np.zeros(0, np.float32)
+    if colour == "white":
+        out = rng.standard_normal(n, dtype=np.float32)
+    else:
+        fft = require("scipy.fft", "conditions", "Condition", "scipy")
+
+        # a Gaussian spectrum is white noise's spectrum: one inverse transform, not two
+        bins = n // 2 + 1
+        spectrum = np.empty(bins, np.complex64)
+        spectrum.real = rng.standard_normal(bins, dtype=np.float32)
+        spectrum.imag = rng.standard_normal(bins, dtype=np.float32)
+        spectrum *= _slope(colour, n)
+        out = fft.irfft(spectrum, n)
+    rms = float(np.sqrt(np.mean(np.square(out, dtype=np.float64))))
+    return out / np.float32(rms) if rms > 0 else out
+
+
+@lru_cache(maxsize=8)
+def _slope(colour: str, n: int) -> Any:
+    """The amplitude of each frequency bin for pink (1/sqrt(f)) or brown (1/f) noise."""
+    np = _np()
+    bins = np.arange(n // 2 + 1, dtype=np.float32)
+    # below ~1/1000 of the band the slope stops: a brown walk must not drift off as DC
+    knee = max(1, bins.size // 1000)
+    bins[:knee] = knee
+    slope = bins ** np.float32(-0.5 if colour == "pink" else -1.0)
+    slope[0] = 0.0
+    slope.setflags(write=False)
+    return slope
+
+
+_BABBLE_VOICES = (
+    ("en-us+m3", 165),
+    ("en-gb+f2", 180),
+    ("en-us+f4", 170),
+    ("en-gb-scotland+m1", 160),
+    ("en-029+f1", 175),
+    ("en-us+m7", 185),
+    ("en-gb-x-rp+f5", 168),
+)
+_BABBLE_LINES = (
+    "Did you see the game last night? I could not believe the second half.",
+    "We are thinking of going to the coast in August, if the weather holds.",
+    "She told me the new place on the corner does a very good breakfast.",
+    "Honestly, the train was late again, so I missed the first meeting.",
+    "Can you pass me the menu? I think I will have the soup today.",
+    "My brother just moved into a flat with two cats and a balcony.",
+    "The report is due on Friday, but nobody has started on the figures.",
+    "They say it might snow this weekend, which would be a first in years.",
+    "I ordered the blue one, but they sent me a green one instead.",
+    "Let us meet at half past six by the fountain in the square.",
+    "He has been learning the piano for a year and he is getting good.",
+    "Are you coming to the party on Saturday? Bring something to drink.",
+    "The kids want pizza again, so I suppose that settles dinner.",
+    "Our neighbours are building an extension and the noise never stops.",
+)
+_BABBLE_SECONDS = 16.0
+_babble_lock = threading.Lock()
+_babble_beds: dict[int, Any] = {}
+
+
+def _babble_bed(sample_rate: int) -> Any:
+    """The babble bed at ``sample_rate``: seven espeak-ng voices, each speaking two different
+    sentences, levelled to the same active loudness, each looped from its own start point and
+    mixed, unit RMS. Built once per process (then resampled once per rate) and cached."""
+    np = _np()
+    with _babble_lock:
+        bed = _babble_beds.get(sample_rate)
+        if bed is not None:
+            return bed
+        base = _babble_beds.get(0)
+        if base is None:
+            base = _build_babble(np)
+            _babble_beds[0] = base
+        rate, mix = base
+        bed = mix if rate == sample_rate else _resample(np, mix, rate, sample_rate)
+        bed = bed / float(np.sqrt(np.mean(bed.astype(np.float64) ** 2)))
+        bed.setflags(write=False)
+        _babble_beds[sample_rate] = bed
+        return bed
+
+
+def _build_babble(np: Any) -> tuple[int, Any]:
+    from .._clips import synthesize
+
+    def speak(index: int) -> tuple[Any, int]:
+        voice, wpm = _BABBLE_VOICES[index]
+        lines = (
+            _BABBLE_LINES[2 * index % len(_BABBLE_LINES)],
+            _BABBLE_LINES[(2 * index + 1) % len(_BABBLE_LINES)],
+        )
+        try:
+            wav = synthesize(" ".join(lines), voice=voice, wpm=wpm)
+        except (ImportError, RuntimeError) as exc:
+            raise type(exc)(f'noise="babble" is spoken by espeak-ng, which failed: {exc}') from None
+        return _decode_wav(np, wav, "the babble voice")
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        voices = list(pool.map(speak, range(len(_BABBLE_VOICES))))
+    rate = voices[0][1]
+    length = int(_BABBLE_SECONDS * rate)
+    mix = np.zeros(length, np.float64)
+    for index, (samples, voice_rate) in enumerate(voices):
+        if voice_rate != rate:
+            samples = _resample(np, samples, voice_rate, rate)
+        level = _active_power(np, samples, rate)
+        track = samples.astype(np.float64) / math.sqrt(level or 1.0)
+        # each voice starts at its own point of the loop, so pauses do not line up
+        start = (index * length) // len(voices)
+        mix += np.roll(_loop(np, track, length, 0), start)
+    return rate, mix.astype(np.float32)
+
+
+def _decode_wav(np: Any, data: bytes, where: str) -> tuple[Any, int]:
+    """A WAV file's samples as mono float32 (channels averaged) and its rate."""
+    wavfile = require("scipy.io.wavfile", "conditions", "Condition", "scipy")
+
+    if wav_info(data) is None:
+        raise ValueError(f"{where} is not a WAV file scipy can read: no format and data chunks")
+    try:
+        rate, a = wavfile.read(io.BytesIO(data))
+    except (ValueError, EOFError, UnboundLocalError) as exc:  # scipy's parser raises all three
+        raise ValueError(f"{where} is not a WAV file scipy can read: {exc}") from None
+    a = np.asarray(a)
+    if a.dtype == np.uint8:
+        a = (a.astype(np.float32) - 128.0) / 128.0
+    elif a.dtype.kind == "i":
+        a = a.astype(np.float32) / float(2 ** (8 * a.dtype.itemsize - 1))
+    a = a.astype(np.float32)
+    if a.ndim == 2:
+        a = a.mean(axis=1, dtype=np.float32)
+    return a, int(rate)
+
+
+def _decode_file(np: Any, path: str) -> tuple[Any, int]:
+    data, mime, _ = load_source(path, text=None, sample_rate=None, voice="", wpm=175)
+    if mime == "audio/wav":
+        samples, rate = _decode_wav(np, data, f"the noise file {path!r}")
+    else:
+        samples, rate = _decode_av(np, data, path, mime)
+    if samples.size == 0:
+        raise ValueError(f"the noise file {path!r} holds no samples")
+    return samples, rate
+
+
+def _decode_av(np: Any, data: bytes, path: str, mime: str) -> tuple[Any, int]:
+    try:
+        import av
+    except ImportError:
+        raise ImportError(
+            f"the noise file {path!r} is {mime}; without PyAV only WAV files can be read: "
+            'pip install "realtime-widget[emulator]" (or: pip install av), or convert it to WAV'
+        ) from None
+    errors = (getattr(av, "FFmpegError", OSError), IndexError, ValueError)
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.audio[0]
+            rate = int(stream.rate)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            chunks: list[Any] = []
+            for frame in container.decode(stream):
+                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    except errors as exc:
+        raise ValueError(f"the noise file {path!r} could not be decoded: {exc}") from None
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)).astype(np.float32), rate
+
+
+@lru_cache(maxsize=16)
+def _file_bed(path: str, mtime_ns: int, size: int, sample_rate: int) -> Any:
+    """A noise file at ``sample_rate``, unit RMS (keyed on its time and size, so an edit shows)."""
+    np = _np()
+    samples, rate = _decode_file(np, path)
+    if rate != sample_rate:
+        samples = _resample(np, samples, rate, sample_rate)
+    return _unit(np, samples, f"the noise file {path!r}")
+
+
+def _unit(np: Any, samples: Any, what: str) -> Any:
+    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if samples.size else 0.0
+    if rms == 0.0:
+        raise ValueError(f"{what} is silent: noise needs some signal to scale to the SNR")
+    out = (samples / rms).astype(np.float32)
+    out.setflags(write=False)
+    return out
+
+
+def _loop(np: Any, bed: Any, n: int, start: int) -> Any:
+    """``n`` samples of ``bed`` from ``start``, wrapping round as often as needed."""
+    if n == 0:
+        return bed[:0]
+    idx = (np.arange(n) + start) % bed.size if n + start > bed.size else slice(start, start + n)
+    return bed[idx]
+
+
+def _resample(np: Any, samples: Any, rate_in: int, rate_out: int) -> Any:
+    if rate_in == rate_out or samples.size == 0:
+        return samples
+    return _soxr().resample(samples.astype(np.float32), rate_in, rate_out, quality="HQ")
+
+
+# -- measurements ------------------------------------------------------------------------------
+
+
+def _frame_sums(np: Any, samples: Any, sample_rate: int) -> tuple[Any, Any]:
+    """The sum of squares and the sample count of each ``FRAME_MS`` frame (the last partial)."""
+    size = max(1, sample_rate * FRAME_MS // 1000)
+    squares = np.square(samples, dtype=np.float32)
+    full = samples.size // size
+    sums = squares[: full * size].reshape(full, size).sum(axis=1, dtype=np.float64)
+    counts = np.full(full, size, np.int64)
+    if samples.size > full * size:
+        sums = np.append(sums, squares[full * size :].sum(dtype=np.float64))
+        counts = np.append(counts, samples.size - full * size)
+    return sums, counts
+
+
+def _active_frames(np: Any, sums: Any, counts: Any) -> Any:
+    """Frames within ``ACTIVE_BELOW_PEAK_DB`` of the loudest and above ``ACTIVE_FLOOR_DBFS``."""
+    power = sums / np.maximum(counts, 1)
+    if power.size == 0:
+        return power > 0
+    floor = max(
+        float(power.max()) * 10 ** (-ACTIVE_BELOW_PEAK_DB / 10), 10 ** (ACTIVE_FLOOR_DBFS / 10)
+    )
+    return power >= floor
+
+
+def _active_power(np: Any, samples: Any, sample_rate: int) -> float:
+    sums, counts = _frame_sums(np, samples, sample_rate)
+    active = _active_frames(np, sums, counts)
+    return float(sums[active].sum() / counts[active].sum()) if active.any() else 0.0
+
+
+def active_level_dbfs(samples: Any, sample_rate: int) -> float | None:
+    """The speech level of ``samples`` over its active part, in dBFS (power of a full-scale
+    sine is -3 dBFS here, as RMS), or None when nothing in it is active: the level a
+    condition's SNR is measured against."""
+    np = _np()
+    x = _mono(np, samples, "samples")
+    power = _active_power(np, x, _rate(sample_rate))
+    return 10 * math.log10(power) if power > 0 else None
+
+
+# -- the phone line --------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _phone_sos() -> Any:
+    return _signal().butter(6, PHONE_BAND_HZ, btype="bandpass", fs=PHONE_RATE, output="sos")
+
+
+@lru_cache(maxsize=1)
+def _mu_law_levels() -> Any:
+    """The 256 sample values an 8-bit mu-law code decodes to."""
+    np = _np()
+    y = np.arange(256, dtype=np.float64) / 127.5 - 1.0
+    return (np.sign(y) * np.expm1(np.abs(y) * math.log1p(MU)) / MU).astype(np.float32)
+
+
+def _telephone(np: Any, x: Any, sample_rate: int) -> Any:
+    """8 kHz (soxr's anti-alias filter removes everything above 4 kHz), band 300-3,400 Hz,
+    8-bit mu-law, and back to ``sample_rate``."""
+    n = x.size
+    if n == 0:
+        return x
+    line = _resample(np, x, sample_rate, PHONE_RATE)
+    if line.size == 0:  # shorter than one sample of the line
+        return np.zeros(n, np.float32)
+    line = _signal().sosfilt(_phone_sos(), line)
+    # mu-law companding to 256 codes (G.711's curve in its continuous form), then decoded
+    y = np.log1p(MU * np.minimum(np.abs(line), 1.0)) * (np.sign(line) / math.log1p(MU))
+    code = np.rint((y + 1.0) * 127.5).astype(np.intp)
+    line = _mu_law_levels()[code]
+    out = _resample(np, line, PHONE_RATE, sample_rate)
+    if out.size < n:
+        out = np.concatenate([out, np.zeros(n - out.size, np.float32)])
+    return np.ascontiguousarray(out[:n], dtype=np.float32)
+
+
+# -- the condition ---------------------------------------------------------------------------
+
+_FIELDS = ("name", "noise", "snr_db", "telephone", "gain_db", "seed")
+
+
+class Condition:
+    """How a spoken turn's audio is heard: background noise at an SNR, a phone line, a gain.
+
+    ``noise``: "white", "pink", "brown" (generated, seeded), "babble" (espeak-ng voices
+    talking over each other), a path to an audio file (read as ``say()`` reads it), or an
+    ``(array, sample_rate)`` / array (at the clip's own rate); each looped or cut to the clip.
+    ``snr_db``: the speech's power over its active frames (20 ms frames within 40 dB of the
+    loudest, above -70 dBFS) against the noise's power over those same frames; needed with
+    ``noise``. ``telephone``: band-pass 300-3,400 Hz, 8 kHz, 8-bit mu-law, as a phone line.
+    ``gain_db``: applied after the noise (so it keeps the SNR), then samples are clipped to
+    [-1, 1] as a converter would (a warning says when more than 0.1 % of them were).
+    ``seed``: the noise's draw, with the clip's own samples. ``name``: a label for tables."""
+
+    __slots__ = (
+        "_array",
+        "_array_rate",
+        "_beds",
+        "_key",
+        "gain_db",
+        "name",
+        "noise_source",
+        "seed",
+        "snr_db",
+        "telephone",
+    )
+
+    name: str | None
+    noise_source: str | None
+    _array: Any
+    _array_rate: int | None
+    _beds: dict[int, Any]
+    _key: tuple[Any, ...]
+    snr_db: float | None
+    telephone: bool
+    gain_db: float
+    seed: int
+
+    def __init__(
+        self,
+        noise: Any = None,
+        snr_db: float | None = None,
+        *,
+        telephone: bool = False,
+        gain_db: float = 0.0,
+        seed: int = 0,
+        name: str | None = None,
+    ) -> None:
+        array, array_rate, kind = None, None, None
+        if noise is None:
+            if snr_db is not None:
+                raise ValueError("snr_db is the speech-to-noise ratio: it needs noise=...")
+        else:
+            kind, array, array_rate = _noise_kind(noise)
+            if snr_db is None:
+                raise ValueError(
+                    "noise needs snr_db: the speech's level above the noise in dB (e.g. 10)"
+                )
+            snr_db = _number("snr_db", snr_db, -30.0, 100.0, "dB")
+        if not isinstance(telephone, bool):
+            raise TypeError(f"telephone must be True or False; got {telephone!r}")
+        gain = _number("gain_db", gain_db, -120.0, 60.0, "dB")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a whole number >= 0; got {seed!r}")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ValueError(f"name must be a non-empty string or None; got {name!r}")
+        put = object.__setattr__
+        put(self, "name", name)
+        put(self, "noise_source", kind)
+        put(self, "snr_db", snr_db)
+        put(self, "telephone", telephone)
+        put(self, "gain_db", gain)
+        put(self, "seed", seed)
+        put(self, "_array", array)
+        put(self, "_array_rate", array_rate)
+        put(self, "_beds", {})
+        put(self, "_key", (name, kind, array_rate, snr_db, telephone, gain, seed))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a Condition is immutable; make a new one (setting {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a Condition is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Condition) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (self.to_dict(), self._noise_argument()))
+
+    def __repr__(self) -> str:
+        parts = []
+        if self.name is not None:
+            parts.append(f"name={self.name!r}")
+        if self.noise_source is not None:
+            if self._array is not None:
+                rate = f" at {self._array_rate} Hz" if self._array_rate else ""
+                parts.append(f"noise=<array of {self._array.size} samples{rate}>")
+            else:
+                parts.append(f"noise={self.noise_source!r}")
+            parts.append(f"snr_db={self.snr_db:g}")
+        if self.telephone:
+            parts.append("telephone=True")
+        if self.gain_db:
+            parts.append(f"gain_db={self.gain_db:g}")
+        if self.seed:
+            parts.append(f"seed={self.seed}")
+        return f"Condition({', '.join(parts)})"
+
+    # -- storage --
+
+    def to_dict(self) -> dict[str, Any]:
+        """The condition as JSON-ready values. Array noise is stored by its digest (the samples
+        stay out of the JSON): ``from_dict`` then needs the array again as ``noise=``."""
+        noise: Any = self.noise_source
+        if self._array is not None and self.noise_source:
+            noise = {
+                "array_sha256": self.noise_source.split(":", 1)[1],
+                "samples": int(self._array.size),
+                "sample_rate": self._array_rate,
+            }
+        return {
+            "name": self.name,
+            "noise": noise,
+            "snr_db": self.snr_db,
+            "telephone": self.telephone,
+            "gain_db": self.gain_db,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, noise: Any = None) -> Condition:
+        """A condition from ``to_dict()``'s values. ``noise=`` supplies the array of one that
+        had array noise (checked against the stored digest)."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"from_dict takes a mapping from to_dict(); got {type(data).__name__}")
+        unknown = sorted(set(data) - set(_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown Condition field(s) {unknown}; the fields are {', '.join(_FIELDS)}"
+            )
+        stored = data.get("noise")
+        if isinstance(stored, Mapping):
+            if noise is None:
+                raise ValueError(
+                    "this condition's noise was an array (sha256 "
+                    f"{str(stored.get('array_sha256'))[:16]}…); pass it again: "
+                    "Condition.from_dict(data, noise=(array, sample_rate))"
+                )
+            made = cls(noise, data.get("snr_db"))
+            want = f"array:{stored.get('array_sha256')}"
+            if made.noise_source != want or made._array_rate != stored.get("sample_rate"):
+                raise ValueError(
+                    "the noise= array is not the one this condition was stored with "
+                    "(its samples or sample rate differ)"
+                )
+            stored = noise
+        elif noise is not None:
+            raise ValueError("noise= is only for a stored condition whose noise was an array")
+        return cls(
+            stored,
+            data.get("snr_db"),
+            telephone=data.get("telephone", False),
+            gain_db=data.get("gain_db", 0.0),
+            seed=data.get("seed", 0),
+            name=data.get("name"),
+        )
+
+    def _noise_argument(self) -> Any:
+        if self._array is None:
+            return None
+        return self._array if self._array_rate is None else (self._array, self._array_rate)
+
+    # -- the transform --
+
+    def apply(self, samples: Any, sample_rate: int) -> Any:
+        """``samples`` (mono float in [-1, 1], or int16) under this condition: float32 at the
+        same rate and length. The same clip and seed always give the same samples."""
+        np = _np()
+        rate = _rate(sample_rate)
+        x = _mono(np, samples, "samples")
+        return self._chain(np, x, rate)
+
+    def noise(self, ms: float, sample_rate: int) -> Any:
+        """``ms`` of this condition's noise alone, as it would sound behind speech at the nominal
+        level (-20 dBFS active), then through the gain and the phone line: what ``apply``
+        makes of silence. Silence when the condition has no noise."""
+        np = _np()
+        rate = _rate(sample_rate)
+        ms = _number("ms", ms, 0.0, 3_600_000.0, "milliseconds")
+        return self._chain(np, np.zeros(round(ms * rate / 1000), np.float32), rate)
+
+    def _chain(self, np: Any, x: Any, rate: int) -> Any:
+        if self.noise_source is not None and x.size:
+            x = self._add_noise(np, x, rate)
+        if self.gain_db:
+            x *= np.float32(10 ** (self.gain_db / 20))
+        self._clip(np, x)
+        if self.telephone:
+            x = _telephone(np, x, rate)
+            np.clip(x, -1.0, 1.0, out=x)
+        return x
+
+    def _clip(self, np: Any, x: Any) -> None:
+        over = int(np.count_nonzero(np.abs(x) > 1.0))
+        if over:
+            np.clip(x, -1.0, 1.0, out=x)
+            if over > CLIP_WARN_FRACTION * x.size:
+                warnings.warn(
+                    f"{over / x.size:.1%} of the samples clipped at full scale under {self!r}: "
+                    "lower gain_db (or raise snr_db)",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+
+    def _add_noise(self, np: Any, x: Any, rate: int) -> Any:
+        n = x.size
+        rng = np.random.default_rng([self.seed, zlib.crc32(x.tobytes()), n, rate])
+        bed = self._noise_samples(np, n, rate, rng)
+        sums, counts = _frame_sums(np, x, rate)
+        active = _active_frames(np, sums, counts)
+        snr = 10 ** ((self.snr_db or 0.0) / 10)
+        if active.any():
+            speech = float(sums[active].sum() / counts[active].sum())
+            noise_sums, _ = _frame_sums(np, bed, rate)
+            noise = float(noise_sums[active].sum() / counts[active].sum())
+        else:  # nothing spoken: the noise sits where it would behind nominal speech
+            speech = 10 ** (NOMINAL_SPEECH_DBFS / 10)
+            noise = float(np.mean(bed.astype(np.float64) ** 2))
+        if noise <= 0:
+            return x
+        return x + bed * np.float32(math.sqrt(speech / (noise * snr)))
+
+    def _noise_samples(self, np: Any, n: int, rate: int, rng: Any) -> Any:
+        kind = self.noise_source or ""
+        if kind in NOISE_COLOURS:
+            return _colour(np, kind, n, rng)
+        if kind == "babble":
+            bed = _babble_bed(rate)
+        elif self._array is not None:
+            bed = self._array
+            if self._array_rate is not None and self._array_rate != rate:
+                bed = self._beds.get(rate)
+                if bed is None:  # resampled once per rate
+                    bed = _unit(np, _resample(np, self._array, self._array_rate, rate), "noise")
+                    self._beds[rate] = bed
+        else:
+            stat = _stat(kind)
+            bed = _file_bed(kind, stat.st_mtime_ns, stat.st_size, rate)
+        return _loop(np, bed, n, int(rng.integers(bed.size)))
+
+
+def _stat(path: str) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except OSError as exc:
+        raise FileNotFoundError(f"the noise file {path!r} is gone: {exc.strerror}") from None
+
+
+def _noise_kind(noise: Any) -> tuple[str, Any, int | None]:
+    """(what ``noise`` is, as the ``noise`` attribute holds it; the array; its rate)."""
+    allowed = (
+        'noise must be "white", "pink", "brown", "babble", a path to an audio file, or an '
+        "(array, sample_rate) / array"
+    )
+    if isinstance(noise, str) and noise.strip().lower() in NOISE_NAMES:
+        return noise.strip().lower(), None, None
+    if isinstance(noise, str | os.PathLike):
+        path = Path(noise)
+        if not path.is_file():
+            raise ValueError(f"{allowed}; got {str(noise)!r}, which is neither a name nor a file")
+        return str(path), None, None
+    array, rate = noise, None
+    if isinstance(noise, tuple) and len(noise) == 2:
+        array, rate = noise
+        rate = _rate(rate, "the noise array's sample rate")
+    if not hasattr(array, "__array__") and not isinstance(array, list):
+        raise TypeError(f"{allowed}; got {type(noise).__name__}")
+    np = _np()
+    a = _mono(np, array, "the noise array")
+    if a.size == 0 or not np.any(a):
+        raise ValueError("the noise array is empty or silent: it needs some signal to scale")
+    a.setflags(write=False)
+    digest = sha256(a.tobytes()).hexdigest()
+    return f"array:{digest}", a, rate
+
+
+def _rebuild(data: dict[str, Any], noise: Any) -> Condition:
+    return Condition.from_dict(data, noise=noise)

@@ -1,0 +1,127 @@
+"""The experiments feature of one widget: checks a grid's arguments, starts its runner and
+holds the runs going on (one grid at a time per widget)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._session import SESSION_TRAITS, SessionTraits
+from .runner import Runner
+from .runs import Runs
+from .script import Script, Turn, TurnSource
+
+if TYPE_CHECKING:
+    from .._delivery import Delivery
+    from .._port import CallPort
+    from .._widget import RealtimeWidget
+
+# Session fields whose change needs a new call rather than a session.update. None on the
+# emulator (every field applies from the next response; VAD settings at once), and none on
+# Inworld as its protocol is documented (partial updates of any field; a new model "applies
+# from the next response"). OpenAI's service refuses a voice change once a session has spoken:
+# pass ``fresh_call={"voice"}`` there.
+FRESH_CALL_FIELDS: frozenset[str] = frozenset()
+ISOLATIONS = ("conversation", "call", "none")
+
+
+def check_variants(
+    widget: RealtimeWidget, variants: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """Each variant's fields, validated as the widget's traits would take them (so a bad
+    value fails here, before anything runs)."""
+    variants = {"session": {}} if variants is None else variants
+    if not isinstance(variants, Mapping) or not variants:
+        raise TypeError(
+            'variants must be a dict of name -> session fields, e.g. {"Clive": {"voice": '
+            '"Clive"}, "fast": {"speed": 1.3}}'
+        )
+    checked: dict[str, dict[str, Any]] = {}
+    for name, fields in variants.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a variant's name is a non-empty string; got {name!r}")
+        if not isinstance(fields, Mapping):
+            raise TypeError(f"variant {name!r}: fields must be a dict; got {fields!r}")
+        unknown = sorted(set(fields) - set(SESSION_TRAITS))
+        if unknown:
+            raise TypeError(
+                f"variant {name!r}: unknown session field(s) {unknown}; known: "
+                f"{', '.join(SESSION_TRAITS)}"
+            )
+        scratch = SessionTraits(**{n: getattr(widget, n) for n in SESSION_TRAITS})
+        for key, value in fields.items():
+            setattr(scratch, key, value)
+        checked[name] = {k: copy.deepcopy(getattr(scratch, k)) for k in fields}
+    return checked
+
+
+def as_source(script: TurnSource | Iterable[str | Turn]) -> TurnSource:
+    """What the runner plays: a script (or another source of turns), or turns made one."""
+    if isinstance(script, Script) or hasattr(script, "turns_for"):
+        return script  # type: ignore[return-value]
+    return Script(script)
+
+
+class Experiments:
+    """``run_script`` of one widget: built with the widget (its public API), the call's port
+    and the host probe that awaiting the runs uses."""
+
+    def __init__(self, widget: RealtimeWidget, port: CallPort, delivery: Delivery) -> None:
+        self.widget = widget
+        self.port = port
+        self.delivery = delivery
+        self.active: Runs | None = None  # the grid going on (or the last one)
+
+    def run(
+        self,
+        script: TurnSource | Iterable[str | Turn],
+        variants: Mapping[str, Mapping[str, Any]] | None = None,
+        repeat: int = 1,
+        *,
+        fresh_call: Iterable[str] | bool = FRESH_CALL_FIELDS,
+        isolation: str = "conversation",
+        timeout: float = 60.0,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> Runs:
+        """Start the runs on the kernel's event loop; returns their handle at once."""
+        source = as_source(script)
+        checked = check_variants(self.widget, variants)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"repeat must be a whole number >= 1; got {repeat!r}")
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be one of {ISOLATIONS}; got {isolation!r}")
+        fresh: frozenset[str] = frozenset()
+        if fresh_call is True:
+            isolation = "call"
+        else:
+            fresh = frozenset(fresh_call or ())
+            unknown = sorted(fresh - set(SESSION_TRAITS))
+            if unknown:
+                raise TypeError(f"fresh_call names unknown session field(s) {unknown}")
+        if self.active is not None and not self.active.done:
+            raise RuntimeError(
+                "a run_script is still going on this widget: await it or .cancel() it"
+            )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "run_script runs on the kernel's event loop: call it in a notebook cell, or "
+                "from async code (await w.run_script(...))"
+            ) from None
+        runs = Runs(source, checked, repeat, delivery=self.delivery)
+        runner = Runner(
+            self.widget,
+            self.port,
+            runs,
+            fresh_call=fresh,
+            isolation=isolation,
+            timeout=timeout,
+            seed=seed,
+        )
+        self.active = runs
+        runs.track(runner.start(loop, progress), runner.cancel)
+        return runs

@@ -1,0 +1,152 @@
+"""The turns table and its files: one column -> dtype table, the DataFrame built from it, and
+the Parquet set (one file per run, partitioned by variant, with each run's log as JSONL and a
+``_runs.json`` manifest) written and read with the same types.
+
+A new column is one line in :data:`COLUMNS`: the frame, the Parquet schema and the reader all
+take it from there, and a set written before the column existed reads back with it empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .._extras import missing
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The four felt latencies of ``events.turns()``, of each turn's first response.
+LATENCY_COLUMNS = ("to_created_ms", "to_first_delta_ms", "to_first_audio_ms", "to_first_output_ms")
+
+# Every column of the turns table, in order, with its dtype: "float64" (NaN when missing),
+# "int64" (always set), "Int64" (a whole number that may be missing), "string" (may be missing)
+# and "list<string>" (a list, empty when there is none).
+COLUMNS: dict[str, str] = {
+    "variant": "string",
+    "repeat": "int64",
+    "turn": "int64",
+    "run": "int64",
+    "seed": "int64",
+    "call_number": "int64",
+    "kind": "string",
+    "prompt": "string",
+    "trigger": "string",
+    "status": "string",
+    "reason": "string",
+    "error": "string",
+    "text": "string",
+    "transcript": "string",
+    "heard": "string",
+    "response_id": "string",
+    "responses": "int64",
+    "tool_calls": "int64",
+    "tools": "list<string>",
+    "tool_ms": "float64",
+    "tool_hop_ms": "float64",
+    **dict.fromkeys(LATENCY_COLUMNS, "float64"),
+    "input_tokens": "Int64",
+    "output_tokens": "Int64",
+    "total_tokens": "Int64",
+    "audio_ms": "float64",
+    "turn_ms": "float64",
+    "started_ms": "float64",
+    "ended_ms": "float64",
+}
+# The variant is the Parquet partition (``variant=<name>/``), not a column of the files.
+PARTITION = "variant"
+MANIFEST = "_runs.json"
+FORMAT = {"format": "realtime-widget runs", "version": 1}
+
+
+def frame(rows: Sequence[Mapping[str, Any]], what: str = "Runs.turns()") -> pd.DataFrame:
+    """The turns table of ``rows``: every column of :data:`COLUMNS`, in order, with its dtype."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise missing("pandas", "pandas", what) from None
+    df = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    for col, dtype in COLUMNS.items():
+        if dtype == "list<string>":
+            df[col] = df[col].map(lambda v: list(v) if v is not None else [])
+        else:
+            df[col] = df[col].astype(dtype)
+    return df
+
+
+def arrow_schema(with_partition: bool = False) -> Any:
+    """The Parquet schema of :data:`COLUMNS` (without the variant, unless asked)."""
+    import pyarrow as pa
+
+    types = {
+        "float64": pa.float64(),
+        "int64": pa.int64(),
+        "Int64": pa.int64(),
+        "string": pa.string(),
+        "list<string>": pa.list_(pa.string()),
+    }
+    return pa.schema(
+        [(c, types[d]) for c, d in COLUMNS.items() if with_partition or c != PARTITION]
+    )
+
+
+def _pyarrow(what: str) -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise missing("parquet", "pyarrow", what) from None
+    return pa, pq
+
+
+def partition(variant: str) -> str:
+    """The folder of a variant's files: its name URL-quoted, as hive partitioning reads it."""
+    return f"variant={quote(variant, safe='')}"
+
+
+def run_stem(repeat: int) -> str:
+    return f"repeat-{repeat:03d}"
+
+
+def write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """One run's rows as a Parquet file (the variant left to the partition)."""
+    pa, pq = _pyarrow("Runs.to_parquet()")
+    table = pa.Table.from_pylist(
+        [{k: v for k, v in r.items() if k != PARTITION} for r in rows], schema=arrow_schema()
+    )
+    pq.write_table(table, path)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """One run's rows back from its Parquet file, each column cast to the table's type; a
+    column the file does not have (it was written before the column existed) reads as empty."""
+    pa, pq = _pyarrow("Runs.read_parquet()")
+    table = pq.read_table(path, partitioning=None)
+    columns: dict[str, Any] = {}
+    for f in arrow_schema():
+        if f.name in table.column_names:
+            columns[f.name] = table[f.name].cast(f.type)
+        else:
+            columns[f.name] = pa.nulls(table.num_rows, f.type)
+    for name in table.column_names:  # a newer writer's columns are kept as they are
+        if name not in columns and name != PARTITION:
+            columns[name] = table[name]
+    return pa.table(columns).to_pylist()
+
+
+def write_manifest(root: Path, manifest: Mapping[str, Any]) -> None:
+    (root / MANIFEST).write_text(json.dumps({**FORMAT, **manifest}, indent=1, default=repr))
+
+
+def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MANIFEST} in {root}: not a set written by to_parquet")
+    meta: dict[str, Any] = json.loads(path.read_text())
+    if meta.get("format") != FORMAT["format"]:
+        raise ValueError(f"{path} is not a realtime-widget runs manifest")
+    return meta

@@ -1,0 +1,63 @@
+"""Statistics over the turns' rows: per variant completion, latency quantiles and audio time,
+and the grid's wall time against its turns' own."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._extras import require
+from .storage import LATENCY_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Row = Mapping[str, Any]
+
+
+def quantile(values: Sequence[float | None], q: float) -> float:
+    """The ``q`` quantile, linear between closest ranks (numpy's default); NaN when empty."""
+    xs = sorted(v for v in values if v is not None and not math.isnan(v))
+    if not xs:
+        return float("nan")
+    pos = (len(xs) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def summarize(rows: Sequence[Row], variants: Sequence[str]) -> pd.DataFrame:
+    """Per variant: runs, turns, completion rate, p50/p95 of each latency, the agent's audio
+    seconds (total and per turn) and the turns' own time."""
+    pd = require("pandas", "pandas", "Runs.summary()")
+    out = []
+    for name in variants:
+        mine = [r for r in rows if r["variant"] == name]
+        entry: dict[str, Any] = {
+            "variant": name,
+            "runs": len({r["repeat"] for r in mine}),
+            "turns": len(mine),
+            "completed": sum(1 for r in mine if r["status"] == "completed"),
+        }
+        entry["completion_rate"] = entry["completed"] / len(mine) if mine else float("nan")
+        for col in LATENCY_COLUMNS:
+            vals = [r[col] for r in mine if r[col] is not None]
+            entry[f"{col}_p50"] = quantile(vals, 0.5)
+            entry[f"{col}_p95"] = quantile(vals, 0.95)
+        audio = [r["audio_ms"] for r in mine if r["audio_ms"] is not None]
+        entry["audio_s"] = sum(audio) / 1000.0 if audio else float("nan")
+        entry["audio_s_per_turn"] = entry["audio_s"] / len(audio) if audio else float("nan")
+        turn_ms = [r["turn_ms"] for r in mine if r["turn_ms"] is not None]
+        entry["turn_s"] = sum(turn_ms) / 1000.0 if turn_ms else float("nan")
+        out.append(entry)
+    return pd.DataFrame(out).set_index("variant")
+
+
+def timing(rows: Sequence[Row], wall_ms: float | None) -> dict[str, float | None]:
+    """The grid's wall time against the sum of its turns' own durations (seconds)."""
+    turn_ms = [r["turn_ms"] for r in rows if r["turn_ms"] is not None]
+    turns_s = sum(turn_ms) / 1000.0
+    wall_s = wall_ms / 1000.0 if wall_ms is not None else None
+    ratio = wall_s / turns_s if wall_s is not None and turns_s else None
+    return {"wall_s": wall_s, "turns_s": turns_s, "ratio": ratio}
