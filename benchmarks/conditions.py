@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import statistics
 import tempfile
 import time
@@ -195,10 +196,12 @@ async def ear(seeds: int, show: bool) -> None:
     print(
         f"\nthe emulator's ear: {len(PHRASES)} phrases (espeak-ng en-us, 175 wpm, median "
         f"{statistics.median(audio_s):.2f} s with padding), seeds 0..{seeds - 1}, "
-        f"faster-whisper tiny.en (loaded in {load_s:.2f} s)\n"
+        f"faster-whisper tiny.en (loaded in {load_s:.2f} s); load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n"
     )
     print(
-        f"{'condition':28} {'WER %':>6} {'sub':>4} {'del':>4} {'ins':>4} {'words':>6} {'median ms':>10}"
+        f"{'condition':28} {'WER %':>6} {'sub':>4} {'del':>4} {'ins':>4} {'words':>6} "
+        f"{'median ms':>10} {'min ms':>7}"
     )
     for label, cond in EAR_CONDITIONS.items():
         total, times, wrong = WordErrors(0, 0, 0, 0), [], []
@@ -213,7 +216,8 @@ async def ear(seeds: int, show: bool) -> None:
                     wrong.append((seed, phrase, text))
         print(
             f"{label:28} {100 * total.rate:6.1f} {total.substitutions:4} {total.deletions:4} "
-            f"{total.insertions:4} {total.reference_words:6} {1000 * statistics.median(times):10.0f}"
+            f"{total.insertions:4} {total.reference_words:6} {1000 * statistics.median(times):10.0f} "
+            f"{1000 * min(times):7.0f}"
         )
         if show:
             for seed, phrase, text in wrong:
@@ -221,7 +225,8 @@ async def ear(seeds: int, show: bool) -> None:
     print(
         "\nWER: (sub + del + ins) / reference words over all phrases and seeds; lower case, "
         "punctuation stripped, numbers NOT converted ('ten' vs '10' is a substitution). "
-        "median ms: the recognizer's wall time per phrase, on this machine."
+        "median/min ms: the recognizer's wall time per phrase on this machine (min: the least "
+        "contended)."
     )
 
 

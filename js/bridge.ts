@@ -35,6 +35,7 @@ export const CONNECT = kind(to_browser, "connect");
 export const ANSWER = kind(to_browser, "answer");
 export const SIGNAL_ERROR = kind(to_browser, "signal_error");
 export const SEND = kind(to_browser, "send");
+export const SHOWN = kind(to_browser, "shown");
 export const DISCONNECT = kind(to_browser, "disconnect");
 export const PLAY = kind(to_browser, "play");
 export const STOP_CLIP = kind(to_browser, "stop_clip");
@@ -111,6 +112,14 @@ export interface SendMsg {
   page: string;
   events: RealtimeEvent[];
 }
+/** Client events the kernel sent on the call's sideband: the view shows them (a typed turn),
+ * and a stop among them cuts the reply to what was heard; they are not sent or logged again. */
+export interface ShownMsg {
+  kind: typeof SHOWN;
+  call: number;
+  page: string;
+  events: RealtimeEvent[];
+}
 export interface DisconnectMsg {
   kind: typeof DISCONNECT;
   call: number;
@@ -151,6 +160,7 @@ export type ToBrowserMsg =
   | AnswerMsg
   | SignalErrorMsg
   | SendMsg
+  | ShownMsg
   | DisconnectMsg
   | PlayMsg
   | StopClipMsg
@@ -288,6 +298,8 @@ export function parseToBrowser(msg: unknown): ToBrowserMsg | null {
       };
     case SEND:
       return { kind: SEND, call, page, events: eventList(msg.events) };
+    case SHOWN:
+      return { kind: SHOWN, call, page, events: eventList(msg.events) };
     case DISCONNECT:
       return { kind: DISCONNECT, call, page };
     case PLAY: {

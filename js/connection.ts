@@ -70,6 +70,8 @@ export interface CallOptions {
 
 export interface CallHooks {
   record(dir: Direction, event: RealtimeEvent, tMs?: number): void;
+  /** A record for the view only (the kernel sent it on the sideband and logged it). */
+  show?(dir: Direction, event: RealtimeEvent, tMs: number): void;
   state(state: Status, detail: string): void;
   offer(sdp: string): void;
   /** Words about the page's audio for the view ("" clears them). */
@@ -445,6 +447,21 @@ export class PeerCall {
       }
     } else {
       this.outbox.push(...events);
+    }
+  }
+
+  /** Client events the kernel sent on the sideband: the view shows them; a stop among them
+   * still cuts the reply to what the user heard (the truncate goes on the data channel). */
+  shown(events: RealtimeEvent[]): void {
+    if (this.closed) return;
+    const t = this.deps.now();
+    for (const ev of events) this.hooks.show?.("client", ev, t);
+    if (
+      this.phase === "connected" &&
+      events.some((ev) => STOPS.has(ev.type ?? ""))
+    ) {
+      const cut = this.heard.cut(this.deps.now());
+      if (cut) this.transmit(cut);
     }
   }
 

@@ -17,6 +17,7 @@ import {
   RECORDING,
   REQUEST,
   SEND,
+  SHOWN,
   SIGNAL_ERROR,
   STATE,
   STOP_CLIP,
@@ -207,6 +208,18 @@ export class Controller {
     this.store.addRecord(call, rec);
   }
 
+  /** A record for the view alone: the kernel sent and logged it (on the sideband). Numbered
+   * below zero, apart from the log's records. */
+  private show(
+    call: number,
+    dir: Direction,
+    event: RealtimeEvent,
+    tMs: number,
+  ): void {
+    this.store.addRecord(call, { seq: this.shownSeq--, dir, t_ms: tMs, event });
+  }
+  private shownSeq = -1;
+
   private recordLocal(call: number, event: LocalEvent): void {
     this.record(call, "local", event);
   }
@@ -286,6 +299,9 @@ export class Controller {
             events: msg.events,
           });
         break;
+      case SHOWN:
+        call?.shown(msg.events);
+        break;
       case DISCONNECT:
         if (call) call.close();
         // Confirm anyway, so Python never waits on a call this page does not have.
@@ -346,6 +362,7 @@ export class Controller {
       this.deps,
       {
         record: (dir, event, tMs) => this.record(id, dir, event, tMs),
+        show: (dir, event, tMs) => this.show(id, dir, event, tMs),
         state: (state, detail) => {
           // Records first: Python then sees e.g. the session.update before "connected".
           this.batcher.flush();

@@ -11,13 +11,19 @@ from ._provider import ProviderError
 from ._recording import Recording, read_recordings
 from ._widget import RealtimeWidget
 from .experiments import Runs, Script
+from .experiments.caller import Caller
+from .experiments.conditions import Condition
+from .experiments.judge import Judge
 
 if TYPE_CHECKING:
     from .emulator import Emulator
 
 __all__ = [
+    "Caller",
+    "Condition",
     "Emulator",
     "EventLog",
+    "Judge",
     "MidCellDeliveryError",
     "ProviderError",
     "RealtimeWidget",

@@ -25,6 +25,7 @@ CONNECT: Final = "connect"
 ANSWER: Final = "answer"
 SIGNAL_ERROR: Final = "signal_error"
 SEND: Final = "send"
+SHOWN: Final = "shown"  # client events the kernel sent on the sideband, for the view
 DISCONNECT: Final = "disconnect"
 PLAY: Final = "play"
 STOP_CLIP: Final = "stop_clip"

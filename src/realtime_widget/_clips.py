@@ -393,6 +393,7 @@ class ClipPlayer:
         sample_rate: int | None = None,
         voice: str = ESPEAK_VOICE,
         wpm: int = ESPEAK_WPM,
+        condition: Any = None,
     ) -> Clip:
         port = self._port
         if not port.live:
@@ -407,6 +408,10 @@ class ClipPlayer:
         data, mime, name = load_source(
             source, text=text, sample_rate=sample_rate, voice=voice, wpm=wpm
         )
+        if condition is not None:  # the samples as a place or a phone line would pass them on
+            from .experiments.conditions import conditioned_clip
+
+            data, mime = conditioned_clip(condition, data, mime)
         if not data:
             raise ValueError("the clip is empty")
         clip = Clip(

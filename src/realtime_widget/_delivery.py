@@ -7,6 +7,11 @@ and JupyterLab >= 4.4 / Notebook >= 7.4 can send them on a kernel subshell
 run time: the first ``await`` sends the page a ``probe`` and waits a moment for its reply.
 Where it does not come, awaiting raises :class:`MidCellDeliveryError` (the fix, and the
 next-cell path) instead of blocking a kernel that cannot receive what it waits for.
+
+While the call's sideband is up, the service's events reach the kernel on its own WebSocket,
+whatever the host does with the page's messages: a wait that server events alone finish
+(``wait_for``, ``ready``, a typed ``ask``) needs no probe then (``ensure(needs_page=False)``, or
+the ``server_events()`` view). A clip still needs the page (its start and end are the page's).
 """
 
 from __future__ import annotations
@@ -94,6 +99,7 @@ class Delivery:
         self._awaiting: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
         self._timed_out: set[str] = set()
         self.mid_cell: bool | None = None
+        self.sideband = False  # the call's sideband is up: server events need no page
         version = ipykernel_version()
         self._info: dict[str, Any] = {
             "buffers_to_browser": None,
@@ -101,6 +107,7 @@ class Delivery:
             "mid_cell": None,
             "ipykernel": ".".join(map(str, version)) if version else None,
             "round_trip_ms": None,
+            "sideband": False,
         }
         show(dict(self._info))
         port.handle(B.PROBE_REPLY, self.on_reply)
@@ -154,6 +161,18 @@ class Delivery:
         if waiting is not None:
             wake(*waiting)
 
+    def set_sideband(self, up: bool) -> None:
+        """The call's sideband came up or went down (``host_info["sideband"]``)."""
+        with self._lock:
+            self.sideband = up
+            self._info = {**self._info, "sideband": up}
+            info = dict(self._info)
+        self._show(info)
+
+    def server_events(self) -> Delivery:
+        """This host, for a wait that the service's events alone finish (see the module)."""
+        return _ServerEvents(self)
+
     def _set_mid_cell(self, value: bool) -> None:
         with self._lock:
             self.mid_cell = value
@@ -161,10 +180,11 @@ class Delivery:
             info = dict(self._info)
         self._show(info)
 
-    async def ensure(self) -> None:
-        """Return when the page's messages can reach this awaiting cell; else raise
-        :class:`MidCellDeliveryError` (never wait for what cannot arrive)."""
-        if self.mid_cell is True:
+    async def ensure(self, *, needs_page: bool = True) -> None:
+        """Return when what this awaiting cell waits for can reach it: the page's messages, or
+        (``needs_page=False``) the service's events, which the sideband brings while it is up.
+        Else raise :class:`MidCellDeliveryError` (never wait for what cannot arrive)."""
+        if self.mid_cell is True or (not needs_page and self.sideband):
             return
         if self.mid_cell is False:
             raise MidCellDeliveryError(mid_cell_words("a probe earlier found so"))
@@ -194,3 +214,34 @@ class Delivery:
         finally:
             with self._lock:
                 self._awaiting.pop(probe_id, None)
+
+
+class _ServerEvents(Delivery):
+    """A view of one ``Delivery`` for handles that server events alone finish: the same probe
+    and host facts (every attribute is the viewed one's), but its ``ensure`` passes while the
+    sideband is up."""
+
+    def __init__(self, delivery: Delivery) -> None:  # no probe handler of its own: a view
+        self._of = delivery
+
+    def __getattr__(self, name: str) -> Any:  # state (mid_cell, sideband, ...) is the viewed
+        return getattr(self._of, name)
+
+    @property
+    def buffers_to_browser(self) -> bool:
+        return self._of.buffers_to_browser
+
+    def probe(self) -> str:
+        return self._of.probe()
+
+    def on_reply(self, msg: dict[str, Any]) -> None:
+        self._of.on_reply(msg)
+
+    def set_sideband(self, up: bool) -> None:
+        self._of.set_sideband(up)
+
+    def server_events(self) -> Delivery:
+        return self
+
+    async def ensure(self, *, needs_page: bool = False) -> None:
+        await self._of.ensure(needs_page=needs_page)

@@ -5,13 +5,21 @@ the signalling takes ``offer`` and ``state``, a button's ``request`` becomes the
 API call, an ``events`` batch is logged, folded into the live latency, heard by the features
 (through the port) and handed to the user's ``on()`` callbacks, and any other kind goes to the
 feature that handles it (``probe_reply``, ``recording``, ...).
+
+A call with a sideband hears each server event twice, from the page and from the kernel's own
+WebSocket: the first copy is logged and heard by everyone, the second (matched by its
+``event_id``) only completes that record (``EventLog.amend``: the page's clock, the sideband's
+receive time, ``via="both"``). An event only one path delivered stays marked with that path.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +34,17 @@ if TYPE_CHECKING:
     from ._widget import RealtimeWidget
 
 Callback = Callable[[dict[str, Any]], Any]
+# Events one path delivered that the other may still deliver, per call: far more than a
+# path is ever behind by (a few hundred events at most, the page's batches included).
+UNMATCHED_KEPT = 5000
+
+
+def match_key(event: Mapping[str, Any]) -> str:
+    """What identifies one server event on both paths: its ``event_id``, else its whole text."""
+    event_id = event.get("event_id")
+    if isinstance(event_id, str) and event_id:
+        return event_id
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), default=repr)
 
 
 class Inbox:
@@ -43,6 +62,19 @@ class Inbox:
         self.audio_playing = False
         self.latency = TurnTracker(keep_all=False)  # the live figure (see _turns.py)
         self._next_seq: dict[str, int] = {}  # each front end's next record number
+        # Calls with a second path (a sideband): match key -> the seq of the record one path
+        # logged, until the other path's copy completes it.
+        self._unmatched: dict[int, OrderedDict[str, int]] = {}
+        self._merge = threading.Lock()  # the page's handler and the sideband's run apart
+        # Told of every message a page sends (page id): the page holding the call is alive.
+        self.on_heard: Callable[[str], None] | None = None
+
+    def two_paths(self, call: int) -> None:
+        """``call`` gets a sideband: from now on its server events are matched across paths."""
+        with self._merge:
+            self._unmatched.setdefault(call, OrderedDict())
+            for old in [c for c in self._unmatched if c < call - 1]:
+                del self._unmatched[old]  # calls long over: nothing more will match
 
     def call_started(self) -> None:
         """Nothing is in flight on a new call."""
@@ -58,6 +90,8 @@ class Inbox:
         if msg is None:
             return
         kind, page = msg["kind"], msg["page"]
+        if self.on_heard is not None:
+            self.on_heard(page)
         if kind == B.EVENTS:
             self._events(msg["call"], page, msg["records"])
         elif kind == B.OFFER:
@@ -100,38 +134,117 @@ class Inbox:
 
     def _events(self, call: int, page: str, records: list[B.Record]) -> None:
         t_kernel = time.time() * 1000.0
-        rows: list[tuple[str, Mapping[str, Any], float, float, int]] = []
-        for rec in records:
-            if rec.dir == "local" and rec.event.get("type") == "call.start":
-                self._signalling.attempt_started(call, page)
-            self._check_seq(page, rec.seq, rows, t_kernel, call)
-            t_ms = rec.t_ms if rec.t_ms is not None else t_kernel
-            rows.append((rec.dir, rec.event, t_ms, t_kernel, call))
-        self._w.events.extend(rows)
+        rows: list[tuple[Any, ...]] = []
+        heard: list[tuple[str, Mapping[str, Any], float, bool]] = []  # (.., first copy?)
+        with self._merge:
+            unmatched = self._unmatched.get(call)
+            keys: list[tuple[str, int]] = []  # (match key, row index) of first copies
+            for rec in records:
+                if rec.dir == "local" and rec.event.get("type") == "call.start":
+                    self._signalling.attempt_started(call, page)
+                for gap in self._check_seq(page, rec.seq, t_kernel, call):
+                    rows.append(gap)
+                    heard.append((gap[0], gap[1], gap[2], True))
+                t_ms = rec.t_ms if rec.t_ms is not None else t_kernel
+                if unmatched and rec.dir == "client":
+                    seq = unmatched.pop("client:" + match_key(rec.event), None)
+                    if seq is not None:  # the kernel logged it (and was heard) already
+                        self._w.events.amend(seq, t_ms=t_ms, via="page")
+                        continue
+                if unmatched is not None and rec.dir == "server":
+                    key = match_key(rec.event)
+                    seq = unmatched.pop(key, None)
+                    if seq is not None:  # the sideband had it first: add the page's clock
+                        self._w.events.amend(seq, t_ms=t_ms, via="both")
+                        heard.append((rec.dir, rec.event, t_ms, False))
+                        continue
+                    keys.append((key, len(rows)))
+                    rows.append((rec.dir, rec.event, t_ms, t_kernel, call, "page", None))
+                else:
+                    rows.append((rec.dir, rec.event, t_ms, t_kernel, call))
+                heard.append((rec.dir, rec.event, t_ms, True))
+            first = self._w.events.extend(rows)
+            if unmatched is not None:
+                for key, i in keys:
+                    unmatched[key] = first + i
+                while len(unmatched) > UNMATCHED_KEPT:
+                    unmatched.popitem(last=False)
         current = call == self._port.call
         changed = False
-        for direction, event, t_ms, _, _ in rows:
+        for direction, event, t_ms, first_copy in heard:
             if current:  # an older call's late events must not touch this call's state
+                # The live figure is on the page's clock, from every copy the page delivered.
                 changed |= self.latency.feed(call, direction, event, t_ms)
-                self._port.publish(direction, event, t_ms, call)
-            if direction == "server":
+                if first_copy:
+                    self._port.publish(direction, event, t_ms, call)
+            if direction == "server" and first_copy:
                 self._dispatch(event, current=current)
         if changed:
             self._w.live_latency = self.latency.summary()
 
+    def from_sideband(self, call: int, event: dict[str, Any], t_ms: float) -> None:
+        """A server event the call's sideband delivered (kernel receive time ``t_ms``)."""
+        with self._merge:
+            unmatched = self._unmatched.setdefault(call, OrderedDict())
+            key = match_key(event)
+            seq = unmatched.pop(key, None)
+            if seq is not None:  # the page had it first: add the sideband's receive time
+                self._w.events.amend(seq, t_sideband_ms=t_ms, via="both")
+                return
+            unmatched[key] = self._w.events.append(
+                "server",
+                event,
+                t_ms=t_ms,
+                t_kernel_ms=t_ms,
+                call_number=call,
+                via="sideband",
+                t_sideband_ms=t_ms,
+            )
+            while len(unmatched) > UNMATCHED_KEPT:
+                unmatched.popitem(last=False)
+        current = call == self._port.call
+        if current:
+            self._port.publish("server", event, t_ms, call)
+        self._dispatch(event, current=current)
+
+    def sent_by_kernel(self, call: int, events: list[dict[str, Any]], t_ms: float) -> int:
+        """Client events the kernel sent on the sideband: logged here (the page never sees
+        them) and heard like the page's records of what it sent. Returns the first's seq."""
+        rows = [("client", ev, t_ms, t_ms, call, "sideband", t_ms) for ev in events]
+        first = self._w.events.extend(rows)
+        if call != self._port.call:
+            return first
+        changed = False
+        for ev in events:
+            changed |= self.latency.feed(call, "client", ev, t_ms)
+            self._port.publish("client", ev, t_ms, call)
+        if changed:
+            self._w.live_latency = self.latency.summary()
+        return first
+
+    def expect_page_copies(self, call: int, logged: list[tuple[dict[str, Any], int]]) -> None:
+        """Client events logged as the sideband's that go out on the data channel after all
+        (the sideband failed before writing them): the page's record of each completes the
+        kernel's (``via="page"``) instead of logging it twice."""
+        with self._merge:
+            unmatched = self._unmatched.setdefault(call, OrderedDict())
+            for event, seq in logged:
+                unmatched["client:" + match_key(event)] = seq
+
     def _check_seq(
-        self, page: str, seq: int | None, rows: list[Any], t_kernel: float, call: int
-    ) -> None:
+        self, page: str, seq: int | None, t_kernel: float, call: int
+    ) -> list[tuple[str, dict[str, Any], float, float, int]]:
         """Each front end numbers its records; a jump means records were lost on the way, and
         the log says so (a ``log.gap`` event) instead of hiding it. The next number expected
         follows the last one seen, so one forged number cannot switch the check off."""
         if seq is None:
-            return
+            return []
         expected = self._next_seq.get(page)
         self._next_seq[page] = seq + 1
         if expected is not None and seq > expected:
             gap = {"type": "log.gap", "page": page, "expected_seq": expected, "got_seq": seq}
-            rows.append(("local", gap, t_kernel, t_kernel, call))
+            return [("local", gap, t_kernel, t_kernel, call)]
+        return []
 
     def _dispatch(self, event: Mapping[str, Any], *, current: bool = True) -> None:
         etype = event.get("type")

@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from ._recording import Recording
 
 _DIR_CODE = {d: i for i, d in enumerate(DIRECTIONS)}
+# Which path a record came by, where the call had two (the page's data channel and the kernel's
+# sideband): "" for a record with one possible path, else page / sideband / both (one record
+# for an event both paths delivered, matched by its event_id).
+VIA = ("", "page", "sideband", "both")
+_VIA_CODE = {v: i for i, v in enumerate(VIA)}
+# A row: (direction, event, t_ms, t_kernel_ms, call_number[, via, t_sideband_ms]).
+Row = tuple[Any, ...]
 _MAX_MS = 9.2e12  # pandas datetime64[ns] ends in 2262 (9.22e12 ms): later times would break frames
 ID_FIELDS = ("event_id", "response_id", "item_id", "call_id")
 # Where the text an event carries lives, most specific first.
@@ -40,6 +47,8 @@ COLUMNS = (
     "kernel_time",
     "t_ms",
     "t_kernel_ms",
+    "t_sideband_ms",
+    "via",
     *ID_FIELDS,
     "text",
     "error_code",
@@ -110,6 +119,8 @@ class _Columns:
     type: list[str]
     t: list[float]
     tk: list[float]
+    tsb: list[float]
+    via: list[str | None]
     json: list[str]
     buf: bytes
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -123,7 +134,10 @@ class EventLog:
     ``call_number`` counts the widget's calls (1, 2, ...; not a function call's ``call_id``),
     ``t_ms`` is the
     browser's epoch-ms clock when the event was sent or received, ``t_kernel_ms`` the kernel's
-    when the batch holding it arrived.
+    when the batch holding it arrived. A call with a sideband adds ``via`` (page / sideband /
+    both: which path delivered it) and ``t_sideband_ms`` (the kernel's clock when the sideband
+    delivered or sent it); a record has those keys only when they are set. An event only the
+    sideband saw has the kernel's clock in ``t_ms`` too.
     """
 
     def __init__(
@@ -136,6 +150,8 @@ class EventLog:
         self._dir = array("b")
         self._t = array("d")
         self._tk = array("d")
+        self._tsb = array("d")
+        self._via = array("b")
         self._type: list[str] = []
         # event i is self._buf[self._off[i] : self._off[i + 1] - 1]; each is followed by ","
         self._buf = bytearray()
@@ -163,17 +179,58 @@ class EventLog:
         t_ms: float,
         t_kernel_ms: float,
         call_number: int = 0,
-    ) -> None:
-        self.extend([(direction, event, t_ms, t_kernel_ms, call_number)])
+        via: str = "",
+        t_sideband_ms: float | None = None,
+    ) -> int:
+        """Add one record; returns its ``seq``."""
+        return self.extend([(direction, event, t_ms, t_kernel_ms, call_number, via, t_sideband_ms)])
 
-    def extend(self, rows: Iterable[tuple[str, Mapping[str, Any], float, float, int]]) -> None:
-        """Add records in order; with a ``path`` they are appended to the file and flushed."""
+    def extend(self, rows: Iterable[Row]) -> int:
+        """Add records in order (``(direction, event, t_ms, t_kernel_ms, call_number)``, optionally
+        followed by ``via`` and ``t_sideband_ms``); with a ``path`` they are appended to the file
+        and flushed. Returns the ``seq`` of the first (the rows get consecutive numbers)."""
         with self._lock:
+            first = len(self)
             self._extend(rows)
+            return first
 
-    def _extend(self, rows: Iterable[tuple[str, Mapping[str, Any], float, float, int]]) -> None:
+    def amend(
+        self,
+        seq: int,
+        *,
+        t_ms: float | None = None,
+        t_sideband_ms: float | None = None,
+        via: str | None = None,
+    ) -> None:
+        """Complete a record with what a second path said about the same event: the page's
+        clock (``t_ms``), the sideband's receive time, which paths delivered it. With a ``path``
+        the file gets an amendment line, which ``read_jsonl`` applies."""
+        if via is not None and via not in _VIA_CODE:
+            raise ValueError(f"via must be one of {VIA}; got {via!r}")
+        with self._lock:
+            if not 0 <= seq < len(self):
+                raise IndexError(f"no record {seq} in a log of {len(self)}")
+            change: dict[str, Any] = {"amend": seq}
+            if t_ms is not None:
+                self._t[seq] = _finite(t_ms)
+                change["t_ms"] = self._t[seq]
+            if t_sideband_ms is not None:
+                self._tsb[seq] = _finite(t_sideband_ms)
+                change["t_sideband_ms"] = self._tsb[seq]
+            if via is not None:
+                self._via[seq] = _VIA_CODE[via]
+                change["via"] = via
+            if self.path is not None and len(change) > 1:
+                self._write([json.dumps(change, separators=(",", ":")) + "\n"])
+
+    def _extend(self, rows: Iterable[Row]) -> None:
         lines: list[str] = []
-        for direction, event, t_ms, t_kernel_ms, call in rows:
+        for row in rows:
+            direction, event, t_ms, t_kernel_ms, call = row[:5]
+            via = row[5] if len(row) > 5 else ""
+            t_sb = row[6] if len(row) > 6 and row[6] is not None else math.nan
+            if via not in _VIA_CODE:
+                raise ValueError(f"via must be one of {VIA}; got {via!r}")
             if direction not in _DIR_CODE:
                 raise ValueError(f"direction must be one of {DIRECTIONS}; got {direction!r}")
             if not isinstance(event, Mapping):
@@ -184,37 +241,50 @@ class EventLog:
             text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=repr)
             if self._scrub is not None:
                 text = self._scrub(text)
-            t_ms, t_kernel_ms = _finite(t_ms), _finite(t_kernel_ms)
+            t_ms, t_kernel_ms, t_sb = _finite(t_ms), _finite(t_kernel_ms), _finite(t_sb)
             seq = len(self)
             self._call.append(int(call))
             self._dir.append(_DIR_CODE[direction])
             self._t.append(float(t_ms))
             self._tk.append(float(t_kernel_ms))
+            self._tsb.append(float(t_sb))
+            self._via.append(_VIA_CODE[via])
             self._type.append(etype)
             self._buf += text.encode()
             self._buf += b","
             self._off.append(len(self._buf))
             if self.path is not None:
-                lines.append(self._line(seq, direction, etype, t_ms, t_kernel_ms, call, text))
+                lines.append(
+                    self._line(seq, direction, etype, t_ms, t_kernel_ms, call, text, via, t_sb)
+                )
         if lines:
             self._write(lines)
 
     @staticmethod
     def _line(
-        seq: int, direction: str, etype: str, t_ms: float, t_k: float, call: int, event_json: str
+        seq: int,
+        direction: str,
+        etype: str,
+        t_ms: float,
+        t_k: float,
+        call: int,
+        event_json: str,
+        via: str = "",
+        t_sb: float = math.nan,
     ) -> str:
-        head = json.dumps(
-            {
-                "seq": seq,
-                "call_number": call,
-                "direction": direction,
-                "type": etype,
-                "t_ms": t_ms,
-                "t_kernel_ms": t_k,
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "call_number": call,
+            "direction": direction,
+            "type": etype,
+            "t_ms": t_ms,
+            "t_kernel_ms": t_k,
+        }
+        if not math.isnan(t_sb):
+            fields["t_sideband_ms"] = t_sb
+        if via:
+            fields["via"] = via
+        head = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
         return head[:-1] + ',"event":' + event_json + "}\n"
 
     def _write(self, lines: list[str]) -> None:
@@ -250,6 +320,8 @@ class EventLog:
                 type=list(self._type),
                 t=list(self._t),
                 tk=list(self._tk),
+                tsb=list(self._tsb),
+                via=[VIA[v] or None for v in self._via],
                 json=[self._event_json(i) for i in range(n)] if with_json else [],
                 buf=bytes(self._buf),
             )
@@ -289,15 +361,20 @@ class EventLog:
     def _record(self, i: int) -> dict[str, Any]:
         if i < 0:
             i += len(self)
-        return {
+        rec: dict[str, Any] = {
             "seq": i,
             "call_number": self._call[i],
             "direction": DIRECTIONS[self._dir[i]],
             "type": self._type[i],
             "t_ms": self._t[i],
             "t_kernel_ms": self._tk[i],
-            "event": json.loads(self._event_json(i)),
         }
+        if not math.isnan(self._tsb[i]):
+            rec["t_sideband_ms"] = self._tsb[i]
+        if self._via[i]:
+            rec["via"] = VIA[self._via[i]]
+        rec["event"] = json.loads(self._event_json(i))
+        return rec
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         if not -len(self) <= i < len(self):
@@ -340,6 +417,8 @@ class EventLog:
                         self._tk[i],
                         self._call[i],
                         self._event_json(i),
+                        VIA[self._via[i]],
+                        self._tsb[i],
                     )
                 )
         return out
@@ -353,7 +432,8 @@ class EventLog:
         log = cls()
         with open(path, encoding="utf-8") as fh:
             lines = fh.readlines()
-        rows = []
+        rows: list[Row] = []
+        amends: list[dict[str, Any]] = []
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -363,6 +443,9 @@ class EventLog:
                 if n == len(lines) and not line.endswith("\n"):
                     break  # a write cut short by a crash
                 raise ValueError(f"{path}: line {n} is not valid JSON") from None
+            if "amend" in rec:  # a second path's word on an earlier record (EventLog.amend)
+                amends.append(rec)
+                continue
             rows.append(
                 (
                     rec["direction"],
@@ -370,9 +453,20 @@ class EventLog:
                     rec["t_ms"],
                     rec["t_kernel_ms"],
                     rec.get("call_number", rec.get("call", 0)),  # "call" before 0.2
+                    rec.get("via", ""),
+                    rec.get("t_sideband_ms"),
                 )
             )
         log.extend(rows)
+        for rec in amends:
+            seq = rec["amend"]
+            if isinstance(seq, int) and 0 <= seq < len(log):
+                log.amend(
+                    seq,
+                    t_ms=rec.get("t_ms"),
+                    t_sideband_ms=rec.get("t_sideband_ms"),
+                    via=rec.get("via"),
+                )
         return log
 
     def to_pandas(self) -> pd.DataFrame:
@@ -397,6 +491,8 @@ class EventLog:
             "kernel_time": pd.to_datetime(tk, unit="ms", utc=True),
             "t_ms": t,
             "t_kernel_ms": tk,
+            "t_sideband_ms": pd.Series(c.tsb, dtype="float64"),
+            "via": pd.Categorical(c.via, categories=list(VIA[1:])),
         }
         for key, values in c.derived.items():
             data[key] = pd.Series(values, dtype="string")
@@ -422,6 +518,8 @@ class EventLog:
                 "kernel_time": (pl.Series(c.tk).fill_nan(None) * 1000).cast(pl.Int64).cast(utc_us),
                 "t_ms": pl.Series(c.t, dtype=pl.Float64),
                 "t_kernel_ms": pl.Series(c.tk, dtype=pl.Float64),
+                "t_sideband_ms": pl.Series(c.tsb, dtype=pl.Float64),
+                "via": pl.Series(c.via, dtype=pl.String),
                 **{k: pl.Series(v, dtype=pl.String) for k, v in c.derived.items()},
                 "event": pl.Series(c.json, dtype=pl.String),
             }

@@ -356,12 +356,14 @@ class Provider:
         sdp = data.get("sdp")
         return (sdp if isinstance(sdp, str) else ""), servers
 
-    def hangup(self, service_call_id: str) -> str | None:
+    def hangup(self, service_call_id: str, *, timeout: float | None = None) -> str | None:
         """End the call on the service. None when it is ended; else why not, in words (scrubbed):
-        the caller logs it, a hang-up failure is never raised."""
+        the caller logs it, a hang-up failure is never raised. ``timeout`` (seconds) bounds this
+        request alone (a kernel that is exiting waits briefly)."""
         path = f"{CALLS_PATH}/{quote(service_call_id, safe='')}/hangup"
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            self._request("POST", path, headers={"Accept": "application/json"})
+            self._request("POST", path, headers={"Accept": "application/json"}, **extra)
         except ProviderError as exc:
             return exc.message
         except Exception as exc:  # whatever it is, the user's cell must not see it

@@ -4,6 +4,10 @@
 Nothing here knows anywidget: the widget hands it a ``Host`` (post a message, show a status,
 log a record, build the session), so every path is testable with plain objects.
 
+The service's id for a call (``Location`` of its create-call answer) is kept per call: it is
+what the kernel hangs up with (``hang_up``), and what the sideband opens with. While a sideband
+is up, ``route`` takes the client events the kernel sends (the page never sees them).
+
 Pages: several front ends (tabs, a shared notebook) can show one widget; one holds its call.
 Before any offer, the page that was asked (its Connect button) speaks for the call, or any
 page when Python asked; the first page to offer then holds it, and only that page's reports
@@ -20,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _bridge as B
-from ._provider import NO_KEY_MESSAGE, Provider, ProviderError
+from ._provider import NO_KEY_MESSAGE, AuthFallback, Provider, ProviderError
 
 if TYPE_CHECKING:
     from ._port import WidgetPort
@@ -36,6 +40,15 @@ class Host(Protocol):
     def session_update(self) -> dict[str, Any]: ...
     def wants_mic(self) -> bool: ...
     def call_started(self, call: int) -> None: ...
+    def call_answered(self, call: int, service_call_id: str | None) -> None: ...
+
+
+# Hang-up reasons, as ``call.hung_up`` records them.
+HANGUP_REASONS = ("disconnect", "page_gone", "kernel_exit", "call_ended")
+# A hang-up at kernel exit must not hold the kernel's shutdown for long.
+EXIT_HANGUP_TIMEOUT_S = 2.0
+# Client events the kernel sends itself (True: they went; False: send them to the page).
+Route = Callable[[list[dict[str, Any]]], bool]
 
 
 # How long ICE servers fetched ahead of a click stay usable (TURN credentials expire; a
@@ -47,11 +60,16 @@ class WidgetHost:
     """The widget as its signalling sees it: its status traits, its session, the port."""
 
     def __init__(
-        self, widget: RealtimeWidget, port: WidgetPort, call_started: Callable[[int], None]
+        self,
+        widget: RealtimeWidget,
+        port: WidgetPort,
+        call_started: Callable[[int], None],
+        call_answered: Callable[[int, str | None], None] = lambda _call, _id: None,
     ) -> None:
         self._w = widget
         self._port = port
         self._call_started = call_started
+        self._call_answered = call_answered
 
     def post(self, message: dict[str, Any]) -> None:
         self._port.post(message)
@@ -75,6 +93,9 @@ class WidgetHost:
     def call_started(self, call: int) -> None:
         self._call_started(call)
 
+    def call_answered(self, call: int, service_call_id: str | None) -> None:
+        self._call_answered(call, service_call_id)
+
 
 def unexpected(doing: str, exc: BaseException) -> str:
     # Only the exception's type: its text could quote a request header.
@@ -92,6 +113,10 @@ class Signalling:
     def __init__(self, host: Host, provider: Provider) -> None:
         self.host = host
         self.provider = provider
+        # The service's id of each call that has one (from its create-call answer).
+        self.service_call_ids: dict[int, str] = {}
+        self._hung_up: set[int] = set()  # calls whose hang-up was asked for (once each)
+        self.route: Route | None = None  # while a sideband is up: it takes client events
         self.status = "disconnected"
         self.call = 0  # the number of the current (or last) call
         self._posted_call = 0  # the last call whose `connect` message went to the browser
@@ -111,7 +136,25 @@ class Signalling:
         self._work: list[Future[Any]] = []
         self._ice_cache: tuple[float, list[dict[str, Any]]] | None = None  # (when, servers)
 
+    @property
+    def provider(self) -> Provider:
+        return self._provider
+
+    @provider.setter
+    def provider(self, provider: Provider) -> None:
+        self._provider = provider
+        if provider.on_auth_fallback is None:  # a fallback is logged, for whichever provider
+            provider.on_auth_fallback = self._auth_fell_back
+
+    def _auth_fell_back(self, fallback: AuthFallback) -> None:  # on the worker thread
+        self._on_main(lambda call: self.host.log_local(fallback.record(), call), self.call)
+
     # -- state -------------------------------------------------------------------------------
+
+    @property
+    def service_call_id(self) -> str | None:
+        """The service's id for the current (or last) call, once its answer came."""
+        return self.service_call_ids.get(self.call)
 
     @property
     def live(self) -> bool:
@@ -129,6 +172,11 @@ class Signalling:
     def owner(self) -> str:
         """The page holding the current call ("" while no page has offered yet)."""
         return self._call_page or ""
+
+    @property
+    def holder(self) -> str | None:
+        """The page holding the current call, or None while no page has offered."""
+        return self._call_page
 
     @property
     def browser_has_call(self) -> bool:
@@ -164,16 +212,23 @@ class Signalling:
             return
         self.submit(self._fetch_ice, call)
 
-    def disconnect(self) -> None:
+    def disconnect(self, reason: str = "disconnect") -> None:
+        """End the call: the page lets go of it, and the service is asked to end it."""
         with self._lock:
+            was_live = self.live
             if self.browser_has_call:
                 self.host.post(B.message(B.DISCONNECT, call=self.call, page=self.owner))
             self._drop_pending("the call ended before it started")
             # The call number stays, so late events of this call are still logged under it.
             self._set("disconnected")
+        if was_live:
+            self.hang_up(self.call, reason)
 
     def send_events(self, events: list[dict[str, Any]]) -> None:
         with self._lock:
+            route = self.route
+            if route is not None and self.live and route(events):
+                return  # the sideband took them
             if self.browser_has_call:
                 self.host.post(B.message(B.SEND, call=self.call, page=self.owner, events=events))
             else:  # no call, or its `connect` message not out yet: it will carry them
@@ -189,6 +244,56 @@ class Signalling:
             self._drop_pending("the call failed")
         if log:
             self.host.log_local({"type": "call.failed", "detail": message}, call)
+        self.hang_up(call, "call_ended")
+
+    # -- hanging up --------------------------------------------------------------------------
+
+    def service_ended(self, call: int) -> None:
+        """The service said the call is over (its sideband closed normally): no hang-up."""
+        with self._lock:
+            self._hung_up.add(call)
+
+    def hang_up(self, call: int, reason: str) -> bool:
+        """Ask the service to end ``call`` (once; on the worker thread). False when there is
+        nothing to hang up: the service gave no id, or it was asked already."""
+        with self._lock:
+            service_call_id = self.service_call_ids.get(call)
+            if service_call_id is None or call in self._hung_up:
+                return False
+            self._hung_up.add(call)
+        self.submit(self._hang_up, call, service_call_id, reason)
+        return True
+
+    def hang_up_now(self, reason: str, timeout: float = EXIT_HANGUP_TIMEOUT_S) -> bool:
+        """Hang up the live call on this thread, within ``timeout`` (the kernel is exiting:
+        no worker thread or event loop is left to wait for). True when it was asked."""
+        with self._lock:
+            call = self.call
+            service_call_id = self.service_call_ids.get(call)
+            if not self.live or service_call_id is None or call in self._hung_up:
+                return False
+            self._hung_up.add(call)
+        problem = self.provider.hangup(service_call_id, timeout=timeout)
+        self._hung_up_record(call, service_call_id, reason, problem)
+        return True
+
+    def _hang_up(self, call: int, service_call_id: str, reason: str) -> None:  # worker thread
+        problem = self.provider.hangup(service_call_id)  # never raises: the reason, in words
+        self._on_main(self._hung_up_record, call, service_call_id, reason, problem)
+
+    def _hung_up_record(
+        self, call: int, service_call_id: str, reason: str, problem: str | None
+    ) -> None:
+        if problem is None:
+            event = {"type": "call.hung_up", "service_call_id": service_call_id, "reason": reason}
+        else:
+            event = {
+                "type": "call.hangup_failed",
+                "service_call_id": service_call_id,
+                "reason": reason,
+                "error": problem,
+            }
+        self.host.log_local(event, call)
 
     def _drop_pending(self, reason: str) -> None:
         """Events queued for a call that never started are not sent on a much later one."""
@@ -238,8 +343,11 @@ class Signalling:
                 return True
             if self.status in ("disconnected", "failed") and state != "disconnected":
                 return True  # over already: a late report must not revive the call
+            was_live = self.live
             self._set(state, detail or None)
-            return True
+        if state == "disconnected" and was_live:  # the page ended it: so does the service
+            self.hang_up(call, "call_ended")
+        return True
 
     # -- worker thread -----------------------------------------------------------------------
 
@@ -325,18 +433,38 @@ class Signalling:
 
     def _answer_offer(self, call: int, sdp: str) -> None:  # on the worker thread
         try:
-            answer = self.provider.exchange_sdp(sdp)
+            answer = self.provider.create_call(sdp)
         except ProviderError as exc:
             self._on_main(self._refuse_offer, call, exc.message)
         except Exception as exc:
             self._on_main(self._refuse_offer, call, unexpected("exchanging the SDP", exc))
         else:
-            self._on_main(self._deliver_answer, call, answer)
+            self._on_main(
+                self._deliver_answer, call, answer.sdp, answer.service_call_id, answer.auth_scheme
+            )
 
-    def _deliver_answer(self, call: int, answer: str) -> None:
+    def _deliver_answer(
+        self, call: int, answer: str, service_call_id: str | None = None, auth_scheme: str = ""
+    ) -> None:
         with self._lock:
-            if self.current(call):
+            current = self.current(call)
+            if service_call_id is not None:
+                self.service_call_ids[call] = service_call_id
+            if current:
                 self.host.post(B.message(B.ANSWER, call=call, page=self.owner, sdp=answer))
+        if service_call_id is not None:  # (a service without call control: as before)
+            self.host.log_local(
+                {
+                    "type": "call.answered",
+                    "service_call_id": service_call_id,
+                    "auth_scheme": auth_scheme,
+                },
+                call,
+            )
+        if not current:  # hung up meanwhile: the service's call must end too
+            self.hang_up(call, "disconnect")
+            return
+        self.host.call_answered(call, service_call_id)
 
     def _refuse_offer(self, call: int, message: str) -> None:
         with self._lock:

@@ -212,6 +212,9 @@ class Awaiting:
     ) -> None:
         self._port = port
         self._delivery = delivery
+        # wait_for, ready and a typed ask are finished by server events alone: with the
+        # sideband up they can be awaited in one cell on any host (a spoken ask needs the page).
+        self._server_events = delivery.server_events()
         self._turn_of = turn_of
         self._server_vad = server_vad  # whether the service answers a clip by itself
         self._lock = threading.Lock()
@@ -232,7 +235,7 @@ class Awaiting:
             raise ValueError("event_type must be a server event type such as 'response.done'")
         if where is not None and not callable(where):
             raise TypeError(f"where must be a function of the event; got {where!r}")
-        waiter = EventWaiter(self._delivery, event_type, where, timeout, self._drop)
+        waiter = EventWaiter(self._server_events, event_type, where, timeout, self._drop)
         with self._lock:
             self._waiters.append(waiter)
         return waiter
@@ -248,7 +251,7 @@ class Awaiting:
             raise RuntimeError(
                 f"no call to wait for (status {port.status!r}): connect() first, or click Connect"
             )
-        handle = Ready(self._delivery, port.call, timeout)
+        handle = Ready(self._server_events, port.call, timeout)
         with self._lock:
             if self._ready_call == port.call:
                 handle.session = self._ready_session
@@ -267,7 +270,7 @@ class Awaiting:
         metadata: Mapping[str, Any] | None = None,
     ) -> Reply:
         reply = Reply(
-            self._delivery,
+            self._server_events if clip is None else self._delivery,
             self._turn_of,
             call=self._port.call,
             ask_id=new_id("ask"),

@@ -23,6 +23,7 @@ import traitlets as t
 from . import _bridge as B
 from . import _clips
 from . import _vocab as V
+from ._call_control import CallControl, check_mode
 from ._clips import Clip, ClipPlayer
 from ._delivery import Delivery
 from ._inbox import Callback, Inbox
@@ -36,11 +37,12 @@ from ._session_guard import SessionGuard
 from ._signalling import Signalling, WidgetHost
 from ._waits import Awaiting, EventWaiter, Ready, Reply
 from .experiments import Experiments
+from .experiments.models import ModelEndpoint
 
 if TYPE_CHECKING:
     from ._controls import ControlPanel
     from ._tools import Tool, ToolRunner
-    from .experiments import Runs, Script, Turn
+    from .experiments import Condition, Runs, Script, Turn
 
 _STATIC = Path(__file__).parent / "static"
 
@@ -92,8 +94,10 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         record: bool = False,
         log_path: str | os.PathLike[str] | None = None,
         timeout: float = 10.0,
+        sideband: str | bool = "auto",
         **session: Any,
     ) -> None:
+        sideband_mode = check_mode(sideband)  # True without websockets raises here, with the fix
         unknown = sorted(set(session) - set(SESSION_TRAITS))
         if unknown:
             raise TypeError(
@@ -114,7 +118,9 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
             outlet=self._outlet,
             shown=lambda: (self.status, self.error),
         )
-        self._signalling = Signalling(WidgetHost(self, self._port, self._call_started), provider)
+        self._signalling = Signalling(
+            WidgetHost(self, self._port, self._call_started, self._call_answered), provider
+        )
         self._port.bind(self._signalling)
         # Every session.update checked against the service's answer (session.rejected / drift).
         self._session_guard = SessionGuard(self._port, self._show_session_error)
@@ -125,6 +131,16 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         self.observe(self._on_session_trait, names=list(SESSION_TRAITS))
         self.on_msg(self._on_custom_msg)
         self._init_scripted()
+        # The kernel on the call: its sideband, the page watch, the exit hang-up.
+        self._control = CallControl(
+            self._port,
+            self._signalling,
+            self._inbox,
+            self._delivery,
+            mode=sideband_mode,
+            show_error=self._show_session_error,
+        )
+        self.observe(self._control_status, names=["status"])
 
     # -- public API --------------------------------------------------------------------------
 
@@ -132,10 +148,29 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     def base_url(self) -> str:
         return self._base_url
 
+    def model_endpoint(self) -> ModelEndpoint:
+        """This service's OpenAI-compatible endpoints (chat, speech) with this widget's key,
+        for judges and callers; the key stays hidden (never a trait, repr or row)."""
+        return ModelEndpoint(
+            self._base_url, self._api_key, auth_scheme=self._signalling.provider.auth_scheme
+        )
+
     @property
     def events(self) -> EventLog:
         """Every event of every call of this widget, both directions, in order."""
         return self._events
+
+    @property
+    def service_call_id(self) -> str | None:
+        """The service's own id for the current (or last) call (from its create-call answer's
+        ``Location``), once the call was answered; None when the service sent none. Not a
+        function call's ``call_id``. The kernel hangs up and opens the sideband with it."""
+        return self._signalling.service_call_id
+
+    @property
+    def sideband(self) -> bool:
+        """Whether the current call's sideband is up (the kernel's own line to the service)."""
+        return bool(self._delivery.sideband)
 
     @property
     def call_number(self) -> int:
@@ -148,7 +183,8 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         self._signalling.connect(page="")
 
     def disconnect(self) -> None:
-        """End the call, releasing the microphone and the peer connection. The log stays."""
+        """End the call, releasing the microphone and the peer connection, and ask the service
+        to end it (a failed hang-up is logged, never raised). The log stays."""
         self._signalling.disconnect()
 
     def send_event(self, event: Mapping[str, Any]) -> None:
@@ -345,14 +381,22 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         sample_rate: int | None = None,
         voice: str = _clips.ESPEAK_VOICE,
         wpm: int = _clips.ESPEAK_WPM,
+        condition: Condition | None = None,
     ) -> Clip:
         """Play audio into the call, as if spoken into the microphone: a path, WAV/other audio
         bytes, ``(array, sample_rate)`` (numpy), or ``text=`` spoken by espeak-ng in the kernel
-        (``voice``, ``wpm``). The microphone's gain is ``duck`` while it plays. Returns at once
-        with a handle that fills in (``started_ms``, ``ended_ms``, ``duration_ms``, ``error``);
-        ``await`` it to wait until it finished playing; ``.stop()`` cuts it."""
+        (``voice``, ``wpm``). The microphone's gain is ``duck`` while it plays. ``condition``
+        (a ``Condition``) transforms the samples first: noise, a phone line, a gain. Returns at
+        once with a handle that fills in (``started_ms``, ``ended_ms``, ``duration_ms``,
+        ``error``); ``await`` it to wait until it finished playing; ``.stop()`` cuts it."""
         return self._clip_player.say(
-            source, text=text, duck=duck, sample_rate=sample_rate, voice=voice, wpm=wpm
+            source,
+            text=text,
+            duck=duck,
+            sample_rate=sample_rate,
+            voice=voice,
+            wpm=wpm,
+            condition=condition,
         )
 
     def ask(
@@ -434,7 +478,8 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
             server_vad=lambda: self.turn_detection is not None,
         )
         self._recordings = Recordings(port, self._events)
-        self._experiments = Experiments(self, port, self._delivery)
+        # typed scripts are finished by server events alone (awaitable in one cell with a sideband)
+        self._experiments = Experiments(self, port, self._delivery.server_events())
         self.observe(self._scripted_status, names=["status"])
 
     def _show_host_info(self, info: dict[str, Any]) -> None:
@@ -466,13 +511,16 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         timeout: float = 60.0,
         seed: int = 0,
         progress: bool = True,
+        conditions: Mapping[str, Condition | None] | None = None,
     ) -> Runs:
         """Play a ``Script`` in every (variant, repeat) run and return its ``Runs`` at once:
         ``runs = await w.run_script(script, variants={"fast": {"speed": 1.3}}, repeat=3)``, or
         read ``runs`` in a later cell. Each run applies its variant's fields as one
         ``session.update`` (a new call for fields in ``fresh_call``, or every run with
         ``fresh_call=True``), starts from an empty conversation (``isolation``), and plays the
-        turns in order, each awaiting its reply. See ``realtime_widget.experiments``."""
+        turns in order, each awaiting its reply. ``conditions`` ({name: Condition or None}) is
+        a second axis: every variant runs under each, its spoken turns' audio transformed.
+        See ``realtime_widget.experiments``."""
         return self._experiments.run(
             script,
             variants,
@@ -482,6 +530,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
             timeout=timeout,
             seed=seed,
             progress=progress,
+            conditions=conditions,
         )
 
     # -- end of experiments ---------------------------------------------------------------------
@@ -491,8 +540,11 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
         if not hasattr(self, "_events"):  # __init__ raised before the widget existed
             super().close()
             return
+        if self._live:  # now, on this thread: the worker thread stops below
+            self._signalling.hang_up_now("disconnect")
         if self.comm is not None:
             self.disconnect()
+        self._control.close()
         self._signalling.shutdown()
         self._signalling.provider.close()
         if self._tool_runner is not None:
@@ -564,6 +616,12 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     @property
     def _live(self) -> bool:
         return self._signalling.live
+
+    def _call_answered(self, call: int, service_call_id: str | None) -> None:
+        self._control.answered(call, service_call_id)
+
+    def _control_status(self, change: Mapping[str, Any]) -> None:
+        self._control.status_changed(change["new"])
 
     def _call_started(self, call: int) -> None:
         """Per-call state starts afresh: nothing is in flight on a new call."""

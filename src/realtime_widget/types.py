@@ -3,10 +3,12 @@
 
 None of these is built by hand: the widget returns them (``w.ask()`` a :class:`Reply`,
 ``w.say()`` a :class:`Clip`, ``w.wait_for()`` an :class:`EventWaiter`, ``w.ready()`` a
-:class:`Ready`, ``w.recording`` a :class:`Recording`, ``w.controls()`` a
-:class:`ControlPanel`, ``w.tool_functions`` :class:`Tool` values, ``w.events`` the
+:class:`Ready`, ``w.model_endpoint()`` a :class:`ModelEndpoint`, ``w.recording`` a
+:class:`Recording`, ``w.controls()`` a :class:`ControlPanel`, ``w.tool_functions``
+:class:`Tool` values, ``w.events`` the
 :class:`EventLog`, ``w.run_script()`` :class:`Runs` of :class:`Run`, and ``runs.expect()`` an
-:class:`Expectation`). Every awaitable handle is a :class:`Pending`.
+:class:`Expectation`; a ``Caller`` played by ``run_script`` is its runs' ``script``, a
+:class:`CallerScript`). Every awaitable handle is a :class:`Pending`.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from ._recording import Recording
 from ._tools import Tool
 from ._waits import EventWaiter, Ready, Reply
 from .experiments import Expectation, Run, Runs, Script
+from .experiments.caller import CallerScript
+from .experiments.models import ModelEndpoint
 
 __all__ = [
+    "CallerScript",
     "Clip",
     "ControlPanel",
     "EventLog",
     "EventWaiter",
     "Expectation",
     "MidCellDeliveryError",
+    "ModelEndpoint",
     "Pending",
     "Ready",
     "Recording",

@@ -42,6 +42,7 @@ const TO_BROWSER: { [K in ToBrowserKind]: Extract<ToBrowserMsg, { kind: K }> } =
     answer: { kind: "answer", call: 1, page: "", sdp: "v=0" },
     signal_error: { kind: "signal_error", call: 1, page: "", message: "no" },
     send: { kind: "send", call: 1, page: "", events: [] },
+    shown: { kind: "shown", call: 1, page: "", events: [] },
     disconnect: { kind: "disconnect", call: 1, page: "" },
     play: {
       kind: "play",
@@ -176,6 +177,7 @@ describe("message shapes match protocol.json", () => {
       bridge.ANSWER,
       bridge.SIGNAL_ERROR,
       bridge.SEND,
+      bridge.SHOWN,
       bridge.DISCONNECT,
       bridge.PLAY,
       bridge.STOP_CLIP,

@@ -21,8 +21,11 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 def test_the_top_level_exports_are_pinned() -> None:
     assert realtime_widget.__all__ == [
+        "Caller",
+        "Condition",
         "Emulator",
         "EventLog",
+        "Judge",
         "MidCellDeliveryError",
         "ProviderError",
         "RealtimeWidget",
@@ -37,12 +40,14 @@ def test_the_top_level_exports_are_pinned() -> None:
 
 def test_the_handle_types_are_pinned_and_are_what_the_widget_returns() -> None:
     assert rtw_types.__all__ == [
+        "CallerScript",
         "Clip",
         "ControlPanel",
         "EventLog",
         "EventWaiter",
         "Expectation",
         "MidCellDeliveryError",
+        "ModelEndpoint",
         "Pending",
         "Ready",
         "Recording",

@@ -122,3 +122,137 @@ async def test_history_entries_are_checked() -> None:
         await Caller(PERSONA, GOAL).next_turn([("narrator", "x")])
     with pytest.raises(ValueError, match="the caller has no endpoint"):
         await Caller(PERSONA, GOAL).next_turn([("agent", "Hello")])
+
+
+# --- the caller played by run_script (a scripted page answers; the fake endpoint is the
+# widget's own service, so the widget's endpoint and key are what the caller uses) ---------
+
+
+def caller_answer(lines: int, *, leak: str = "") -> Any:
+    """A stand-in caller model: ``line 1`` ... ``line <lines>``, then the goal is met."""
+
+    def answer(body: dict[str, Any], attempt: int) -> str:
+        said = sum(1 for m in body["messages"] if m["role"] == "assistant")
+        if said >= lines:
+            return json.dumps({"say": "Thanks, that is all.", "goal_met": True})
+        return json.dumps({"say": f"line {said + 1}{leak}", "goal_met": False})
+
+    return answer
+
+
+@pytest.fixture
+def widget(fake_chat: FakeChat) -> Any:
+    import httpx
+
+    from realtime_widget import RealtimeWidget
+    from realtime_widget._provider import Provider
+    from realtime_widget._secrets import Secret
+    from tests.conftest import pretend_live
+    from tests.unit.experiments.service_page import ServicePage
+    from tests.unit.test_widget import Service
+
+    w = RealtimeWidget(api_key=SENTINEL_KEY, base_url=fake_chat.base_url)
+    w._provider = Provider(
+        w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(Service())
+    )
+    ServicePage(w)  # answers each typed turn with "You said: <the turn>"
+    pretend_live(w)
+    yield w
+    w.close()
+
+
+async def test_a_typed_caller_talks_to_each_variant_until_its_goal_is_met(
+    fake_chat: FakeChat, widget: Any, tmp_path: Path
+) -> None:
+    fake_chat.answer = caller_answer(2)
+    caller = Caller(PERSONA, GOAL, speak=False, cache=tmp_path / "cache")
+    runs = await widget.run_script(
+        caller, variants={"A": {"speed": 1.0}, "B": {"speed": 1.2}}, progress=False
+    )
+    assert runs.error is None and not runs.cancelled, runs.error
+    df = runs.turns()
+    assert len(df) == 4 and set(df.kind) == {"caller"} and set(df.status) == {"completed"}
+    assert df.said.tolist() == ["line 1", "line 2"] * 2
+    assert df.text.tolist() == ["You said: line 1", "You said: line 2"] * 2
+    assert df.caller_ms.notna().all() and df.speech_ms.isna().all()  # typed: no speech
+    # each line came from the model given what the agent said (its transcript)
+    second = fake_chat.bodies[1]["messages"]
+    assert second[-2:] == [
+        {"role": "assistant", "content": "line 1"},
+        {"role": "user", "content": "You said: line 1"},
+    ]
+    # the run's seed goes with every request; the widget's own key was used
+    seeds = {r.index: r.seed for r in runs.runs}
+    assert [b["seed"] for b in fake_chat.bodies] == [seeds[1]] * 3 + [seeds[2]] * 3
+    assert fake_chat.auth == [f"Bearer {SENTINEL_KEY}"] * 6
+    conv = runs.conversations()
+    assert conv.ended_by.tolist() == ["goal", "goal"] and conv.goal_met.all()
+    assert conv.turns.tolist() == [2, 2] and conv.error.isna().all()
+    assert conv.transcript[0] == (
+        "caller: line 1\nagent: You said: line 1\ncaller: line 2\nagent: You said: line 2"
+    )
+    # the caller's lines are local records of the log
+    said = widget.events.of_type("caller.turn", direction="local")
+    assert [r["event"]["text"] for r in said] == ["line 1", "line 2"] * 2
+    ended = widget.events.of_type("caller.ended", direction="local")
+    assert [r["event"]["ended_by"] for r in ended] == ["goal", "goal"]
+    assert ended[0]["event"]["closing"] == "Thanks, that is all."
+    assert "caller" in repr(runs.script).lower() and SENTINEL_KEY not in repr(runs.script)
+
+
+async def test_a_caller_stops_at_max_turns_or_on_an_error(
+    fake_chat: FakeChat, widget: Any, tmp_path: Path
+) -> None:
+    from tests.unit.fake_chat import failure
+
+    fake_chat.answer = caller_answer(10)
+    caller = Caller(PERSONA, GOAL, speak=False, max_turns=3, cache=tmp_path / "cache")
+    runs = await widget.run_script(caller, progress=False)
+    conv = runs.conversations()
+    assert conv.ended_by.tolist() == ["max_turns"] and conv.turns.tolist() == [3]
+    assert not conv.goal_met[0] and len(runs.turns()) == 3
+
+    fake_chat.answer = lambda body, attempt: failure(
+        400, f"no such model (key {SENTINEL_KEY})", retry_after_ms=None
+    )
+    runs = await widget.run_script(
+        Caller(PERSONA, GOAL, speak=False, opening="Hi there.", cache=False), progress=False
+    )
+    conv = runs.conversations()
+    assert conv.ended_by.tolist() == ["error"] and conv.turns.tolist() == [1]
+    assert "HTTP 400" in conv.error[0] and SENTINEL_KEY not in conv.error[0]
+    assert runs.turns().said.tolist() == ["Hi there."]  # the opening needs no model
+    logged = json.dumps([r["event"] for r in widget.events])
+    assert SENTINEL_KEY not in logged
+
+
+async def test_a_repeat_of_the_grid_asks_the_model_the_same_things(
+    fake_chat: FakeChat, widget: Any, tmp_path: Path
+) -> None:
+    fake_chat.answer = caller_answer(1)
+    caller = Caller(PERSONA, GOAL, speak=False, cache=tmp_path / "cache")
+    first = await widget.run_script(caller, variants={"A": {}}, repeat=2, progress=False)
+    sent = fake_chat.requests
+    again = await widget.run_script(caller, variants={"A": {}}, repeat=2, progress=False)
+    assert sent == 4 and fake_chat.requests == sent  # the same seeds: all from the cache
+    assert again.turns().said.tolist() == first.turns().said.tolist() == ["line 1"] * 2
+    cached = [r["event"]["cached"] for r in widget.events.of_type("caller.turn")]
+    assert cached == [False, False, True, True]
+    # repeats differ in seed, so each asked the model itself
+    assert len({r.seed for r in first.runs}) == 2
+
+
+async def test_a_caller_set_reads_back_with_its_lines_and_endings(
+    fake_chat: FakeChat, widget: Any, tmp_path: Path
+) -> None:
+    from realtime_widget import Runs
+
+    fake_chat.answer = caller_answer(2)
+    runs = await widget.run_script(Caller(PERSONA, GOAL, speak=False, cache=False), progress=False)
+    back = Runs.read_parquet(runs.to_parquet(tmp_path / "set"))
+    assert back.turns().said.tolist() == ["line 1", "line 2"]
+    assert back.conversations().drop(columns=[]).equals(runs.conversations())
+    manifest = json.loads((tmp_path / "set" / "_runs.json").read_text())
+    assert manifest["script"][0]["kind"] == "caller"
+    assert manifest["script"][0]["caller"]["goal"] == GOAL
+    assert SENTINEL_KEY not in (tmp_path / "set" / "_runs.json").read_text()

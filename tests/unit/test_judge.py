@@ -22,8 +22,9 @@ from realtime_widget.experiments.judge import (
 )
 from realtime_widget.experiments.models import ModelClient
 from tests.unit.fake_chat import SENTINEL_KEY, FakeChat, fake_chat
+from tests.unit.test_caller import widget
 
-__all__ = ["fake_chat"]
+__all__ = ["fake_chat", "widget"]
 
 RUBRIC = "The agent offers a vegetarian option."
 
@@ -92,9 +93,12 @@ async def test_turn_rows_join_the_turns_table(fake_chat: FakeChat, tmp_path: Pat
     assert set(scores["model"]) == {"openai/gpt-4.1-mini"}
     assert scores["error"].isna().all() and not scores["cached"].any()
     assert (scores["latency_ms"] > 0).all()
-    # turn 2's request shows turn 1 as context, and judges turn 2
+    # run 1's turn 2 request shows turn 1 as context, and judges turn 2 (requests run
+    # concurrently: find it by its words, not its place)
     prompt = next(
-        judged_prompt(b) for b in fake_chat.bodies if "## Judged: turn 2" in judged_prompt(b)
+        judged_prompt(b)
+        for b in fake_chat.bodies
+        if "## Judged: turn 2" in judged_prompt(b) and "vegetarian lasagne" in judged_prompt(b)
     )
     assert "## Earlier in the conversation" in prompt
     assert prompt.index("Hello, how can I help?") < prompt.index("## Judged: turn 2")
@@ -285,3 +289,113 @@ def test_bad_arguments_name_the_field(kwargs: dict[str, Any], field: str) -> Non
 def test_a_table_without_the_turns_columns_is_refused() -> None:
     with pytest.raises(ValueError, match="run, turn"):
         asyncio.run(judge_turns(Judge(RUBRIC), pd.DataFrame({"variant": ["A"], "repeat": [1]})))
+
+
+# --- runs.judge(): on a live set (the widget's endpoint and key), on a set read back, saved
+# with the set, in the summary and in expect() ------------------------------------------------
+
+
+def judge_or_call(body: dict[str, Any], attempt: int) -> str:
+    """The fake model: a caller that says two lines and is done; a judge that scores 5 when
+    the agent's words hold 'line 2' (else 2) and quotes the key, which must be scrubbed."""
+    system = body["messages"][0]["content"]
+    if system.startswith(JUDGE_MARKER):
+        judged = judged_prompt(body).split("## Judged", 1)[1]
+        good = "line 2" in judged
+        why = "said line 2" if good else "no line 2"
+        return json.dumps({"score": 5 if good else 2, "reason": f"{why} ({SENTINEL_KEY})"})
+    said = sum(1 for m in body["messages"] if m["role"] == "assistant")
+    if said >= 2:
+        return json.dumps({"say": "Bye.", "goal_met": True})
+    return json.dumps({"say": f"line {said + 1}", "goal_met": False})
+
+
+async def caller_runs(widget: Any, tmp_path: Path) -> Runs:
+    from realtime_widget import Caller
+
+    caller = Caller("A regular.", "Ask twice.", speak=False, cache=tmp_path / "cache")
+    # the variants differ in instructions, which the judge is shown: no two requests are alike
+    variants = {"A": {"instructions": "Be brief."}, "B": {"instructions": "Be kind."}}
+    return await widget.run_script(caller, variants=variants, progress=False)
+
+
+async def test_runs_judge_uses_the_widgets_endpoint_and_keeps_the_rows(
+    fake_chat: FakeChat, widget: Any, tmp_path: Path
+) -> None:
+    from realtime_widget import Judge as TopJudge
+
+    assert TopJudge is Judge
+    fake_chat.answer = judge_or_call
+    runs = await caller_runs(widget, tmp_path)
+    asked = fake_chat.requests
+    per_turn = Judge(RUBRIC, name="line2", cache=tmp_path / "cache")
+    scores = await runs.judge(per_turn)
+    assert fake_chat.requests == asked + 4 and fake_chat.auth[-1] == f"Bearer {SENTINEL_KEY}"
+    assert list(scores.columns) == list(JUDGE_COLUMNS)
+    assert scores.score.tolist() == [2, 5, 2, 5] and scores.passed.tolist() == [False, True] * 2
+    assert all(SENTINEL_KEY not in r and "[redacted]" in r for r in scores.reason)
+    joined = runs.turns().merge(scores, on=["run", "turn"], suffixes=("", "_judged"))
+    assert joined.said.tolist() == ["line 1", "line 2"] * 2
+    whole = await runs.judge(Judge("The run said line 2.", per="run", name="run", cache=False))
+    assert whole.turn.isna().all() and whole.score.tolist() == [5, 5]
+    # judging again sends nothing and replaces the judge's rows rather than adding to them
+    asked = fake_chat.requests
+    again = await runs.judge(per_turn)
+    assert fake_chat.requests == asked and again.cached.all()
+    assert sorted(runs.judged.judge.value_counts().items()) == [("line2", 4), ("run", 2)]
+    summary = runs.summary()
+    assert summary.loc["A", "line2_score"] == pytest.approx(3.5)
+    assert summary.loc["A", "line2_pass_rate"] == pytest.approx(0.5)
+    assert summary.loc["B", "run_score"] == 5 and "line2_errors" not in summary
+    runs.expect(turn=2).judged(per_turn).judged("run", at_least=5)
+    with pytest.raises(AssertionError) as failed:
+        runs.expect(turn=1).judged(per_turn, at_least=4)
+    message = str(failed.value)
+    assert "judged('line2', at_least=4): 2 of 2 run(s) failed" in message
+    assert "variant='A' repeat=1 turn=1: score=2 reason='no line 2 ([redacted])'" in message
+    with pytest.raises(AssertionError, match="no judgement by 'other'"):
+        runs.expect(turn=1).judged("other")
+
+
+async def test_judged_rows_are_saved_with_the_set_and_a_read_back_set_is_judged(
+    fake_chat: FakeChat, widget: Any, tmp_path: Path
+) -> None:
+    fake_chat.answer = judge_or_call
+    runs = await caller_runs(widget, tmp_path)
+    judge = Judge(RUBRIC, name="line2", cache=tmp_path / "cache")
+    await runs.judge(judge)
+    saved = runs.to_parquet(tmp_path / "set")
+    back = Runs.read_parquet(saved)
+    pd.testing.assert_frame_equal(back.judged, runs.judged)
+    assert back.summary().loc["B", "line2_pass_rate"] == pytest.approx(0.5)
+    back.expect(turn=2).judged(judge)
+    # a set read back has no widget: the judge needs an endpoint, and says so
+    with pytest.raises(ValueError, match="base_url= and api_key="):
+        await back.judge(Judge(RUBRIC, name="fresh", cache=False))
+    with pytest.raises(ValueError, match="without its api_key"):
+        await back.judge(Judge(RUBRIC, cache=False), base_url=fake_chat.base_url)
+    asked = fake_chat.requests
+    read = await back.judge(judge, base_url=fake_chat.base_url, api_key=SENTINEL_KEY)
+    assert fake_chat.requests == asked and read.cached.all()  # the same requests as before
+    # the key is in no file of the set, nor in any export of the judged rows
+    for path in saved.rglob("*"):
+        if path.is_file():
+            assert SENTINEL_KEY.encode() not in path.read_bytes(), path
+    runs.judged.to_csv(tmp_path / "judged.csv")
+    assert SENTINEL_KEY not in (tmp_path / "judged.csv").read_text()
+
+
+async def test_an_unreadable_judgement_fails_expect_with_its_error(
+    fake_chat: FakeChat, widget: Any, tmp_path: Path
+) -> None:
+    fake_chat.answer = judge_or_call
+    runs = await caller_runs(widget, tmp_path)
+    fake_chat.answer = lambda body, attempt: "I would rather not say."
+    judge = Judge(RUBRIC, name="shy", cache=False)
+    scores = await runs.judge(judge)
+    assert scores.score.isna().all() and scores.error.str.contains("no JSON object").all()
+    assert runs.summary().loc["A", "shy_errors"] == 2
+    with pytest.raises(
+        AssertionError, match="score=none reason='' error=\"the model's reply holds no JSON object"
+    ):
+        runs.expect(turn=1).judged(judge)

@@ -7,21 +7,47 @@ Each of its turns comes from the model given the persona, the goal and the conve
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._clips import ESPEAK_VOICE
 from .._secrets import Secret, check_key
-from .models import ModelClient
+from .._vocab import ResponseText, obj
+from .._vocab import text as text_of
+from .models import ModelClient, ModelEndpoint, ModelError, pick_endpoint
+from .script import Turn, TurnContext
 
-__all__ = ["CALLER_MARKER", "DEFAULT_CALLER_MODEL", "DEFAULT_SPEECH_MODEL", "Caller", "CallerTurn"]
+if TYPE_CHECKING:
+    from .._port import CallPort
+    from .._waits import Reply
+    from .runs import Run
+
+__all__ = [
+    "CALLER_KIND",
+    "CALLER_MARKER",
+    "DEFAULT_CALLER_MODEL",
+    "DEFAULT_SPEECH_MODEL",
+    "Caller",
+    "CallerLine",
+    "CallerScript",
+    "CallerTurn",
+]
 
 DEFAULT_CALLER_MODEL = "openai/gpt-4.1-mini"
 DEFAULT_SPEECH_MODEL = "inworld-tts-1"
 # The system prompt's first line: how a stand-in (the emulator's) recognises a caller request.
 CALLER_MARKER = "realtime-widget caller, format 1"
 ENDINGS = ("goal", "max_turns", "error", "cancelled")
+CALLER_KIND = "caller"  # the turns table's ``kind`` of a caller's line
+# the log's local records of a caller: each line, the speech endpoint given up, the ending
+CALLER_TURN = "caller.turn"
+CALLER_SPEECH_FALLBACK = "caller.speech_fallback"
+CALLER_ENDED = "caller.ended"
 _ROLES = {"caller": "caller", "user": "caller", "agent": "agent", "assistant": "agent"}
 _OPEN = "(The call has just been answered. Say your first line.)"
 
@@ -131,7 +157,7 @@ class Caller:
             f"Caller(goal={self.goal!r}, max_turns={self.max_turns}, {how}, model={self.model!r})"
         )
 
-    def describe(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, Any]:
         """The caller as it is kept with a set of runs (no key)."""
         return {
             "persona": self.persona,
@@ -146,18 +172,44 @@ class Caller:
             "temperature": self.temperature,
         }
 
-    def client(
-        self, base_url: str | None = None, api_key: str | Secret | None = None
-    ) -> ModelClient:
-        """The caller's model client: its own ``base_url`` / ``api_key``, else the given ones."""
-        url = self.base_url or base_url
-        key = self._api_key or api_key
-        if not url or not key:
-            raise ValueError(
-                "the caller has no endpoint: pass Caller(base_url=..., api_key=...), or play it "
-                "through run_script (the widget's service and key are used)"
-            )
-        return ModelClient(url, key, concurrency=1, cache=self.cache)
+    # --- played by run_script (a source of turns) -----------------------------------------
+    def __len__(self) -> int:
+        """The turns a run plays at most (the progress bar's count)."""
+        return self.max_turns
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the caller's settings: the same caller, the same fingerprint."""
+        blob = json.dumps(self.settings(), sort_keys=True).encode()
+        return hashlib.sha1(blob, usedforsecurity=False).hexdigest()[:12]
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The caller as a set's manifest keeps it (its turns are made up as each run goes)."""
+        return [
+            {
+                "turn": 1,
+                "kind": CALLER_KIND,
+                "prompt": f"a caller: {self.goal}",
+                "audio_ms": None,
+                "caller": self.settings(),
+            }
+        ]
+
+    def bind(self, endpoint: ModelEndpoint | None, port: CallPort | None) -> CallerScript:
+        """This caller played in one widget's call: its model calls go to ``endpoint`` (unless
+        the caller has its own) and its lines are logged through ``port``."""
+        return CallerScript(self, self.client(endpoint), port)
+
+    def turns_for(self, run: Run) -> AsyncIterator[Turn]:
+        """The turns of one run, asked of the caller's own endpoint (``run_script`` binds the
+        widget's instead)."""
+        return self.bind(None, None).turns_for(run)
+
+    def client(self, endpoint: ModelEndpoint | None = None) -> ModelClient:
+        """The caller's model client: its own ``base_url`` / ``api_key``, else ``endpoint``
+        (the widget's service and key)."""
+        chosen = pick_endpoint("the caller", (self.base_url, self._api_key), default=endpoint)
+        return chosen.client(concurrency=1, cache=self.cache)
 
     # --- the prompt ------------------------------------------------------------------------
     def system_prompt(self) -> str:
@@ -232,3 +284,171 @@ class Caller:
     async def audio(self, text: str, client: ModelClient) -> bytes:
         """``text`` in the caller's voice from the endpoint's ``/v1/audio/speech`` (WAV)."""
         return await client.speech(text, voice=self.voice, model=self.speech_model)
+
+
+def agent_words(records: Sequence[Mapping[str, Any]]) -> str:
+    """What the agent said in ``records``: each response's text, else its transcript."""
+    by_rid: dict[str, ResponseText] = {}
+    for rec in records:
+        ev = obj(rec.get("event"))
+        rid = text_of(ev.get("response_id"))
+        if rec.get("direction") != "server" or not rid:
+            continue
+        by_rid.setdefault(rid, ResponseText()).feed(ev)
+    return " ".join(t.text for t in by_rid.values() if t.text)
+
+
+class CallerLine(Turn):
+    """One line of a simulated caller, already chosen: typed, or spoken (the speech endpoint's
+    audio, else espeak-ng). After it is played, ``agent_said`` holds the agent's answer."""
+
+    kind = CALLER_KIND
+
+    def __init__(
+        self,
+        line: str,
+        *,
+        speak: bool,
+        audio: bytes | None = None,
+        caller_ms: float | None = None,
+        speech_ms: float | None = None,
+    ) -> None:
+        super().__init__(line)
+        self.line = line
+        self.speak = speak
+        self.audio = audio
+        self.caller_ms = caller_ms
+        self.speech_ms = speech_ms
+        self.agent_said = ""
+
+    @property
+    def prompt(self) -> str:
+        return f"(spoken) {self.line}" if self.speak else self.line
+
+    def identity(self) -> Sequence[bytes]:
+        return (self.kind.encode(), self.line.encode(), self.audio or b"")
+
+    def send(self, ctx: TurnContext) -> Reply:
+        w = ctx.widget
+        if not self.speak:
+            return w.ask(self.line, timeout=ctx.timeout, metadata={"rtw_seed": str(ctx.run.seed)})
+        if self.audio is not None:
+            return w.ask(audio=self.audio, timeout=ctx.timeout)
+        return w.ask(self.line, spoken=True, voice=ESPEAK_VOICE, timeout=ctx.timeout)
+
+    async def play(self, ctx: TurnContext) -> None:
+        events = ctx.widget.events
+        lo = len(events)
+        try:
+            await super().play(ctx)
+        finally:
+            call = ctx.widget.call_number
+            records = [events.record(i) for i in range(lo, len(events))]
+            self.agent_said = agent_words([r for r in records if r["call_number"] == call])
+
+    def measure(self, records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+        return {"said": self.line, "caller_ms": self.caller_ms, "speech_ms": self.speech_ms}
+
+    def __repr__(self) -> str:
+        return f"CallerLine({self.prompt[:60]!r})"
+
+
+class CallerScript:
+    """A :class:`Caller` played in one grid: its model client (one per grid) and the call's
+    port its lines are logged through. Each run's turns are made up as it goes."""
+
+    def __init__(self, caller: Caller, client: ModelClient, port: CallPort | None) -> None:
+        self.caller = caller
+        self.client = client
+        self.port = port
+        self.speech_failed: str | None = None  # the speech endpoint's failure, once it had one
+
+    def __len__(self) -> int:
+        return len(self.caller)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.caller.fingerprint
+
+    def describe(self) -> list[dict[str, Any]]:
+        return self.caller.describe()
+
+    def __repr__(self) -> str:
+        return f"<{self.caller!r} in run_script>"
+
+    def _log(self, event: dict[str, Any]) -> None:
+        if self.port is not None:
+            self.port.log_local(event)
+
+    async def _audio(self, line: str) -> tuple[bytes | None, float | None]:
+        """The line in the caller's voice from the speech endpoint, and its time; (None, None)
+        once the endpoint failed (espeak-ng speaks instead)."""
+        if self.speech_failed is not None:
+            return None, None
+        t0 = time.perf_counter()
+        try:
+            audio = await self.caller.audio(line, self.client)
+        except ModelError as exc:
+            self.speech_failed = str(exc)
+            self._log({"type": CALLER_SPEECH_FALLBACK, "reason": self.speech_failed,
+                       "speaks_with": "espeak-ng"})  # fmt: skip
+            return None, None
+        return audio, (time.perf_counter() - t0) * 1000.0
+
+    async def turns_for(self, run: Run) -> AsyncIterator[Turn]:
+        """Ask the model for each line given the conversation so far, until it says the goal
+        is met, at ``max_turns``, or on an error; the run's seed goes with every request."""
+        caller = self.caller
+        history: list[tuple[str, str]] = []
+        said = 0
+        ended: CallerTurn | None = None
+        try:
+            while True:
+                if run.error is not None:  # the variant was not applied: no call to talk to
+                    ended = CallerTurn("", True, ended_by="error", error=run.error)
+                    break
+                turn = await caller.next_turn(history, client=self.client, seed=run.seed)
+                if turn.done:
+                    ended = turn
+                    break
+                audio, speech_ms = (None, None)
+                if caller.speak:
+                    audio, speech_ms = await self._audio(turn.text)
+                said += 1
+                self._log(
+                    {
+                        "type": CALLER_TURN,
+                        "run": run.index,
+                        "turn": said,
+                        "text": turn.text,
+                        "spoken": caller.speak,
+                        "speech": None if not caller.speak else (
+                            "endpoint" if audio is not None else "espeak-ng"),
+                        "latency_ms": turn.latency_ms,
+                        "cached": turn.cached,
+                        "speech_ms": speech_ms,
+                    }
+                )  # fmt: skip
+                line = CallerLine(
+                    turn.text,
+                    speak=caller.speak,
+                    audio=audio,
+                    caller_ms=turn.latency_ms,
+                    speech_ms=speech_ms,
+                )
+                yield line
+                history += [("caller", turn.text), ("agent", line.agent_said)]
+            assert ended is not None  # every way out of the loop says how it ended
+            self._log(
+                {
+                    "type": CALLER_ENDED,
+                    "run": run.index,
+                    "turns": said,
+                    "ended_by": ended.ended_by,
+                    "goal_met": ended.goal_met,
+                    "error": ended.error,
+                    "closing": ended.text or None,
+                }
+            )
+        finally:
+            await self.client.aclose()

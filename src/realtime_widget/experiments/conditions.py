@@ -27,10 +27,10 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from .._clips import load_source, wav_info
+from .._clips import array_wav, load_source, wav_info
 from .._extras import require
 
-__all__ = ["NOISE_COLOURS", "NOMINAL_SPEECH_DBFS", "Condition"]
+__all__ = ["NOISE_COLOURS", "NOMINAL_SPEECH_DBFS", "Condition", "conditioned_clip", "decode_clip"]
 
 NOISE_COLOURS = ("white", "pink", "brown")
 NOISE_NAMES = (*NOISE_COLOURS, "babble")
@@ -243,18 +243,18 @@ def _decode_file(np: Any, path: str) -> tuple[Any, int]:
     if mime == "audio/wav":
         samples, rate = _decode_wav(np, data, f"the noise file {path!r}")
     else:
-        samples, rate = _decode_av(np, data, path, mime)
+        samples, rate = _decode_av(np, data, f"the noise file {path!r}", mime)
     if samples.size == 0:
         raise ValueError(f"the noise file {path!r} holds no samples")
     return samples, rate
 
 
-def _decode_av(np: Any, data: bytes, path: str, mime: str) -> tuple[Any, int]:
+def _decode_av(np: Any, data: bytes, what: str, mime: str) -> tuple[Any, int]:
     try:
         import av
     except ImportError:
         raise ImportError(
-            f"the noise file {path!r} is {mime}; without PyAV only WAV files can be read: "
+            f"{what} is {mime}; without PyAV only WAV files can be read: "
             'pip install "realtime-widget[emulator]" (or: pip install av), or convert it to WAV'
         ) from None
     errors = (getattr(av, "FFmpegError", OSError), IndexError, ValueError)
@@ -268,8 +268,27 @@ def _decode_av(np: Any, data: bytes, path: str, mime: str) -> tuple[Any, int]:
                 chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
             chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
     except errors as exc:
-        raise ValueError(f"the noise file {path!r} could not be decoded: {exc}") from None
+        raise ValueError(f"{what} could not be decoded: {exc}") from None
     return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)).astype(np.float32), rate
+
+
+def decode_clip(data: bytes, mime: str, what: str = "the clip") -> tuple[Any, int]:
+    """Encoded audio (as ``say()`` loads it) as mono float32 samples and their rate."""
+    np = _np()
+    if mime == "audio/wav":
+        return _decode_wav(np, data, what)
+    return _decode_av(np, data, what, mime)
+
+
+def conditioned_clip(condition: Condition | None, data: bytes, mime: str) -> tuple[bytes, str]:
+    """A clip's (bytes, mime) under ``condition``: its samples through ``apply()``, as a 16-bit
+    WAV at the clip's own rate; the clip as it was when the condition is None."""
+    if condition is None:
+        return data, mime
+    if not isinstance(condition, Condition):
+        raise TypeError(f"condition must be a Condition (or None); got {type(condition).__name__}")
+    samples, rate = decode_clip(data, mime)
+    return array_wav(condition.apply(samples, rate), rate), "audio/wav"
 
 
 @lru_cache(maxsize=16)
@@ -680,3 +699,36 @@ def _noise_kind(noise: Any) -> tuple[str, Any, int | None]:
 
 def _rebuild(data: dict[str, Any], noise: Any) -> Condition:
     return Condition.from_dict(data, noise=noise)
+
+
+def conditions_from(stored: Any) -> dict[str, Any]:
+    """A grid's conditions back from its manifest (name -> ``to_dict()``, or None for the
+    audio as recorded). A condition whose noise was an array cannot be rebuilt without it: it
+    stays as its stored dict."""
+    out: dict[str, Any] = {}
+    for name, data in (stored or {}).items():
+        try:
+            out[name] = Condition.from_dict(data) if data is not None else None
+        except (TypeError, ValueError, FileNotFoundError):
+            out[name] = data  # array noise, or a noise file that is gone
+    return out
+
+
+def check_conditions(conditions: Any) -> dict[str, Condition | None]:
+    """A grid's ``conditions=`` checked: a dict of name -> Condition (None: the audio as it
+    is). Empty for None: the grid has no condition axis."""
+    if conditions is None:
+        return {}
+    example = '{"clean": None, "cafe": Condition(noise="babble", snr_db=10)}'
+    if not isinstance(conditions, Mapping) or not conditions:
+        raise TypeError(f"conditions must be a dict of name -> Condition or None, e.g. {example}")
+    out: dict[str, Condition | None] = {}
+    for name, condition in conditions.items():
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"a condition's name is a non-empty string; got {name!r}")
+        if condition is not None and not isinstance(condition, Condition):
+            raise TypeError(
+                f"condition {name!r} must be a Condition or None; got {type(condition).__name__}"
+            )
+        out[name] = condition
+    return out

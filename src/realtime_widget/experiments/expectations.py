@@ -11,6 +11,7 @@ from .storage import LATENCY_COLUMNS
 from .summary import quantile
 
 if TYPE_CHECKING:
+    from .judge import Judge
     from .runs import Runs
 
 Row = Mapping[str, Any]
@@ -114,8 +115,71 @@ class Expectation:
         """Every response of the turn completed, and the turn had no error."""
         return self.check("completed()", lambda r: r.get("status") == "completed")
 
+    def judged(self, judge: Judge | str, *, at_least: float | None = None) -> Expectation:
+        """The judge (a :class:`Judge` or its name) scored this turn at least ``at_least`` in
+        every run (default: the judge's ``pass_at``; for a name, its rows' ``passed``); a
+        ``per="run"`` judge's score of each whole run counts. Judge first: ``await
+        runs.judge(judge)``. A judgement with an error fails, with the error."""
+        name = judge if isinstance(judge, str) else getattr(judge, "name", None)
+        if not isinstance(name, str):
+            raise TypeError(f"judged() takes a Judge or a judge's name, not {judge!r}")
+        if at_least is None and not isinstance(judge, str):
+            at_least = judge.pass_at
+        what = f"judged({name!r}" + (f", at_least={at_least:g})" if at_least is not None else ")")
+        table = self.runs.judged
+        mine = [] if table is None else [
+            r for r in table[table["judge"] == name].to_dict("records")
+        ]  # fmt: skip
+        turn = self.rows[0]["turn"]
+        runs = {r["run"] for r in self.rows}
+        by_run = {}
+        for r in mine:
+            if r["run"] in runs and (_na(r.get("turn")) or r["turn"] == turn):
+                by_run[r["run"]] = r
+        if not by_run:
+            raise AssertionError(
+                f"expect({self.where}).{what}: no judgement by {name!r} of this turn: await "
+                "runs.judge(judge) first"
+            )
+
+        def ok(row: Row) -> bool:
+            got = by_run.get(row["run"])
+            if got is None or _na(got.get("score")):
+                return False
+            if at_least is None:
+                return bool(got.get("passed"))
+            return bool(got["score"] >= at_least)
+
+        bad = [r for r in self.rows if not ok(r)]
+        if bad:
+            lines = [f"expect({self.where}).{what}: {len(bad)} of {len(self.rows)} run(s) failed"]
+            for r in bad:
+                got = by_run.get(r["run"], {})
+                score = "none" if _na(got.get("score")) else got["score"]
+                line = f"  variant={r['variant']!r} repeat={r['repeat']} turn={r['turn']}: "
+                line += f"score={score} reason={_text(got.get('reason'))!r}"
+                if not _na(got.get("error")):
+                    line += f" error={got['error']!r}"
+                elif not got:
+                    line += " (this run was not judged)"
+                lines.append(line + f" text={str(r.get('text') or '')[:120]!r}")
+            raise AssertionError("\n".join(lines))
+        return self
+
     def __repr__(self) -> str:
         return f"<Expectation {self.where}: {len(self.rows)} row(s)>"
 
 
 _quantile = quantile  # within_ms() has a parameter of that name
+
+
+def _na(value: Any) -> bool:
+    """None, NaN or pandas' NA (an empty cell of the judged table)."""
+    try:
+        return bool(value is None or value != value)
+    except (TypeError, ValueError):  # pandas.NA refuses bool()
+        return True
+
+
+def _text(value: Any) -> str:
+    return "" if _na(value) else str(value)

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._session import SESSION_TRAITS, SessionTraits
+from .conditions import Condition, check_conditions
 from .runner import Runner
 from .runs import Runs
 from .script import Script, Turn, TurnSource
@@ -85,10 +86,12 @@ class Experiments:
         timeout: float = 60.0,
         seed: int = 0,
         progress: bool = True,
+        conditions: Mapping[str, Condition | None] | None = None,
     ) -> Runs:
         """Start the runs on the kernel's event loop; returns their handle at once."""
         source = as_source(script)
         checked = check_variants(self.widget, variants)
+        axis = check_conditions(conditions)  # spoken audio's conditions: the grid's other axis
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
             raise ValueError(f"repeat must be a whole number >= 1; got {repeat!r}")
         if isolation not in ISOLATIONS:
@@ -112,7 +115,12 @@ class Experiments:
                 "run_script runs on the kernel's event loop: call it in a notebook cell, or "
                 "from async code (await w.run_script(...))"
             ) from None
-        runs = Runs(source, checked, repeat, delivery=self.delivery)
+        endpoint = self.widget.model_endpoint()  # judges and callers ask the widget's service
+        bind = getattr(source, "bind", None)
+        if callable(bind):  # a source that asks a model for its turns (a simulated caller)
+            source = bind(endpoint, self.port)
+        runs = Runs(source, checked, repeat, delivery=self.delivery, conditions=axis)
+        runs.endpoint = endpoint
         runner = Runner(
             self.widget,
             self.port,

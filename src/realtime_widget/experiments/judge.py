@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._secrets import Secret, check_key
-from .models import ChatReply, ModelClient
+from .models import ChatReply, ModelClient, ModelEndpoint, pick_endpoint
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,18 +139,21 @@ class Judge:
         return self._api_key
 
     def client(
-        self, base_url: str | None = None, api_key: str | Secret | None = None
+        self,
+        endpoint: ModelEndpoint | None = None,
+        *,
+        base_url: str | None = None,
+        api_key: str | Secret | None = None,
     ) -> ModelClient:
-        """The judge's model client: its own ``base_url`` / ``api_key``, else the given ones
-        (the widget's)."""
-        url = self.base_url or base_url
-        key = self._api_key or api_key
-        if not url or not key:
-            raise ValueError(
-                "the judge has no endpoint: pass Judge(base_url=..., api_key=...), or judge "
-                "through runs.judge() with a widget (its service and key are used)"
-            )
-        return ModelClient(url, key, concurrency=self.concurrency, cache=self.cache)
+        """The judge's model client: ``base_url`` / ``api_key`` when given, else the judge's
+        own, else ``endpoint`` (the widget's service and key)."""
+        chosen = pick_endpoint(
+            "the judge",
+            (base_url, api_key),
+            (self.base_url, self._api_key),
+            default=endpoint,
+        )
+        return chosen.client(concurrency=self.concurrency, cache=self.cache)
 
     # --- the prompt ------------------------------------------------------------------------
     def system_prompt(self) -> str:
@@ -435,10 +438,10 @@ async def judge_turns(
     finally:
         if own:
             await model_client.aclose()
-    return _frame(pd, out)
+    return judged_frame(pd, out)
 
 
-def _frame(pd: Any, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+def judged_frame(pd: Any, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(list(rows), columns=list(JUDGE_COLUMNS))
     for col in ("repeat", "run", "turn", "score"):
         df[col] = df[col].astype("Int64")

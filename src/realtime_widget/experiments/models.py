@@ -27,8 +27,10 @@ __all__ = [
     "DEFAULT_CACHE_DIR",
     "ChatReply",
     "ModelClient",
+    "ModelEndpoint",
     "ModelError",
     "first_json_object",
+    "pick_endpoint",
 ]
 
 EXTRA_HINT = (
@@ -51,6 +53,80 @@ def _openai() -> Any:
 
 class ModelError(Exception):
     """A failed model request, its message scrubbed of the key."""
+
+
+class ModelEndpoint:
+    """Where model calls go: a service's root URL, its key and how the key is sent.
+
+    ``w.model_endpoint()`` hands judges and callers the widget's own service this way: the key
+    is a :class:`~realtime_widget._secrets.Secret`, so it never shows in a repr, a row or an
+    export, and the endpoint is never a trait."""
+
+    __slots__ = ("_key", "auth_scheme", "base_url")
+
+    def __init__(
+        self, base_url: str, api_key: str | Secret, *, auth_scheme: str = "Bearer"
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
+        if auth_scheme not in ("Bearer", "Basic"):
+            raise ValueError(f"auth_scheme must be 'Bearer' or 'Basic', not {auth_scheme!r}")
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key if isinstance(api_key, Secret) else Secret(check_key(api_key or ""))
+        self.auth_scheme = auth_scheme
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self._key)
+
+    def client(
+        self, *, concurrency: int = 8, cache: bool | str | os.PathLike[str] = True
+    ) -> ModelClient:
+        """A :class:`ModelClient` for this endpoint."""
+        return ModelClient(
+            self.base_url,
+            self._key,
+            concurrency=concurrency,
+            cache=cache,
+            auth_scheme=self.auth_scheme,
+        )
+
+    def __repr__(self) -> str:
+        key = "set" if self._key else "none"
+        return (
+            f"ModelEndpoint(base_url={self.base_url!r}, key={key}, "
+            f"auth_scheme={self.auth_scheme!r})"
+        )
+
+
+def pick_endpoint(
+    who: str,
+    *choices: tuple[str | None, str | Secret | None],
+    default: ModelEndpoint | None = None,
+) -> ModelEndpoint:
+    """The first of ``choices`` (``(base_url, api_key)`` pairs, most specific first) that names
+    a URL, else ``default``. A URL must come with its own key: the widget's key is only ever
+    sent to the widget's own service."""
+    for url, key in choices:
+        if url and not key:
+            raise ValueError(
+                f"{who}: base_url={url!r} was given without its api_key; pass api_key= too (the "
+                "widget's key is sent only to the widget's own service)"
+            )
+        if key and not url:
+            raise ValueError(
+                f"{who}: an api_key was given without its base_url; pass base_url= too "
+                "(e.g. 'https://api.openai.com' or the emulator's emu.base_url)"
+            )
+        if url and key:
+            return ModelEndpoint(url, key if isinstance(key, Secret) else Secret(check_key(key)))
+    if default is None or not default.has_key:
+        raise ValueError(
+            f"{who} has no endpoint to ask: pass base_url= and api_key= (any OpenAI-compatible "
+            "service, or the emulator's emu.base_url / emu.api_key), or use the runs of a live "
+            "widget, whose service and key are used"
+        )
+    return default
 
 
 @dataclass(frozen=True)

@@ -59,3 +59,55 @@ def plot_runs(
     fig.suptitle(title, fontsize=11)
     plt.close(fig)  # shown by the cell's result, not twice
     return fig
+
+
+SPOKEN_KINDS = ("audio", "pauses", "barge_in")
+TRADEOFFS = ("cut_off",)
+
+
+def plot_tradeoff(
+    rows: Sequence[Mapping[str, Any]], variants: Sequence[str], what: str, title: str
+) -> Any:
+    """The eagerness trade-off: each variant x condition's cut-off rate (pauses turns) against
+    its median response latency (``to_first_output_ms`` of the spoken turns: from the clip's
+    end, so the service's wait for the end of the turn is in it); returns the Figure."""
+    if what not in TRADEOFFS:
+        raise ValueError(f"plot() draws the latencies, or one of {TRADEOFFS}; got {what!r}")
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise missing("plot", "matplotlib", "Runs.plot()") from None
+    from .summary import quantile
+
+    conditions = list(dict.fromkeys(r.get("condition") for r in rows))
+    fig, ax = plt.subplots(figsize=(5.6, 4.0), layout="constrained")
+    colours = plt.get_cmap("tab10")
+    markers = "osD^vP*X"
+    for ci, condition in enumerate(conditions):
+        for vi, variant in enumerate(variants):
+            mine = [r for r in rows if r["variant"] == variant and r.get("condition") == condition]
+            cut = [bool(r["cut_off"]) for r in mine if r.get("cut_off") is not None]
+            spoken = [r.get("to_first_output_ms") for r in mine if r.get("kind") in SPOKEN_KINDS]
+            latency = quantile(spoken, 0.5)
+            if not cut or latency != latency:  # no pauses turn, or no spoken reply measured
+                continue
+            rate = sum(cut) / len(cut)
+            label = variant if condition is None else f"{variant} · {condition}"
+            ax.plot(
+                latency, rate, markers[vi % len(markers)], ms=8, color=colours(ci % 10),
+                label=label,
+            )  # fmt: skip
+            ax.annotate(label, (latency, rate), textcoords="offset points", xytext=(6, 4),
+                        fontsize=8)  # fmt: skip
+    ax.set_xlabel("response latency, spoken turns p50 (ms)")
+    ax.set_ylabel("cut-off rate (pauses turns)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no pauses turn with a measured reply", ha="center",
+                transform=ax.transAxes)  # fmt: skip
+    ax.set_title(f"eagerness trade-off: {title}", fontsize=10)
+    plt.close(fig)
+    return fig

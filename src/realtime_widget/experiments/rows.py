@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _vocab as V
 from .._turns import collect_turns
 from .._vocab import ResponseText, obj, text
-from .script import Turn
+from .script import Turn, TurnRecords
 from .storage import LATENCY_COLUMNS
+
+if TYPE_CHECKING:
+    from .._recording import Recording
 
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "total_tokens")
 # local records of a clip played into the call (``say()``)
@@ -64,14 +67,19 @@ def turn_rows(
     spans: Sequence[Span],
     turns: Sequence[Turn],
     run: Mapping[str, Any],
+    *,
+    recording: Recording | None = None,
 ) -> list[dict[str, Any]]:
     """One row per turn of a run, from its records (each with its ``seq`` in the log), the
     turns played and each one's seq span: the turn's responses, what they said, their status,
     tool calls, the latencies of ``turns()`` (of the turn's first response: what the user
-    waited for), the agent's audio time and the turn's own duration. ``run`` (variant, repeat,
-    run, seed, call number...) goes into every row."""
+    waited for), the agent's audio time and the turn's own duration, and each kind's own
+    columns (``Turn.measure``; ``Turn.measure_in`` with the previous turn's records and the
+    call's ``recording``). ``run`` (variant, repeat, run, condition, seed, call number...)
+    goes into every row."""
     by_rid = {t.response_id: t for t in collect_turns(records)}
     rows = []
+    previous: list[Mapping[str, Any]] = []
     for i, (lo, hi, error) in enumerate(spans):
         turn = turns[i]
         recs = [r for r in records if lo <= int(r.get("seq", -1)) < hi]
@@ -105,8 +113,11 @@ def turn_rows(
             if t["audio_started"] is not None and t["audio_stopped"] is not None
         ]
         status = done[-1]["status"] if done else None
+        if status is None and error is None and not turn.expects_reply:
+            status = "completed"  # nothing was to answer it (noise alone), and nothing did
         if error is not None or status is None:
             status = "cancelled" if error == "interrupted" else "error"
+        no_reply = "no response" if turn.expects_reply else None
         rows.append(
             {
                 **run,
@@ -116,7 +127,7 @@ def turn_rows(
                 "trigger": first.get("trigger"),
                 "status": status,
                 "reason": done[-1]["reason"] if done else None,
-                "error": error if error is not None else (None if done else "no response"),
+                "error": error if error is not None else (None if done else no_reply),
                 "text": " ".join(s.text for s in said if s.text),
                 "transcript": " ".join(s.transcript for s in said if s.transcript),
                 "heard": " ".join(h for h in heard if h) or None,
@@ -136,6 +147,8 @@ def turn_rows(
                 "started_ms": start,
                 "ended_ms": end,
                 **turn.measure(recs),
+                **turn.measure_in(TurnRecords(recs, previous, recording)),
             }
         )
+        previous = recs
     return rows

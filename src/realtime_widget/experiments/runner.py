@@ -7,9 +7,12 @@ How a run goes:
   with the fields in its first ``session.update``;
 - with ``isolation="conversation"`` (the default) the items of the conversation so far are
   deleted first, so every run starts from the same empty conversation;
-- each turn plays itself (``Turn.play``: typed or spoken with ``ask()``) and ends when every
-  response it caused is done (a tool's output answered, too) and the agent's audio has stopped
-  playing; a turn that fails or times out is a row with its error, and the run goes on;
+- each turn plays itself (``Turn.play``: typed or spoken with ``ask()``; spoken turns through
+  the run's condition) and ends when every response it caused is done (a tool's output
+  answered, too) and the agent's audio has stopped playing; a turn that fails or times out is
+  a row with its error, and the run goes on. A turn followed by a barge-in ends as soon as its
+  reply is first heard, and the barge-in plays over that reply (both tracks are recorded for
+  runs of a script with a barge-in);
 - when the run ends its slice of the event log is copied out and folded into rows
   (``rows.turn_rows``).
 
@@ -37,7 +40,7 @@ from .._vocab import obj, text
 from .progress import Progress
 from .rows import turn_rows
 from .runs import Run, Runs
-from .script import Turn, TurnContext
+from .script import Heard, Turn, TurnContext
 
 if TYPE_CHECKING:
     from .._port import CallPort
@@ -47,6 +50,10 @@ ITEM_DELETE = "conversation.item.delete"
 ITEM_DELETED = "conversation.item.deleted"
 # every spelling of an added item, as the log keeps what the service sent
 ITEM_ADDED_NAMES = (V.ITEM_ADDED, *(b for b, ga in V.BETA_ALIASES.items() if ga == V.ITEM_ADDED))
+AUDIBLE = "audio.audible"
+# how long after output_audio_buffer.started the page may take to hear a reply before the
+# service's word stands in for it
+AUDIBLE_GRACE_MS = 1000.0
 
 
 def now_ms() -> float:
@@ -72,6 +79,9 @@ class TurnEnd(Pending):
         self.seen = 0
         self.followups = 0
         self.audio = False
+        self.rids: set[str] = set()  # every response this turn caused
+        self.heard: Heard | None = None  # its first reply first heard (the page's audible)
+        self.started: Heard | None = None  # ... or started, by the service's word
 
     def _timeout_words(self, timeout: float) -> str:
         if not self.seen:
@@ -116,6 +126,13 @@ class Watch:
             self.turn = None
 
     def on_record(self, direction: str, event: Mapping[str, Any], t_ms: float, call: int) -> None:
+        if direction == "local" and event.get("type") == AUDIBLE:
+            with self.lock:
+                end = self.turn
+                rid = text(event.get("response_id"))
+                if end is not None and end.call == call and end.heard is None and rid in end.rids:
+                    end.heard = Heard(t_ms, now_ms(), rid, "audible")
+            return
         if direction != "server":
             return
         etype = V.canonical(event.get("type"))
@@ -130,6 +147,7 @@ class Watch:
             if etype == V.RESPONSE_CREATED:
                 rid = text(obj(event.get("response")).get("id")) or "?"
                 end.open.add(rid)
+                end.rids.add(rid)
                 end.seen += 1
                 end.followups = max(0, end.followups - 1)
             elif etype == V.RESPONSE_DONE:
@@ -144,6 +162,9 @@ class Watch:
                     end.followups += 1  # the tool loop answers with one response.create
             elif etype == V.AUDIO_STARTED:
                 end.audio = True
+                if end.started is None:
+                    rid = text(event.get("response_id"))
+                    end.started = Heard(t_ms, now_ms(), rid, "started")
             elif etype in V.AUDIO_ENDED:
                 end.audio = False
             else:
@@ -176,7 +197,14 @@ class Runner:
         names = {n for fields in runs.variants.values() for n in fields}
         # every run starts from the session as it was, plus its variant's fields
         self.baseline = {n: copy.deepcopy(getattr(widget, n)) for n in SESSION_TRAITS if n in names}
-        self.order = [(v, r) for r in range(1, runs.repeat + 1) for v in runs.variants]
+        conditions: list[str | None] = list(runs.conditions) or [None]
+        self.order = [
+            (v, c, r) for r in range(1, runs.repeat + 1) for v in runs.variants for c in conditions
+        ]
+        # a barge-in is measured from the recording: record both tracks for such scripts
+        ahead = getattr(runs.script, "turns", ())
+        self.record = any(getattr(t, "interrupts", False) for t in ahead)
+        self.heard: Heard | None = None  # the last turn's reply, once heard (for a barge-in)
         self.watch = Watch(widget)
         self.task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -210,11 +238,14 @@ class Runner:
     async def main(self) -> None:
         runs, w = self.runs, self.w
         t0 = time.perf_counter()
+        was_recording = bool(w.record)
         try:
-            for index, (variant, repeat) in enumerate(self.order, 1):
+            if self.record and not was_recording:
+                w.record = True
+            for index, (variant, condition, repeat) in enumerate(self.order, 1):
                 fields = runs.variants[variant]
                 seed = run_seed(self.seed, variant, repeat)
-                run = Run(variant, repeat, index, seed, copy.deepcopy(fields))
+                run = Run(variant, repeat, index, seed, copy.deepcopy(fields), condition=condition)
                 runs.runs.append(run)
                 await self.run_one(run)
         except asyncio.CancelledError:
@@ -223,6 +254,8 @@ class Runner:
             runs.error = f"{type(exc).__name__}: {exc}"
         finally:
             runs.wall_ms = (time.perf_counter() - t0) * 1000.0
+            if self.record and not was_recording:
+                w.record = False
             if self.baseline and self.port.live:
                 with contextlib.suppress(Exception):
                     w.update_session(**self.baseline)  # leave the session as it was
@@ -237,6 +270,9 @@ class Runner:
         seq0 = len(w.events)
         played: list[Turn] = []
         cancelled = False
+        self.heard = None
+        ahead = getattr(script, "turns", None)  # a script's turns are known: look one ahead
+        where = f" · {run.condition}" if run.condition is not None else ""
         try:
             try:
                 await self.prepare(run)
@@ -247,14 +283,15 @@ class Runner:
             async for turn in script.turns_for(run):
                 played.append(turn)
                 self._say(
-                    f"{run.variant} · repeat {run.repeat}/{self.runs.repeat} · turn "
+                    f"{run.variant}{where} · repeat {run.repeat}/{self.runs.repeat} · turn "
                     f"{len(played)}/{len(script)}: {turn.prompt[:60]}"
                 )
                 if run.error is not None:
                     run.spans.append((len(w.events), len(w.events), run.error))
                     continue
+                following = ahead[len(played)] if ahead and len(played) < len(ahead) else None
                 try:
-                    await self.play(run, turn)
+                    await self.play(run, turn, hand_over=getattr(following, "interrupts", False))
                 finally:
                     self.turns_done += 1
         except asyncio.CancelledError:
@@ -309,13 +346,21 @@ class Runner:
         run.session = w.session_config()
         run.confirmed = copy.deepcopy(dict(w.server_session))
 
-    async def play(self, run: Run, turn: Turn) -> None:
+    async def play(self, run: Run, turn: Turn, *, hand_over: bool = False) -> None:
+        """Play one turn. ``hand_over``: the next turn plays over this one's reply, so this
+        one ends as soon as that reply is first heard."""
         w = self.w
         lo = len(w.events)
         error: str | None = None
         end = self.watch.begin(w.call_number)
+        condition = self.runs.conditions.get(run.condition) if run.condition else None
+        ctx = TurnContext(w, self.port, run, self.timeout, end, condition, self.heard)
+        self.heard = None
         try:
-            await turn.play(TurnContext(w, self.port, run, self.timeout, end))
+            if hand_over:
+                self.heard = await self.play_until_heard(turn, ctx, end)
+            else:
+                await turn.play(ctx)
         except asyncio.CancelledError:
             error = "interrupted"
             with contextlib.suppress(Exception):
@@ -329,6 +374,30 @@ class Runner:
         finally:
             self.watch.end()
             run.spans.append((lo, len(w.events), error))
+
+    async def play_until_heard(self, turn: Turn, ctx: TurnContext, end: TurnEnd) -> Heard | None:
+        """Play ``turn`` until its reply is first heard (the page's audible, or the service's
+        output_audio_buffer.started when the page hears nothing within a second); None when
+        the turn ended before."""
+        task = asyncio.ensure_future(turn.play(ctx))
+        try:
+            while not task.done():
+                if end.heard is not None:
+                    break
+                started = end.started
+                if started is not None and now_ms() - started.kernel_ms > AUDIBLE_GRACE_MS:
+                    break
+                await asyncio.sleep(0.005)
+            else:
+                await task  # ended (or failed) before it was heard
+                return end.heard or end.started
+        except BaseException:
+            task.cancel()
+            raise
+        task.cancel()  # the reply plays on; the next turn takes it from here
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return end.heard or end.started
 
     def close_run(self, run: Run, seq0: int, played: list[Turn]) -> None:
         w = self.w
@@ -345,4 +414,4 @@ class Runner:
         run.events = log
         run.recording = w.recordings.get(run.call_number)
         # a cancelled run keeps the turns that were played (the cut one is a cancelled row)
-        run.rows = turn_rows(records, run.spans, played, run.meta)
+        run.rows = turn_rows(records, run.spans, played, run.meta, recording=run.recording)

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from .._delivery import Delivery, MidCellDeliveryError
 from .._log import EventLog
 from .._pending import Pending
-from . import storage
+from . import judging, storage
+from .conditions import conditions_from
 from .expectations import Expectation
 from .players import Players, players
-from .plot import plot_runs
+from .plot import plot_runs, plot_tradeoff
 from .script import SavedTurn, Script, TurnSource
 from .storage import LATENCY_COLUMNS
 from .summary import summarize, timing
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .._recording import Recording
+    from .judge import Judge
+    from .models import ModelClient, ModelEndpoint
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Run:
     session: dict[str, Any] = field(default_factory=dict)  # session_config() as sent
     confirmed: dict[str, Any] = field(default_factory=dict)  # what session.updated said
     call_number: int = 0
+    condition: str | None = None  # the name of the condition its spoken turns played under
     fresh_call: bool = False
     status: str = "pending"  # running, completed, failed, cancelled
     error: str | None = None
@@ -59,6 +63,7 @@ class Run:
         """What every row of this run carries."""
         return {
             "variant": self.variant,
+            "condition": self.condition,
             "repeat": self.repeat,
             "run": self.index,
             "seed": self.seed,
@@ -89,6 +94,7 @@ class Run:
             session=entry.get("session") or {},
             confirmed=entry.get("confirmed") or {},
             call_number=int(entry.get("call_number") or 0),
+            condition=entry.get("condition"),
             fresh_call=bool(entry.get("fresh_call")),
             status=entry.get("status") or "completed",
             error=entry.get("error"),
@@ -119,17 +125,23 @@ class Runs(Pending):
         repeat: int,
         *,
         delivery: Delivery | None = None,
+        conditions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(delivery)
         self.script = script
         self.variants = {k: dict(v) for k, v in variants.items()}
         self.repeat = repeat
+        # name -> Condition (None: as recorded); the grid's axis beside the variants
+        self.conditions: dict[str, Any] = dict(conditions or {})
         self.runs: list[Run] = []
         self.cancelled = False
         self.error: str | None = None  # the runner's own failure, if it had one
         self.wall_ms: float | None = None  # the whole grid, kernel clock
         self.progress: Any = None  # the ipywidgets progress box, while one shows
         self._stop: Callable[[], None] | None = None
+        # the widget's model endpoint for judges (a live set; never saved: the key stays)
+        self.endpoint: ModelEndpoint | None = None
+        self.judged: pd.DataFrame | None = None  # every judge's rows so far (runs.judge)
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -183,7 +195,7 @@ class Runs(Pending):
     def summary(self) -> pd.DataFrame:
         """Per variant: runs, turns, completion rate, p50/p95 of each latency, the agent's
         audio seconds (total and per turn) and the turns' own time."""
-        return summarize(self.rows, self.variant_names)
+        return judging.with_scores(summarize(self.rows, self.variant_names), self.judged)
 
     def timing(self) -> dict[str, float | None]:
         """The grid's wall time against the sum of its turns' own durations (seconds)."""
@@ -191,10 +203,14 @@ class Runs(Pending):
 
     # -- pictures and sound -----------------------------------------------------------------
 
-    def plot(self, *, columns: Sequence[str] = LATENCY_COLUMNS) -> Any:
+    def plot(self, what: str | None = None, *, columns: Sequence[str] = LATENCY_COLUMNS) -> Any:
         """The latency distributions per variant, one panel per latency (and the agent's audio
-        seconds per turn), in one figure; returns the matplotlib Figure."""
+        seconds per turn), in one figure; ``plot("cut_off")``: the eagerness trade-off, cut-off
+        rate against response latency, one point per variant x condition. Returns the
+        matplotlib Figure."""
         title = f"{len(self.runs)} runs of a {len(self.script)}-turn script"
+        if what is not None:
+            return plot_tradeoff(self.rows, self.variant_names, what, title)
         return plot_runs(self.rows, self.variant_names, title, columns)
 
     def listen(self, turn: int = 1, *, repeat: int = 1, pad_ms: float = 300.0) -> Players:
@@ -214,7 +230,8 @@ class Runs(Pending):
         out.mkdir(parents=True, exist_ok=True)
         entries = []
         for run in self.runs:
-            part, stem = storage.partition(run.variant), storage.run_stem(run.repeat)
+            part = storage.partition(run.variant)
+            stem = storage.run_stem(run.repeat, run.condition)
             (out / part).mkdir(exist_ok=True)
             storage.write_rows(out / part / f"{stem}.parquet", run.rows)
             entry = {**run.manifest(), "file": f"{part}/{stem}.parquet", "log": None}
@@ -230,10 +247,15 @@ class Runs(Pending):
                 "script": self.script.describe(),
                 "fingerprint": self.script.fingerprint,
                 "variants": self.variants,
+                "conditions": {
+                    name: c.to_dict() if hasattr(c, "to_dict") else c
+                    for name, c in self.conditions.items()
+                },
                 "repeat": self.repeat,
                 "cancelled": self.cancelled,
                 "wall_ms": self.wall_ms,
                 "runs": entries,
+                "judged": judging.write_judged(out, self.judged),
             },
         )
         return out
@@ -248,9 +270,15 @@ class Runs(Pending):
         script = Script(
             SavedTurn(t["kind"], t.get("prompt") or "?", t.get("audio_ms")) for t in meta["script"]
         )
-        runs = cls(script, meta.get("variants") or {}, int(meta.get("repeat", 1)))
+        runs = cls(
+            script,
+            meta.get("variants") or {},
+            int(meta.get("repeat", 1)),
+            conditions=conditions_from(meta.get("conditions")),
+        )
         runs.cancelled = bool(meta.get("cancelled"))
         runs.wall_ms = meta.get("wall_ms")
+        runs.judged = judging.read_judged(root, meta.get("judged"))
         for entry in meta["runs"]:
             run = Run.from_manifest(entry)
             run.rows = [
@@ -263,6 +291,27 @@ class Runs(Pending):
         return runs
 
     # -- checks -----------------------------------------------------------------------------
+
+    async def judge(
+        self,
+        judge: Judge,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        client: ModelClient | None = None,
+    ) -> pd.DataFrame:
+        """Score every turn (``per="turn"``) or run (``per="run"``) with ``judge``: rows keyed
+        by run and turn (join them to ``turns()``), kept in ``judged`` and saved by
+        ``to_parquet``. The model calls go to ``base_url`` / ``api_key``, else the judge's own,
+        else the widget's service and key (a live set)."""
+        return await judging.judge_runs(
+            self, judge, base_url=base_url, api_key=api_key, client=client
+        )
+
+    def conversations(self) -> pd.DataFrame:
+        """One row per run: turns, goal_met, ended_by (goal / max_turns / error / cancelled;
+        ``script`` for a fixed script), error, and the transcript both ways."""
+        return judging.conversations(self)
 
     def expect(
         self, turn: int, *, variant: str | None = None, repeat: int | None = None
@@ -283,7 +332,7 @@ class Runs(Pending):
     def __repr__(self) -> str:
         rows = self.rows
         done = sum(1 for r in rows if r["status"] == "completed")
-        total = len(self.variant_names) * self.repeat
+        total = len(self.variant_names) * max(1, len(self.conditions)) * self.repeat
         return (
             f"<Runs {self._state()}: {len(self.runs)}/{total} runs, {done}/{len(rows)} turns "
             f"completed; variants {self.variant_names}>"

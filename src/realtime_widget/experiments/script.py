@@ -9,6 +9,10 @@ not). ``measure()`` may add the kind's own columns to its row (each declared in
 Anything with ``__len__``, ``turns_for(run)`` (an async iterator of turns), ``describe()`` and
 ``fingerprint`` can be played as a script (:class:`TurnSource`): a caller that makes each turn
 up as the conversation goes is one.
+
+Spoken turns (:class:`SpokenTurn`) are played under the run's condition (``ctx.condition``:
+noise, a phone line, a gain), the same samples on every repeat. The turn-taking kinds (pauses,
+barge-in, noise alone) live in ``turn_taking``.
 """
 
 from __future__ import annotations
@@ -18,14 +22,44 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import _vocab as V
 from .._clips import ESPEAK_VOICE, ESPEAK_WPM, load_source, wav_info
+from .._vocab import obj
 
 if TYPE_CHECKING:
     from .._pending import Pending
     from .._port import CallPort
+    from .._recording import Recording
     from .._waits import Reply
     from .._widget import RealtimeWidget
+    from .conditions import Condition
     from .runs import Run
+    from .turn_taking import BargeInTurn, NoiseTurn, PausesTurn
+
+Record = Mapping[str, Any]
+SAY_STARTED, SAY_ENDED = "say.started", "say.ended"
+
+
+@dataclass(frozen=True)
+class Heard:
+    """When the agent's reply to a turn was first heard: the page's ``audio.audible`` (or the
+    service's ``output_audio_buffer.started`` when the page heard nothing), on the log clock,
+    and when the kernel learnt it (kernel clock)."""
+
+    t_ms: float
+    kernel_ms: float
+    response_id: str | None
+    source: str  # "audible" or "started"
+
+
+@dataclass(frozen=True)
+class TurnRecords:
+    """What a turn's columns may be measured from beyond its own records: the records of the
+    turn before it in the run, and the call's recording (both tracks), when there is one."""
+
+    own: Sequence[Record]
+    previous: Sequence[Record]
+    recording: Recording | None
 
 
 @dataclass
@@ -39,12 +73,16 @@ class TurnContext:
     run: Run
     timeout: float
     end: Pending
+    condition: Condition | None = None  # the run's condition: spoken turns play through it
+    previous_heard: Heard | None = None  # the previous turn's reply, once heard (a barge-in's cue)
 
 
 class Turn:
     """One turn of a :class:`Script` (a subclass per kind)."""
 
     kind: str = ""  # the kind's name, as the table's ``kind`` column shows it
+    interrupts = False  # plays over the previous turn's reply (the runner hands over early)
+    expects_reply = True  # a turn without a response is an error (not so for noise alone)
 
     def __init__(self, text: str | None = None) -> None:
         self.text = text
@@ -79,6 +117,11 @@ class Turn:
         """This kind's own columns of its row, from the turn's records (none by default)."""
         return {}
 
+    def measure_in(self, records: TurnRecords) -> Mapping[str, Any]:
+        """Columns that need more than the turn's own records: the previous turn's, or the
+        call's recording (none by default)."""
+        return {}
+
     def __repr__(self) -> str:
         return f"Script.{self.kind}({self.prompt[:60]!r})"
 
@@ -100,7 +143,88 @@ class TextTurn(Turn):
         )
 
 
-class AudioTurn(Turn):
+def say_times(records: Sequence[Record]) -> tuple[float | None, float | None]:
+    """(first sample, last sample) of the first clip the records play, on the log clock."""
+    start = end = None
+    clip = None
+    for rec in records:
+        if rec.get("direction") != "local":
+            continue
+        ev = obj(rec.get("event"))
+        etype = ev.get("type")
+        if etype == SAY_STARTED and start is None:
+            start, clip = float(rec["t_ms"]), ev.get("clip_id")
+        elif etype == SAY_ENDED and start is not None and ev.get("clip_id") == clip:
+            end = float(rec["t_ms"])
+            break
+    return start, end
+
+
+def server_times(records: Sequence[Record], etype: str) -> list[float]:
+    """The log-clock times of the server events of ``etype``, in order."""
+    return [
+        float(r["t_ms"])
+        for r in records
+        if r.get("direction") == "server" and V.canonical(obj(r.get("event")).get("type")) == etype
+    ]
+
+
+class SpokenTurn(Turn):
+    """A turn whose audio is a clip played into the call: WAV bytes (``audio``) made once, so
+    every run plays the same samples, then passed through the run's condition (each condition's
+    clip made once, too). Its row gains ``clip_ms`` (the clip as played) and
+    ``end_of_turn_ms`` (the clip's last sample -> the service's ``speech_stopped``)."""
+
+    audio: bytes = b""
+    mime: str = "audio/wav"
+
+    def __init__(self, text: str | None = None) -> None:
+        super().__init__(text)
+        self._conditioned: dict[Condition, bytes] = {}
+
+    def last_onset_ms(self) -> float:
+        """Where the clip's last phrase starts (ms into the clip): its whole length counts as
+        one phrase by default."""
+        return 0.0
+
+    def clip_for(self, condition: Condition | None) -> bytes:
+        """The clip as heard under ``condition`` (the clip itself for None)."""
+        if condition is None:
+            return self.audio
+        got = self._conditioned.get(condition)
+        if got is None:
+            from .conditions import conditioned_clip
+
+            got = conditioned_clip(condition, self.audio, self.mime)[0]
+            self._conditioned[condition] = got
+        return got
+
+    @property
+    def duration_ms(self) -> float | None:
+        info = wav_info(self.audio) if self.mime == "audio/wav" else None
+        return round(info[3] * 1000.0 / info[0], 1) if info and info[0] else None
+
+    def identity(self) -> Iterable[bytes]:
+        return (*super().identity(), self.audio)
+
+    def send(self, ctx: TurnContext) -> Reply:
+        return ctx.widget.ask(audio=self.clip_for(ctx.condition), timeout=ctx.timeout)
+
+    def measure(self, records: Sequence[Record]) -> Mapping[str, Any]:
+        start, end = say_times(records)
+        stops = server_times(records, V.SPEECH_STOPPED)
+        out: dict[str, Any] = {
+            "clip_ms": end - start if start is not None and end is not None else None
+        }
+        if start is not None and end is not None:
+            last = start + self.last_onset_ms()
+            # the service's end of the user's turn: its first speech_stopped in the last phrase
+            ended = next((t for t in stops if t >= last), None)
+            out["end_of_turn_ms"] = ended - end if ended is not None else None
+        return out
+
+
+class AudioTurn(SpokenTurn):
     """Audio played into the call, as ``say()`` plays it; loaded once, so every run plays the
     same samples."""
 
@@ -116,28 +240,18 @@ class AudioTurn(Turn):
         wpm: int = ESPEAK_WPM,
     ) -> None:
         super().__init__(text)
-        data, _mime, name = load_source(
+        data, mime, name = load_source(
             source, text=text, sample_rate=sample_rate, voice=voice, wpm=wpm
         )
         if not data:
             raise ValueError("an audio turn needs some audio; this one is empty")
-        self.audio: bytes = data
+        self.audio = data
+        self.mime = mime
         self.source: str = name
 
     @property
     def prompt(self) -> str:
         return self.source if self.text is None else f"(spoken) {self.text}"
-
-    @property
-    def duration_ms(self) -> float | None:
-        info = wav_info(self.audio)
-        return round(info[3] * 1000.0 / info[0], 1) if info and info[0] else None
-
-    def identity(self) -> Iterable[bytes]:
-        return (*super().identity(), self.audio)
-
-    def send(self, ctx: TurnContext) -> Reply:
-        return ctx.widget.ask(audio=self.audio, timeout=ctx.timeout)
 
 
 class SavedTurn(Turn):
@@ -192,8 +306,14 @@ class Script:
                 turn = TextTurn(turn)
             if not isinstance(turn, Turn):
                 raise TypeError(
-                    f"turn {i}: a script holds strings, Script.text(...) or Script.audio(...); "
+                    f"turn {i}: a script holds strings, Script.text(...), Script.audio(...), "
+                    "Script.pauses(...), Script.barge_in(...) or Script.noise(...); "
                     f"got {type(turn).__name__}"
+                )
+            if turn.interrupts and (not made or not made[-1].expects_reply):
+                raise ValueError(
+                    f"turn {i}: {turn!r} plays over the agent's reply to the turn before it, so "
+                    "it needs a turn before it that the agent answers (a text or spoken turn)"
                 )
             made.append(turn)
         if not made:
@@ -217,6 +337,51 @@ class Script:
         """A spoken turn, as ``say()`` plays it: a path, WAV/other audio bytes,
         ``(numpy array, sample_rate)``, or ``text=`` spoken by espeak-ng (once, here)."""
         return AudioTurn(source, text=text, sample_rate=sample_rate, voice=voice, wpm=wpm)
+
+    @staticmethod
+    def pauses(
+        phrases: Sequence[str],
+        pause_ms: float = 900,
+        *,
+        voice: str = ESPEAK_VOICE,
+        wpm: int = ESPEAK_WPM,
+    ) -> PausesTurn:
+        """One spoken turn made of ``phrases`` (spoken by espeak-ng) with ``pause_ms`` of
+        silence between them. Its row says whether the service ended the turn before the last
+        phrase (``cut_off``) and how long after the last sample it ended it
+        (``end_of_turn_ms``)."""
+        from .turn_taking import PausesTurn
+
+        return PausesTurn(phrases, pause_ms, voice=voice, wpm=wpm)
+
+    @staticmethod
+    def barge_in(
+        source: Any = None,
+        *,
+        text: str | None = None,
+        after_ms: float = 700,
+        sample_rate: int | None = None,
+        voice: str = ESPEAK_VOICE,
+        wpm: int = ESPEAK_WPM,
+    ) -> BargeInTurn:
+        """A spoken turn that starts ``after_ms`` after the agent's reply to the previous turn
+        was first heard, over that reply. Its row says how long the agent took to stop
+        (``stop_ms``, from the recording: both tracks are recorded for such runs), how much of
+        the reply was heard (``heard_ms``) and what the service kept (``truncated_to_ms``)."""
+        from .turn_taking import BargeInTurn
+
+        return BargeInTurn(
+            source, text=text, after_ms=after_ms, sample_rate=sample_rate, voice=voice, wpm=wpm
+        )
+
+    @staticmethod
+    def noise(ms: float) -> NoiseTurn:
+        """``ms`` of the run's condition's noise alone (silence under no condition): no turn is
+        expected, and each ``speech_started`` it causes counts as a false turn
+        (``false_turns``)."""
+        from .turn_taking import NoiseTurn
+
+        return NoiseTurn(ms)
 
     def __len__(self) -> int:
         return len(self.turns)

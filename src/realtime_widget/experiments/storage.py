@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 LATENCY_COLUMNS = ("to_created_ms", "to_first_delta_ms", "to_first_audio_ms", "to_first_output_ms")
 
 # Every column of the turns table, in order, with its dtype: "float64" (NaN when missing),
-# "int64" (always set), "Int64" (a whole number that may be missing), "string" (may be missing)
-# and "list<string>" (a list, empty when there is none).
+# "int64" (always set), "Int64" (a whole number that may be missing), "string" (may be missing),
+# "boolean" (may be missing) and "list<string>" (a list, empty when there is none).
 COLUMNS: dict[str, str] = {
     "variant": "string",
+    "condition": "string",  # the run's condition's name (the grid's other axis), if any
     "repeat": "int64",
     "turn": "int64",
     "run": "int64",
@@ -42,6 +43,9 @@ COLUMNS: dict[str, str] = {
     "text": "string",
     "transcript": "string",
     "heard": "string",
+    "said": "string",  # a simulated caller's line (the service's hearing of it is ``heard``)
+    "caller_ms": "float64",  # the caller's model time for the line
+    "speech_ms": "float64",  # the speech endpoint's time for the line
     "response_id": "string",
     "responses": "int64",
     "tool_calls": "int64",
@@ -56,6 +60,14 @@ COLUMNS: dict[str, str] = {
     "turn_ms": "float64",
     "started_ms": "float64",
     "ended_ms": "float64",
+    # turn-taking (experiments.turn_taking): spoken turns, pauses, barge-in, noise alone
+    "clip_ms": "float64",  # the spoken clip as played (say.started -> say.ended)
+    "end_of_turn_ms": "float64",  # the clip's last sample -> speech_stopped
+    "cut_off": "boolean",  # the turn was ended before its last phrase (pauses)
+    "false_turns": "Int64",  # speech_started caused by the noise alone
+    "stop_ms": "float64",  # barge-in onset -> the agent's last audible sample (recording)
+    "heard_ms": "float64",  # how much of the interrupted reply was played
+    "truncated_to_ms": "float64",  # conversation.item.truncated's audio_end_ms
 }
 # The variant is the Parquet partition (``variant=<name>/``), not a column of the files.
 PARTITION = "variant"
@@ -86,6 +98,7 @@ def arrow_schema(with_partition: bool = False) -> Any:
         "float64": pa.float64(),
         "int64": pa.int64(),
         "Int64": pa.int64(),
+        "boolean": pa.bool_(),
         "string": pa.string(),
         "list<string>": pa.list_(pa.string()),
     }
@@ -108,8 +121,10 @@ def partition(variant: str) -> str:
     return f"variant={quote(variant, safe='')}"
 
 
-def run_stem(repeat: int) -> str:
-    return f"repeat-{repeat:03d}"
+def run_stem(repeat: int, condition: str | None = None) -> str:
+    """A run's file name (no suffix): its repeat, and its condition when the grid has them."""
+    stem = f"repeat-{repeat:03d}"
+    return stem if condition is None else f"{stem}-{quote(condition, safe='')}"
 
 
 def write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

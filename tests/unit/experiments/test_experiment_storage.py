@@ -64,6 +64,7 @@ def test_the_frame_and_the_parquet_schema_take_their_types_from_one_table() -> N
     df = storage.frame([row])
     assert list(df.columns) == list(storage.COLUMNS) == list(experiments.ROW_COLUMNS)
     pandas_of = {"float64": "float64", "int64": "int64", "Int64": "Int64", "string": "string"}
+    pandas_of["boolean"] = "boolean"
     for col, dtype in storage.COLUMNS.items():
         if dtype == "list<string>":
             assert df[col].tolist() == [[]], col  # a missing list is an empty one
@@ -73,6 +74,7 @@ def test_the_frame_and_the_parquet_schema_take_their_types_from_one_table() -> N
         "float64": pa.float64(),
         "int64": pa.int64(),
         "Int64": pa.int64(),
+        "boolean": pa.bool_(),
         "string": pa.string(),
         "list<string>": pa.list_(pa.string()),
     }

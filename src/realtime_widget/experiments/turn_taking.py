@@ -1,0 +1,401 @@
+"""The turn-taking kinds of a script: a turn spoken with pauses in it, a barge-in over the
+agent's reply, and the run's noise alone.
+
+Their columns:
+- ``cut_off`` (pauses): the service ended the user's turn before the last phrase was played: a
+  ``response.created`` before that phrase's first sample, or a ``speech_stopped`` before it
+  followed by a ``response.created`` before the turn's real end.
+- ``end_of_turn_ms`` (every spoken turn, in ``SpokenTurn``): the clip's last sample ->
+  the first ``speech_stopped`` at or after the last phrase's onset.
+- ``stop_ms`` (barge-in): the interrupting speech's onset -> the agent's last audible sample,
+  read from the recording's agent track (10 ms frames above the page's audible level, RMS 0.01);
+  ``heard_ms``: the interrupted reply's first audible sample -> that last one (from events when
+  there is no recording); ``truncated_to_ms``: ``conversation.item.truncated``'s
+  ``audio_end_ms``, what the service says it kept.
+- ``false_turns`` (noise): each ``speech_started`` while the noise played or just after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import time
+import wave
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import _vocab as V
+from .._clips import ESPEAK_VOICE, ESPEAK_WPM, array_wav, load_source, synthesize
+from .._extras import require
+from .._vocab import obj
+from .._vocab import text as as_text
+from .script import (
+    Record,
+    SpokenTurn,
+    Turn,
+    TurnContext,
+    TurnRecords,
+    say_times,
+    server_times,
+)
+
+if TYPE_CHECKING:
+    from .._recording import Recording
+
+AUDIBLE_RMS = 0.01  # the page's own level for "audible" (about -40 dBFS)
+AUDIBLE_FRAME_MS = 10.0
+SPEECH_PEAK = 300 / 32768  # a sample this loud is speech, not espeak-ng's quiet lead-in
+NOISE_RATE = 24_000
+NOISE_TAIL_S = 0.6  # after the noise: late VAD events still count as its false turns
+RESPONSE_GRACE_S = 0.5  # after a false turn's speech_stopped: time for its response.created
+LEAD_SEARCH_MS = 500.0  # how far before the page's audible the reply's first sound may lie
+ITEM_TRUNCATED = "conversation.item.truncated"
+
+
+def _number(field: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TypeError(f"{field} must be a number of milliseconds; got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{field} must be {lo:g}..{hi:g} ms; got {value!r}")
+    return float(value)
+
+
+def _pcm16(data: bytes, what: str) -> tuple[Any, int]:
+    """A 16-bit mono WAV's samples (int16) and rate."""
+    np = require("numpy", "conditions", what)
+    with wave.open(io.BytesIO(data)) as f:
+        if f.getsampwidth() != 2 or f.getnchannels() != 1:
+            raise ValueError(f"{what}: espeak-ng gave audio that is not 16-bit mono")
+        return np.frombuffer(f.readframes(f.getnframes()), "<i2"), f.getframerate()
+
+
+def _speech_onset_ms(data: bytes, mime: str) -> float:
+    """Where speech starts in a clip (its first sample above -40 dBFS), in ms; 0 when the clip
+    is not a 16-bit WAV."""
+    if mime != "audio/wav":
+        return 0.0
+    np = require("numpy", "conditions", "Script.barge_in")
+    try:
+        with wave.open(io.BytesIO(data)) as f:
+            if f.getsampwidth() != 2:
+                return 0.0
+            rate, channels = f.getframerate(), f.getnchannels()
+            x = np.frombuffer(f.readframes(f.getnframes()), "<i2").reshape(-1, channels)
+    except (wave.Error, EOFError, ValueError):
+        return 0.0
+    loud = np.flatnonzero(np.abs(x).max(axis=1) > SPEECH_PEAK * 32768)
+    return float(loud[0]) * 1000.0 / rate if loud.size else 0.0
+
+
+class PausesTurn(SpokenTurn):
+    """One spoken turn: phrases (espeak-ng) with silences between them."""
+
+    kind = "pauses"
+
+    def __init__(
+        self,
+        phrases: Sequence[str],
+        pause_ms: float = 900,
+        *,
+        voice: str = ESPEAK_VOICE,
+        wpm: int = ESPEAK_WPM,
+    ) -> None:
+        if isinstance(phrases, str) or not isinstance(phrases, Sequence):
+            raise TypeError(
+                "phrases must be a list of strings, e.g. ['a table for', 'two people']; "
+                f"got {phrases!r}"
+            )
+        phrases = list(phrases)
+        if len(phrases) < 2 or not all(isinstance(p, str) and p.strip() for p in phrases):
+            raise ValueError(
+                "phrases must hold at least two non-empty strings (the pauses lie between "
+                f"them); got {phrases!r}"
+            )
+        self.pause_ms = _number("pause_ms", pause_ms, 0.0, 20_000.0)
+        self.phrases = tuple(p.strip() for p in phrases)
+        super().__init__(" … ".join(self.phrases))
+        np = require("numpy", "conditions", "Script.pauses")
+        parts: list[Any] = []
+        onsets: list[float] = []
+        rate = at = 0
+        for phrase in self.phrases:
+            pcm, r = _pcm16(synthesize(phrase, voice=voice, wpm=wpm), "Script.pauses")
+            if rate and r != rate:
+                raise ValueError("espeak-ng spoke the phrases at different sample rates")
+            rate = r
+            loud = np.flatnonzero(np.abs(pcm) > SPEECH_PEAK * 32768)
+            if not loud.size:
+                raise ValueError(f"espeak-ng said nothing audible for the phrase {phrase!r}")
+            if parts:  # the pause: silence between one phrase's last sound and the next's first
+                parts.append(np.zeros(round(self.pause_ms * rate / 1000), np.int16))
+                at += parts[-1].size
+            onsets.append(at * 1000.0 / rate)
+            parts.append(pcm[loud[0] : loud[-1] + 1])
+            at += parts[-1].size
+        self.onsets_ms: tuple[float, ...] = tuple(onsets)
+        self.audio = array_wav(np.concatenate(parts), rate)
+        self.mime = "audio/wav"
+
+    @property
+    def prompt(self) -> str:
+        return f"(spoken, {self.pause_ms:g} ms pauses) {self.text}"
+
+    def identity(self) -> Iterable[bytes]:
+        return (*super().identity(), f"pause={self.pause_ms:g}".encode())
+
+    def last_onset_ms(self) -> float:
+        return self.onsets_ms[-1]
+
+    def measure(self, records: Sequence[Record]) -> Mapping[str, Any]:
+        out = dict(super().measure(records))
+        start, _ = say_times(records)
+        if start is None:
+            return {**out, "cut_off": None}
+        last = start + self.last_onset_ms()
+        created = server_times(records, V.RESPONSE_CREATED)
+        stops = server_times(records, V.SPEECH_STOPPED)
+        final = next((t for t in stops if t >= last), math.inf)  # the turn's real end
+        early = [s for s in stops if s < last]
+        out["cut_off"] = any(c < last for c in created) or any(
+            s < c < final for s in early for c in created
+        )
+        return out
+
+    def __repr__(self) -> str:
+        return f"Script.pauses({list(self.phrases)!r}, pause_ms={self.pause_ms:g})"
+
+
+class BargeInTurn(SpokenTurn):
+    """A clip played over the agent's reply to the previous turn, ``after_ms`` after that
+    reply was first heard."""
+
+    kind = "barge_in"
+    interrupts = True
+
+    def __init__(
+        self,
+        source: Any = None,
+        *,
+        text: str | None = None,
+        after_ms: float = 700,
+        sample_rate: int | None = None,
+        voice: str = ESPEAK_VOICE,
+        wpm: int = ESPEAK_WPM,
+    ) -> None:
+        self.after_ms = _number("after_ms", after_ms, 0.0, 120_000.0)
+        super().__init__(text)
+        data, mime, name = load_source(
+            source, text=text, sample_rate=sample_rate, voice=voice, wpm=wpm
+        )
+        if not data:
+            raise ValueError("a barge-in needs some audio; this one is empty")
+        self.audio, self.mime, self.source = data, mime, name
+        # stop_ms counts from the speech in the clip, not from a quiet lead-in
+        self.speech_onset_ms = _speech_onset_ms(data, mime)
+
+    @property
+    def prompt(self) -> str:
+        said = self.source if self.text is None else self.text
+        return f"(barge-in after {self.after_ms:g} ms) {said}"
+
+    def identity(self) -> Iterable[bytes]:
+        return (*super().identity(), f"after={self.after_ms:g}".encode())
+
+    async def play(self, ctx: TurnContext) -> None:
+        lead = ctx.previous_heard
+        if lead is None:
+            raise RuntimeError(
+                "nothing to barge in on: the agent's reply to the previous turn was never heard "
+                "(no audio.audible or output_audio_buffer.started; does the session speak?)"
+            )
+        wait_ms = lead.kernel_ms + self.after_ms - time.time() * 1000.0
+        if wait_ms > 0:
+            await asyncio.sleep(wait_ms / 1000.0)
+        await self.send(ctx).settled()
+        await ctx.end.settled(ctx.timeout)
+
+    def measure(self, records: Sequence[Record]) -> Mapping[str, Any]:
+        out = dict(super().measure(records))
+        kept = next(
+            (
+                obj(r.get("event")).get("audio_end_ms")
+                for r in records
+                if r.get("direction") == "server"
+                and obj(r.get("event")).get("type") == ITEM_TRUNCATED
+            ),
+            None,
+        )
+        number = isinstance(kept, int | float) and not isinstance(kept, bool)
+        out["truncated_to_ms"] = float(kept) if number and kept is not None else None
+        return out
+
+    def measure_in(self, records: TurnRecords) -> Mapping[str, Any]:
+        start, _ = say_times(records.own)
+        lead = first_heard(records.previous)
+        if start is None or lead is None:
+            return {"stop_ms": None, "heard_ms": None}
+        onset = start + self.speech_onset_ms
+        lead_rid, lead_heard = lead
+        mine = [rid for rid in _created(records.own) if rid != lead_rid]
+        # the window ends where the agent's answer to the barge-in begins (its audio started,
+        # or the page heard it: whichever is first)
+        answer = [first_heard(records.own, mine[0], kind) for kind in HEARD_KINDS] if mine else []
+        begun = [t for got in answer if got is not None for t in got[1:]]
+        window_end = min(begun) if begun else max(float(r["t_ms"]) for r in records.own)
+        ended = [
+            float(r["t_ms"])
+            for r in (*records.previous, *records.own)
+            if r.get("direction") == "server"
+            and V.canonical(obj(r.get("event")).get("type")) in V.AUDIO_ENDED
+            and as_text(obj(r.get("event")).get("response_id")) in (lead_rid, None)
+        ]
+        lead_end = min(ended) if ended else None
+        if lead_end is not None and lead_end < onset:
+            # the reply was over before the barge-in began: nothing was stopped
+            return {"stop_ms": None, "heard_ms": lead_end - lead_heard}
+        sound = agent_sound(records.recording, lead_heard - LEAD_SEARCH_MS, window_end)
+        if sound is None:  # no recording of that stretch: what the events say
+            heard = lead_end - lead_heard if lead_end is not None else None
+            return {"stop_ms": None, "heard_ms": heard}
+        frames = [t for t in sound if t < window_end]
+        first = next((t for t in frames if t <= lead_heard + AUDIBLE_FRAME_MS), lead_heard)
+        last = max((t + AUDIBLE_FRAME_MS for t in frames), default=onset)
+        stop = max(last, onset)
+        return {"stop_ms": stop - onset, "heard_ms": stop - first}
+
+    def __repr__(self) -> str:
+        return f"Script.barge_in({self.prompt[:60]!r})"
+
+
+class NoiseTurn(Turn):
+    """The run's condition's noise alone, ``ms`` long: silence under no condition."""
+
+    kind = "noise"
+    expects_reply = False
+
+    def __init__(self, ms: float) -> None:
+        self.ms = _number("ms", ms, 100.0, 600_000.0)
+        super().__init__(None)
+
+    @property
+    def prompt(self) -> str:
+        return f"({self.ms / 1000:g} s of noise alone)"
+
+    @property
+    def duration_ms(self) -> float | None:
+        return self.ms
+
+    def identity(self) -> Iterable[bytes]:
+        return (self.kind.encode(), f"{self.ms:g}".encode())
+
+    async def play(self, ctx: TurnContext) -> None:
+        from .conditions import Condition
+
+        condition = ctx.condition if ctx.condition is not None else Condition()
+        wav = array_wav(condition.noise(self.ms, NOISE_RATE), NOISE_RATE)
+        heard = _SpeechWatch()
+        unsubscribe = ctx.port.subscribe(heard.on_record)
+        try:
+            clip = ctx.widget.say(wav)
+            await clip.settled(self.ms / 1000.0 + ctx.timeout)
+            await asyncio.sleep(NOISE_TAIL_S)
+            deadline = time.monotonic() + ctx.timeout
+            while heard.open and time.monotonic() < deadline:  # a false turn still going
+                await asyncio.sleep(0.05)
+            if heard.stopped and not heard.responses:
+                await asyncio.sleep(RESPONSE_GRACE_S)
+            if heard.responses:  # the agent answered the noise: let that answer finish
+                await ctx.end.settled(ctx.timeout)
+        finally:
+            unsubscribe()
+
+    def measure(self, records: Sequence[Record]) -> Mapping[str, Any]:
+        start, end = say_times(records)
+        return {
+            "false_turns": len(server_times(records, V.SPEECH_STARTED)),
+            "clip_ms": end - start if start is not None and end is not None else None,
+        }
+
+    def __repr__(self) -> str:
+        return f"Script.noise({self.ms:g})"
+
+
+class _SpeechWatch:
+    """The VAD's view of the noise while it plays: is a (false) turn open, did one end, did
+    the agent answer."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.stopped = 0
+        self.responses = 0
+
+    def on_record(self, direction: str, event: Mapping[str, Any], t_ms: float, call: int) -> None:
+        if direction != "server":
+            return
+        etype = V.canonical(event.get("type"))
+        if etype == V.SPEECH_STARTED:
+            self.open = True
+        elif etype == V.SPEECH_STOPPED:
+            self.open = False
+            self.stopped += 1
+        elif etype == V.RESPONSE_CREATED:
+            self.responses += 1
+
+
+# -- reading replies in records and recordings -------------------------------------------------
+
+
+def _created(records: Sequence[Record]) -> list[str]:
+    out = []
+    for r in records:
+        ev = obj(r.get("event"))
+        if r.get("direction") == "server" and V.canonical(ev.get("type")) == V.RESPONSE_CREATED:
+            rid = as_text(obj(ev.get("response")).get("id"))
+            if rid:
+                out.append(rid)
+    return out
+
+
+HEARD_KINDS = (("audio.audible", "local"), (V.AUDIO_STARTED, "server"))
+
+
+def first_heard(
+    records: Sequence[Record],
+    response_id: str | None = None,
+    kind: tuple[str, str] | None = None,
+) -> tuple[str | None, float] | None:
+    """(response id, log-clock time) a reply in ``records`` was first heard: the page's
+    ``audio.audible``, else ``output_audio_buffer.started`` (or only ``kind``); the first
+    reply, or ``response_id``'s."""
+    for kind, direction in HEARD_KINDS if kind is None else (kind,):
+        for r in records:
+            ev = obj(r.get("event"))
+            if r.get("direction") != direction or V.canonical(ev.get("type")) != kind:
+                continue
+            rid = as_text(ev.get("response_id"))
+            if response_id is None or rid == response_id:
+                return rid, float(r["t_ms"])
+    return None
+
+
+def agent_sound(recording: Recording | None, start_ms: float, end_ms: float) -> list[float] | None:
+    """Log-clock start times of the 10 ms frames of the agent track between two times whose
+    RMS is above the page's audible level; None when the recording does not cover them."""
+    if recording is None or recording.t0_ms is None or end_ms <= start_ms:
+        return None
+    t0 = recording.t0_ms
+    t1 = recording.time_of(recording.frames)
+    if t0 > start_ms + LEAD_SEARCH_MS or t1 < end_ms:
+        return None
+    np = require("numpy", "conditions", "stop_ms")
+    part = recording.window(start_ms, end_ms)
+    x = part.agent
+    rate = part.sample_rate
+    step = max(1, round(rate * AUDIBLE_FRAME_MS / 1000.0))
+    n = x.size // step
+    if n == 0 or part.t0_ms is None:
+        return []
+    rms = np.sqrt(np.mean(np.square(x[: n * step].reshape(n, step), dtype=np.float64), axis=1))
+    frame_ms = step * 1000.0 / rate
+    return [part.t0_ms + i * frame_ms for i in np.flatnonzero(rms > AUDIBLE_RMS).tolist()]
