@@ -134,6 +134,10 @@ _lk.shell_handlers["comm_msg"] = _legs_on_comm_msg
 """
 
 
+# Every phase's raw logs, in order (the benchmark's --dump writes them out).
+TAKEN: list[dict[str, Any]] = []
+
+
 @dataclass
 class Legs:
     """Both sides' logs of one phase."""
@@ -148,6 +152,7 @@ class Legs:
     def take(cls, page: Any, book: Any) -> Legs:
         p = json.loads(page.evaluate(PAGE_TAKE))
         k = book.kernel_json("_klegs.take()")
+        TAKEN.append({"page": p, "kernel": k})
         legs = cls(
             msgs=p["msgs"],
             handled={h["id"]: (h["t0"], h["t1"]) for h in p["handled"]},

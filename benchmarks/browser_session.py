@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _legs import KERNEL_HOOK, PAGE_HOOK, PAGE_START, Legs, print_legs
+from _legs import KERNEL_HOOK, PAGE_HOOK, PAGE_START, TAKEN, Legs, print_legs
 from _rig import RECORD_CLICKS, BareServer, click, cors_preflight_ok, lab_session, pct
 
 FLOOD_DELTAS = 2000
@@ -59,7 +59,8 @@ WIDGET = """
 from realtime_widget import RealtimeWidget
 # no turn detection: the fake microphone's beep must not interrupt the flood
 w = RealtimeWidget(
-    base_url=BASE_URL, api_key=API_KEY, output_modalities=["text"], turn_detection=None
+    base_url=BASE_URL, api_key=API_KEY, output_modalities=["text"], turn_detection=None,
+    sideband=False,  # the data-channel path: every event through the page
 )
 w
 """
@@ -349,6 +350,7 @@ def main() -> None:
         help="diagnostic: TCP_NODELAY on the Jupyter server's sockets (what Nagle's "
         "algorithm on its websocket costs the kernel -> page messages)",
     )
+    parser.add_argument("--dump", type=Path, help="write every phase's raw leg logs here (JSON)")
     args = parser.parse_args()
     html = (Path(__file__).parent / "bare_connect.html").read_text()
     env: dict[str, str] = {}
@@ -365,6 +367,8 @@ def main() -> None:
         run(args, html, env, emu)
     finally:
         emu.stop()
+        if args.dump:
+            args.dump.write_text(json.dumps(TAKEN))
 
 
 def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorHandle) -> None:

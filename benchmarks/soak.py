@@ -10,7 +10,16 @@ voice), or the stock fake device (``--mic stock``: a beep). A text turn is sent 
   ``HeapProfiler.collectGarbage`` + ``Performance.getMetrics``), and the RSS of Chromium's
   renderer processes;
 - the emulator's RSS (it runs as its own process, so its memory is not the kernel's);
-- events: logged by the widget, and data-channel messages the page received.
+- events: logged by the widget, and data-channel messages the page received;
+- the log's own memory (the EventLog's buffer and columns, ``sys.getsizeof`` of each) and the
+  kernel's C heap in use (glibc ``mallinfo2``), so the kernel's RSS slope has a yardstick.
+
+With ``--tracemalloc N`` the kernel also traces its Python allocations (``tracemalloc``) and
+takes a snapshot every N minutes; each snapshot prints the allocation sites (file:line) that grew
+most since the previous one, and the end prints the sites that grew most from the first
+snapshot after the warm-up to the last, in KB/min beside the log's own growth, with the calling
+lines of the biggest. Tracing costs memory and time in the kernel, so that run's RSS figures
+are not the untraced ones: measure the slopes without it.
 
 At the end the microphone's turns are switched off (turn_detection=None) until the call is
 quiet, and the events the emulator sent on the call (its own count) are compared with the
@@ -25,12 +34,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +68,101 @@ REPLY_DONE = (
 )
 
 
+# Run once in the kernel: what each sample reads there. The log's memory is what its
+# containers hold (their strings are interned type names, shared); the C heap in use is
+# glibc's count of allocated bytes (None where mallinfo2 is missing), which RSS also holds.
+KERNEL_PROBES = """
+import ctypes as _soak_ct, gc as _soak_gc, sys as _soak_sys
+
+def _soak_log_bytes(log):
+    parts = (log._buf, log._off, log._call, log._dir, log._t, log._tk, log._tsb, log._via,
+             log._type)
+    return sum(_soak_sys.getsizeof(p) for p in parts)
+
+class _SoakMallinfo(_soak_ct.Structure):
+    _fields_ = [(n, _soak_ct.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+try:
+    _soak_mallinfo2 = _soak_ct.CDLL(None).mallinfo2
+    _soak_mallinfo2.restype = _SoakMallinfo
+except (AttributeError, OSError):
+    _soak_mallinfo2 = None
+
+def _soak_heap_bytes():
+    if _soak_mallinfo2 is None:
+        return None
+    m = _soak_mallinfo2()
+    return m.uordblks + m.hblkhd
+
+def _soak_sample():
+    return [len(w.events), w.status, _soak_log_bytes(w.events), _soak_heap_bytes()]
+"""
+
+# Run once in the kernel with --tracemalloc: snapshots compared by file:line. Only the first
+# snapshot after the warm-up and the latest are kept, so tracing itself stays small.
+KERNEL_TRACEMALLOC = """
+import tracemalloc as _soak_tm
+
+class _SoakTrace:
+    SKIP = (_soak_tm.Filter(False, _soak_tm.__file__),
+            _soak_tm.Filter(False, "<frozen importlib._bootstrap*>"),
+            _soak_tm.Filter(False, "<unknown>"))
+
+    def __init__(self, frames):
+        _soak_tm.start(frames)
+        self.first = self.prev = None
+
+    def _take(self, t_min):
+        _soak_gc.collect()
+        return (t_min, _soak_tm.take_snapshot().filter_traces(self.SKIP),
+                _soak_log_bytes(w.events), len(w.events))
+
+    @staticmethod
+    def _rows(new, old, top):
+        stats = new[1].compare_to(old[1], "lineno")
+        stats.sort(key=lambda s: s.size_diff, reverse=True)
+        return [[f"{s.traceback[0].filename}:{s.traceback[0].lineno}", s.size_diff, s.size,
+                 s.count_diff] for s in stats[:top]]
+
+    def snap(self, t_min, after_warmup, top):
+        snap = self._take(t_min)
+        rows = self._rows(snap, self.prev, top) if self.prev is not None else []
+        out = {"t_min": t_min, "traced": _soak_tm.get_traced_memory()[0], "log": snap[2],
+               "events": snap[3], "since_prev": rows,
+               "prev_t_min": self.prev[0] if self.prev is not None else None}
+        if after_warmup and self.first is None:
+            self.first = snap
+        self.prev = snap
+        return out
+
+    def report(self, top, callers, depth):
+        if self.first is None or self.prev is self.first:
+            return None
+        new, old = self.prev, self.first
+        rows = self._rows(new, old, top)
+        stats = new[1].compare_to(old[1], "traceback")
+        stats.sort(key=lambda s: s.size_diff, reverse=True)
+        chains = [[s.size_diff, [f"{f.filename}:{f.lineno}" for f in list(s.traceback)[-depth:]]]
+                  for s in stats[:callers]]
+        total_new = sum(s.size for s in new[1].statistics("filename"))
+        total_old = sum(s.size for s in old[1].statistics("filename"))
+        return {"from_min": old[0], "to_min": new[0], "rows": rows, "chains": chains,
+                "traced_diff": total_new - total_old, "log_diff": new[2] - old[2],
+                "events_diff": new[3] - old[3]}
+"""
+
+
+def short_path(path: str) -> str:
+    """A traced file's path from its package on (site-packages/..., realtime_widget/...)."""
+    for marker in ("site-packages/", "realtime_widget/", "lib/python"):
+        i = path.find(marker)
+        if i >= 0:
+            return path[i + len(marker) :] if marker == "site-packages/" else path[i:]
+    return path
+
+
 def widget_cell(base_url: str) -> str:
     return f"""
 import os
@@ -69,8 +175,11 @@ w
 
 
 @contextmanager
-def emulator_process(log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The emulator as its own process on 127.0.0.1 (stopped by its PID on exit)."""
+def emulator_process(
+    log: Path, extra: Sequence[str] = ()
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The emulator as its own process on 127.0.0.1, logging at INFO (stopped by its PID on
+    exit); ``extra`` are more of its command-line options."""
     port = free_port()
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
@@ -82,6 +191,9 @@ def emulator_process(log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
                 str(port),
                 "--api-key",
                 API_KEY,
+                "--log-level",
+                "INFO",
+                *extra,
             ],
             stdout=fh,
             stderr=subprocess.STDOUT,
@@ -126,6 +238,8 @@ class Sample:
     dom_nodes: int
     renderers_mb: float
     emulator_mb: float
+    log_mb: float
+    heap_in_use_mb: float | None
     logged: int
     channel_msgs: int
     turns: int
@@ -147,7 +261,39 @@ def main() -> None:
         "--mic", choices=("speech", "stock"), default="speech", help="what the fake mic plays"
     )
     parser.add_argument("--json", type=Path, help="also write the samples and results here")
+    parser.add_argument(
+        "--kernel-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for JupyterLab and its kernel (repeatable), e.g. "
+        "MALLOC_MMAP_THRESHOLD_=131072 to fix glibc's mmap threshold",
+    )
+    parser.add_argument(
+        "--emulator-args",
+        default="",
+        help="more options for the emulator, e.g. '--vad energy --stt-model none' (lighter "
+        "on a loaded machine: a loudness VAD and no recognizer)",
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        type=float,
+        metavar="N",
+        default=None,
+        help="trace the kernel's Python allocations and snapshot them every N minutes",
+    )
+    parser.add_argument(
+        "--top", type=int, default=15, help="allocation sites printed per comparison"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=8, help="frames tracemalloc keeps per allocation"
+    )
     args = parser.parse_args()
+    if args.tracemalloc is not None and not args.tracemalloc > 0:
+        parser.error(f"--tracemalloc takes minutes between snapshots (> 0); got {args.tracemalloc}")
+    for pair in args.kernel_env:
+        if "=" not in pair or not pair.split("=", 1)[0]:
+            parser.error(f"--kernel-env takes NAME=VALUE; got {pair!r}")
     warmup = args.warmup if args.warmup is not None else min(2.0, args.minutes / 3)
 
     with tempfile.TemporaryDirectory(prefix="rtw-soak-") as tmp:
@@ -166,16 +312,21 @@ def soak(args: argparse.Namespace, warmup: float, work: Path) -> None:
             mic = f"espeak-ng speech ({SPEECH!r} + {SILENCE_S:g} s of silence, looped)"
 
     with (
-        emulator_process(work / "emulator.log") as (base_url, emulator),
+        emulator_process(work / "emulator.log", shlex.split(args.emulator_args)) as (
+            base_url,
+            emulator,
+        ),
         lab_session(
             [widget_cell(base_url)],
             chromium_args=chromium_args,
             init_scripts=[COUNT_CHANNEL_MESSAGES],
+            env=dict(pair.split("=", 1) for pair in args.kernel_env),
             prefix="rtw-soak-",
         ) as rig,
     ):
         page, book = rig.page, rig.book
         kernel_pid = int(book.kernel_json("kernel_pid"))
+        book.kernel_eval(KERNEL_PROBES)
         cdp = rig.cdp()
         cdp.send("Performance.enable")
 
@@ -188,7 +339,7 @@ def soak(args: argparse.Namespace, warmup: float, work: Path) -> None:
                     renderers += rss_mb(pid)
                 except Exception:
                     continue  # a renderer that exited meanwhile
-            logged, status = book.kernel_json("[len(w.events), w.status]")
+            logged, status, log_bytes, heap = book.kernel_json("_soak_sample()")
             return Sample(
                 t_min=(time.monotonic() - t0) / 60,
                 kernel_mb=rss_mb(kernel_pid),
@@ -196,6 +347,8 @@ def soak(args: argparse.Namespace, warmup: float, work: Path) -> None:
                 dom_nodes=int(metrics["Nodes"]),
                 renderers_mb=renderers,
                 emulator_mb=rss_mb(emulator.pid),
+                log_mb=log_bytes / 2**20,
+                heap_in_use_mb=heap / 2**20 if heap is not None else None,
                 logged=int(logged),
                 channel_msgs=int(page.evaluate("() => window.__dcMessages")),
                 turns=turns,
@@ -207,11 +360,24 @@ def soak(args: argparse.Namespace, warmup: float, work: Path) -> None:
         print(f"soak: {args.minutes:g} min, a text turn every {args.turn_every:g} s, mic: {mic}")
 
         samples: list[Sample] = []
+        traced: list[dict[str, Any]] = []
         t0 = time.monotonic()
         end = t0 + args.minutes * 60
         next_turn, next_sample, turns = t0 + args.turn_every, t0, 0
+        next_snap = math.inf
+        if args.tracemalloc is not None:
+            book.kernel_eval(KERNEL_TRACEMALLOC + f"\n_soak_trace = _SoakTrace({args.frames})")
+            next_snap = t0
         while True:
             now = time.monotonic()
+            if now >= next_snap:
+                t_min = (now - t0) / 60
+                snap = book.kernel_json(
+                    f"_soak_trace.snap({t_min}, {t_min >= warmup - 1e-6}, {args.top})"
+                )
+                traced.append(snap)
+                print_snapshot(snap)
+                next_snap += args.tracemalloc * 60
             if now >= next_sample:
                 s = sample(t0, turns)
                 samples.append(s)
@@ -231,7 +397,16 @@ def soak(args: argparse.Namespace, warmup: float, work: Path) -> None:
                 turns += 1
                 book.kernel_eval(f"w.send_text('Soak turn {turns}: tell me something short.')")
                 next_turn += args.turn_every
-            time.sleep(max(0.0, min(next_turn, next_sample, end) - time.monotonic()))
+            time.sleep(max(0.0, min(next_turn, next_sample, next_snap, end) - time.monotonic()))
+
+        trace_report = None
+        if args.tracemalloc is not None:
+            t_min = (time.monotonic() - t0) / 60
+            if traced and t_min - traced[-1]["t_min"] > args.tracemalloc / 2:
+                snap = book.kernel_json(f"_soak_trace.snap({t_min}, True, {args.top})")
+                traced.append(snap)
+                print_snapshot(snap)
+            trace_report = book.kernel_json(f"_soak_trace.report({args.top}, 6, 8)")
 
         # Quiet the call (no more turns from the microphone), then count both sides.
         book.kernel_eval("w.turn_detection = None")
@@ -256,25 +431,42 @@ def soak(args: argparse.Namespace, warmup: float, work: Path) -> None:
         )
         by_type = call.get("events_out_by_type", {})
         status = book.kernel_json("w.status")
+        if status != "connected":
+            print(f"the call ended early: {book.kernel_json('w.error')}", file=sys.stderr)
+            if call.get("ended_at"):
+                after = call["ended_at"] - call["created_at"]
+                print(f"the emulator ended it ({call.get('end_reason')}) {after:.0f} s in")
+            print("the emulator's log (its end):")
+            print(*(work / "emulator.log").read_text().splitlines()[-15:], sep="\n  ")
         page.locator(CONNECT).first.click()  # hang up
 
     print()
-    print(" min   kernel MB  page heap MB  DOM nodes  renderers MB  emulator MB  events  turns")
+    print(
+        " min   kernel MB  C heap MB  log MB  page heap MB  DOM nodes  renderers MB  emulator MB"
+        "  events  turns"
+    )
     for s in samples:
+        heap = f"{s.heap_in_use_mb:9.1f}" if s.heap_in_use_mb is not None else "        -"
         print(
-            f"{s.t_min:5.1f}  {s.kernel_mb:9.1f}  {s.heap_mb:12.1f}  {s.dom_nodes:9d}"
-            f"  {s.renderers_mb:12.1f}  {s.emulator_mb:11.1f}  {s.logged:6d}  {s.turns:5d}"
+            f"{s.t_min:5.1f}  {s.kernel_mb:9.1f}  {heap}  {s.log_mb:6.2f}  {s.heap_mb:12.1f}"
+            f"  {s.dom_nodes:9d}  {s.renderers_mb:12.1f}  {s.emulator_mb:11.1f}  {s.logged:6d}"
+            f"  {s.turns:5d}"
         )
     kept = [s for s in samples if s.t_min >= warmup - 1e-6]
     xs = [s.t_min for s in kept]
 
     def slope(field: str) -> float:
-        return least_squares_slope(xs, [getattr(s, field) for s in kept])
+        ys = [getattr(s, field) for s in kept]
+        if any(y is None for y in ys):
+            return math.nan
+        return least_squares_slope(xs, ys)
 
     print(f"\nslopes over the {len(kept)} samples from {warmup:.1f} min on (least squares):")
     results: dict[str, Any] = {}
     for field, name in (
         ("kernel_mb", "kernel RSS"),
+        ("heap_in_use_mb", "kernel C heap in use"),
+        ("log_mb", "the log's own memory"),
         ("heap_mb", "page JS heap (after GC)"),
         ("renderers_mb", "Chromium renderers RSS"),
         ("emulator_mb", "emulator RSS"),
@@ -290,6 +482,13 @@ def soak(args: argparse.Namespace, warmup: float, work: Path) -> None:
     if results["events_per_min"] > 0:
         per_k = 1000 * results["kernel_mb_per_min"] / results["events_per_min"]
         print(f"  kernel RSS per 1,000 events logged: {per_k:+.2f} MB")
+    if results["log_mb_per_min"] > 0:
+        ratio = results["kernel_mb_per_min"] / results["log_mb_per_min"]
+        results["kernel_to_log"] = ratio
+        print(f"  kernel RSS slope / the log's own growth: {ratio:.2f}x")
+    if trace_report is not None:
+        results["tracemalloc"] = {"snapshots": traced, "report": trace_report}
+        print_trace_report(trace_report)
     lost = sent - logged
     results.update(
         sent=sent, logged=logged, received_by_page=received, lost=lost, gaps=gaps, errors=errors
@@ -309,6 +508,41 @@ def soak(args: argparse.Namespace, warmup: float, work: Path) -> None:
         args.json.write_text(
             json.dumps({"samples": [asdict(s) for s in samples], **results}, indent=1)
         )
+
+
+def print_snapshot(snap: dict[str, Any]) -> None:
+    print(
+        f"  tracemalloc at {snap['t_min']:.1f} min: {snap['traced'] / 2**20:.1f} MB traced,"
+        f" the log {snap['log'] / 2**20:.2f} MB ({snap['events']} events)",
+        flush=True,
+    )
+    for site, diff, size, count in snap["since_prev"][:5]:
+        print(
+            f"      {diff / 1024:+9.1f} KB  (now {size / 1024:8.1f} KB, {count:+6d} blocks)"
+            f"  {short_path(site)}"
+        )
+
+
+def print_trace_report(report: dict[str, Any]) -> None:
+    span = report["to_min"] - report["from_min"]
+    per_min = 1 / 1024 / span if span > 0 else math.nan
+    print(
+        f"\ntracemalloc, {report['from_min']:.1f} -> {report['to_min']:.1f} min "
+        f"({report['events_diff']} events): Python allocations "
+        f"{report['traced_diff'] * per_min:+.1f} KB/min, the log's own memory "
+        f"{report['log_diff'] * per_min:+.1f} KB/min"
+    )
+    print("  growing allocation sites (file:line), KB/min and the size now:")
+    for site, diff, size, count in report["rows"]:
+        print(
+            f"  {diff * per_min:+8.1f} KB/min  {size / 1024:9.1f} KB  {count:+7d} blocks"
+            f"  {short_path(site)}"
+        )
+    print("  the biggest, with their callers (innermost last):")
+    for diff, chain in report["chains"]:
+        print(f"  {diff * per_min:+8.1f} KB/min")
+        for frame in chain:
+            print(f"      {short_path(frame)}")
 
 
 if __name__ == "__main__":

@@ -365,8 +365,10 @@ function validTime(t: number | undefined): number | null {
 export interface BatcherOptions {
   /** Receives one `events` message per batch. */
   send: (msg: EventsMsg) => void;
-  /** Delay between a batch's first record and its flush. */
+  /** After a message, how long streamed deltas wait so the next ones share a message. */
   batchMs?: number;
+  /** How long a record nothing waits on (see `urgency`) may wait for one that is waited on. */
+  lazyMs?: number;
   /** A batch this large flushes at once, so a flood never builds one huge message. */
   maxBatch?: number;
   now?: () => number;
@@ -394,6 +396,46 @@ function given<T extends object>(opts: T): Partial<T> {
   ) as Partial<T>;
 }
 
+/** Local records that are diagnostics only: logged by the kernel, awaited by nothing. */
+const DIAGNOSTIC_LOCAL = new Set([
+  "peer.state",
+  "remote.track",
+  "answer.applied",
+  "stats",
+]);
+
+/** Server events the kernel acts on when they arrive: tools, awaiting, the session. */
+const ACTED_ON = new Set([
+  "response.function_call_arguments.done",
+  "response.output_item.done",
+  "response.done",
+  "session.created",
+  "session.updated",
+  "error",
+]);
+
+/**
+ * How soon a record must reach the kernel:
+ *   - "now": at the end of the current task: a server event the kernel acts on (a tool call,
+ *     a finished response, the session's confirmation, an error) or a local record other
+ *     than a diagnostic;
+ *   - "window": any other server event, by a leading-edge throttle: at the end of the task
+ *     after a quiet spell, else when the `batchMs` window after the last message closes, so
+ *     a burst (a flood of deltas) costs one message per window;
+ *   - "lazy": the echo of a client event, or a diagnostic: it rides with the next message, or
+ *     goes within `lazyMs`. Every page message costs the kernel a dispatch and two status
+ *     messages back, and one sent just before a server event delays that event's way in.
+ */
+export function urgency(
+  dir: Direction,
+  event: RealtimeEvent,
+): "now" | "window" | "lazy" {
+  const type = typeof event.type === "string" ? event.type : "";
+  if (dir === "client") return "lazy";
+  if (dir === "local") return DIAGNOSTIC_LOCAL.has(type) ? "lazy" : "now";
+  return ACTED_ON.has(type) ? "now" : "window";
+}
+
 /**
  * Collects event records and ships them as one `events` message per batch. A comm message
  * costs far more than a record, so a burst of deltas rides in a handful of messages; the
@@ -409,6 +451,10 @@ export class EventBatcher {
   private batch: EventRecord[] = [];
   private batchCall = 0;
   private timer: unknown = null;
+  /** When the pending flush goes (Date.now() ms; -Infinity: at the end of this task). */
+  private due = Infinity;
+  /** The pending flush is a microtask (nothing to clear). */
+  private inTask = false;
   private lastFlush = -Infinity;
   /** Batches that could not be sent at all, oldest first, tried again on the next flush. */
   private held: { call: number; records: EventRecord[] }[] = [];
@@ -417,6 +463,7 @@ export class EventBatcher {
   constructor(opts: BatcherOptions) {
     this.opts = {
       batchMs: 4,
+      lazyMs: 50,
       maxBatch: LIMITS.max_batch,
       now: epochMs,
       setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
@@ -436,10 +483,11 @@ export class EventBatcher {
 
   /** Stamp an event with the next seq and the browser clock, queue it, return the record.
    *
-   * A leading-edge throttle: after a quiet spell the batch goes at the end of the current task
-   * (so an isolated event reaches Python with no added wait, and events of one task share a
-   * message); within `batchMs` of the last message, records wait for the window to close, so
-   * a flood of deltas costs one message per window. */
+   * When the batch goes depends on the most urgent record in it (see `urgency`): at the end
+   * of the current task (so events of one task share a message), or by a leading-edge
+   * throttle (at once after a quiet spell, else when the `batchMs` window after the last
+   * message closes), or within `lazyMs`. Order is kept: a record never overtakes an earlier
+   * one. */
   add(
     call: number,
     dir: Direction,
@@ -461,32 +509,53 @@ export class EventBatcher {
     this.batch.push(record);
     if (this.batch.length >= this.opts.maxBatch) {
       this.flush();
-    } else if (this.timer === null) {
-      const wait = this.lastFlush + this.opts.batchMs - Date.now();
-      if (wait <= 0) {
-        const token = {};
-        this.timer = token;
-        queueMicrotask(() => {
-          if (this.timer !== token) return; // flushed (or rescheduled) meanwhile
-          this.timer = null;
-          this.flush();
-        });
-      } else {
-        this.timer = this.opts.setTimeout(() => {
-          this.timer = null;
-          this.flush();
-        }, wait);
-      }
+    } else {
+      const how = urgency(dir, record.event);
+      this.flushBy(
+        how === "now"
+          ? -Infinity
+          : how === "window"
+            ? this.lastFlush + this.opts.batchMs
+            : Date.now() + this.opts.lazyMs,
+      );
     }
     return record;
   }
 
+  /** Make sure the batch goes by `at` (Date.now() ms; now or earlier: end of this task). */
+  private flushBy(at: number): void {
+    if (this.timer !== null && this.due <= at) return; // an earlier flush is already due
+    this.cancelTimer();
+    const wait = at - Date.now();
+    if (wait <= 0) {
+      const token = {};
+      this.timer = token;
+      this.due = -Infinity;
+      this.inTask = true;
+      queueMicrotask(() => {
+        if (this.timer !== token) return; // flushed (or rescheduled) meanwhile
+        this.timer = null;
+        this.flush();
+      });
+    } else {
+      this.due = at;
+      this.inTask = false;
+      this.timer = this.opts.setTimeout(() => {
+        this.timer = null;
+        this.flush();
+      }, wait);
+    }
+  }
+
+  private cancelTimer(): void {
+    if (this.timer !== null && !this.inTask) this.opts.clearTimeout(this.timer);
+    this.timer = null; // a microtask token is simply forgotten
+    this.due = Infinity;
+  }
+
   /** Send whatever is pending now (also the cleanup path). */
   flush(): void {
-    if (this.timer !== null) {
-      this.opts.clearTimeout(this.timer); // a microtask token is simply forgotten
-      this.timer = null;
-    }
+    this.cancelTimer();
     if (this.batch.length === 0 && this.held.length === 0) return;
     const queue = this.held;
     this.held = [];

@@ -35,9 +35,13 @@ def _(mo):
 
     INSTRUCTIONS = "You are a friendly voice concierge. Keep answers short."
     log_path = mo.cli_args().get("log") or None
+    # the kernel's own line to the call ("auto"): `-- --sideband off` for the page's path only
+    sideband = False if mo.cli_args().get("sideband") == "off" else "auto"
     if os.environ.get("INWORLD_API_KEY"):
         emu = None
-        w = RealtimeWidget(instructions=INSTRUCTIONS, voice="Ashley", log_path=log_path)
+        w = RealtimeWidget(
+            instructions=INSTRUCTIONS, voice="Ashley", log_path=log_path, sideband=sideband
+        )
     else:
         emu = Emulator().start()
         w = RealtimeWidget(
@@ -46,6 +50,7 @@ def _(mo):
             instructions=INSTRUCTIONS,
             voice="Ashley",
             log_path=log_path,
+            sideband=sideband,
         )
     return (w,)
 
@@ -68,10 +73,11 @@ def _(mo):
 
 @app.cell
 async def _(ask_button, mo, w):
-    # Runs when the button is clicked. The reply arrives through the page, so awaiting it
-    # inside this cell works only where the host delivers the page's messages while a cell
-    # runs. marimo delivers them only between cell runs: the await raises after a 3 s probe
-    # and says so, and the handle fills in anyway: read `reply.text` in a cell run later.
+    # Runs when the button is clicked. With the sideband up (the service offers it), the reply
+    # reaches the kernel on its own line and the await works in this cell. Without it the
+    # reply arrives through the page, and marimo delivers the page's messages only between
+    # cell runs: the await raises after a 3 s probe and says so, and the handle fills in
+    # anyway: read `reply.text` in a cell run later.
     mo.stop(not ask_button.value)
     reply = w.ask("Which dishes are vegetarian?", timeout=20)
     try:

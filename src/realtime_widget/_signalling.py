@@ -210,6 +210,13 @@ class Signalling:
         if not self.provider.has_key:
             self.fail(call, NO_KEY_MESSAGE)
             return
+        cached, self._ice_cache = self._fresh_ice(), None  # each fetched list serves one call
+        if cached is not None:  # fetched when the widget was shown: start now, no thread hop
+            try:
+                self._start_call(call, cached)
+            except Exception as exc:
+                self.fail(call, unexpected("starting the call", exc))
+            return
         self.submit(self._fetch_ice, call)
 
     def disconnect(self, reason: str = "disconnect") -> None:

@@ -35,6 +35,7 @@ PREVIEW_CHARS = 500
 ARGUMENTS_CHARS = 2000
 SHOWN_CALLS = 50  # the tool_calls trait keeps the newest calls only
 REMEMBERED_CALLS = 2000  # call ids remembered so that none runs twice
+SHOW_RUNNING_AFTER_S = 0.05  # a call still running this long shows as running in the view
 
 
 def _missing() -> ImportError:
@@ -231,6 +232,13 @@ class ToolCall:
         }
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _preview(s: str) -> str:
     return s if len(s) <= PREVIEW_CHARS else s[:PREVIEW_CHARS] + "…"
 
@@ -378,7 +386,56 @@ class ToolRunner:
                 }
             )
             self._show()
+        if not tool.is_async and not tool.approve:
+            self._run_in_thread(call, tool, kwargs)  # the kernel hop's fast path
+            return
         self._submit(self._run(call, tool, kwargs))
+
+    def _run_in_thread(self, call: ToolCall, tool: Tool, kwargs: dict[str, Any]) -> None:
+        """A plain function: straight onto a worker thread, its outcome handed back to the
+        loop in one hop (no task, no wait_for: each would cost a turn of the loop)."""
+        loop = self._port.loop()
+        if loop is None or not loop.is_running():
+            loop = self._own_loop()
+        call.status = "running"
+        timer: list[asyncio.TimerHandle] = []
+
+        def report(status: str, output: str, error: str, ran_ms: float | None) -> None:
+            for handle in timer:  # (on the loop)
+                handle.cancel()
+            if call.status == "running":  # (not timed out meanwhile)
+                call.duration_ms = ran_ms  # the function's own time
+                self._finish(call, status, output=output, error=error)
+
+        def work() -> None:  # on a worker thread
+            began = time.perf_counter()
+            try:
+                result = tool.fn(**kwargs)
+                ran_ms = round((time.perf_counter() - began) * 1000.0, 3)
+                outcome = ("ok", serialize(result), "", ran_ms)
+            except Exception as exc:
+                ran_ms = round((time.perf_counter() - began) * 1000.0, 3)
+                words = f"{tool.name} raised {type(exc).__name__}: {exc}"
+                outcome = ("error", "", words, ran_ms)
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                loop.call_soon_threadsafe(report, *outcome)
+
+        def timed_out() -> None:
+            report("timeout", "", f"{tool.name} did not finish within {tool.timeout:g} s", None)
+
+        def arm() -> None:
+            timer.append(loop.call_later(tool.timeout, timed_out))
+            # "running" in the view only for a call that takes a while: a quick one goes
+            # straight to its outcome, and this thread goes back to the loop at once (a busy
+            # thread holds the GIL the function and its hand-back need).
+            timer.append(loop.call_later(SHOW_RUNNING_AFTER_S, self._show_if_running, call))
+
+        call.started = time.perf_counter()
+        self._executor().submit(work)
+        if _running_loop() is loop:
+            arm()
+        else:
+            loop.call_soon_threadsafe(arm)
 
     async def _run(self, call: ToolCall, tool: Tool, kwargs: dict[str, Any]) -> None:
         if tool.approve:
@@ -393,7 +450,9 @@ class ToolRunner:
                 self._finish(call, "rejected", error=f"the user rejected this call: {reason}")
                 return
         call.status = "running"
-        self._show()
+        # Shown as running only if it still is a moment later: a quick call's output then
+        # reaches the page with no view update ahead of it.
+        asyncio.get_running_loop().call_later(SHOW_RUNNING_AFTER_S, self._show_if_running, call)
         call.started = time.perf_counter()
         try:
             if tool.is_async:
@@ -439,7 +498,7 @@ class ToolRunner:
         return self._thread_loop
 
     def _finish(self, call: ToolCall, status: str, *, output: str = "", error: str = "") -> None:
-        if call.started is not None:
+        if call.started is not None and call.duration_ms is None:
             call.duration_ms = round((time.perf_counter() - call.started) * 1000.0, 3)
         error = self._port.scrub(error)
         call.status, call.error = status, error
@@ -512,6 +571,10 @@ class ToolRunner:
                 events.append({"type": V.RESPONSE_CREATE})
         if events:
             self._port.send_events(events)
+
+    def _show_if_running(self, call: ToolCall) -> None:
+        if call.status == "running":
+            self._show()
 
     def _show(self) -> None:
         """The view's list: calls that have started, in the statuses the view knows."""

@@ -77,7 +77,8 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     ).tag(sync=True)
     host_info = t.Dict(
         default_value={},
-        help="What this notebook host supports (binary buffers, messages while a cell awaits)",
+        help="What this notebook host supports (binary buffers, messages while a cell awaits) "
+        "and whether the call's sideband is up",
     ).tag(sync=True)
     live_latency = t.Dict(
         default_value={"last_ms": None, "median_ms": None, "count": 0},

@@ -57,7 +57,11 @@ JS_ALL_HTML = """() => {
 
 @contextmanager
 def marimo(
-    tmp: Path, env: dict[str, str], log_path: Path, command: str = "run"
+    tmp: Path,
+    env: dict[str, str],
+    log_path: Path,
+    command: str = "run",
+    app_args: tuple[str, ...] = (),
 ) -> Iterator[tuple[str, Path]]:
     """`marimo run|edit notebooks/marimo_app.py` on 127.0.0.1, its config and state dirs
     isolated (no token: the server is loopback-only and the test's own)."""
@@ -67,7 +71,7 @@ def marimo(
     extra = ["--skip-update-check"] if command == "edit" else []  # `run` has no such flag
     cmd = [sys.executable, "-m", "marimo", "-y", command, str(APP), "--headless",
            "--host", "127.0.0.1", f"--port={port}", "--no-token", "--no-sandbox", *extra,
-           "--", "--log", str(log_path)]  # fmt: skip
+           "--", "--log", str(log_path), *app_args]  # fmt: skip
     full_env = {
         **os.environ,
         "XDG_CONFIG_HOME": str(tmp / "config"),
@@ -118,7 +122,9 @@ def test_marimo_app_talks(mode: str, page: Any, tmp_path: Path) -> None:
     try:
         if emulator is not None:
             wait_http(f"{env['INWORLD_BASE_URL']}/", timeout=30, proc=emulator)
-        with marimo(tmp_path / "marimo", env, log_path) as (url, server_log):
+        # without the sideband: the mid-cell await's words (test_hosts_marimo_sideband: with it)
+        args = ("--sideband", "off")
+        with marimo(tmp_path / "marimo", env, log_path, app_args=args) as (url, server_log):
             t0 = time.monotonic()
             page.goto(url, timeout=60_000)
             status = page.locator(STATUS).first  # Playwright's locators pierce shadow roots

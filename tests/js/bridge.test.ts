@@ -89,14 +89,15 @@ describe("EventBatcher", () => {
     ]);
   });
 
-  it("batches what arrives within batchMs of the last message into one message", async () => {
+  it("batches deltas that arrive within batchMs of the last message into one message", async () => {
     const b = make();
-    b.add(1, "server", { type: "d", i: 0 });
+    const d = "response.output_text.delta";
+    b.add(1, "server", { type: d, i: 0 });
     await endOfTask();
     expect(sent).toHaveLength(1);
     for (let i = 1; i <= 3; i++) {
       vi.advanceTimersByTime(1); // one delta per ms, each in its own task
-      b.add(1, "server", { type: "d", i });
+      b.add(1, "server", { type: d, i });
       await endOfTask();
     }
     expect(sent).toHaveLength(1); // waiting for the window to close
@@ -105,10 +106,73 @@ describe("EventBatcher", () => {
       [0],
       [1, 2, 3],
     ]);
-    vi.advanceTimersByTime(50); // a quiet spell: the next event goes at once again
-    b.add(1, "server", { type: "d", i: 4 });
+    vi.advanceTimersByTime(50); // a quiet spell: the next delta goes at once again
+    b.add(1, "server", { type: d, i: 4 });
     await endOfTask();
     expect(sent).toHaveLength(3);
+  });
+
+  it("sends a server event the kernel acts on at the end of its task, inside a window too", async () => {
+    const b = make();
+    b.add(1, "server", { type: "response.output_text.delta", i: 0 });
+    await endOfTask();
+    vi.advanceTimersByTime(1);
+    b.add(1, "server", { type: "response.output_text.delta", i: 1 });
+    b.add(1, "server", { type: "response.function_call_arguments.done", i: 2 });
+    await endOfTask(); // no wait for the window: the kernel runs the tool
+    expect(sent.map((m) => m.records.map((r) => r.event.i))).toEqual([
+      [0],
+      [1, 2],
+    ]);
+    vi.advanceTimersByTime(100);
+    expect(sent).toHaveLength(2); // no empty message from the cancelled window
+  });
+
+  it("lets client echoes and diagnostics ride with the next message, or go within lazyMs", async () => {
+    const b = make();
+    b.add(1, "client", { type: "session.update" });
+    b.add(1, "local", { type: "peer.state" });
+    await endOfTask();
+    vi.advanceTimersByTime(10);
+    expect(sent).toHaveLength(0); // nothing waits on them
+    b.add(1, "server", { type: "session.updated" });
+    await endOfTask(); // one message, in order
+    expect(
+      sent.map((m) => m.records.map((r) => [r.seq, r.event.type])),
+    ).toEqual([
+      [
+        [0, "session.update"],
+        [1, "peer.state"],
+        [2, "session.updated"],
+      ],
+    ]);
+    b.add(1, "local", { type: "stats" }); // alone: it goes within lazyMs
+    vi.advanceTimersByTime(49);
+    expect(sent).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(sent).toHaveLength(2);
+    expect(sent[1]!.records[0]!.event.type).toBe("stats");
+  });
+
+  it("sends a local record the kernel acts on at the end of its task", async () => {
+    const b = make();
+    b.add(1, "local", { type: "say.started", clip_id: "c1" });
+    await endOfTask();
+    expect(sent).toHaveLength(1);
+  });
+
+  it("classifies records by how soon the kernel needs them", () => {
+    const u = bridge.urgency;
+    expect(
+      u("server", { type: "response.output_audio_transcript.delta" }),
+    ).toBe("window");
+    expect(u("server", { type: "response.done" })).toBe("now");
+    expect(u("server", { type: "session.updated" })).toBe("now");
+    expect(u("server", { type: "response.created" })).toBe("window");
+    expect(u("server", {})).toBe("window");
+    expect(u("client", { type: "response.create" })).toBe("lazy");
+    expect(u("local", { type: "stats" })).toBe("lazy");
+    expect(u("local", { type: "call.start" })).toBe("now");
   });
 
   it("flushes at maxBatch immediately and loses nothing in a flood", async () => {

@@ -26,6 +26,7 @@ class FakeChat:
         self.delay_s = 0.0
         self.requests = 0
         self.speech_requests = 0
+        self.no_speech = False  # True: /v1/audio/speech answers 404, as a chat-only service
         self.in_flight = 0
         self.max_in_flight = 0
         self.bodies: list[dict[str, Any]] = []
@@ -88,6 +89,8 @@ class FakeChat:
         body = await request.json()
         self.speech_requests += 1
         self.auth.append(request.headers.get("Authorization", ""))
+        if self.no_speech:
+            return failure(404, "no such route", retry_after_ms=None)
         return web.Response(body=b"RIFF" + body["input"].encode(), content_type="audio/wav")
 
 

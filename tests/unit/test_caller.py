@@ -256,3 +256,83 @@ async def test_a_caller_set_reads_back_with_its_lines_and_endings(
     assert manifest["script"][0]["kind"] == "caller"
     assert manifest["script"][0]["caller"]["goal"] == GOAL
     assert SENTINEL_KEY not in (tmp_path / "set" / "_runs.json").read_text()
+
+
+async def test_without_a_speech_endpoint_the_lines_are_spoken_by_espeak(
+    fake_chat: FakeChat, widget: Any, tmp_path: Path
+) -> None:
+    fake_chat.answer = caller_answer(5)
+    fake_chat.no_speech = True
+    caller = Caller(PERSONA, GOAL, speak=True, max_turns=2, cache=False)
+    # the scripted page plays no audio, so each spoken turn times out: its row says so
+    runs = await widget.run_script(caller, timeout=0.5, progress=False)
+    fallback = widget.events.of_type("caller.speech_fallback", direction="local")
+    assert len(fallback) == 1 and "HTTP 404" in fallback[0]["event"]["reason"]
+    assert fake_chat.speech_requests == 1  # given up for the grid after the first failure
+    lines = widget.events.of_type("caller.turn", direction="local")
+    assert [r["event"]["speech"] for r in lines] == ["espeak-ng", "espeak-ng"]
+    df = runs.turns()
+    assert df.prompt.tolist() == ["(spoken) line 1", "(spoken) line 2"]
+    assert df.speech_ms.isna().all() and df.error.notna().all()
+    assert runs.conversations().ended_by.tolist() == ["max_turns"]
+
+
+def test_the_agents_words_are_final_once_a_response_ends_without_a_tool_call() -> None:
+    from realtime_widget.experiments.caller import AgentWords
+
+    heard: list[str] = []
+    words = AgentWords(2, heard.append)
+    tool_call = {"type": "function_call", "name": "get_menu", "call_id": "c1"}
+    for event, call in [
+        ({"type": "response.output_audio_transcript.delta", "response_id": "r0", "delta": "x"}, 1),
+        ({"type": "response.output_audio_transcript.delta", "response_id": "r1", "delta": "Let"}, 2),
+        (
+            {"type": "response.done", "response": {"id": "r1", "status": "completed",
+                                                   "output": [tool_call]}},
+            2,
+        ),  # a tool's answer comes next: not final yet
+        ({"type": "response.output_text.delta", "response_id": "r2", "delta": "Soup."}, 2),
+        ({"type": "response.done", "response": {"id": "r2", "status": "completed"}}, 2),
+        ({"type": "response.output_text.delta", "response_id": "r3", "delta": "late"}, 2),
+    ]:  # fmt: skip
+        words.hear("server", event, 0.0, call)
+    assert heard == ["Let Soup."] and words.final == "Let Soup."
+
+
+async def test_the_next_line_is_asked_for_while_the_agents_reply_still_plays(
+    fake_chat: FakeChat, widget: Any, tmp_path: Path
+) -> None:
+    from tests.unit.experiments.service_page import ServicePage
+
+    ServicePage(widget, threaded=True, delay_s=0.01)  # records arrive from another thread
+    fake_chat.answer = caller_answer(2)
+    runs = await widget.run_script(
+        Caller(PERSONA, GOAL, speak=False, cache=False), variants={"A": {}, "B": {}},
+        progress=False,
+    )  # fmt: skip
+    # asked ahead, each line still saw the agent's whole answer, and nothing was asked twice
+    assert fake_chat.requests == 6
+    for body in fake_chat.bodies[1::3]:
+        assert body["messages"][-1] == {"role": "user", "content": "You said: line 1"}
+    assert runs.turns().said.tolist() == ["line 1", "line 2"] * 2
+    assert runs.conversations().ended_by.tolist() == ["goal", "goal"]
+
+
+async def test_a_stopped_grid_says_its_runs_were_cancelled(
+    fake_chat: FakeChat, widget: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from tests.unit.experiments.service_page import ServicePage
+
+    ServicePage(widget, silent=("line 2",))  # the agent never answers the second line
+    fake_chat.answer = caller_answer(3)
+    runs = widget.run_script(Caller(PERSONA, GOAL, speak=False, cache=False), progress=False)
+    while len(widget.events.of_type("caller.turn")) < 2:
+        await asyncio.sleep(0.01)
+    runs.cancel()
+    await runs
+    conv = runs.conversations()
+    assert conv.ended_by.tolist() == ["cancelled"] and conv.goal_met.isna().all()
+    assert runs.turns().status.tolist() == ["completed", "cancelled"]
+    assert not widget.events.of_type("caller.ended")

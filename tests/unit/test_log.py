@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -224,3 +226,28 @@ def test_missing_optional_dependency_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setattr(builtins, "__import__", no_polars)
     with pytest.raises(ImportError, match=r'pip install "realtime-widget\[polars\]"'):
         make().to_polars()
+
+
+def test_a_record_two_paths_delivered_is_amended_and_read_back(tmp_path) -> None:
+    path = tmp_path / "two.jsonl"
+    log = EventLog(path)
+    ev = {"type": "response.done", "event_id": "e1"}
+    seq = log.append(
+        "server", ev, t_ms=T0, t_kernel_ms=T0, call_number=1, via="sideband", t_sideband_ms=T0
+    )
+    log.append("local", {"type": "stats"}, t_ms=T0 + 1, t_kernel_ms=T0 + 1, call_number=1)
+    log.amend(seq, t_ms=T0 - 3, via="both")
+    rec = log[seq]
+    assert rec["via"] == "both" and rec["t_ms"] == T0 - 3 and rec["t_sideband_ms"] == T0
+    assert "via" not in log[1] and "t_sideband_ms" not in log[1]  # one path: no such keys
+    back = EventLog.read_jsonl(path)
+    assert list(back) == list(log)
+    df = back.to_pandas()
+    assert list(df["via"].astype(object).where(df["via"].notna(), None)) == ["both", None]
+    assert df["t_sideband_ms"][0] == T0 and math.isnan(df["t_sideband_ms"][1])
+    exported = EventLog.read_jsonl(log.to_jsonl(tmp_path / "out.jsonl"))
+    assert list(exported) == list(log)
+    with pytest.raises(ValueError, match="via must be one of"):
+        log.amend(seq, via="carrier pigeon")
+    with pytest.raises(IndexError):
+        log.amend(99, via="both")

@@ -282,3 +282,40 @@ def test_the_cache_dir_follows_the_environment(
 )
 def test_first_json_object(text: str, expected: Any) -> None:
     assert first_json_object(text) == expected
+
+
+def test_the_widgets_endpoint_hands_over_its_key_without_showing_it() -> None:
+    import pickle
+
+    from realtime_widget import RealtimeWidget
+    from realtime_widget.experiments.models import ModelEndpoint
+
+    w = RealtimeWidget(api_key=SENTINEL_KEY, base_url="http://127.0.0.1:9")
+    try:
+        endpoint = w.model_endpoint()
+        assert isinstance(endpoint, ModelEndpoint) and endpoint.base_url == w.base_url
+        assert SENTINEL_KEY not in repr(endpoint) and SENTINEL_KEY not in str(endpoint)
+        assert "model_endpoint" not in w.trait_names()
+        client = endpoint.client(cache=False)
+        assert SENTINEL_KEY not in repr(client)
+        with pytest.raises(TypeError):  # a Secret refuses to be pickled into a file
+            pickle.dumps(endpoint)
+    finally:
+        w.close()
+
+
+def test_a_url_is_never_sent_the_widgets_key() -> None:
+    from realtime_widget.experiments.models import ModelEndpoint, pick_endpoint
+
+    widget = ModelEndpoint("http://127.0.0.1:9", SENTINEL_KEY)
+    assert pick_endpoint("the judge", (None, None), default=widget) is widget
+    own = pick_endpoint("the judge", ("http://127.0.0.1:7", "other-key"), default=widget)
+    assert own.base_url == "http://127.0.0.1:7" and own is not widget
+    with pytest.raises(ValueError, match=r"the judge: base_url='http://x\.test' was given without"):
+        pick_endpoint("the judge", ("http://x.test", None), default=widget)
+    with pytest.raises(ValueError, match="without its base_url"):
+        pick_endpoint("the judge", (None, "other-key"), default=widget)
+    with pytest.raises(ValueError, match="the caller has no endpoint to ask"):
+        pick_endpoint("the caller", (None, None), default=None)
+    with pytest.raises(ValueError, match="auth_scheme"):
+        ModelEndpoint("http://127.0.0.1:9", SENTINEL_KEY, auth_scheme="Token")

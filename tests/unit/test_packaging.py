@@ -77,6 +77,10 @@ def test_the_wheel_carries_the_bundle_the_emulator_and_the_licence(tmp_path: Pat
     text = zipfile.ZipFile(whl).read(meta).decode()
     assert "License-Expression: MIT" in text
     # The maintainers' tools are dependency groups, never extras a user could pick.
-    extras = {line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Provides-Extra:")}
+    extras = {
+        line.split(":", 1)[1].strip()
+        for line in text.splitlines()
+        if line.startswith("Provides-Extra:")
+    }
     assert {"all", "emulator", "voice", "sideband", "evaluate", "conditions"} <= extras
     assert not extras & {"test", "test-core", "lint", "dev"}, extras

@@ -13,6 +13,7 @@ through its narrow ``ResponseHost`` interface), ``session`` and ``conversation``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -69,6 +70,7 @@ class EmulatedCall:
         self.end_reason: str | None = None
         # The call's sidebands: each takes every server event's wire text (see _server.py).
         self.sidebands: list[Callable[[str], None]] = []
+        self.sideband_in: deque[str] = deque(maxlen=FAULTS_KEPT)  # client event types they sent
         self.created_at = time.time()
         self.created_monotonic = time.monotonic()
         self.state = "connecting"
@@ -267,6 +269,8 @@ class EmulatedCall:
     # --- receiving -----------------------------------------------------------------------
     def receive(self, raw: str | bytes) -> None:
         """A client event from a sideband: queued behind the channel's, handled in order."""
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            self.sideband_in.append(str(json.loads(raw).get("type")))
         self._inbox.put_nowait(raw)
 
     async def _process_inbox(self) -> None:
@@ -338,6 +342,7 @@ class EmulatedCall:
             "ended_at": self.ended_at,
             "end_reason": self.end_reason,
             "sidebands": len(self.sidebands),
+            "sideband_in": list(self.sideband_in),  # the types of the client events they sent
             # The newest events_kept of each direction; the counts cover every event.
             "events_in": copy.deepcopy(list(self.events_in.recent)),
             "events_out": copy.deepcopy(list(self.events_out.recent)),

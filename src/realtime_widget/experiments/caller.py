@@ -3,18 +3,24 @@
 Each of its turns comes from the model given the persona, the goal and the conversation so far
 (what the agent said, from its transcript). It ends when the model says the goal is met, at
 ``max_turns``, or on an error, and says which (``CallerTurn.ended_by``).
+
+``w.run_script(caller, ...)`` plays it (:class:`CallerScript`, the caller bound to the widget's
+endpoint and call): each line is one row of ``runs.turns()`` (kind ``caller``, ``said``), a
+``caller.turn`` record in the log, and the run's ending a ``caller.ended`` record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .. import _vocab as V
 from .._clips import ESPEAK_VOICE
 from .._secrets import Secret, check_key
 from .._vocab import ResponseText, obj
@@ -102,8 +108,9 @@ class Caller:
     first line; else the model opens), ``max_turns`` (the caller's turns at most), ``speak``
     (True: each line is spoken with ``voice`` through the service's ``/v1/audio/speech``;
     False: typed), ``model`` (the chat model playing the caller), ``seed`` (sent with every
-    request, so a repeat asks for the same thing). ``base_url`` / ``api_key`` default to the
-    widget's own service and key."""
+    request, so the same conversation asks for the same thing; in ``run_script`` each run
+    sends its own seed instead, the run's ``seed`` column). ``base_url`` / ``api_key`` default
+    to the widget's own service and key."""
 
     def __init__(
         self,
@@ -298,9 +305,49 @@ def agent_words(records: Sequence[Mapping[str, Any]]) -> str:
     return " ".join(t.text for t in by_rid.values() if t.text)
 
 
+# The caller's next line given the conversation so far: (the model's answer, its audio, the
+# speech endpoint's time).
+NextLine = tuple["CallerTurn", bytes | None, float | None]
+
+
+class AgentWords:
+    """Hears one turn's server events as they arrive: what the agent has said so far, and
+    ``final`` once a response ends without asking for a tool (its words are all known, while
+    its audio may still be playing)."""
+
+    def __init__(self, call: int, on_final: Callable[[str], None]) -> None:
+        self.call = call
+        self.on_final = on_final
+        self.texts: dict[str, ResponseText] = {}
+        self.final: str | None = None
+
+    def hear(self, direction: str, event: Mapping[str, Any], t_ms: float, call: int) -> None:
+        if direction != "server" or call != self.call or self.final is not None:
+            return
+        etype = V.canonical(event.get("type"))
+        if etype == V.RESPONSE_DONE:
+            resp = obj(event.get("response"))
+            output = resp.get("output")
+            asks_tool = any(
+                obj(item).get("type") == "function_call"
+                for item in (output if isinstance(output, list) else [])
+            )
+            if resp.get("status") == "completed" and not asks_tool:
+                self.final = " ".join(t.text for t in self.texts.values() if t.text)
+                self.on_final(self.final)
+            return
+        rid = text_of(event.get("response_id"))
+        if rid:
+            self.texts.setdefault(rid, ResponseText()).feed(event)
+
+
 class CallerLine(Turn):
     """One line of a simulated caller, already chosen: typed, or spoken (the speech endpoint's
-    audio, else espeak-ng). After it is played, ``agent_said`` holds the agent's answer."""
+    audio, else espeak-ng). After it is played, ``agent_said`` holds the agent's answer.
+
+    ``ahead`` (given by :class:`CallerScript`) is called with the agent's words as soon as its
+    reply's last response is done, while its audio still plays: the next line is asked for
+    then, so the model's and the speech endpoint's time overlap the agent's audio."""
 
     kind = CALLER_KIND
 
@@ -312,6 +359,7 @@ class CallerLine(Turn):
         audio: bytes | None = None,
         caller_ms: float | None = None,
         speech_ms: float | None = None,
+        ahead: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(line)
         self.line = line
@@ -319,7 +367,9 @@ class CallerLine(Turn):
         self.audio = audio
         self.caller_ms = caller_ms
         self.speech_ms = speech_ms
+        self.ahead = ahead
         self.agent_said = ""
+        self.played = False  # its turn is over: too late to ask ahead for the next line
 
     @property
     def prompt(self) -> str:
@@ -339,10 +389,24 @@ class CallerLine(Turn):
     async def play(self, ctx: TurnContext) -> None:
         events = ctx.widget.events
         lo = len(events)
+        call = ctx.widget.call_number
+        unsubscribe: Callable[[], None] | None = None
+        loop = asyncio.get_running_loop()
+        if self.ahead is not None:
+            ahead = self.ahead
+
+            def start(said: str) -> None:
+                # records may be heard on another thread (a kernel subshell): start on the loop
+                loop.call_soon_threadsafe(ahead, said)
+
+            words = AgentWords(call, start)
+            unsubscribe = ctx.port.subscribe(words.hear)
         try:
             await super().play(ctx)
         finally:
-            call = ctx.widget.call_number
+            self.played = True
+            if unsubscribe is not None:
+                unsubscribe()
             records = [events.record(i) for i in range(lo, len(events))]
             self.agent_said = agent_words([r for r in records if r["call_number"] == call])
 
@@ -389,31 +453,59 @@ class CallerScript:
         try:
             audio = await self.caller.audio(line, self.client)
         except ModelError as exc:
-            self.speech_failed = str(exc)
-            self._log({"type": CALLER_SPEECH_FALLBACK, "reason": self.speech_failed,
-                       "speaks_with": "espeak-ng"})  # fmt: skip
+            if self.speech_failed is None:
+                self.speech_failed = str(exc)
+                self._log({"type": CALLER_SPEECH_FALLBACK, "reason": self.speech_failed,
+                           "speaks_with": "espeak-ng"})  # fmt: skip
             return None, None
         return audio, (time.perf_counter() - t0) * 1000.0
 
+    async def _next(self, history: list[tuple[str, str]], seed: int) -> NextLine:
+        turn = await self.caller.next_turn(history, client=self.client, seed=seed)
+        if turn.done or not self.caller.speak:
+            return turn, None, None
+        audio, speech_ms = await self._audio(turn.text)
+        return turn, audio, speech_ms
+
     async def turns_for(self, run: Run) -> AsyncIterator[Turn]:
         """Ask the model for each line given the conversation so far, until it says the goal
-        is met, at ``max_turns``, or on an error; the run's seed goes with every request."""
+        is met, at ``max_turns``, or on an error; the run's seed goes with every request. The
+        next line is asked for as soon as the agent's words are known (its last response
+        done), and asked again should its answer then change."""
         caller = self.caller
         history: list[tuple[str, str]] = []
         said = 0
         ended: CallerTurn | None = None
+        early: tuple[str, asyncio.Task[NextLine]] | None = None
+
+        def ahead_of(line: CallerLine, so_far: list[tuple[str, str]]) -> Callable[[str], None]:
+            def ahead(agent: str) -> None:
+                nonlocal early
+                # only while this line's turn is still being played (not once the run went on)
+                if early is None and not line.played and len(so_far) < 2 * caller.max_turns:
+                    task = asyncio.ensure_future(self._next([*so_far, ("agent", agent)], run.seed))
+                    early = (agent, task)
+
+            return ahead
+
         try:
             while True:
                 if run.error is not None:  # the variant was not applied: no call to talk to
                     ended = CallerTurn("", True, ended_by="error", error=run.error)
                     break
-                turn = await caller.next_turn(history, client=self.client, seed=run.seed)
+                got: NextLine | None = None
+                if early is not None:
+                    (agent, task), early = early, None
+                    if history and history[-1] == ("agent", agent):
+                        got = await task
+                    else:  # the agent said more after its reply seemed done: ask again
+                        task.cancel()
+                if got is None:
+                    got = await self._next(history, run.seed)
+                turn, audio, speech_ms = got
                 if turn.done:
                     ended = turn
                     break
-                audio, speech_ms = (None, None)
-                if caller.speak:
-                    audio, speech_ms = await self._audio(turn.text)
                 said += 1
                 self._log(
                     {
@@ -429,6 +521,7 @@ class CallerScript:
                         "speech_ms": speech_ms,
                     }
                 )  # fmt: skip
+                history.append(("caller", turn.text))
                 line = CallerLine(
                     turn.text,
                     speak=caller.speak,
@@ -436,8 +529,9 @@ class CallerScript:
                     caller_ms=turn.latency_ms,
                     speech_ms=speech_ms,
                 )
+                line.ahead = ahead_of(line, list(history))
                 yield line
-                history += [("caller", turn.text), ("agent", line.agent_said)]
+                history.append(("agent", line.agent_said))
             assert ended is not None  # every way out of the loop says how it ended
             self._log(
                 {
@@ -451,4 +545,6 @@ class CallerScript:
                 }
             )
         finally:
+            if early is not None:
+                early[1].cancel()
             await self.client.aclose()

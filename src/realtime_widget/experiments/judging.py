@@ -25,6 +25,7 @@ JUDGED_FILE = "_judged.parquet"
 CONVERSATION_COLUMNS = (
     "variant",
     "repeat",
+    "condition",
     "run",
     "turns",
     "goal_met",
@@ -161,6 +162,7 @@ def conversations(runs: Runs) -> pd.DataFrame:
             {
                 "variant": run.variant,
                 "repeat": run.repeat,
+                "condition": getattr(run, "condition", None),
                 "run": run.index,
                 "turns": len(rows),
                 "goal_met": bool(ending.get("goal_met")) if ending is not None else None,
@@ -173,6 +175,6 @@ def conversations(runs: Runs) -> pd.DataFrame:
     for col in ("repeat", "run", "turns"):
         df[col] = df[col].astype("int64")
     df["goal_met"] = df["goal_met"].astype("boolean")
-    for col in ("variant", "ended_by", "error", "transcript"):
+    for col in ("variant", "condition", "ended_by", "error", "transcript"):
         df[col] = df[col].astype("string")
     return df

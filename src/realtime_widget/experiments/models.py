@@ -91,6 +91,15 @@ class ModelEndpoint:
             auth_scheme=self.auth_scheme,
         )
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("a ModelEndpoint holds a key: it is not pickled or saved")
+
+    def __copy__(self) -> ModelEndpoint:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> ModelEndpoint:
+        return self
+
     def __repr__(self) -> str:
         key = "set" if self._key else "none"
         return (

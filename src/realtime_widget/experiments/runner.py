@@ -40,7 +40,7 @@ from .._vocab import obj, text
 from .progress import Progress
 from .rows import turn_rows
 from .runs import Run, Runs
-from .script import Heard, Turn, TurnContext
+from .script import SAY_ENDED, SAY_STARTED, Heard, Turn, TurnContext
 
 if TYPE_CHECKING:
     from .._port import CallPort
@@ -54,6 +54,8 @@ AUDIBLE = "audio.audible"
 # how long after output_audio_buffer.started the page may take to hear a reply before the
 # service's word stands in for it
 AUDIBLE_GRACE_MS = 1000.0
+# how long a speech_stopped may wait for its response.created before the turn ends without it
+ANSWER_GRACE_S = 2.0
 
 
 def now_ms() -> float:
@@ -66,8 +68,10 @@ def run_seed(seed: int, variant: str, repeat: int) -> int:
 
 
 class TurnEnd(Pending):
-    """One turn, until every response it caused is done (a tool's output answered too) and the
-    agent's audio has stopped."""
+    """One turn, until every response it caused is done (a tool's output answered too), the
+    agent's audio has stopped, and the caller is done: the turn's clip has played to its end,
+    no speech is open, and a ``speech_stopped`` with no response after it has had its answer
+    (or ``ANSWER_GRACE_S``). A service that ends the turn at a pause answers the rest too."""
 
     _what = "the turn"
 
@@ -79,19 +83,40 @@ class TurnEnd(Pending):
         self.seen = 0
         self.followups = 0
         self.audio = False
-        self.rids: set[str] = set()  # every response this turn caused
-        self.heard: Heard | None = None  # its first reply first heard (the page's audible)
-        self.started: Heard | None = None  # ... or started, by the service's word
+        self.clip_playing = False
+        self.clip_end: float | None = None  # log clock: the turn's clip's last sample
+        self.speech_open = False
+        self.unanswered: float | None = None  # a speech_stopped no response followed yet
+        self.created: dict[str, float] = {}  # every response this turn caused: its t_ms
+        self.cues: list[Heard] = []  # its responses heard (the page) or started (the service)
+
+    def reply(self, source: str) -> Heard | None:
+        """The reply to the turn first heard (``source`` "audible") or started: a response
+        created after the turn's clip ended (one begun at a pause is not the reply)."""
+        if self.clip_playing:
+            return None
+        for cue in self.cues:
+            t = self.created.get(cue.response_id or "")
+            if (
+                cue.source == source
+                and t is not None
+                and (self.clip_end is None or t >= self.clip_end)
+            ):
+                return cue
+        return None
 
     def _timeout_words(self, timeout: float) -> str:
         if not self.seen:
             return f"no response within {timeout:g} s"
         if self.open or self.followups:
             return f"the reply did not finish within {timeout:g} s"
+        if self.clip_playing or self.speech_open or self.unanswered is not None:
+            return f"the caller's turn did not end within {timeout:g} s"
         return f"the agent's audio did not stop within {timeout:g} s"
 
     def check(self) -> None:
-        if self.seen and not self.open and not self.followups and not self.audio:
+        caller_done = not self.clip_playing and not self.speech_open and self.unanswered is None
+        if self.seen and not self.open and not self.followups and not self.audio and caller_done:
             self.finish()
 
 
@@ -104,6 +129,7 @@ class Watch:
         self.lock = threading.Lock()
         self.turn: TurnEnd | None = None
         self.items: dict[int, dict[str, None]] = {}  # call -> item ids, in order
+        self.loop: asyncio.AbstractEventLoop | None = None  # the runner's (for timers)
         for rec in widget.events.of_type(*ITEM_ADDED_NAMES, ITEM_DELETED):
             self.item(rec["call_number"], V.canonical(rec["type"]), rec["event"])
 
@@ -126,12 +152,8 @@ class Watch:
             self.turn = None
 
     def on_record(self, direction: str, event: Mapping[str, Any], t_ms: float, call: int) -> None:
-        if direction == "local" and event.get("type") == AUDIBLE:
-            with self.lock:
-                end = self.turn
-                rid = text(event.get("response_id"))
-                if end is not None and end.call == call and end.heard is None and rid in end.rids:
-                    end.heard = Heard(t_ms, now_ms(), rid, "audible")
+        if direction == "local":
+            self.local(event, t_ms, call)
             return
         if direction != "server":
             return
@@ -147,9 +169,16 @@ class Watch:
             if etype == V.RESPONSE_CREATED:
                 rid = text(obj(event.get("response")).get("id")) or "?"
                 end.open.add(rid)
-                end.rids.add(rid)
+                end.created[rid] = t_ms
+                end.unanswered = None
                 end.seen += 1
                 end.followups = max(0, end.followups - 1)
+            elif etype == V.SPEECH_STARTED:
+                end.speech_open = True
+            elif etype == V.SPEECH_STOPPED:
+                end.speech_open = False
+                end.unanswered = t_ms
+                self.expire_later(end, t_ms)
             elif etype == V.RESPONSE_DONE:
                 resp = obj(event.get("response"))
                 end.open.discard(text(resp.get("id")) or "?")
@@ -162,14 +191,47 @@ class Watch:
                     end.followups += 1  # the tool loop answers with one response.create
             elif etype == V.AUDIO_STARTED:
                 end.audio = True
-                if end.started is None:
-                    rid = text(event.get("response_id"))
-                    end.started = Heard(t_ms, now_ms(), rid, "started")
+                cue = Heard(t_ms, now_ms(), text(event.get("response_id")), "started")
+                end.cues.append(cue)
             elif etype in V.AUDIO_ENDED:
                 end.audio = False
             else:
                 return
         end.check()
+
+    def local(self, event: Mapping[str, Any], t_ms: float, call: int) -> None:
+        """The page's own records of the turn: its clip playing, its reply first heard."""
+        etype = event.get("type")
+        with self.lock:
+            end = self.turn
+            if end is None or end.done or end.call != call:
+                return
+            if etype == SAY_STARTED:
+                end.clip_playing = True
+            elif etype == SAY_ENDED:
+                end.clip_playing, end.clip_end = False, t_ms
+            elif etype == AUDIBLE:
+                end.cues.append(Heard(t_ms, now_ms(), text(event.get("response_id")), "audible"))
+                return
+            else:
+                return
+        end.check()
+
+    def expire_later(self, end: TurnEnd, stopped: float) -> None:
+        """In ``ANSWER_GRACE_S``, stop waiting for an answer to that speech_stopped."""
+        loop = self.loop
+        if loop is None:
+            return
+
+        def expire() -> None:
+            with self.lock:
+                if end.unanswered != stopped:
+                    return
+                end.unanswered = None
+            end.check()
+
+        with contextlib.suppress(RuntimeError):  # a closed loop: the runs are over
+            loop.call_soon_threadsafe(loop.call_later, ANSWER_GRACE_S, expire)
 
 
 class Runner:
@@ -224,7 +286,7 @@ class Runner:
             self.progress = Progress.shown(len(self.order) * len(self.runs.script), self.cancel)
             if self.progress is not None:
                 self.runs.progress = self.progress.box
-        self.loop = loop
+        self.loop = self.watch.loop = loop
         # hear the call from now on, until the task ends (even one cancelled before it began)
         unsubscribe = self.port.subscribe(self.watch.on_record)
         self.task = loop.create_task(self.main())
@@ -382,22 +444,22 @@ class Runner:
         task = asyncio.ensure_future(turn.play(ctx))
         try:
             while not task.done():
-                if end.heard is not None:
+                if end.reply("audible") is not None:
                     break
-                started = end.started
+                started = end.reply("started")
                 if started is not None and now_ms() - started.kernel_ms > AUDIBLE_GRACE_MS:
                     break
                 await asyncio.sleep(0.005)
             else:
                 await task  # ended (or failed) before it was heard
-                return end.heard or end.started
+                return end.reply("audible") or end.reply("started")
         except BaseException:
             task.cancel()
             raise
         task.cancel()  # the reply plays on; the next turn takes it from here
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        return end.heard or end.started
+        return end.reply("audible") or end.reply("started")
 
     def close_run(self, run: Run, seq0: int, played: list[Turn]) -> None:
         w = self.w

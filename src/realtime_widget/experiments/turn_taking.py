@@ -8,7 +8,8 @@ Their columns:
 - ``end_of_turn_ms`` (every spoken turn, in ``SpokenTurn``): the clip's last sample ->
   the first ``speech_stopped`` at or after the last phrase's onset.
 - ``stop_ms`` (barge-in): the interrupting speech's onset -> the agent's last audible sample,
-  read from the recording's agent track (10 ms frames above the page's audible level, RMS 0.01);
+  read from the recording's agent track (10 ms frames above the page's audible level, RMS 0.01),
+  up to the agent's answer or its first back-channel sound, whichever comes first;
   ``heard_ms``: the interrupted reply's first audible sample -> that last one (from events when
   there is no recording); ``truncated_to_ms``: ``conversation.item.truncated``'s
   ``audio_end_ms``, what the service says it kept.
@@ -51,6 +52,7 @@ NOISE_TAIL_S = 0.6  # after the noise: late VAD events still count as its false 
 RESPONSE_GRACE_S = 0.5  # after a false turn's speech_stopped: time for its response.created
 LEAD_SEARCH_MS = 500.0  # how far before the page's audible the reply's first sound may lie
 ITEM_TRUNCATED = "conversation.item.truncated"
+BACKCHANNEL = "response.backchannel.audio.delta"
 
 
 def _number(field: str, value: Any, lo: float, hi: float) -> float:
@@ -232,7 +234,7 @@ class BargeInTurn(SpokenTurn):
 
     def measure_in(self, records: TurnRecords) -> Mapping[str, Any]:
         start, _ = say_times(records.own)
-        lead = first_heard(records.previous)
+        lead = reply_heard(records.previous)
         if start is None or lead is None:
             return {"stop_ms": None, "heard_ms": None}
         onset = start + self.speech_onset_ms
@@ -240,8 +242,15 @@ class BargeInTurn(SpokenTurn):
         mine = [rid for rid in _created(records.own) if rid != lead_rid]
         # the window ends where the agent's answer to the barge-in begins (its audio started,
         # or the page heard it: whichever is first)
-        answer = [first_heard(records.own, mine[0], kind) for kind in HEARD_KINDS] if mine else []
-        begun = [t for got in answer if got is not None for t in got[1:]]
+        # (any of its answers: one begun at a pause in the barge-in may never have been heard)
+        answer = [first_heard(records.own, rid, kind) for rid in mine for kind in HEARD_KINDS]
+        begun = [got[1] for got in answer if got is not None]
+        # the page plays the service's back-channel ("mm-hm") into the same track: stop there
+        begun += [
+            float(r["t_ms"])
+            for r in records.own
+            if r.get("direction") == "server" and obj(r.get("event")).get("type") == BACKCHANNEL
+        ][:1]
         window_end = min(begun) if begun else max(float(r["t_ms"]) for r in records.own)
         ended = [
             float(r["t_ms"])
@@ -368,14 +377,34 @@ def first_heard(
     """(response id, log-clock time) a reply in ``records`` was first heard: the page's
     ``audio.audible``, else ``output_audio_buffer.started`` (or only ``kind``); the first
     reply, or ``response_id``'s."""
-    for kind, direction in HEARD_KINDS if kind is None else (kind,):
+    for etype, direction in HEARD_KINDS if kind is None else (kind,):
         for r in records:
             ev = obj(r.get("event"))
-            if r.get("direction") != direction or V.canonical(ev.get("type")) != kind:
+            if r.get("direction") != direction or V.canonical(ev.get("type")) != etype:
                 continue
             rid = as_text(ev.get("response_id"))
             if response_id is None or rid == response_id:
                 return rid, float(r["t_ms"])
+    return None
+
+
+def reply_heard(records: Sequence[Record]) -> tuple[str | None, float] | None:
+    """(response id, log-clock time) the reply to a turn was first heard: of the responses
+    created after the turn's clip ended (all of them for a typed turn; one begun at a pause is
+    not the reply), the first the page heard, else the first whose audio started."""
+    _, clip_end = say_times(records)
+    created: dict[str, float] = {}
+    for r in records:
+        ev = obj(r.get("event"))
+        if r.get("direction") == "server" and V.canonical(ev.get("type")) == V.RESPONSE_CREATED:
+            rid = as_text(obj(ev.get("response")).get("id"))
+            if rid and (clip_end is None or float(r["t_ms"]) >= clip_end):
+                created.setdefault(rid, float(r["t_ms"]))
+    for kind in HEARD_KINDS:
+        for rid in created:
+            got = first_heard(records, rid, kind)
+            if got is not None:
+                return got
     return None
 
 

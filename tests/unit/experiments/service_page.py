@@ -29,6 +29,7 @@ class ServicePage(FakePage):
         self.silent = silent
         self.ids = itertools.count(1)
         self.served: list[list[dict[str, Any]]] = []
+        self.output_pending = False  # a tool output the next response answers (any batch)
 
     def serve(self, call: int, events: list[dict[str, Any]]) -> None:
         self.served.append(events)
@@ -46,6 +47,7 @@ class ServicePage(FakePage):
                 self.items.append(item["id"])
                 if item.get("role") == "user":
                     self.user.append(item["content"][0]["text"])
+                self.output_pending |= item.get("type") == "function_call_output"
                 out.append(("server", {"type": "conversation.item.added", "item": item}, 2.0))
             elif kind == "conversation.item.delete":
                 self.items.remove(ev["item_id"])
@@ -66,7 +68,7 @@ class ServicePage(FakePage):
             "type": "response.created",
             "response": {"id": rid, "metadata": meta, "output_modalities": ["audio"]},
         }
-        tool_output = [e for e in batch if e.get("item", {}).get("type") == "function_call_output"]
+        tool_output, self.output_pending = self.output_pending, False
         tools = [t["name"] for t in self.w.tools]
         if "menu" in last and "get_menu" in tools and not tool_output:
             item = {

@@ -154,7 +154,7 @@ def test_pauses_refuses_what_it_cannot_speak() -> None:
         Script.pauses(["only one"])
     with pytest.raises(ValueError, match="at least two non-empty"):
         Script.pauses(["one", "  "])
-    with pytest.raises(ValueError, match="pause_ms must be 0..20000 ms"):
+    with pytest.raises(ValueError, match=r"pause_ms must be 0..20000 ms"):
         Script.pauses(["one", "two"], pause_ms=-5)
     with pytest.raises(TypeError, match="pause_ms must be a number"):
         Script.pauses(["one", "two"], pause_ms=float("nan"))
@@ -239,6 +239,35 @@ def test_barge_in_stop_heard_and_truncated_from_the_recording() -> None:
 AUDIBLE_SLACK = 10.0  # one 10 ms frame of the audible detector
 
 
+def test_an_answer_begun_at_a_pause_in_the_barge_in_does_not_stretch_the_window() -> None:
+    """A barge-in split at its own pause: the service answers its first half (never heard,
+    cancelled as the caller goes on), then the whole; the window still ends at the first
+    answer that was heard."""
+    turn = Script.barge_in((np.full(800, 0.3, np.float32), RATE), after_ms=700)
+    lead, own = barge_logs(stop_at=2010.0)
+    split = [created("r1b", 2600.0), done("r1b", 2700.0, "cancelled")]
+    own = records(
+        by_time([*((r["direction"], r["event"], r["t_ms"] - T0) for r in own), *split]),
+        seq0=len(lead),
+    )
+    rec = agent_recording(0.0, 6.0, [(1000.0, 2010.0), (3510.0, 4500.0)])
+    got = turn.measure_in(TurnRecords(own, lead, rec))
+    assert got["stop_ms"] == pytest.approx(2010 - 1740, abs=AUDIBLE_SLACK)
+
+
+def test_a_back_channel_while_the_caller_barges_in_is_not_the_reply_going_on() -> None:
+    turn = Script.barge_in((np.full(800, 0.3, np.float32), RATE), after_ms=700)
+    lead, own = barge_logs(stop_at=2010.0)
+    mm = [server("response.backchannel.audio.delta", 3240.0, backchannel_id="b1", delta="")]
+    own = records(
+        by_time([*((r["direction"], r["event"], r["t_ms"] - T0) for r in own), *mm]), seq0=len(lead)
+    )
+    # the page plays the "mm-hm" into the agent track 1.5 s into the barge-in
+    rec = agent_recording(0.0, 6.0, [(1000.0, 2010.0), (3250.0, 3450.0), (3510.0, 4500.0)])
+    got = turn.measure_in(TurnRecords(own, lead, rec))
+    assert got["stop_ms"] == pytest.approx(2010 - 1740, abs=AUDIBLE_SLACK)
+
+
 def test_barge_in_over_a_reply_that_plays_on_and_without_a_recording() -> None:
     turn = Script.barge_in((np.full(800, 0.3, np.float32), RATE), after_ms=700)
     lead, own = barge_logs(stop_at=None, reply_end=5200.0)
@@ -272,12 +301,12 @@ def test_a_barge_in_counts_from_its_speech_not_its_quiet_lead_in() -> None:
 
 def test_a_barge_in_needs_a_turn_the_agent_answers_before_it() -> None:
     clip = (np.full(800, 0.3, np.float32), RATE)
-    with pytest.raises(ValueError, match="turn 1: .*needs a turn before it"):
+    with pytest.raises(ValueError, match=r"turn 1: .*needs a turn before it"):
         Script([Script.barge_in(clip)])
-    with pytest.raises(ValueError, match="turn 2: .*needs a turn before it"):
+    with pytest.raises(ValueError, match=r"turn 2: .*needs a turn before it"):
         Script([Script.noise(1000), Script.barge_in(clip)])
     Script(["Hello", Script.barge_in(clip), Script.barge_in(clip)])  # a barge-in is answered
-    with pytest.raises(ValueError, match="after_ms must be 0..120000 ms"):
+    with pytest.raises(ValueError, match=r"after_ms must be 0..120000 ms"):
         Script.barge_in(clip, after_ms=-1)
 
 
@@ -310,7 +339,7 @@ def test_noise_alone_counts_false_turns_and_needs_no_reply() -> None:
     # a noise turn that failed is still an error
     row = turn_rows(quiet, [(0, len(quiet), "TimeoutError: x")], [noise], RUN)[0]
     assert row["status"] == "error"
-    with pytest.raises(ValueError, match="ms must be 100..600000 ms"):
+    with pytest.raises(ValueError, match=r"ms must be 100..600000 ms"):
         Script.noise(50)
 
 

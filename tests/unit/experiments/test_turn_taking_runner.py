@@ -10,6 +10,7 @@ from realtime_widget import Condition, Script, experiments
 from tests.conftest import pretend_live
 from tests.unit.experiments.service_page import make_widget
 from tests.unit.experiments.voice_page import STOP_LAG_MS, VoicePage
+from tests.unit.scripted_page import wait_until
 
 np = pytest.importorskip("numpy")
 pytest.importorskip("scipy")
@@ -102,6 +103,7 @@ async def test_say_with_a_condition_plays_the_transformed_samples(w) -> None:
     w.say((x, rate))
     w.say((x, rate), condition=phone)
     w.say((x, rate), condition=phone)
+    wait_until(lambda: len(page.clips) == 3)
     plain, a, b = page.clips
     assert a == b != plain and len(a) == len(plain)
     with pytest.raises(TypeError, match="condition must be a Condition"):

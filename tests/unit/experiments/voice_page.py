@@ -29,6 +29,7 @@ class VoicePage(ServicePage):
         self.lock = threading.RLock()
         self.chunks: dict[str, list[bytes]] = {}
         self.clips: list[bytes] = []  # every clip as it arrived, in order
+        self.queue: list[tuple[int, str, bytes]] = []
         self.playing: dict[str, Any] | None = None  # the reply playing: rid, item, start, timer
         self.sound: list[tuple[float, float]] = []  # the agent's audio at the page
         self.recorded_to: float | None = None
@@ -41,8 +42,14 @@ class VoicePage(ServicePage):
         data = bytes(buffers[0]) if buffers else base64.b64decode(message["b64"])
         parts = self.chunks.setdefault(message["clip_id"], [])
         parts.append(data)
-        if message["index"] == message["last"]:
-            self.hear(message["call"], message["clip_id"], b"".join(parts))
+        if message["index"] == message["last"]:  # heard a moment later, as a page would
+            with self.lock:
+                self.queue.append((message["call"], message["clip_id"], b"".join(parts)))
+            threading.Timer(0.02, self.hear_next).start()
+
+    def hear_next(self) -> None:
+        with self.lock:  # in the order the clips came, whichever timer fires first
+            self.hear(*self.queue.pop(0))
 
     def hear(self, call: int, clip_id: str, wav: bytes) -> None:
         self.clips.append(wav)
@@ -69,9 +76,9 @@ class VoicePage(ServicePage):
                     ("server", {"type": "conversation.item.truncated", "item_id": lead["item"],
                                 "content_index": 0, "audio_end_ms": int(cut - lead["start"])}, 1.0),
                 ]  # fmt: skip
-            out.append(("local", {"type": "say.ended", "clip_id": clip_id}, 0.0))
             self.timed(call, out)
-            self.clock = max(self.clock, onset + dur)
+            self.clock = max(self.clock, onset + dur)  # the clip's last sample
+            self.timed(call, [("local", {"type": "say.ended", "clip_id": clip_id}, 0.0)])
             if loud:
                 self.reply(call)
 
