@@ -47,6 +47,8 @@ class Host(Protocol):
 HANGUP_REASONS = ("disconnect", "page_gone", "kernel_exit", "call_ended")
 # A hang-up at kernel exit must not hold the kernel's shutdown for long.
 EXIT_HANGUP_TIMEOUT_S = 2.0
+# How long the page gets to let go of a call before the kernel asks the service to end it.
+PAGE_FIRST_S = 0.5
 # Client events the kernel sends itself (True: they went; False: send them to the page).
 Route = Callable[[list[dict[str, Any]]], bool]
 
@@ -223,13 +225,16 @@ class Signalling:
         """End the call: the page lets go of it, and the service is asked to end it."""
         with self._lock:
             was_live = self.live
-            if self.browser_has_call:
+            page_had_it = self.browser_has_call
+            if page_had_it:
                 self.host.post(B.message(B.DISCONNECT, call=self.call, page=self.owner))
             self._drop_pending("the call ended before it started")
             # The call number stays, so late events of this call are still logged under it.
             self._set("disconnected")
         if was_live:
-            self.hang_up(self.call, reason)
+            # The page lets go first: a service that ended the call sooner would close the
+            # page's channel under it, and the page would report a failure, not a hang-up.
+            self.hang_up(self.call, reason, after_s=PAGE_FIRST_S if page_had_it else 0.0)
 
     def send_events(self, events: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -260,7 +265,7 @@ class Signalling:
         with self._lock:
             self._hung_up.add(call)
 
-    def hang_up(self, call: int, reason: str) -> bool:
+    def hang_up(self, call: int, reason: str, after_s: float = 0.0) -> bool:
         """Ask the service to end ``call`` (once; on the worker thread). False when there is
         nothing to hang up: the service gave no id, or it was asked already."""
         with self._lock:
@@ -268,7 +273,7 @@ class Signalling:
             if service_call_id is None or call in self._hung_up:
                 return False
             self._hung_up.add(call)
-        self.submit(self._hang_up, call, service_call_id, reason)
+        self.submit(self._hang_up, call, service_call_id, reason, after_s)
         return True
 
     def hang_up_now(self, reason: str, timeout: float = EXIT_HANGUP_TIMEOUT_S) -> bool:
@@ -284,7 +289,11 @@ class Signalling:
         self._hung_up_record(call, service_call_id, reason, problem)
         return True
 
-    def _hang_up(self, call: int, service_call_id: str, reason: str) -> None:  # worker thread
+    def _hang_up(
+        self, call: int, service_call_id: str, reason: str, after_s: float = 0.0
+    ) -> None:  # worker thread
+        if after_s > 0:
+            time.sleep(after_s)
         problem = self.provider.hangup(service_call_id)  # never raises: the reason, in words
         self._on_main(self._hung_up_record, call, service_call_id, reason, problem)
 

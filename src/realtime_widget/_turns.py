@@ -92,8 +92,11 @@ class ResponseTurn:
     def tool_columns(self) -> dict[str, Any]:
         durations = [c["dur"] for c in self.tools.values() if "dur" in c]
         # the kernel hop: receive -> output sent, less the function's own time
+        # (an output the kernel sent on the sideband counts from the kernel's own receive)
         hops = [
-            c["sent"] - c["recv"] - c["dur"]
+            c["sent"]
+            - c.get("recv_sideband" if "sent_sideband" in c else "recv", c["recv"])
+            - c["dur"]
             for c in self.tools.values()
             if {"sent", "recv", "dur"} <= c.keys()
         ]
@@ -162,16 +165,29 @@ class TurnTracker:
     def feed_records(self, records: Iterable[Mapping[str, Any]]) -> bool:
         changed = False
         for rec in records:
+            t_sideband = rec.get("t_sideband_ms")
             changed |= self.feed(
                 int(rec.get("call_number", 0) or 0),
                 str(rec.get("direction", "")),
                 obj(rec.get("event")),
                 float(rec.get("t_ms", 0.0)),
+                t_sideband=t_sideband if isinstance(t_sideband, (int, float)) else None,
+                via=text(rec.get("via")),
             )
         return changed
 
-    def feed(self, call: int, direction: str, ev: Mapping[str, Any], t_ms: float) -> bool:
-        """Fold one record; True when the live summary changed."""
+    def feed(
+        self,
+        call: int,
+        direction: str,
+        ev: Mapping[str, Any],
+        t_ms: float,
+        *,
+        t_sideband: float | None = None,
+        via: str | None = None,
+    ) -> bool:
+        """Fold one record; True when the live summary changed. ``t_sideband`` is when the
+        kernel heard the event on the sideband; ``via`` which path a record came by."""
         etype = V.canonical(ev.get("type"))
         p = self._pending.setdefault(call, {})
         if direction == "server" and etype == V.SPEECH_STARTED:
@@ -194,6 +210,8 @@ class TurnTracker:
             item = obj(ev.get("item"))
             if item.get("type") == "function_call_output":
                 self._tool_mark(call, text(item.get("call_id")), "sent", t_ms)
+                if via == "sideband":  # sent by the kernel: its hop starts at its own receive
+                    self._tool_mark(call, text(item.get("call_id")), "sent_sideband", 1.0)
             if item.get("role") == "user" or item.get("type") == "function_call_output":
                 kind = "text" if item.get("type") == "message" else "tool_output"
                 self._pending[call] = {"trigger": kind}
@@ -203,7 +221,7 @@ class TurnTracker:
         elif direction == "server" and etype == V.RESPONSE_CREATED:
             self._created(call, obj(ev.get("response")), t_ms, p)
         else:
-            return self._response_event(call, direction, etype, ev, t_ms)
+            return self._response_event(call, direction, etype, ev, t_ms, t_sideband)
         return False
 
     @staticmethod
@@ -236,7 +254,13 @@ class TurnTracker:
             del self._by_id[oldest]
 
     def _response_event(
-        self, call: int, direction: str, etype: Any, ev: Mapping[str, Any], t_ms: float
+        self,
+        call: int,
+        direction: str,
+        etype: Any,
+        ev: Mapping[str, Any],
+        t_ms: float,
+        t_sideband: float | None = None,
     ) -> bool:
         if etype == V.RESPONSE_DONE:
             resp = obj(ev.get("response"))
@@ -265,6 +289,8 @@ class TurnTracker:
                 etype == V.FUNCTION_ARGUMENTS_DONE or item.get("type") == "function_call"
             ):
                 turn.tools.setdefault(call_id, {}).setdefault("recv", t_ms)
+                if t_sideband is not None:
+                    turn.tools[call_id].setdefault("recv_sideband", t_sideband)
                 self._tool_turn[(call, call_id)] = turn
                 if len(self._tool_turn) > 4 * _LIVE_OPEN and not self.keep_all:
                     del self._tool_turn[next(iter(self._tool_turn))]

@@ -20,11 +20,14 @@ WEATHER, BOOK, FLAKY, CALLS_TABLE, TURNS_TABLE = 6, 8, 11, 13, 14
 
 def reply_after(nb: Notebook, tool: str, timeout: float = 40) -> str:
     """The transcript of the response that answered ``tool``'s output."""
+    # (the output may go out before the function call's own response is done: that response
+    # carries the call, not a message, so only responses with a message count)
     return nb.poll(
         "(lambda outs: next((r['event']['response']['output'][0]['content'][0].get('transcript')"
         " or r['event']['response']['output'][0]['content'][0].get('text')"
         " for r in w.events.of_type('response.done')"
-        f" if r['t_ms'] > outs[-1]['t_ms']), None) if outs else None)"
+        " if r['event']['response']['output'] and r['event']['response']['output'][0].get('content')"
+        f" and r['t_ms'] > outs[-1]['t_ms']), None) if outs else None)"
         "([r for r in w.events.of_type('conversation.item.create', direction='client')"
         " if r['event']['item']['type'] == 'function_call_output'"
         f" and r['event']['item']['call_id'] in [c['call_id'] for c in w.tool_calls if c['name'] == {tool!r}]])",

@@ -59,7 +59,10 @@ def test_the_wheel_carries_the_bundle_the_emulator_and_the_licence(tmp_path: Pat
     if not (root / "src/realtime_widget/static/widget.js").exists():
         pytest.fail("the front end is not built: run scripts/setup (npm run build) first")
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(root)],
+        # No build isolation: the tests may run where only loopback is reachable, so the
+        # build backend comes from this environment (the test-core dependency group).
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+        + ["-w", str(tmp_path), str(root)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from realtime_widget import EventLog
+from realtime_widget._turns import collect_turns
 
 T0 = 1_764_000_000_000.0
 
@@ -229,3 +230,44 @@ def test_the_widgets_live_figure_is_the_same(case: dict) -> None:
         )
     assert w.live_latency == case["expected"]
     w.close()
+
+
+def test_a_tool_answered_on_the_sideband_counts_its_hop_from_the_kernels_receive() -> None:
+    """The page's copy of the call can reach the page after the kernel already answered it on
+    the sideband: the hop is the kernel's, from its own receive to its output."""
+    call_item = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+    recs = [
+        {
+            "call_number": 1,
+            "direction": "server",
+            "t_ms": 1000.0,
+            "event": {"type": "response.created", "response": {"id": "r1"}},
+        },
+        # the page heard the call at 1030 ms; the kernel, on the sideband, at 1005 ms
+        {
+            "call_number": 1,
+            "direction": "server",
+            "t_ms": 1030.0,
+            "t_sideband_ms": 1005.0,
+            "via": "both",
+            "event": {"type": "response.output_item.done", "response_id": "r1", "item": call_item},
+        },
+        {
+            "call_number": 1,
+            "direction": "local",
+            "t_ms": 1006.0,
+            "event": {"type": "tool.finished", "call_id": "c1", "duration_ms": 1.0},
+        },
+        {
+            "call_number": 1,
+            "direction": "client",
+            "t_ms": 1008.0,
+            "via": "sideband",
+            "event": {
+                "type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": "c1", "output": "1"},
+            },
+        },
+    ]
+    (turn,) = collect_turns(recs)
+    assert turn.tool_columns()["tool_hop_ms"] == 2.0  # 1008 - 1005 - 1, never negative

@@ -38,6 +38,17 @@ log = logging.getLogger(__name__)
 JUDGE_AFTER_MS = 120.0
 
 
+def _request(segment: Segment, config: dict[str, Any]) -> TranscriptionRequest:
+    """What a recognizer (or the user's transcriber) is asked about a stretch of speech."""
+    return TranscriptionRequest(
+        segment.pcm,
+        segment.sample_rate,
+        str(config.get("model", "")),
+        config.get("language"),
+        config.get("prompt"),
+    )
+
+
 class VoiceTurnResponse(ResponseRunner):
     """The response to a spoken turn: created at the commit; its responder waits for the
     turn's transcript, so it answers from what it heard."""
@@ -168,13 +179,7 @@ class TurnTaking:
 
     async def _judge(self, pause_id: int, segment: Segment) -> None:
         config = self._call.session["audio"]["input"]["transcription"] or {}
-        request = TranscriptionRequest(
-            segment.pcm,
-            segment.sample_rate,
-            str(config.get("model", "")),
-            config.get("language"),
-            config.get("prompt"),
-        )
+        request = _request(segment, config)
         complete: bool | None = None
         try:
             if self._call.transcriber is not None:
@@ -259,13 +264,7 @@ class TurnTaking:
         if config is None:  # transcription is off: nothing to wait for
             return
         await asyncio.sleep(0)  # after the turn's response.created, as the service orders them
-        request = TranscriptionRequest(
-            segment.pcm,
-            segment.sample_rate,
-            str(config.get("model", "")),
-            config.get("language"),
-            config.get("prompt"),
-        )
+        request = _request(segment, config)
         try:
             if call.transcriber is not None:
                 result = call.transcriber(request)

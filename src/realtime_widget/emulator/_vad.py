@@ -256,11 +256,10 @@ class _OnsetTimer:
         )
 
 
-class EnergyVad:
-    """Feed it one frame level at a time; it returns speech start/stop events."""
+class _TimedVad:
+    """What both detectors share: their onset/silence timer holds the params and the state."""
 
-    def __init__(self, params: VadParams) -> None:
-        self.timer = _OnsetTimer(params, max_gap_ms=ONSET_MAX_GAP_MS, hold_window_ms=HOLD_WINDOW_MS)
+    timer: _OnsetTimer
 
     @property
     def params(self) -> VadParams:
@@ -276,6 +275,13 @@ class EnergyVad:
 
     def reset(self) -> None:
         self.timer.reset()
+
+
+class EnergyVad(_TimedVad):
+    """Feed it one frame level at a time; it returns speech start/stop events."""
+
+    def __init__(self, params: VadParams) -> None:
+        self.timer = _OnsetTimer(params, max_gap_ms=ONSET_MAX_GAP_MS, hold_window_ms=HOLD_WINDOW_MS)
 
     def close(self) -> None:
         pass
@@ -293,7 +299,7 @@ class EnergyVad:
 # --- the model detector -------------------------------------------------------------------
 
 
-class SileroVad:
+class SileroVad(_TimedVad):
     """Silero's speech probability per 32 ms window (16 kHz), behind the onset/silence timer.
 
     Frames arrive at 48 kHz (20 ms); they are brought to 16 kHz and cut into 512-sample
@@ -306,21 +312,6 @@ class SileroVad:
         self._pending = np.zeros(0, np.float32)
         self._pending_start_ms = 0.0
         self.last_probability = 0.0
-
-    @property
-    def params(self) -> VadParams:
-        return self.timer.params
-
-    @params.setter
-    def params(self, value: VadParams) -> None:
-        self.timer.params = value
-
-    @property
-    def in_speech(self) -> bool:
-        return self.timer.in_speech
-
-    def reset(self) -> None:
-        self.timer.reset()
 
     def feed_frame(
         self, mono: Any, sample_rate: int, rms: float, start_ms: float, end_ms: float
