@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 
+PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+
+
 def run(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
@@ -61,8 +64,7 @@ def test_the_wheel_carries_the_bundle_the_emulator_and_the_licence(tmp_path: Pat
     out = subprocess.run(
         # No build isolation: the tests may run where only loopback is reachable, so the
         # build backend comes from this environment (the test-core dependency group).
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(tmp_path), str(root)],
+        [*PIP_WHEEL, "-w", str(tmp_path), str(root)],
         capture_output=True,
         text=True,
         timeout=300,
