@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-
 PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
 
 
