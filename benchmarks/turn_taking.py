@@ -45,7 +45,7 @@ from realtime_widget import Condition, Script  # noqa: E402
 from realtime_widget._clips import synthesize  # noqa: E402
 from realtime_widget.emulator import Emulator  # noqa: E402
 from realtime_widget.emulator._mic import to_mono_float  # noqa: E402
-from realtime_widget.experiments.conditions import _BABBLE_LINES as BABBLE_LINES  # noqa: E402
+from realtime_widget.experiments.noise import _BABBLE_LINES as BABBLE_LINES  # noqa: E402
 
 EAGERNESS = ("high", "medium", "low")
 PHRASES = ["I'd like a table for", "two people", "at eight"]
