@@ -82,7 +82,7 @@ class RealtimeWidget(SessionTraits, anywidget.AnyWidget):
     ).tag(sync=True)
     live_latency = t.Dict(
         default_value={"last_ms": None, "median_ms": None, "count": 0},
-        help="The felt latency of the latest turn and the median of recent ones (see _turns.py)",
+        help="The latest turn's felt latency and the recent median (events.latency_summary())",
     ).tag(sync=True)
 
     def __init__(

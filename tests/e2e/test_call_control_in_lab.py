@@ -103,7 +103,13 @@ def test_a_tool_is_answered_over_the_sideband_with_the_channel_up(
     )
     print(f"[sideband tool] tool_hop_ms {hop}")
     nb.kernel_eval("w.disconnect()")
-    nb.poll("emu.calls[-1]['end_reason'] == 'hangup'", timeout=10)
+    # the page lets go first, then the kernel asks the service to end the call too
+    nb.poll("emu.calls[-1].get('ended_at') is not None", timeout=10)
+    nb.poll(
+        "[r['event']['reason'] for r in w.events.of_type('call.hung_up')] == ['disconnect']",
+        timeout=10,
+    )
+    assert "call.failed" not in nb.kernel_json("[r['type'] for r in w.events]")
 
 
 def test_a_page_closed_mid_call_is_hung_up_within_the_grace_period(
