@@ -9,7 +9,8 @@ Their columns:
   the first ``speech_stopped`` at or after the last phrase's onset.
 - ``stop_ms`` (barge-in): the interrupting speech's onset -> the agent's last audible sample,
   read from the recording's agent track (10 ms frames above the page's audible level, RMS 0.01),
-  up to the agent's answer or its first back-channel sound, whichever comes first;
+  up to the agent's answer or its first back-channel sound, whichever comes first, and up to
+  the first silence of 600 ms after the onset (what follows that is the answer);
   ``heard_ms``: the interrupted reply's first audible sample -> that last one (from events when
   there is no recording); ``truncated_to_ms``: ``conversation.item.truncated``'s
   ``audio_end_ms``, what the service says it kept.
@@ -51,6 +52,9 @@ NOISE_RATE = 24_000
 NOISE_TAIL_S = 0.6  # after the noise: late VAD events still count as its false turns
 RESPONSE_GRACE_S = 0.5  # after a false turn's speech_stopped: time for its response.created
 LEAD_SEARCH_MS = 500.0  # how far before the page's audible the reply's first sound may lie
+# A silence this long after a barge-in's onset ends the interrupted reply's sound: longer than a
+# voice's pause between sentences (espeak-ng's, at its slowest rate here: 370 ms).
+STOP_GAP_MS = 600.0
 ITEM_TRUNCATED = "conversation.item.truncated"
 BACKCHANNEL = "response.backchannel.audio.delta"
 
@@ -269,8 +273,16 @@ class BargeInTurn(SpokenTurn):
             return {"stop_ms": None, "heard_ms": heard}
         frames = [t for t in sound if t < window_end]
         first = next((t for t in frames if t <= lead_heard + AUDIBLE_FRAME_MS), lead_heard)
-        last = max((t + AUDIBLE_FRAME_MS for t in frames), default=onset)
-        stop = max(last, onset)
+        # The interrupted reply's sound is what goes on from the onset without a silence of
+        # STOP_GAP_MS (its own pauses, between words and sentences, are shorter): after such a
+        # silence comes the answer, even when the events that name it reached a busy page late.
+        stop = onset
+        for t in frames:
+            if t + AUDIBLE_FRAME_MS <= onset:
+                continue
+            if t - stop > STOP_GAP_MS:
+                break
+            stop = max(stop, t + AUDIBLE_FRAME_MS)
         return {"stop_ms": stop - onset, "heard_ms": stop - first}
 
     def __repr__(self) -> str:

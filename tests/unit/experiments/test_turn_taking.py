@@ -268,6 +268,27 @@ def test_a_back_channel_while_the_caller_barges_in_is_not_the_reply_going_on() -
     assert got["stop_ms"] == pytest.approx(2010 - 1740, abs=AUDIBLE_SLACK)
 
 
+def test_an_answer_heard_before_its_events_reached_the_page_is_not_the_reply_going_on() -> None:
+    """A busy page stamps the answer's events late (here 400 ms after its sound): the reply's
+    sound still ends where it stopped, at the silence before the answer."""
+    turn = Script.barge_in((np.full(800, 0.3, np.float32), RATE), after_ms=700)
+    lead, own = barge_logs(stop_at=2010.0)
+    rec = agent_recording(0.0, 6.0, [(1000.0, 2010.0), (3110.0, 4500.0)])
+    got = turn.measure_in(TurnRecords(own, lead, rec))
+    assert got["stop_ms"] == pytest.approx(2010 - 1740, abs=AUDIBLE_SLACK)
+    assert got["heard_ms"] == pytest.approx(2010 - 1000, abs=AUDIBLE_SLACK)
+
+
+def test_the_reply_s_own_pauses_do_not_end_it() -> None:
+    """A reply that plays on past the onset with pauses between its sentences (400 ms) stops
+    where its sound ends, not at its first pause."""
+    turn = Script.barge_in((np.full(800, 0.3, np.float32), RATE), after_ms=700)
+    lead, own = barge_logs(stop_at=2900.0)
+    loud = [(1000.0, 1900.0), (2300.0, 2900.0), (3510.0, 4500.0)]
+    got = turn.measure_in(TurnRecords(own, lead, agent_recording(0.0, 6.0, loud)))
+    assert got["stop_ms"] == pytest.approx(2900 - 1740, abs=AUDIBLE_SLACK)
+
+
 def test_barge_in_over_a_reply_that_plays_on_and_without_a_recording() -> None:
     turn = Script.barge_in((np.full(800, 0.3, np.float32), RATE), after_ms=700)
     lead, own = barge_logs(stop_at=None, reply_end=5200.0)
