@@ -1,4 +1,5 @@
-"""Scripted sessions in a real JupyterLab and Chromium, against the realtime emulator.
+"""Scripted sessions in a real JupyterLab and Chromium, against the realtime emulator (the
+shared Jupyter server and browser: see conftest.py).
 
 - One cell connects, awaits the call, awaits ``w.ask(...)`` and has the reply's text: the
   page's messages reach the kernel while that cell awaits (ipykernel >= 7.4), found by the
@@ -15,10 +16,11 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.harness import NO_KEY_ENV, ROOT, Notebook, chromium, code_notebook, jupyter_lab
+from tests.e2e.harness import ROOT, Lab, Notebook, code_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -112,94 +114,83 @@ def question_wav(root: Path) -> Path:
     return wav
 
 
-def test_one_cell_awaits_the_call_and_a_reply(tmp_path: Path) -> None:
+def test_one_cell_awaits_the_call_and_a_reply(
+    tmp_path: Path, shared_lab: Lab, page: Any, folder: str
+) -> None:
     nb_path = code_notebook(tmp_path / "one_cell.ipynb", ONE_CELL_SETUP, ONE_CELL)
-    with (
-        jupyter_lab(tmp_path / "lab", [nb_path], env=NO_KEY_ENV) as lab,
-        chromium(tmp_path) as browser,
-    ):
-        page = browser.new_page()
-        nb = Notebook.open(page, lab, "one_cell.ipynb", widget_cell=0)
-        nb.run_cell(1, timeout=90)  # returns only once the cell's awaits are done
-        got = nb.kernel_json(
-            "{'done': reply.done, 'text': reply.text, 'status': reply.status,"
-            " 'latency': reply.latency_ms, 'host': w.host_info, 'status_w': w.status}"
-        )
-        assert got["done"] and got["status"] == "completed", got
-        assert got["text"].strip(), got
-        assert got["latency"] is not None and got["latency"] > 0, got
-        host = got["host"]
-        assert host["mid_cell"] is True, host
-        assert host["buffers_to_browser"] is True and host["buffers_to_kernel"] is True, host
-        print(f"one cell: reply {got['text'][:60]!r}; latency {got['latency']:.0f} ms; {host}")
-        nb.kernel_eval("w.close(); emu.stop()")
+    nb = Notebook.open(page, shared_lab, shared_lab.add(nb_path, folder), widget_cell=0)
+    nb.run_cell(1, timeout=90)  # returns only once the cell's awaits are done
+    got = nb.kernel_json(
+        "{'done': reply.done, 'text': reply.text, 'status': reply.status,"
+        " 'latency': reply.latency_ms, 'host': w.host_info, 'status_w': w.status}"
+    )
+    assert got["done"] and got["status"] == "completed", got
+    assert got["text"].strip(), got
+    assert got["latency"] is not None and got["latency"] > 0, got
+    host = got["host"]
+    assert host["mid_cell"] is True, host
+    assert host["buffers_to_browser"] is True and host["buffers_to_kernel"] is True, host
+    print(f"one cell: reply {got['text'][:60]!r}; latency {got['latency']:.0f} ms; {host}")
+    nb.kernel_eval("w.close(); emu.stop()")
 
 
-def test_a_spoken_clip_is_one_turn_answered_and_recorded_in_line(tmp_path: Path) -> None:
+def test_a_spoken_clip_is_one_turn_answered_and_recorded_in_line(
+    tmp_path: Path, shared_lab: Lab, page: Any, folder: str
+) -> None:
     nb_path = code_notebook(tmp_path / "scripted.ipynb", VOICE_SETUP, VOICE_ASK, ANALYSIS)
-    with (
-        jupyter_lab(tmp_path / "lab", [nb_path], env=NO_KEY_ENV) as lab,
-        chromium(tmp_path) as browser,
-    ):
-        question_wav(lab.root)
-        page = browser.new_page()
-        nb = Notebook.open(page, lab, "scripted.ipynb", widget_cell=0)
-        page.locator("[data-testid=rtw-connect]").first.click()  # a user gesture: audio may start
-        nb.poll("w.status == 'connected'", timeout=30)
-        nb.run_cell(1, timeout=120)
-        s = json.loads(nb.kernel_eval(ANALYSIS).strip().splitlines()[-1])
-        print("scripted voice turn:", s)
-        # the emulator heard the clip as one user turn, and answered it
-        assert s["status"] == "completed" and s["text"].strip(), s
-        assert s["trigger"] == "clip" and s["speech_started_in_clip"] == 1, s
-        assert s["responses"] == 1, s
-        # recorded on the log's clock: the clip's first and last sounds lie near say.started
-        # and say.ended (after the file's own lead-in and tail of silence). The benchmark
-        # (benchmarks/recording.py) measures this against its 20 ms target; here the bound
-        # allows a loaded machine's audio-clock mapping
-        assert s["gaps"] == [], s
-        assert abs(s["clip_onset_ms"] - s["file_onset_ms"]) <= 50, s
-        assert abs(s["clip_end_ms"] + s["file_tail_ms"]) <= 50, s
-        # voice to voice: the tracks and the log agree. The page's audio.audible comes from
-        # polling the remote track's level, so it follows the reply's first sound in the
-        # recording (by one poll and the meter's window; more on a loaded machine), never
-        # precedes it
-        lag = s["reply_onset_vs_audible_ms"]
-        assert lag is not None and -150 <= lag <= 10, s
-        assert s["v2v_recording_ms"] - s["latency_ms"] == pytest.approx(lag, abs=1), s
-        assert s["latency_ms"] == pytest.approx(s["to_first_audio_ms"]), s
-        # the chunks went to the file beside the log as they arrived
-        assert (lab.root / "scripted.audio").stat().st_size > s["frames"] * 4
-        nb.kernel_eval("w.close(); emu.stop()")
+    name = shared_lab.add(nb_path, folder)
+    here = shared_lab.root / folder  # the kernel's working directory
+    question_wav(here)
+    nb = Notebook.open(page, shared_lab, name, widget_cell=0)
+    page.locator("[data-testid=rtw-connect]").first.click()  # a user gesture: audio may start
+    nb.poll("w.status == 'connected'", timeout=30)
+    nb.run_cell(1, timeout=120)
+    s = json.loads(nb.kernel_eval(ANALYSIS).strip().splitlines()[-1])
+    print("scripted voice turn:", s)
+    # the emulator heard the clip as one user turn, and answered it
+    assert s["status"] == "completed" and s["text"].strip(), s
+    assert s["trigger"] == "clip" and s["speech_started_in_clip"] == 1, s
+    assert s["responses"] == 1, s
+    # recorded on the log's clock: the clip's first and last sounds lie near say.started
+    # and say.ended (after the file's own lead-in and tail of silence). The benchmark
+    # (benchmarks/recording.py) measures this against its 20 ms target; here the bound
+    # allows a loaded machine's audio-clock mapping
+    assert s["gaps"] == [], s
+    assert abs(s["clip_onset_ms"] - s["file_onset_ms"]) <= 50, s
+    assert abs(s["clip_end_ms"] + s["file_tail_ms"]) <= 50, s
+    # voice to voice: the tracks and the log agree. The page's audio.audible comes from
+    # polling the remote track's level, so it follows the reply's first sound in the
+    # recording (by one poll and the meter's window; more on a loaded machine), never
+    # precedes it
+    lag = s["reply_onset_vs_audible_ms"]
+    assert lag is not None and -150 <= lag <= 10, s
+    assert s["v2v_recording_ms"] - s["latency_ms"] == pytest.approx(lag, abs=1), s
+    assert s["latency_ms"] == pytest.approx(s["to_first_audio_ms"]), s
+    # the chunks went to the file beside the log as they arrived
+    assert (here / "scripted.audio").stat().st_size > s["frames"] * 4
+    nb.kernel_eval("w.close(); emu.stop()")
 
 
-def test_the_scripted_notebook_runs(tmp_path: Path) -> None:
+def test_the_scripted_notebook_runs(shared_lab: Lab, page: Any, folder: str) -> None:
     """notebooks/scripted.ipynb, cell by cell: one question into two voices, both recorded."""
     book = ROOT / "notebooks" / "scripted.ipynb"
-    with (
-        jupyter_lab(tmp_path / "lab", [book], env=NO_KEY_ENV) as lab,
-        chromium(tmp_path) as browser,
-    ):
-        page = browser.new_page()
-        nb = Notebook.open(page, lab, "scripted.ipynb")
-        import nbformat
+    nb = Notebook.open(page, shared_lab, shared_lab.add(book, folder))
+    import nbformat
 
-        cells = nbformat.read(book, as_version=4).cells
-        code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
-        for i in code[:-1]:  # all but the clean-up
-            nb.run_cell(i, timeout=180)
-        got = nb.kernel_json(
-            "{v: {'status': r.status, 'text': r.text, 'latency': r.latency_ms,"
-            " 'seconds': widgets[v].recording.duration_s} for v, r in replies.items()}"
-        )
-        print("scripted notebook:", got)
-        assert set(got) == {"Clive", "Ashley"}, got
-        for voice, r in got.items():
-            assert r["status"] == "completed" and r["text"], (voice, r)
-            assert r["latency"] and r["seconds"] > 1, (voice, r)
-        errors = page.locator(
-            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-        )
-        tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
-        assert not tracebacks, tracebacks
-        nb.run_cell(code[-1])
+    cells = nbformat.read(book, as_version=4).cells
+    code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
+    for i in code[:-1]:  # all but the clean-up
+        nb.run_cell(i, timeout=180)
+    got = nb.kernel_json(
+        "{v: {'status': r.status, 'text': r.text, 'latency': r.latency_ms,"
+        " 'seconds': widgets[v].recording.duration_s} for v, r in replies.items()}"
+    )
+    print("scripted notebook:", got)
+    assert set(got) == {"Clive", "Ashley"}, got
+    for voice, r in got.items():
+        assert r["status"] == "completed" and r["text"], (voice, r)
+        assert r["latency"] and r["seconds"] > 1, (voice, r)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
+    assert not tracebacks, tracebacks
+    nb.run_cell(code[-1])

@@ -24,12 +24,9 @@ import nbformat
 import pytest
 
 from tests.e2e.harness import (
-    NO_KEY_ENV,
     Lab,
     Notebook,
-    chromium,
     code_notebook,
-    jupyter_lab,
 )
 from tests.protocol_checks import check_stream
 
@@ -47,24 +44,23 @@ w
 
 
 @pytest.mark.parametrize("vad", ["silero", "energy"])
-def test_typed_turns_complete_with_the_stock_fake_mic(tmp_path: Path, vad: str) -> None:
+def test_typed_turns_complete_with_the_stock_fake_mic(
+    tmp_path: Path, shared_lab: Lab, page: Any, folder: str, vad: str
+) -> None:
     nb_path = code_notebook(tmp_path / "stock_mic.ipynb", SETUP.format(vad=vad))
-    with (
-        jupyter_lab(tmp_path / "lab", [nb_path], env=NO_KEY_ENV) as lab,
-        chromium(tmp_path) as browser,  # no --use-file-for-fake-audio-capture: the stock beep
-    ):
-        page = browser.new_page()
-        nb = Notebook.open(page, lab, "stock_mic.ipynb", widget_cell=0)
-        nb.kernel_eval("w.connect()")
-        nb.poll("w.status == 'connected' and len(w.events.of_type('session.updated')) >= 1")
-        for i in range(TURNS):
-            nb.kernel_eval(f"w.send_text('Typed turn number {i + 1}, please answer.')")
-            nb.poll(f"len(w.events.of_type('response.done')) >= {i + 1}", timeout=40)
-        nb.poll("emu.calls[-1]['mic']['frames'] > 100", timeout=10)
-        nb.poll(f"len(w.events.of_type('output_audio_buffer.stopped')) >= {TURNS}", timeout=40)
-        records = nb.kernel_json("list(w.events)")
-        mic = nb.kernel_json("emu.calls[-1]['mic']")
-        audio_out = nb.kernel_json("emu.calls[-1]['audio_out']")
+    name = shared_lab.add(nb_path, folder)
+    nb = Notebook.open(page, shared_lab, name, widget_cell=0)  # the shared browser: stock mic
+    nb.kernel_eval("w.connect()")
+    nb.poll("w.status == 'connected' and len(w.events.of_type('session.updated')) >= 1")
+    for i in range(TURNS):
+        nb.kernel_eval(f"w.send_text('Typed turn number {i + 1}, please answer.')")
+        nb.poll(f"len(w.events.of_type('response.done')) >= {i + 1}", timeout=40)
+    nb.poll("emu.calls[-1]['mic']['frames'] > 100", timeout=10)
+    nb.poll(f"len(w.events.of_type('output_audio_buffer.stopped')) >= {TURNS}", timeout=40)
+    records = nb.kernel_json("list(w.events)")
+    mic = nb.kernel_json("emu.calls[-1]['mic']")
+    audio_out = nb.kernel_json("emu.calls[-1]['audio_out']")
+    nb.kernel_eval("w.close(); emu.stop()")
 
     # The beeps did reach the emulator: the microphone was live and loud throughout.
     assert mic["peak_rms"] > 0.1, mic
