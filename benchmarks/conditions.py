@@ -36,6 +36,7 @@ import numpy as np
 import soxr
 from scipy.io import wavfile
 
+from _phrases import PHRASES
 from realtime_widget._clips import synthesize
 from realtime_widget.experiments.conditions import Condition
 from realtime_widget.experiments.wer import WordErrors, word_errors
@@ -111,29 +112,6 @@ def timing(repeats: int) -> None:
 
 # -- the emulator's ear under conditions ------------------------------------------------------
 
-# The phrases benchmarks/emulator_voice.py plays as the caller.
-PHRASES = [
-    "What is the weather in Paris",
-    "Please book a table for two",
-    "Turn off the kitchen lights",
-    "How far is the nearest station",
-    "Set a timer for ten minutes",
-    "Play some quiet music",
-    "What time is it in Tokyo",
-    "Send a message to my sister",
-    "Remind me to call the doctor",
-    "How do I get to the airport",
-    "Tell me a short story",
-    "Add milk to my shopping list",
-    "What is the capital of Spain",
-    "Open the front door",
-    "Call a taxi for six o'clock",
-    "How many days until Friday",
-    "Translate good morning into French",
-    "What is on my calendar today",
-    "Turn the volume down please",
-    "Thank you very much",
-]
 MIC_RATE = 48_000  # the emulator's mic track (WebRTC Opus delivers 48 kHz)
 LEAD_MS, TAIL_MS = 300, 500  # a VAD turn's prefix padding and end-of-turn silence
 TRANSCRIPTION_MODEL = "inworld/inworld-stt-1"  # the session's setting; the emulator ignores it

@@ -45,6 +45,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "emulator")]
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 from emu_client import RealtimeClient  # noqa: E402
 
+from _phrases import PHRASES  # noqa: E402
 from realtime_widget.emulator import (  # noqa: E402
     Emulator,
     _stt,
@@ -55,28 +56,6 @@ from realtime_widget.emulator._vad import phrase_is_complete, vad_params  # noqa
 
 RATE = 48_000
 FRAME = 960
-PHRASES = [
-    "What is the weather in Paris",
-    "Please book a table for two",
-    "Turn off the kitchen lights",
-    "How far is the nearest station",
-    "Set a timer for ten minutes",
-    "Play some quiet music",
-    "What time is it in Tokyo",
-    "Send a message to my sister",
-    "Remind me to call the doctor",
-    "How do I get to the airport",
-    "Tell me a short story",
-    "Add milk to my shopping list",
-    "What is the capital of Spain",
-    "Open the front door",
-    "Call a taxi for six o'clock",
-    "How many days until Friday",
-    "Translate good morning into French",
-    "What is on my calendar today",
-    "Turn the volume down please",
-    "Thank you very much",
-]
 SESSION = {
     "output_modalities": ["audio"],
     "audio": {

@@ -6,8 +6,10 @@
 
 import { vi } from "vitest";
 
+import type { RealtimeEvent } from "../../js/bridge";
 import type { AudioSink, CallDeps, LevelMeter } from "../../js/connection";
-import type { WidgetModel } from "../../js/controller";
+import { Controller, type WidgetModel } from "../../js/controller";
+import { mountView, type MountedView } from "../../js/view/index";
 import type { AudioDeps } from "../../js/webaudio";
 
 export class FakeTrack {
@@ -329,7 +331,6 @@ export class FakeModel {
   }
 }
 
-/** Let pending promise chains run (several awaits deep) without advancing timers. */
 /**
  * Take a controller's call through the protocol to an open channel: Python's `connect`
  * (`extra` overrides its fields), gathering complete, the answer, the channel open.
@@ -358,6 +359,7 @@ export async function connectCall(
   world.pc().channel.open();
 }
 
+/** Let pending promise chains run (several awaits deep) without advancing timers. */
 export async function settle(rounds = 20): Promise<void> {
   for (let i = 0; i < rounds; i++) await Promise.resolve();
 }
@@ -383,4 +385,46 @@ export class ManualFrames {
     this.queue.clear();
     for (const cb of cbs) cb();
   }
+}
+
+/** A controller on a fake world, its view mounted in the document, on fake timers. */
+export interface Mounted {
+  world: FakeWorld;
+  model: FakeModel;
+  ctrl: Controller;
+  frames: ManualFrames;
+  el: HTMLElement;
+  view: MountedView;
+  /** Play a server event on the call's data channel. */
+  serverSend(ev: RealtimeEvent): void;
+  /** Unmount `view`, dispose `ctrl` and give the real timers back. */
+  destroy(): void;
+}
+
+/** Mount a fresh controller and view (in a `beforeEach`; `destroy()` it in an `afterEach`). */
+export function mountWorld(systemTime?: number): Mounted {
+  vi.useFakeTimers();
+  if (systemTime !== undefined) vi.setSystemTime(systemTime);
+  const world = fakeWorld();
+  const model = new FakeModel();
+  const ctrl = new Controller(model.asModel(), world.deps);
+  const frames = new ManualFrames();
+  const el = document.createElement("div");
+  document.body.append(el);
+  const view = mountView(el, model.asModel(), ctrl, frames);
+  return {
+    world,
+    model,
+    ctrl,
+    frames,
+    el,
+    view,
+    serverSend: (ev) => world.pc().channel.receive(JSON.stringify(ev)),
+    destroy() {
+      this.view.destroy(); // the current ones: a test may mount another view or controller
+      this.ctrl.dispose();
+      this.el.remove();
+      vi.useRealTimers();
+    },
+  };
 }

@@ -1,44 +1,30 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import type { RealtimeEvent } from "../../js/bridge";
 import { HeardAudio } from "../../js/connection";
-import { Controller } from "../../js/controller";
-import { mountView, type MountedView } from "../../js/view/index";
+import type { Controller } from "../../js/controller";
 import {
   FakeModel,
   ManualFrames,
   connectCall,
-  fakeWorld,
   type FakeWorld,
+  mountWorld,
+  type Mounted,
 } from "./fakes";
 
+let m: Mounted;
 let world: FakeWorld;
 let model: FakeModel;
 let ctrl: Controller;
 let frames: ManualFrames;
 let el: HTMLElement;
-let view: MountedView;
+let serverSend: Mounted["serverSend"];
 
 beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(1_700_000_000_000);
-  world = fakeWorld();
-  model = new FakeModel();
-  ctrl = new Controller(model.asModel(), world.deps);
-  frames = new ManualFrames();
-  el = document.createElement("div");
-  document.body.append(el);
-  view = mountView(el, model.asModel(), ctrl, frames);
+  m = mountWorld(1_700_000_000_000);
+  ({ world, model, ctrl, frames, el, serverSend } = m);
 });
-afterEach(() => {
-  view.destroy();
-  ctrl.dispose();
-  el.remove();
-  vi.useRealTimers();
-});
+afterEach(() => m.destroy());
 
-const serverSend = (ev: RealtimeEvent) =>
-  world.pc().channel.receive(JSON.stringify(ev));
 const sentOnChannel = () => world.pc().channel.sentEvents();
 const truncates = () =>
   sentOnChannel().filter((e) => e.type === "conversation.item.truncate");

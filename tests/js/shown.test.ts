@@ -1,45 +1,30 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import type { RealtimeEvent } from "../../js/bridge";
-import { Controller } from "../../js/controller";
-import { mountView, type MountedView } from "../../js/view/index";
 import {
   FakeModel,
   ManualFrames,
   connectCall,
-  fakeWorld,
   type FakeWorld,
+  mountWorld,
+  type Mounted,
 } from "./fakes";
 
 // `shown`: client events the kernel sent on the call's sideband. The page shows them and cuts a
 // stopped reply to what was heard, but neither sends them on its channel nor logs them.
+let m: Mounted;
 let world: FakeWorld;
 let model: FakeModel;
-let ctrl: Controller;
 let frames: ManualFrames;
 let el: HTMLElement;
-let view: MountedView;
+let serverSend: Mounted["serverSend"];
 
 beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(1_700_000_000_000);
-  world = fakeWorld();
-  model = new FakeModel();
-  ctrl = new Controller(model.asModel(), world.deps);
-  frames = new ManualFrames();
-  el = document.createElement("div");
-  document.body.append(el);
-  view = mountView(el, model.asModel(), ctrl, frames);
+  m = mountWorld(1_700_000_000_000);
+  ({ world, model, frames, el, serverSend } = m);
 });
-afterEach(() => {
-  view.destroy();
-  ctrl.dispose();
-  el.remove();
-  vi.useRealTimers();
-});
+afterEach(() => m.destroy());
 
-const serverSend = (ev: RealtimeEvent) =>
-  world.pc().channel.receive(JSON.stringify(ev));
 const sentOnChannel = () => world.pc().channel.sentEvents();
 const typed = (text: string): RealtimeEvent => ({
   type: "conversation.item.create",

@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import type { RealtimeEvent } from "../../js/bridge";
 import { Controller } from "../../js/controller";
 import { meterValue } from "../../js/view/header";
 import { mountView, type MountedView } from "../../js/view/index";
@@ -10,45 +9,35 @@ import {
   fakeWorld,
   type FakeWorld,
   connectCall,
+  mountWorld,
+  type Mounted,
 } from "./fakes";
 
 /** Messages from the browser name their page; its id is random per controller. */
 const PAGE = expect.any(String);
 
+let m: Mounted;
 let world: FakeWorld;
 let model: FakeModel;
 let ctrl: Controller;
 let frames: ManualFrames;
 let el: HTMLElement;
 let view: MountedView;
+let serverSend: Mounted["serverSend"];
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) =>
   el.querySelector<T>(`[data-testid="${id}"]`)!;
 
 beforeEach(() => {
-  vi.useFakeTimers();
-  world = fakeWorld();
-  model = new FakeModel();
-  ctrl = new Controller(model.asModel(), world.deps);
-  frames = new ManualFrames();
-  el = document.createElement("div");
-  document.body.append(el);
-  view = mountView(el, model.asModel(), ctrl, frames);
+  m = mountWorld();
+  ({ world, model, ctrl, frames, el, view, serverSend } = m);
 });
-afterEach(() => {
-  view.destroy();
-  ctrl.dispose();
-  el.remove();
-  vi.useRealTimers();
-});
+afterEach(() => m.destroy());
 
 /** Take the controller's call to "connected" through the protocol. */
 async function connect(call = 1) {
   await connectCall(model, world, call);
 }
-
-const serverSend = (ev: RealtimeEvent) =>
-  world.pc().channel.receive(JSON.stringify(ev));
 
 describe("header", () => {
   it("has the stable test ids and accessible controls", () => {
@@ -167,8 +156,8 @@ describe("error banner and notices", () => {
     world = fakeWorld({
       micError: new DOMException("denied", "NotAllowedError"),
     });
-    ctrl = new Controller(model.asModel(), world.deps);
-    view = mountView(el, model.asModel(), ctrl, frames);
+    m.ctrl = ctrl = new Controller(model.asModel(), world.deps);
+    m.view = view = mountView(el, model.asModel(), ctrl, frames);
     await connect();
     expect($("rtw-error").hidden).toBe(true);
     expect($("rtw-notice").textContent).toContain(
@@ -392,7 +381,7 @@ describe("cleanup", () => {
     expect(model.listenerCount("change:error")).toBe(0);
     expect(world.pc().closed).toBe(false);
     expect(ctrl.store.status).toBe("connected");
-    view = mountView(el, model.asModel(), ctrl, frames); // for afterEach
+    m.view = view = mountView(el, model.asModel(), ctrl, frames); // for afterEach
   });
 });
 
