@@ -336,3 +336,34 @@ async def test_a_stopped_grid_says_its_runs_were_cancelled(
     assert conv.ended_by.tolist() == ["cancelled"] and conv.goal_met.isna().all()
     assert runs.turns().status.tolist() == ["completed", "cancelled"]
     assert not widget.events.of_type("caller.ended")
+
+
+def test_a_spoken_line_plays_under_the_runs_condition() -> None:
+    """A spoken line goes through the run's condition, as a script's spoken turns do: the speech
+    endpoint's audio, or espeak-ng's; a typed line and a clean run are left as they are."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from realtime_widget._clips import ESPEAK_VOICE, array_wav, synthesize
+    from realtime_widget.experiments.caller import CallerLine
+    from realtime_widget.experiments.conditions import Condition, conditioned_clip
+
+    asked: list[dict[str, Any]] = []
+    w = SimpleNamespace(ask=lambda *a, **kw: asked.append({"args": a, **kw}))
+    cafe = Condition(noise="white", snr_db=10, name="cafe")
+    ctx = SimpleNamespace(widget=w, timeout=5.0, run=SimpleNamespace(seed=7), condition=cafe)
+    tone = (0.3 * np.sin(np.arange(16_000) * 0.05)).astype(np.float32)
+    wav = array_wav(tone, 16_000)
+    CallerLine("Table for two.", speak=True, audio=wav).send(ctx)  # type: ignore[arg-type]
+    assert asked[-1]["audio"] == conditioned_clip(cafe, wav, "audio/wav")[0] != wav
+    clean = SimpleNamespace(widget=w, timeout=5.0, run=SimpleNamespace(seed=7), condition=None)
+    CallerLine("Table for two.", speak=True, audio=wav).send(clean)  # type: ignore[arg-type]
+    assert asked[-1]["audio"] == wav
+    CallerLine("Table for two.", speak=False).send(ctx)  # type: ignore[arg-type]
+    assert asked[-1]["args"] == ("Table for two.",) and "audio" not in asked[-1]
+    CallerLine("Table for two.", speak=True).send(ctx)  # type: ignore[arg-type]
+    spoken = synthesize("Table for two.", voice=ESPEAK_VOICE)  # espeak-ng: the same every time
+    assert asked[-1]["audio"] == conditioned_clip(cafe, spoken, "audio/wav")[0]
+    CallerLine("Table for two.", speak=True).send(clean)  # type: ignore[arg-type]
+    assert asked[-1]["spoken"] is True  # no condition: the widget speaks it itself

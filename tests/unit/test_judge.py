@@ -399,3 +399,37 @@ async def test_an_unreadable_judgement_fails_expect_with_its_error(
         AssertionError, match="score=none reason='' error=\"the model's reply holds no JSON object"
     ):
         runs.expect(turn=1).judged(judge)
+
+
+async def test_a_grid_with_conditions_is_judged_per_variant_and_condition(
+    fake_chat: FakeChat, tmp_path: Path
+) -> None:
+    """Judged rows carry the run's condition, and the summary's judge columns are per variant x
+    condition; ``expect()`` and ``listen()`` pick a condition by name."""
+    fake_chat.answer = scorer
+    grid = {"clean": None, "cafe": None}
+    runs = Runs(Script(["a"]), {"A": {}, "B": {}}, 1, conditions=grid)
+    said = {("A", "clean"): "vegetarian risotto", ("A", "cafe"): "steak"}
+    for i, (v, c) in enumerate([(v, c) for v in ("A", "B") for c in grid], 1):
+        run = Run(v, 1, i, 0, {}, condition=c)
+        run.rows = [turn(i, 1, said.get((v, c), "vegetarian soup"), variant=v, condition=c)]
+        runs.runs.append(run)
+    runs.finish()
+    scores = await runs.judge(Judge(RUBRIC, name="veg"), client=client(fake_chat, tmp_path))
+    assert scores.condition.tolist() == ["clean", "cafe", "clean", "cafe"]
+    summary = runs.summary()
+    assert summary.loc[("A", "clean"), "veg_score"] == 5
+    assert summary.loc[("A", "cafe"), "veg_score"] == 2
+    assert summary.loc[("A", "cafe"), "veg_pass_rate"] == 0.0
+    assert summary.loc[("B", "cafe"), "veg_pass_rate"] == 1.0
+    runs.expect(turn=1, condition="clean").judged("veg", at_least=5)
+    with pytest.raises(AssertionError) as failed:
+        runs.expect(turn=1, variant="A").judged("veg", at_least=5)
+    assert "1 of 2 run(s) failed" in str(failed.value)
+    assert "variant='A' repeat=1 condition='cafe' turn=1" in str(failed.value)
+    with pytest.raises(ValueError, match=r"condition must be one of \['clean', 'cafe'\]; got 'x'"):
+        runs.expect(turn=1, condition="x")
+    with pytest.raises(ValueError, match="condition must be one of"):
+        runs.listen(condition="noisy")
+    assert runs.listen().condition == "clean"  # the grid's first, by default
+    assert runs.listen(condition="cafe").condition == "cafe"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import _vocab as V
-from .._clips import ESPEAK_VOICE
+from .._clips import ESPEAK_VOICE, synthesize
 from .._secrets import Secret, check_key
 from .._vocab import ResponseText, obj
 from .._vocab import text as text_of
@@ -379,12 +379,19 @@ class CallerLine(Turn):
         return (self.kind.encode(), self.line.encode(), self.audio or b"")
 
     def send(self, ctx: TurnContext) -> Reply:
+        """Type the line, or speak it: the speech endpoint's audio, else espeak-ng's, under the
+        run's condition when it has one (as a script's spoken turns are)."""
         w = ctx.widget
         if not self.speak:
             return w.ask(self.line, timeout=ctx.timeout, metadata={"rtw_seed": str(ctx.run.seed)})
-        if self.audio is not None:
-            return w.ask(audio=self.audio, timeout=ctx.timeout)
-        return w.ask(self.line, spoken=True, voice=ESPEAK_VOICE, timeout=ctx.timeout)
+        if self.audio is None and ctx.condition is None:
+            return w.ask(self.line, spoken=True, voice=ESPEAK_VOICE, timeout=ctx.timeout)
+        audio = self.audio if self.audio is not None else synthesize(self.line, voice=ESPEAK_VOICE)
+        if ctx.condition is not None:
+            from .conditions import conditioned_clip
+
+            audio = conditioned_clip(ctx.condition, audio, "audio/wav")[0]
+        return w.ask(audio=audio, timeout=ctx.timeout)
 
     async def play(self, ctx: TurnContext) -> None:
         events = ctx.widget.events

@@ -24,17 +24,25 @@ class Expectation:
     ``AssertionError`` with the evidence of the rows that failed, and returns itself to chain."""
 
     def __init__(
-        self, runs: Runs, turn: int, variant: str | None = None, repeat: int | None = None
+        self,
+        runs: Runs,
+        turn: int,
+        variant: str | None = None,
+        repeat: int | None = None,
+        condition: str | None = None,
     ) -> None:
         self.runs = runs  # the set the rows come from (a check may need more than the rows)
         rows = runs.rows
         self.where = f"turn={turn}" + (f", variant={variant!r}" if variant is not None else "")
         self.where += f", repeat={repeat}" if repeat is not None else ""
+        self.where += f", condition={condition!r}" if condition is not None else ""
         mine = [r for r in rows if r["turn"] == turn]
         if variant is not None:
             mine = [r for r in mine if r["variant"] == variant]
         if repeat is not None:
             mine = [r for r in mine if r["repeat"] == repeat]
+        if condition is not None:
+            mine = [r for r in mine if r.get("condition") == condition]
         if not mine:
             turns = sorted({r["turn"] for r in rows})
             raise AssertionError(
@@ -53,12 +61,20 @@ class Expectation:
         return self
 
     @staticmethod
+    def run_of(r: Row) -> str:
+        """Where a row ran: ``  variant='A' repeat=1 [condition='cafe' ]turn=2``."""
+        where = f"  variant={r['variant']!r} repeat={r['repeat']}"
+        if r.get("condition") is not None:
+            where += f" condition={r['condition']!r}"
+        return f"{where} turn={r['turn']}"
+
+    @staticmethod
     def evidence(r: Row) -> str:
         """One failing row in a line: where it ran, its status, latency, tools, seed, text."""
         lat = r.get("to_first_output_ms")
         lat_s = f"{lat:.0f} ms" if isinstance(lat, float) and not math.isnan(lat) else "none"
         parts = [
-            f"  variant={r['variant']!r} repeat={r['repeat']} turn={r['turn']}:",
+            f"{Expectation.run_of(r)}:",
             f"status={r['status']}",
             f"to_first_output={lat_s}",
             f"tools={list(r.get('tools') or [])}",
@@ -156,7 +172,7 @@ class Expectation:
             for r in bad:
                 got = by_run.get(r["run"], {})
                 score = "none" if _na(got.get("score")) else got["score"]
-                line = f"  variant={r['variant']!r} repeat={r['repeat']} turn={r['turn']}: "
+                line = f"{self.run_of(r)}: "
                 line += f"score={score} reason={_text(got.get('reason'))!r}"
                 if not _na(got.get("error")):
                     line += f" error={got['error']!r}"

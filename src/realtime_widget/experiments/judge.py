@@ -38,6 +38,7 @@ PERS = ("turn", "run")
 JUDGE_COLUMNS = (
     "variant",
     "repeat",
+    "condition",
     "run",
     "turn",
     "judge",
@@ -420,6 +421,7 @@ async def judge_turns(
         return {
             "variant": row.get("variant"),
             "repeat": _int(row.get("repeat")),
+            "condition": row.get("condition"),
             "run": _int(row.get("run")),
             "turn": _int(row.get("turn")) if judge.per == "turn" else None,
             "judge": judge.name,
@@ -448,6 +450,6 @@ def judged_frame(pd: Any, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     df["passed"] = df["passed"].astype("boolean")
     df["cached"] = df["cached"].astype("bool")
     df["latency_ms"] = df["latency_ms"].astype("float64")
-    for col in ("variant", "judge", "per", "reason", "model", "error"):
+    for col in ("variant", "condition", "judge", "per", "reason", "model", "error"):
         df[col] = df[col].astype("string")
     return df

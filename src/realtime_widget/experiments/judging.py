@@ -77,15 +77,16 @@ async def judge_runs(
 
 
 def with_scores(summary: pd.DataFrame, judged: pd.DataFrame | None) -> pd.DataFrame:
-    """``summary`` (indexed by variant) with each judge's ``<name>_score`` (the mean score)
-    and ``<name>_pass_rate`` (the share of judgements that passed), and ``<name>_errors``
-    when some judgements could not be read."""
+    """``summary`` (indexed by variant, or by variant and condition) with each judge's
+    ``<name>_score`` (the mean score) and ``<name>_pass_rate`` (the share of judgements that
+    passed), and ``<name>_errors`` when some judgements could not be read."""
     if judged is None or judged.empty:
         return summary
     out = summary.copy()
+    keys = [str(k) for k in summary.index.names]  # ["variant"] or ["variant", "condition"]
     for name in dict.fromkeys(judged["judge"].astype(str)):
         mine = judged[judged["judge"] == name]
-        by = mine.groupby(mine["variant"].astype(str))
+        by = mine.groupby([mine[k].astype(str) for k in keys])
         out[f"{name}_score"] = by["score"].apply(lambda s: s.astype("Float64").mean())
         out[f"{name}_pass_rate"] = by["passed"].apply(lambda s: s.astype("Float64").mean())
         errors = by["error"].apply(lambda s: int(s.notna().sum()))

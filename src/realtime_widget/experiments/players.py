@@ -27,11 +27,28 @@ def turn_clip(rec: Recording, row: Mapping[str, Any], pad_ms: float) -> Recordin
     return clip
 
 
-def players(runs: list[Run], variants: list[str], turn: int, repeat: int, pad_ms: float) -> Players:
-    """The players of ``turn`` in each variant's ``repeat``, or why one has none."""
+def players(
+    runs: list[Run],
+    variants: list[str],
+    turn: int,
+    repeat: int,
+    pad_ms: float,
+    condition: str | None = None,
+) -> Players:
+    """The players of ``turn`` in each variant's ``repeat`` (under ``condition``, when the runs
+    have conditions), or why one has none."""
     cells: list[Cell] = []
     for name in variants:
-        run = next((r for r in runs if r.variant == name and r.repeat == repeat), None)
+        run = next(
+            (
+                r
+                for r in runs
+                if r.variant == name
+                and r.repeat == repeat
+                and (condition is None or r.condition == condition)
+            ),
+            None,
+        )
         row = next((x for x in (run.rows if run else []) if x["turn"] == turn), None)
         if run is None or row is None:
             cells.append((name, None, None, "not run"))
@@ -46,14 +63,16 @@ def players(runs: list[Run], variants: list[str], turn: int, repeat: int, pad_ms
             cells.append((name, row, None, str(exc)))
             continue
         cells.append((name, row, clip, None))
-    return Players(turn, repeat, cells)
+    return Players(turn, repeat, cells, condition)
 
 
 class Players:
     """Players side by side, one per variant (``runs.listen()``)."""
 
-    def __init__(self, turn: int, repeat: int, cells: list[Cell]) -> None:
-        self.turn, self.repeat, self.cells = turn, repeat, cells
+    def __init__(
+        self, turn: int, repeat: int, cells: list[Cell], condition: str | None = None
+    ) -> None:
+        self.turn, self.repeat, self.cells, self.condition = turn, repeat, cells, condition
 
     @property
     def clips(self) -> dict[str, Recording | None]:
@@ -78,6 +97,8 @@ class Players:
                 f"padding-left:.6em'>{''.join(lines)}</div>"
             )
         title = f"turn {self.turn}, repeat {self.repeat}"
+        if self.condition is not None:
+            title += f", {self.condition}"
         return (
             f"<div><div>{html.escape(title)}</div>"
             f"<div style='display:flex;gap:1em;flex-wrap:wrap'>{''.join(columns)}</div></div>"

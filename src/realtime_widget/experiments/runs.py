@@ -213,10 +213,28 @@ class Runs(Pending):
             return plot_tradeoff(self.rows, self.variant_names, what, title)
         return plot_runs(self.rows, self.variant_names, title, columns)
 
-    def listen(self, turn: int = 1, *, repeat: int = 1, pad_ms: float = 300.0) -> Players:
-        """The recordings of one turn, one player per variant side by side (its ``repeat``):
-        what the service heard and what the user heard. Needs ``record=True`` on the widget."""
-        return players(self.runs, self.variant_names, turn, repeat, pad_ms)
+    def listen(
+        self,
+        turn: int = 1,
+        *,
+        repeat: int = 1,
+        condition: str | None = None,
+        pad_ms: float = 300.0,
+    ) -> Players:
+        """The recordings of one turn, one player per variant side by side (its ``repeat``,
+        under ``condition``: by default the grid's first): what the service heard and what the
+        user heard. Needs ``record=True`` on the widget."""
+        name = self._condition(condition)
+        if name is None and self.conditions:
+            name = next(iter(self.conditions))
+        return players(self.runs, self.variant_names, turn, repeat, pad_ms, name)
+
+    def _condition(self, condition: str | None) -> str | None:
+        """``condition`` checked against the grid's condition names (None: every condition)."""
+        if condition is not None and condition not in self.conditions:
+            allowed = list(self.conditions) or "none: these runs have no conditions"
+            raise ValueError(f"condition must be one of {allowed}; got {condition!r}")
+        return condition
 
     # -- files ------------------------------------------------------------------------------
 
@@ -314,11 +332,16 @@ class Runs(Pending):
         return judging.conversations(self)
 
     def expect(
-        self, turn: int, *, variant: str | None = None, repeat: int | None = None
+        self,
+        turn: int,
+        *,
+        variant: str | None = None,
+        repeat: int | None = None,
+        condition: str | None = None,
     ) -> Expectation:
-        """Assertions over one turn's rows (every run, or one variant / repeat):
+        """Assertions over one turn's rows (every run, or one variant / repeat / condition):
         ``runs.expect(turn=2).contains("vegetarian").within_ms(1200).called("get_menu")``."""
-        return Expectation(self, turn, variant, repeat)
+        return Expectation(self, turn, variant, repeat, self._condition(condition))
 
     # -- display ----------------------------------------------------------------------------
 
