@@ -116,9 +116,9 @@ def check_stream(events: list[dict[str, Any]]) -> None:
             elif kind.endswith("transcript.delta") or kind.endswith("text.delta"):
                 open_parts[part] += event["delta"]
             elif kind.endswith("transcript.done"):
-                assert event["transcript"] == open_parts[part]
+                assert event["transcript"] == open_parts[part], (kind, event, open_parts[part])
             elif kind.endswith("text.done"):
-                assert event["text"] == open_parts[part]
+                assert event["text"] == open_parts[part], (kind, event, open_parts[part])
             elif kind == "response.content_part.done":
                 open_parts.pop(part)
                 part_owner.pop(part)

@@ -76,7 +76,15 @@ def test_typed_turns_complete_with_the_stock_fake_mic(
         d.get("status_details") for d in done
     ]
     assert all(d["output"] and d["output"][0]["role"] == "assistant" for d in done)
-    check_stream([r["event"] for r in records if r["direction"] == "server"])
+    server = [r for r in records if r["direction"] == "server"]
+    try:
+        check_stream([r["event"] for r in server])
+    except AssertionError:  # how each record reached the log: which path, on which clock
+        for r in server:
+            ev = r["event"]
+            print(r["seq"], r.get("via"), r["t_ms"], r.get("t_sideband_ms"), ev["type"],
+                  repr(ev.get("delta", ""))[:40])  # fmt: skip
+        raise
 
 
 # --- a spoken turn with the README's [all] install -----------------------------------------
