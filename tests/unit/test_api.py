@@ -192,3 +192,16 @@ def test_the_tool_api_reads_as_one_feature() -> None:
         "reject_tool_call",
     }
     assert not hasattr(RealtimeWidget, "approve") and not hasattr(RealtimeWidget, "reject")
+
+
+def test_every_module_of_the_package_imports() -> None:
+    """Each module, the emulator's included, imports on this Python with the extras installed:
+    the other supported Pythons run this tier, and only the oldest runs the emulator's own."""
+    import pkgutil
+
+    names = [m.name for m in pkgutil.walk_packages(realtime_widget.__path__, "realtime_widget.")]
+    assert "realtime_widget.emulator._server" in names and len(names) > 60, names
+    for name in names:
+        if name.endswith("__main__"):
+            continue  # a command: importing it runs it
+        importlib.import_module(name)
