@@ -277,6 +277,7 @@ class CallControl:
         current = call == self._signalling.call and self._signalling.live
         if state == "open":
             self._port.log_local({"type": "sideband.open", "reason": reason}, call)
+            self._inbox.sideband_opened(call)  # its first events wait for the page to catch up
             if current:
                 self._signalling.route = self._route
                 self._delivery.set_sideband(True)

@@ -10,10 +10,17 @@ A call with a sideband hears each server event twice, from the page and from the
 WebSocket: the first copy is logged and heard by everyone, the second (matched by its
 ``event_id``) only completes that record (``EventLog.amend``: the page's clock, the sideband's
 receive time, ``via="both"``). An event only one path delivered stays marked with that path.
+
+Each path keeps the service's order, so first arrival keeps it too, once both carry every
+event. Until then it may not: events the service sent before the sideband (re)opened reach the
+kernel only through the page, which can be behind. So the sideband's first events wait (at most
+``SIDEBAND_HOLD_MS`` after it opens) until the page catches up with one of them, and the log
+holds the call's events in the service's order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import threading
@@ -37,6 +44,20 @@ Callback = Callable[[dict[str, Any]], Any]
 # Events one path delivered that the other may still deliver, per call: far more than a
 # path is ever behind by (a few hundred events at most, the page's batches included).
 UNMATCHED_KEPT = 5000
+# After the sideband opens, how long its events may wait for the page to catch up (a page is
+# tens of ms behind; one that is not caught up by then is taken to carry nothing older).
+SIDEBAND_HOLD_MS = 250.0
+
+
+class _Hold:
+    """A sideband's first events, waiting for the page to catch up: (match key, event, t_ms)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any], float]] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def index(self, key: str) -> int | None:
+        return next((i for i, (k, _, _) in enumerate(self.events) if k == key), None)
 
 
 def match_key(event: Mapping[str, Any]) -> str:
@@ -66,8 +87,36 @@ class Inbox:
         # logged, until the other path's copy completes it.
         self._unmatched: dict[int, OrderedDict[str, int]] = {}
         self._merge = threading.Lock()  # the page's handler and the sideband's run apart
+        self._holding: dict[int, _Hold] = {}  # calls whose sideband's first events wait
         # Told of every message a page sends (page id): the page holding the call is alive.
         self.on_heard: Callable[[str], None] | None = None
+
+    def sideband_opened(self, call: int) -> None:
+        """``call``'s sideband is (again) open: its events wait for the page to catch up, at most
+        ``SIDEBAND_HOLD_MS``. Call on the loop the sideband runs on."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop to end the wait on: events go in as they come
+        hold = _Hold()
+        with self._merge:
+            old = self._holding.pop(call, None)
+            self._holding[call] = hold
+        if old is not None:  # a reopen before the last wait ended: what it held goes in first
+            self._release(call, old)
+        hold.timer = loop.call_later(SIDEBAND_HOLD_MS / 1000.0, self._release, call, hold)
+
+    def _release(self, call: int, hold: _Hold) -> None:
+        """The wait is over: the held events go in, in the sideband's order."""
+        with self._merge:
+            if self._holding.get(call) is hold:
+                del self._holding[call]
+            held, hold.events = hold.events, []
+            logged = [(ev, t) for _, ev, t in held if self._sideband_row(call, ev, t)]
+        if hold.timer is not None:
+            hold.timer.cancel()
+        for event, t_ms in logged:
+            self._heard_from_sideband(call, event, t_ms)
 
     def two_paths(self, call: int) -> None:
         """``call`` gets a sideband: from now on its server events are matched across paths."""
@@ -135,16 +184,18 @@ class Inbox:
     def _events(self, call: int, page: str, records: list[B.Record]) -> None:
         t_kernel = time.time() * 1000.0
         rows: list[tuple[Any, ...]] = []
-        heard: list[tuple[str, Mapping[str, Any], float, bool]] = []  # (.., first copy?)
+        # (direction, event, t_ms, first copy?, the page's copy?)
+        heard: list[tuple[str, Mapping[str, Any], float, bool, bool]] = []
         with self._merge:
             unmatched = self._unmatched.get(call)
-            keys: list[tuple[str, int]] = []  # (match key, row index) of first copies
+            keys: dict[str, int] = {}  # match key -> row index, of first copies
+            flushed: dict[str, int] = {}  # ... of held sideband events logged in this batch
             for rec in records:
                 if rec.dir == "local" and rec.event.get("type") == "call.start":
                     self._signalling.attempt_started(call, page)
                 for gap in self._check_seq(page, rec.seq, t_kernel, call):
                     rows.append(gap)
-                    heard.append((gap[0], gap[1], gap[2], True))
+                    heard.append((gap[0], gap[1], gap[2], True, True))
                 t_ms = rec.t_ms if rec.t_ms is not None else t_kernel
                 if unmatched and rec.dir == "client":
                     seq = unmatched.pop("client:" + match_key(rec.event), None)
@@ -153,28 +204,55 @@ class Inbox:
                         continue
                 if unmatched is not None and rec.dir == "server":
                     key = match_key(rec.event)
+                    i = flushed.pop(key, None)
+                    if i is not None:  # the page's copy of a held event logged just now
+                        ev, t_sb = rows[i][1], rows[i][6]
+                        rows[i] = ("server", ev, t_ms, t_kernel, call, "both", t_sb)
+                        del keys[key]
+                        heard.append((rec.dir, rec.event, t_ms, False, True))
+                        continue
                     seq = unmatched.pop(key, None)
                     if seq is not None:  # the sideband had it first: add the page's clock
                         self._w.events.amend(seq, t_ms=t_ms, via="both")
-                        heard.append((rec.dir, rec.event, t_ms, False))
+                        heard.append((rec.dir, rec.event, t_ms, False, True))
                         continue
-                    keys.append((key, len(rows)))
+                    hold = self._holding.get(call)
+                    at = hold.index(key) if hold is not None else None
+                    if hold is not None and at is not None:
+                        # The page caught up with the sideband's held events: those before
+                        # this one (the page lost them), this one, and those after it go in
+                        # now, in order; the page's copies of the later ones complete them.
+                        del self._holding[call]
+                        if hold.timer is not None:
+                            hold.timer.cancel()
+                        held, hold.events = hold.events, []
+                        for j, (k, ev, t_sb) in enumerate(held):
+                            if j == at:
+                                rows.append(("server", ev, t_ms, t_kernel, call, "both", t_sb))
+                                heard.append(("server", ev, t_ms, True, True))
+                                continue
+                            keys[k] = flushed[k] = len(rows)
+                            rows.append(("server", ev, t_sb, t_sb, call, "sideband", t_sb))
+                            heard.append(("server", ev, t_sb, True, False))
+                        continue
+                    keys[key] = len(rows)
                     rows.append((rec.dir, rec.event, t_ms, t_kernel, call, "page", None))
                 else:
                     rows.append((rec.dir, rec.event, t_ms, t_kernel, call))
-                heard.append((rec.dir, rec.event, t_ms, True))
+                heard.append((rec.dir, rec.event, t_ms, True, True))
             first = self._w.events.extend(rows)
             if unmatched is not None:
-                for key, i in keys:
+                for key, i in keys.items():
                     unmatched[key] = first + i
                 while len(unmatched) > UNMATCHED_KEPT:
                     unmatched.popitem(last=False)
         current = call == self._port.call
         changed = False
-        for direction, event, t_ms, first_copy in heard:
+        for direction, event, t_ms, first_copy, from_page in heard:
             if current:  # an older call's late events must not touch this call's state
                 # The live figure is on the page's clock, from every copy the page delivered.
-                changed |= self.latency.feed(call, direction, event, t_ms)
+                if from_page:
+                    changed |= self.latency.feed(call, direction, event, t_ms)
                 if first_copy:
                     self._port.publish(direction, event, t_ms, call)
             if direction == "server" and first_copy:
@@ -184,24 +262,46 @@ class Inbox:
 
     def from_sideband(self, call: int, event: dict[str, Any], t_ms: float) -> None:
         """A server event the call's sideband delivered (kernel receive time ``t_ms``)."""
+        release: _Hold | None = None
         with self._merge:
-            unmatched = self._unmatched.setdefault(call, OrderedDict())
-            key = match_key(event)
-            seq = unmatched.pop(key, None)
-            if seq is not None:  # the page had it first: add the sideband's receive time
-                self._w.events.amend(seq, t_sideband_ms=t_ms, via="both")
-                return
-            unmatched[key] = self._w.events.append(
-                "server",
-                event,
-                t_ms=t_ms,
-                t_kernel_ms=t_ms,
-                call_number=call,
-                via="sideband",
-                t_sideband_ms=t_ms,
-            )
-            while len(unmatched) > UNMATCHED_KEPT:
-                unmatched.popitem(last=False)
+            hold = self._holding.get(call)
+            if hold is not None:
+                key = match_key(event)
+                hold.events.append((key, event, t_ms))
+                unmatched = self._unmatched.get(call)
+                if unmatched is None or key not in unmatched:
+                    return  # waits for the page to catch up (or the hold to end)
+                release = hold  # the page is ahead of the sideband: nothing to wait for
+        if release is not None:
+            self._release(call, release)
+            return
+        with self._merge:
+            logged = self._sideband_row(call, event, t_ms)
+        if logged:
+            self._heard_from_sideband(call, event, t_ms)
+
+    def _sideband_row(self, call: int, event: dict[str, Any], t_ms: float) -> bool:
+        """Under the merge lock: log the sideband's copy (True), or complete the page's (False)."""
+        unmatched = self._unmatched.setdefault(call, OrderedDict())
+        key = match_key(event)
+        seq = unmatched.pop(key, None)
+        if seq is not None:  # the page had it first: add the sideband's receive time
+            self._w.events.amend(seq, t_sideband_ms=t_ms, via="both")
+            return False
+        unmatched[key] = self._w.events.append(
+            "server",
+            event,
+            t_ms=t_ms,
+            t_kernel_ms=t_ms,
+            call_number=call,
+            via="sideband",
+            t_sideband_ms=t_ms,
+        )
+        while len(unmatched) > UNMATCHED_KEPT:
+            unmatched.popitem(last=False)
+        return True
+
+    def _heard_from_sideband(self, call: int, event: dict[str, Any], t_ms: float) -> None:
         current = call == self._port.call
         if current:
             self._port.publish("server", event, t_ms, call)

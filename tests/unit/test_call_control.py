@@ -681,3 +681,98 @@ async def test_the_key_is_nowhere_new(fake_sidebands, tmp_path: Path) -> None:
         assert len(EventLog.read_jsonl(tmp_path / "s.jsonl")) == len(w.events)
     finally:
         w.close()
+
+
+# -- the log's order across the two paths ---------------------------------------------------
+
+
+def page_batch(call: int, seq0: int, *events: dict[str, Any], t0: float) -> dict[str, Any]:
+    """The page's ``events`` message: its records numbered on from ``seq0``."""
+    return {
+        "kind": "events",
+        "call": call,
+        "records": [
+            {"seq": seq0 + i, "dir": "server", "t_ms": t0 + i, "event": ev}
+            for i, ev in enumerate(events)
+        ],
+    }
+
+
+def delta(n: int) -> dict[str, Any]:
+    return {"type": "response.output_text.delta", "event_id": f"d{n}", "delta": f"w{n} "}
+
+
+def server_order(w: RealtimeWidget) -> list[tuple[str, str | None]]:
+    return [(r["event"]["event_id"], r.get("via")) for r in w.events if r["direction"] == "server"]
+
+
+async def test_a_sideband_opened_mid_response_keeps_the_services_order(fake_sidebands) -> None:
+    """The page carried d1 and d2 before the sideband opened, and is behind: the sideband's d3
+    and d4 wait for it, so the log reads d1..d5 and each event is heard once."""
+    w, _, sb, call = await live_with_sideband(fake_sidebands)
+    try:
+        heard: list[str] = []
+        w.on("response.output_text.delta", lambda ev: heard.append(ev["event_id"]))
+        browser(w, **page_batch(call, 0, delta(1), t0=1_700_000_000_100.0))
+        sb.on_state("open", "reconnected")  # (re)opened: what it sends now waits for the page
+        sb.deliver(delta(3), t_ms=1_700_000_000_300.0)
+        sb.deliver(delta(4), t_ms=1_700_000_000_310.0)
+        assert server_order(w) == [("d1", "page")]  # held: the page is behind
+        browser(
+            w, **page_batch(call, 1, delta(2), delta(3), delta(4), delta(5), t0=1_700_000_000_400.0)
+        )
+        assert server_order(w) == [
+            ("d1", "page"), ("d2", "page"), ("d3", "both"), ("d4", "both"), ("d5", "page"),
+        ]  # fmt: skip
+        d4 = w.events.of_type("response.output_text.delta")[3]
+        assert d4["t_sideband_ms"] == 1_700_000_000_310.0 and d4["t_ms"] == 1_700_000_000_402.0
+        assert heard == ["d1", "d2", "d3", "d4", "d5"]
+        # in step now: the sideband's next event goes in at once
+        sb.deliver(delta(6), t_ms=1_700_000_000_500.0)
+        assert server_order(w)[-1] == ("d6", "sideband") and heard[-1] == "d6"
+    finally:
+        w.close()
+
+
+async def test_held_events_go_in_when_the_page_never_catches_up(fake_sidebands) -> None:
+    """As on marimo during a cell: no page message comes, so the held events go in, in order,
+    once the hold is over, and a waiter on them resolves."""
+    from realtime_widget._inbox import SIDEBAND_HOLD_MS
+
+    w, _, sb, call = await live_with_sideband(fake_sidebands)
+    try:
+        waiter = w.wait_for("response.done", timeout=5)
+        sb.deliver(delta(1))
+        sb.deliver({"type": "response.done", "event_id": "e9", "response": {"id": "r1"}})
+        assert server_order(w) == []
+        await asyncio.sleep(SIDEBAND_HOLD_MS / 1000 + 0.05)
+        assert server_order(w) == [("d1", "sideband"), ("e9", "sideband")]
+        assert (await waiter)["event_id"] == "e9"
+    finally:
+        w.close()
+
+
+async def test_a_page_ahead_of_the_sideband_ends_the_hold_at_once(fake_sidebands) -> None:
+    w, _, sb, call = await live_with_sideband(fake_sidebands)
+    try:
+        await asyncio.sleep(0.3)  # the first open's hold is over
+        sb.on_state("open", "reconnected")
+        browser(w, **page_batch(call, 0, delta(1), delta(2), t0=1_700_000_000_100.0))
+        sb.deliver(delta(1), t_ms=1_700_000_000_200.0)  # the page had it: nothing older to wait for
+        sb.deliver(delta(3), t_ms=1_700_000_000_210.0)
+        assert server_order(w) == [("d1", "both"), ("d2", "page"), ("d3", "sideband")]
+    finally:
+        w.close()
+
+
+async def test_an_event_the_page_lost_goes_in_before_the_one_it_caught_up_with(
+    fake_sidebands,
+) -> None:
+    w, _, sb, call = await live_with_sideband(fake_sidebands)
+    try:
+        sb.deliver(delta(1), t_ms=1_700_000_000_100.0)
+        sb.deliver(delta(2), t_ms=1_700_000_000_110.0)
+        browser(w, **page_batch(call, 0, delta(2), t0=1_700_000_000_200.0))  # d1 never came
+        assert server_order(w) == [("d1", "sideband"), ("d2", "both")]
+    finally:
+        w.close()
