@@ -101,20 +101,29 @@ class Inbox:
         hold = _Hold()
         with self._merge:
             old = self._holding.pop(call, None)
+            if old is not None:  # a reopen before the last wait ended: its events wait on
+                hold.events, old.events = old.events, []
             self._holding[call] = hold
-        if old is not None:  # a reopen before the last wait ended: what it held goes in first
-            self._release(call, old)
+        if old is not None and old.timer is not None:
+            old.timer.cancel()
         hold.timer = loop.call_later(SIDEBAND_HOLD_MS / 1000.0, self._release, call, hold)
 
     def _release(self, call: int, hold: _Hold) -> None:
-        """The wait is over: the held events go in, in the sideband's order."""
+        """The wait is over (on the loop): the held events go in, in the sideband's order."""
         with self._merge:
-            if self._holding.get(call) is hold:
-                del self._holding[call]
-            held, hold.events = hold.events, []
-            logged = [(ev, t) for _, ev, t in held if self._sideband_row(call, ev, t)]
+            logged = self._release_locked(call, hold)
         if hold.timer is not None:
             hold.timer.cancel()
+        self._heard_held(call, logged)
+
+    def _release_locked(self, call: int, hold: _Hold) -> list[tuple[dict[str, Any], float]]:
+        """Under the merge lock: end ``hold`` and log its events; those logged, to be heard."""
+        if self._holding.get(call) is hold:
+            del self._holding[call]
+        held, hold.events = hold.events, []
+        return [(ev, t) for _, ev, t in held if self._sideband_row(call, ev, t)]
+
+    def _heard_held(self, call: int, logged: list[tuple[dict[str, Any], float]]) -> None:
         for event, t_ms in logged:
             self._heard_from_sideband(call, event, t_ms)
 
@@ -222,9 +231,8 @@ class Inbox:
                         # The page caught up with the sideband's held events: those before
                         # this one (the page lost them), this one, and those after it go in
                         # now, in order; the page's copies of the later ones complete them.
+                        # (its timer, on the loop, finds the hold over and does nothing)
                         del self._holding[call]
-                        if hold.timer is not None:
-                            hold.timer.cancel()
                         held, hold.events = hold.events, []
                         for j, (k, ev, t_sb) in enumerate(held):
                             if j == at:
@@ -262,23 +270,19 @@ class Inbox:
 
     def from_sideband(self, call: int, event: dict[str, Any], t_ms: float) -> None:
         """A server event the call's sideband delivered (kernel receive time ``t_ms``)."""
-        release: _Hold | None = None
         with self._merge:
             hold = self._holding.get(call)
-            if hold is not None:
+            if hold is None:
+                logged = [(event, t_ms)] if self._sideband_row(call, event, t_ms) else []
+            else:
                 key = match_key(event)
                 hold.events.append((key, event, t_ms))
                 unmatched = self._unmatched.get(call)
                 if unmatched is None or key not in unmatched:
                     return  # waits for the page to catch up (or the hold to end)
-                release = hold  # the page is ahead of the sideband: nothing to wait for
-        if release is not None:
-            self._release(call, release)
-            return
-        with self._merge:
-            logged = self._sideband_row(call, event, t_ms)
-        if logged:
-            self._heard_from_sideband(call, event, t_ms)
+                # the page is ahead of the sideband: nothing older to wait for
+                logged = self._release_locked(call, hold)
+        self._heard_held(call, logged)
 
     def _sideband_row(self, call: int, event: dict[str, Any], t_ms: float) -> bool:
         """Under the merge lock: log the sideband's copy (True), or complete the page's (False)."""
@@ -310,6 +314,10 @@ class Inbox:
     def sent_by_kernel(self, call: int, events: list[dict[str, Any]], t_ms: float) -> int:
         """Client events the kernel sent on the sideband: logged here (the page never sees
         them) and heard like the page's records of what it sent. Returns the first's seq."""
+        with self._merge:  # what the sideband holds came in before these: it goes in first
+            hold = self._holding.get(call)
+            held = self._release_locked(call, hold) if hold is not None else []
+        self._heard_held(call, held)
         rows = [("client", ev, t_ms, t_ms, call, "sideband", t_ms) for ev in events]
         first = self._w.events.extend(rows)
         if call != self._port.call:

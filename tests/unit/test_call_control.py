@@ -776,3 +776,38 @@ async def test_an_event_the_page_lost_goes_in_before_the_one_it_caught_up_with(
         assert server_order(w) == [("d1", "sideband"), ("d2", "both")]
     finally:
         w.close()
+
+
+async def test_a_reopen_during_a_hold_keeps_what_it_held_waiting(fake_sidebands) -> None:
+    """The sideband drops and reopens while its first events wait: they go on waiting, in
+    order, for the page that is still behind."""
+    w, _, sb, call = await live_with_sideband(fake_sidebands)
+    try:
+        browser(w, **page_batch(call, 0, delta(1), t0=1_700_000_000_100.0))
+        sb.on_state("open", "reconnected")
+        sb.deliver(delta(3), t_ms=1_700_000_000_300.0)
+        sb.on_state("reconnecting", "dropped")
+        sb.on_state("open", "reconnected")
+        sb.deliver(delta(4), t_ms=1_700_000_000_320.0)
+        assert server_order(w) == [("d1", "page")]
+        browser(w, **page_batch(call, 1, delta(2), delta(3), delta(4), t0=1_700_000_000_400.0))
+        assert [e for e, _ in server_order(w)] == ["d1", "d2", "d3", "d4"]
+    finally:
+        w.close()
+
+
+async def test_what_the_sideband_holds_goes_in_before_the_kernels_next_client_event(
+    fake_sidebands,
+) -> None:
+    w, _, sb, call = await live_with_sideband(fake_sidebands)
+    try:
+        sb.deliver(delta(1), t_ms=1_700_000_000_300.0)  # held: the first events after the open
+        w.send_text("And dessert?")  # on the sideband, logged by the kernel
+        types = [(r["direction"], r["event"]["type"]) for r in w.events][-3:]
+        assert types == [
+            ("server", "response.output_text.delta"),
+            ("client", "conversation.item.create"),
+            ("client", "response.create"),
+        ]
+    finally:
+        w.close()
