@@ -739,7 +739,7 @@ async def test_held_events_go_in_when_the_page_never_catches_up(fake_sidebands) 
     once the hold is over, and a waiter on them resolves."""
     from realtime_widget._inbox import SIDEBAND_HOLD_MS
 
-    w, _, sb, call = await live_with_sideband(fake_sidebands)
+    w, _, sb, _call = await live_with_sideband(fake_sidebands)
     try:
         waiter = w.wait_for("response.done", timeout=5)
         sb.deliver(delta(1))
@@ -799,7 +799,7 @@ async def test_a_reopen_during_a_hold_keeps_what_it_held_waiting(fake_sidebands)
 async def test_what_the_sideband_holds_goes_in_before_the_kernels_next_client_event(
     fake_sidebands,
 ) -> None:
-    w, _, sb, call = await live_with_sideband(fake_sidebands)
+    w, _, sb, _call = await live_with_sideband(fake_sidebands)
     try:
         sb.deliver(delta(1), t_ms=1_700_000_000_300.0)  # held: the first events after the open
         w.send_text("And dessert?")  # on the sideband, logged by the kernel
