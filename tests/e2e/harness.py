@@ -247,6 +247,18 @@ JS_KERNEL_EVAL = """async (code) => {
 }"""
 
 
+# The line of an execution's output that holds kernel_json's value.
+JSON_MARK = "@@rtw-json@@ "
+
+
+def marked_json(out: str) -> Any:
+    """The value on the last ``JSON_MARK`` line of an execution's output."""
+    lines = [ln for ln in out.splitlines() if ln.startswith(JSON_MARK)]
+    if not lines:
+        raise ValueError(f"no marked value in the output: {out!r}")
+    return json.loads(lines[-1][len(JSON_MARK) :])
+
+
 # A Jupyter server started with this has no key: notebooks take their emulator path.
 NO_KEY_ENV = {"INWORLD_API_KEY": "", "INWORLD_BASE_URL": ""}
 
@@ -303,7 +315,11 @@ class Notebook:
         return str(self.page.evaluate(JS_KERNEL_EVAL, code))
 
     def kernel_json(self, expr: str) -> Any:
-        return json.loads(self.kernel_eval(f"import json as _j; print(_j.dumps({expr}))"))
+        """``expr``'s value, as JSON, read from its own marked line of the execution's output
+        (the kernel may write other lines meanwhile: a library's one-time warning on stderr)."""
+        return marked_json(
+            self.kernel_eval(f"import json as _j; print({JSON_MARK!r} + _j.dumps({expr}))")
+        )
 
     def poll(self, expr: str, timeout: float = 20, interval: float = 0.25) -> Any:
         """Evaluate ``expr`` in the kernel until it is truthy (browser messages are handled by

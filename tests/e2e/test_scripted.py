@@ -13,14 +13,13 @@ shared Jupyter server and browser: see conftest.py).
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ROOT, Lab, Notebook, code_notebook
+from tests.e2e.harness import JSON_MARK, ROOT, Lab, Notebook, code_notebook, marked_json
 
 pytestmark = pytest.mark.e2e
 
@@ -56,7 +55,9 @@ await asyncio.sleep(1.0)   # the last recording chunks
 w.record = False
 print("REPLY:", reply.text, reply.latency_ms)
 """
-ANALYSIS = """
+ANALYSIS = (
+    f"JSON_MARK = {JSON_MARK!r}\n"
+    + """
 import json, wave
 import numpy as np
 
@@ -104,8 +105,9 @@ summary = {
     "v2v_recording_ms": (reply_on - rec.sample_at(clip.ended_ms)) * 1000.0 / rec.sample_rate,
     "host_info": w.host_info,
 }
-print(json.dumps(summary, default=str))
+print(JSON_MARK + json.dumps(summary, default=str))
 """
+)
 
 
 def question_wav(root: Path) -> Path:
@@ -145,7 +147,7 @@ def test_a_spoken_clip_is_one_turn_answered_and_recorded_in_line(
     page.locator("[data-testid=rtw-connect]").first.click()  # a user gesture: audio may start
     nb.poll("w.status == 'connected'", timeout=30)
     nb.run_cell(1, timeout=120)
-    s = json.loads(nb.kernel_eval(ANALYSIS).strip().splitlines()[-1])
+    s = marked_json(nb.kernel_eval(ANALYSIS))
     print("scripted voice turn:", s)
     # the emulator heard the clip as one user turn, and answered it
     assert s["status"] == "completed" and s["text"].strip(), s
