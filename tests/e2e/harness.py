@@ -311,6 +311,26 @@ class Notebook:
         self.page.evaluate(JS_RUN_CELL, i)
         self.page.wait_for_function(JS_CELL_DONE, arg=i, timeout=timeout * 1000)
 
+    def run_book(self, book: Path, *, start: int = 0, timeout: float = 240) -> int:
+        """Run ``book``'s code cells from the ``start``-th one, all but the last (its clean-up),
+        and check that no cell printed an error; returns the clean-up cell's index."""
+        import nbformat
+
+        cells = nbformat.read(book, as_version=4).cells
+        code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
+        for i in code[start:-1]:
+            self.run_cell(i, timeout=timeout)
+        self.assert_no_errors()
+        return code[-1]
+
+    def assert_no_errors(self) -> None:
+        """No output area of the notebook shows a traceback or an error on stderr."""
+        errors = self.page.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+        )
+        tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
+        assert not tracebacks, tracebacks
+
     def kernel_eval(self, code: str) -> str:
         return str(self.page.evaluate(JS_KERNEL_EVAL, code))
 

@@ -60,17 +60,9 @@ NOTEBOOK = ROOT / "notebooks" / "conditions.ipynb"
 def test_the_conditions_notebook_fills_every_turn_taking_column(
     shared_lab: Lab, page: Any, folder: str
 ) -> None:
-    import nbformat
-
     name = shared_lab.add(NOTEBOOK, folder)
     nb = Notebook.open(page, shared_lab, name)
-    cells = nbformat.read(NOTEBOOK, as_version=4).cells
-    code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
-    for i in code[:-1]:  # all but the clean-up
-        nb.run_cell(i, timeout=240)
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-    tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
-    assert not tracebacks, tracebacks
+    cleanup = nb.run_book(NOTEBOOK)
     nb.kernel_eval(READ)
     got = nb.kernel_json("result")
     server = got.pop("server")
@@ -126,4 +118,4 @@ def test_the_conditions_notebook_fills_every_turn_taking_column(
     check_stream(server)
     # the notebook's last figure: one barge-in's recording, as it was heard
     assert nb.kernel_json("barge.duration_s") > 1
-    nb.run_cell(code[-1])
+    nb.run_cell(cleanup)
