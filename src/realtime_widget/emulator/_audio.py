@@ -283,6 +283,12 @@ class VoiceTrack(MediaStreamTrack):
         current = self._utterance
         return current if current is not None and current.end > time.monotonic() else None
 
+    def count(self, frames: int, nonsilent: int) -> None:
+        """Add frames sent another way (the WebSocket transport's audio deltas)."""
+        with self._lock:
+            self.stats.frames += frames
+            self.stats.nonsilent_frames += nonsilent
+
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return {"frames": self.stats.frames, "nonsilent_frames": self.stats.nonsilent_frames}

@@ -1,5 +1,10 @@
 """One emulated call: a peer connection, its ``oai-events`` channel, and the parts of the call.
 
+Or one WebSocket session (``transport="websocket"``): no peer connection; a
+``_socket.SocketChannel`` stands in for the data channel, ``input_audio_buffer.append`` feeds the
+mic, and the voice goes out as ``response.output_audio.delta`` events (``_socket.py``). The rest,
+the turn engine included, is the same.
+
 All state lives on the emulator's event loop. Client events are processed one at a time, in
 arrival order, from a queue (aiortc would otherwise run async handlers concurrently), by the
 handlers in ``_handlers.py``. Server events go through :meth:`EmulatedCall.emit`, the single
@@ -21,7 +26,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
@@ -39,6 +44,7 @@ from ._record import EventRecord
 from ._responder import Responder, Transcriber
 from ._response import ResponseParams, ResponseRunner
 from ._session_state import default_session
+from ._socket import AudioIn, SocketChannel, SocketPlayback
 from ._turns import TurnTaking
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,18 @@ EXHAUSTED_CLOSING_MESSAGE = {
     "message": "Session resources exhausted: the session has been closed.",
 }
 FAULTS_KEPT = 100  # internal errors are counted in the log; the snapshot keeps the newest
+TRANSPORTS = ("webrtc", "websocket")
+
+
+class Channel(Protocol):
+    """Where the call's events go: the ``oai-events`` data channel or a ``SocketChannel``."""
+
+    @property
+    def readyState(self) -> str: ...  # the data channel's own (camelCase) name
+
+    def send(self, data: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class EmulatedCall:
@@ -64,8 +82,14 @@ class EmulatedCall:
         knobs: Callable[[], Knobs],
         responder: Responder,
         transcriber: Transcriber | None,
+        transport: str = "webrtc",
+        key: str | None = None,
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
         self.id = str(uuid.uuid4())  # Inworld's call ids are UUIDs
+        self.transport = transport
+        self.key = key  # a WebSocket session's client-chosen id (Inworld's ?key=)
         self.ended_at: float | None = None
         self.end_reason: str | None = None
         # The call's sidebands: each takes every server event's wire text (see _server.py).
@@ -77,17 +101,23 @@ class EmulatedCall:
         self._knobs = knobs
         self.responder = responder
         self.transcriber = transcriber  # None: the built-in recognizer (the stt_model knob)
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection() if transport == "webrtc" else None
         self.session = default_session()
         self.conversation = Conversation()
         kept = knobs().events_kept
         self.events_in = EventRecord(kept)
         self.events_out = EventRecord(kept)
         self.faults: deque[str] = deque(maxlen=FAULTS_KEPT)
-        self.playback = Playback(self)
+        self.playback = Playback(self) if transport == "webrtc" else SocketPlayback(self)
         self.turns = TurnTaking(self)
         self.mic = self.turns.mic
-        self.channel: RTCDataChannel | None = None
+        # A WebSocket session's appended audio, into the same mic pipeline as an RTP track.
+        self.audio_in = (
+            AudioIn(self.mic, lambda: self.session["audio"]["input"].get("format") or {})
+            if transport == "websocket"
+            else None
+        )
+        self.channel: Channel | None = None
         self.active: ResponseRunner | None = None
         self.input_audio_s: dict[str, float] = {}  # user audio item id -> seconds (usage)
         self.rate_limits = RateLimits()
@@ -108,6 +138,8 @@ class EmulatedCall:
     async def accept(self, offer_sdp: str) -> str:
         """Apply the browser's offer; return our answer (candidates included, no trickle)."""
         pc = self.pc
+        if pc is None:
+            raise RuntimeError("a WebSocket session takes no SDP offer")
         pc.on("datachannel", self._on_datachannel)
         pc.on("track", self._on_track)
         pc.on("connectionstatechange", self._on_connection_state)
@@ -115,6 +147,19 @@ class EmulatedCall:
         pc.addTrack(self.playback.track)
         await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
+
+    def open_socket(self, channel: SocketChannel) -> None:
+        """A WebSocket session's socket is open: it is the call's channel from now on."""
+        self._on_channel_open_with(channel)
+
+    def client_message(self, raw: str | bytes) -> None:
+        """A client event from a WebSocket session's socket (its data channel)."""
+        self._inbox.put_nowait(raw)
+
+    @property
+    def audio_events(self) -> bool:
+        """True when the voice goes out as ``response.output_audio.delta`` events."""
+        return isinstance(self.playback, SocketPlayback)
 
     @property
     def finished(self) -> bool:
@@ -135,7 +180,12 @@ class EmulatedCall:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.pc.close()
+        self.mic.close()  # gives the speech VAD back (an RTP track's reader does so too)
+        if self.pc is not None:
+            await self.pc.close()
+        channel = self.channel
+        if isinstance(channel, SocketChannel):  # after what is queued; a knob may have closed it
+            channel.close(1000, reason)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a background task owned by this call; its failure is logged, never raised."""
@@ -151,6 +201,7 @@ class EmulatedCall:
             self.faults.append(f"internal error: {task.exception()!r}")
 
     def _on_connection_state(self) -> None:
+        assert self.pc is not None
         state = self.pc.connectionState
         if state == "connected":
             self.state = "open" if self.channel else "connected"
@@ -180,6 +231,11 @@ class EmulatedCall:
             channel.on("open", self._on_channel_open)
 
     def _on_channel_open(self) -> None:
+        assert self.channel is not None
+        self._on_channel_open_with(self.channel)
+
+    def _on_channel_open_with(self, channel: Channel) -> None:
+        self.channel = channel
         self.state = "open"
         self.spawn(self._process_inbox())
         self._apply_fault_knobs()
@@ -237,11 +293,19 @@ class EmulatedCall:
             self._malformed_sent = True
             self.faults.append(f"malformed message after {sent} events")
             channel.send(MALFORMED_MESSAGE)
+        # On a WebSocket session both close the socket (code 1011), which ends the session.
+        socket = isinstance(channel, SocketChannel)
         if knobs.drop_channel_after == sent and channel.readyState == "open":
-            self.faults.append(f"data channel closed after {sent} events")
+            self.faults.append(
+                f"{'socket' if socket else 'data channel'} closed after {sent} events"
+            )
             channel.close()
         if knobs.close_after == sent and not self._closed.is_set():
-            self.faults.append(f"peer connection closed after {sent} events")
+            self.faults.append(
+                f"{'socket' if socket else 'peer connection'} closed after {sent} events"
+            )
+            if socket:  # with the fault's code (a data channel goes with its peer connection)
+                channel.close()
             self.spawn_detached(self.close("close_after knob"))
         if knobs.exhaust_after == sent and not self._exhaust_sent and channel.readyState == "open":
             self._exhaust_sent = True
@@ -255,7 +319,7 @@ class EmulatedCall:
                 self._exhausted = True  # nothing more is sent on this call
                 self.spawn_detached(self._close_exhausted(channel))
 
-    async def _close_exhausted(self, channel: RTCDataChannel) -> None:
+    async def _close_exhausted(self, channel: Channel) -> None:
         # Close the channel first: its stream reset follows the queued message, so the client
         # gets the message before the close. Then end the call.
         await asyncio.sleep(0)
@@ -333,6 +397,16 @@ class EmulatedCall:
     def stop_playback(self) -> bool:
         return self.playback.stop()
 
+    def send_audio(self, utterance: Utterance, fields: dict[str, Any]) -> asyncio.Task[None] | None:
+        playback = self.playback
+        if isinstance(playback, SocketPlayback):
+            return playback.send_audio(utterance, fields)
+        return None  # the RTP track plays it
+
+    def stop_audio(self, item_id: str) -> None:
+        if isinstance(self.playback, SocketPlayback):
+            self.playback.stop_sending(item_id)
+
     # --- snapshots -----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -341,6 +415,8 @@ class EmulatedCall:
             "created_at": self.created_at,
             "ended_at": self.ended_at,
             "end_reason": self.end_reason,
+            "transport": self.transport,  # "webrtc" or "websocket"
+            "key": self.key,  # a WebSocket session's ?key= (None for WebRTC and OpenAI's path)
             "sidebands": len(self.sidebands),
             "sideband_in": list(self.sideband_in),  # the types of the client events they sent
             # The newest events_kept of each direction; the counts cover every event.
@@ -353,5 +429,5 @@ class EmulatedCall:
             "items": [item["id"] for item in self.conversation.items],
             "faults": list(self.faults),
             "mic": self.mic.snapshot(),
-            "audio_out": self.playback.track.snapshot(),
+            "audio_out": self.playback.snapshot(),
         }

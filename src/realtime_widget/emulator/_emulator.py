@@ -17,19 +17,22 @@ from ._chat import ChatResponder
 from ._deps import preload_vad, preload_voice
 from ._knobs import Knobs
 from ._responder import Responder, Transcriber, default_responder
-from ._server import KEEP_FINISHED_CALLS, EmulatorServer
+from ._server import KEEP_FINISHED_CALLS, SESSION_PATH, EmulatorServer
 
 _START_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 15.0
 
 
 class Emulator:
-    """A local realtime service speaking the provider's protocol over real WebRTC.
+    """A local realtime service speaking the provider's protocol over real WebRTC, and over
+    the server-side WebSocket transport.
 
     ``Emulator(**knobs).start()`` listens on ``host:port`` (0 picks a free port); give
-    ``emu.base_url`` and ``emu.api_key`` to a client. Knobs are the fields of :class:`Knobs`.
-    ``responder`` decides what the model says, ``transcriber`` what it heard (by default,
-    faster-whisper when ``realtime-widget[voice]`` is installed: see the ``stt_model`` knob).
+    ``emu.base_url`` and ``emu.api_key`` to a client (``emu.websocket_url`` to a WebSocket
+    client, ``emu.openai_websocket_base_url`` to the ``openai`` SDK). Knobs are the fields of
+    :class:`Knobs`. ``responder`` decides what the model says, ``transcriber`` what it heard
+    (by default, faster-whisper when ``realtime-widget[voice]`` is installed: see the
+    ``stt_model`` knob).
     ``keep_finished_calls`` bounds how many finished calls ``emu.calls`` keeps (the most
     recent ones); live calls are always kept. ``chat_responder`` answers
     ``POST /v1/chat/completions`` (a callable ``(messages, request) -> str``; by default a
@@ -91,9 +94,25 @@ class Emulator:
         return f"http://{host}:{self.port}"
 
     @property
+    def websocket_url(self) -> str:
+        """Inworld's WebSocket transport here: open
+        ``<websocket_url>?key=<session id>&protocol=realtime`` with ``Authorization: Basic
+        <api_key>`` (or Bearer). It is ``base_url`` with ``ws`` for ``http`` and
+        ``/api/v1/realtime/session`` added, as a client derives it from a service's base URL."""
+        return "ws" + self.base_url.removeprefix("http") + SESSION_PATH
+
+    @property
+    def openai_websocket_base_url(self) -> str:
+        """The ``websocket_base_url`` to give the ``openai`` SDK
+        (``AsyncOpenAI(api_key=emu.api_key, websocket_base_url=...)``): its
+        ``client.realtime.connect(model=...)`` opens ``<this>/realtime?model=<model>``."""
+        return "ws" + self.base_url.removeprefix("http") + "/v1"
+
+    @property
     def calls(self) -> list[dict[str, Any]]:
-        """Snapshots of the live calls and the most recent finished ones (copies, taken on
-        the emulator's loop), in the order the calls were created."""
+        """Snapshots of the live calls and WebSocket sessions and the most recent finished ones
+        (copies, taken on the emulator's loop), in the order they were created; each says its
+        ``transport`` (``webrtc`` or ``websocket``)."""
         loop, server = self._loop, self._server
         if loop is None or server is None or not loop.is_running():
             return list(self._final_calls)

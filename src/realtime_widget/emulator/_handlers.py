@@ -88,6 +88,13 @@ async def response_cancel(call: EmulatedCall, event: dict[str, Any]) -> None:
 
 
 async def output_audio_clear(call: EmulatedCall, event: dict[str, Any]) -> None:
+    if call.audio_in is not None:
+        raise ClientError(
+            "invalid_value",
+            "type",
+            "output_audio_buffer.clear is WebRTC-only: over a WebSocket the client plays the "
+            "audio itself; send response.cancel, then conversation.item.truncate.",
+        )
     # Cutting the audio of a response still being generated ends that response too, like
     # response.cancel. With nothing playing (say response.cancel came first) it is a no-op.
     if call.active is not None:
@@ -104,6 +111,8 @@ async def input_commit(call: EmulatedCall, event: dict[str, Any]) -> None:
             "turn_detection is on, so the server commits turns itself; set "
             "session.audio.input.turn_detection to null to commit manually.",
         )
+    if call.audio_in is not None:
+        call.audio_in.flush()
     segment = call.mic.take_manual_turn()
     if segment.duration_s < 0.1:
         raise ClientError(
@@ -116,11 +125,16 @@ async def input_commit(call: EmulatedCall, event: dict[str, Any]) -> None:
 
 
 async def input_clear(call: EmulatedCall, event: dict[str, Any]) -> None:
+    if call.audio_in is not None:
+        call.audio_in.clear()
     call.turns.clear()
     call.emit("input_audio_buffer.cleared")
 
 
 async def input_append(call: EmulatedCall, event: dict[str, Any]) -> None:
+    if call.audio_in is not None:  # a WebSocket session: the same mic pipeline as RTP
+        call.audio_in.append(event.get("audio"))
+        return
     raise ClientError(
         "invalid_value",
         "type",

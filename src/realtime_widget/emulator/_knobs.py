@@ -33,17 +33,27 @@ class Knobs:
         15.0, "synthetic speech rate in characters per second at session speed 1.0"
     )
     reject_calls_status: int | None = _knob(
-        None, "answer every POST /v1/realtime/calls with this HTTP status (400-599)"
+        None,
+        "answer every POST /v1/realtime/calls, and every WebSocket session's handshake, with "
+        "this HTTP status (400-599)",
     )
-    answer_delay_ms: float = _knob(0.0, "wait this long before sending the SDP answer")
+    answer_delay_ms: float = _knob(
+        0.0, "wait this long before sending the SDP answer (or accepting a WebSocket session)"
+    )
     drop_channel_after: int | None = _knob(
-        None, "close the data channel after this many server events (per call)"
+        None,
+        "close the data channel after this many server events (per call); a WebSocket "
+        "session's socket closes instead (code 1011), which ends the session",
     )
     close_after: int | None = _knob(
-        None, "close the peer connection after this many server events (per call)"
+        None,
+        "close the peer connection after this many server events (per call); a WebSocket "
+        "session's socket closes (code 1011)",
     )
     malformed_after: int | None = _knob(
-        None, "send one malformed (non-JSON) message after this many server events (per call)"
+        None,
+        "send one malformed (non-JSON) message after this many server events (per call; a "
+        "text frame on a WebSocket session)",
     )
     ice_servers: tuple[dict[str, Any], ...] = _knob(
         (),
@@ -80,11 +90,12 @@ class Knobs:
     connect_timeout_s: float = _knob(
         30.0,
         "a call whose peer connection has not connected this long after its offer is closed "
-        "(state failed) and stops counting against max_calls",
+        "(state failed) and stops counting against max_calls (WebRTC only)",
     )
     max_calls: int | None = _knob(
         32,
-        "live calls at most; one more offer is answered 429 too_many_calls (none: no cap)",
+        "live calls and WebSocket sessions together at most; one more offer, or one more "
+        "WebSocket handshake, is answered 429 too_many_calls (none: no cap)",
     )
     vad: str = _knob(
         "auto",
@@ -114,7 +125,8 @@ class Knobs:
     uplink_loss: float = _knob(
         0.0,
         "fraction (0-1) of the caller's 20 ms mic frames lost before the VAD and recognizer "
-        "hear them (replaced by silence; seeded per call, so runs repeat)",
+        "hear them (replaced by silence; seeded per call, so runs repeat; a WebSocket "
+        "session's appended audio is cut into 20 ms frames too)",
     )
     uplink_jitter_ms: float = _knob(
         0.0,

@@ -1,6 +1,7 @@
 """The call's voice: the audio track, one utterance at a time, and what the user heard of each.
 
-Owns the ``output_audio_buffer.*`` events and the bookkeeping truncation needs (each assistant
+Owns the ``output_audio_buffer.*`` events (WebRTC's: ``_socket.SocketPlayback`` sends the
+audio as events instead) and the bookkeeping truncation needs (each assistant
 item's audio length and pace), so a barge-in or a ``conversation.item.truncate`` can cut a
 transcript to the words that were actually played.
 """
@@ -60,9 +61,22 @@ class Playback:
             self.playing = utterance
             self._idle.clear()
         self._by_item[item_id] = utterance
-        self._host.emit("output_audio_buffer.started", response_id=response_id)
+        self._started(utterance)
         self._host.spawn(self._watch(utterance))
         return utterance
+
+    # The events that mark the audio's life (WebRTC's; the WebSocket transport has none).
+    def _started(self, utterance: Utterance) -> None:
+        self._host.emit("output_audio_buffer.started", response_id=utterance.response_id)
+
+    def _stopped(self, utterance: Utterance) -> None:
+        self._host.emit("output_audio_buffer.stopped", response_id=utterance.response_id)
+
+    def _cleared(self, utterance: Utterance) -> None:
+        self._host.emit("output_audio_buffer.cleared", response_id=utterance.response_id)
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self.track.snapshot())
 
     def _settle(self, item_id: str) -> None:
         """An item's audio is over (played or cut): keep its length and pace, drop the sound."""
@@ -102,7 +116,7 @@ class Playback:
         if self.playing is utterance:
             self.playing = None
             self._idle.set()
-            self._host.emit("output_audio_buffer.stopped", response_id=utterance.response_id)
+            self._stopped(utterance)
 
     def stop(self) -> bool:
         """Cut the current audio; emits ``output_audio_buffer.cleared`` if anything played."""
@@ -112,7 +126,7 @@ class Playback:
         self.playing = None
         self.track.clear()
         self._idle.set()
-        self._host.emit("output_audio_buffer.cleared", response_id=utterance.response_id)
+        self._cleared(utterance)
         return True
 
     def close(self) -> None:

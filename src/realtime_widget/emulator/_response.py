@@ -10,6 +10,11 @@ Event order for an audio message (ids agree throughout):
 A cancelled response closes whatever it had open (status ``incomplete``), then sends
 ``response.done`` (status ``cancelled``), ``rate_limits.updated`` and
 ``output_audio_buffer.cleared`` if audio was playing.
+
+On a WebSocket session (``host.audio_events``) there are no ``output_audio_buffer.*`` events: the
+voice goes out as ``response.output_audio.delta`` events interleaved with the transcript deltas
+(each when the playback clock reaches it), then ``response.output_audio.done`` once the last
+chunk is sent (or the audio was cut), before ``response.output_audio_transcript.done``.
 """
 
 from __future__ import annotations
@@ -155,6 +160,16 @@ class ResponseHost(Protocol):
 
     def stop_playback(self) -> bool: ...
 
+    @property
+    def audio_events(self) -> bool:
+        """True when the voice goes out as ``response.output_audio.delta`` events (WebSocket)."""
+
+    def send_audio(self, utterance: Utterance, fields: dict[str, Any]) -> asyncio.Task[None] | None:
+        """Start sending ``utterance`` as audio delta events (None when it plays on a track)."""
+
+    def stop_audio(self, item_id: str) -> None:
+        """Send no more audio deltas for ``item_id``."""
+
     def response_finished(self, runner: ResponseRunner) -> None: ...
 
 
@@ -170,6 +185,7 @@ class ResponseRunner:
         self._open_part: str | None = None  # "audio" | "text" while a content part is open
         self._sent = ""  # text or arguments streamed so far
         self._utterance: Utterance | None = None
+        self._audio_sent: asyncio.Task[None] | None = None  # the audio deltas' sender (WebSocket)
         self._context: list[dict[str, Any]] = []
         self.searches: list[str] = []  # the queries the built-in web_search answered
 
@@ -227,6 +243,9 @@ class ResponseRunner:
         if self._open_part is not None:
             kind, self._open_part = self._open_part, None
             key = "transcript" if kind == "audio" else "text"
+            if kind == "audio" and self.host.audio_events:
+                self.host.stop_audio(item["id"])  # a cut response sends no more of it
+                self.host.emit("response.output_audio.done", **self._ids(), content_index=0)
             done = (
                 "response.output_audio_transcript.done"
                 if kind == "audio"
@@ -434,6 +453,10 @@ class ResponseRunner:
             if speech is None:
                 speech = await asyncio.to_thread(self._speech, text)
             self._utterance = await self.host.play(self.id, item["id"], speech, len(text))
+            ids = {**self._ids(), "content_index": 0}
+            self._audio_sent = self.host.send_audio(self._utterance, ids)
+            if self._audio_sent is not None:
+                await asyncio.sleep(0)  # its first chunk goes out before the first word's delta
             start, offset = self._utterance.start, 0
             for chunk in chunks:
                 # Each word's transcript goes out as the voice starts saying it (the voice's
@@ -448,6 +471,8 @@ class ResponseRunner:
                     await asyncio.sleep(delay)
                 self._delta("response.output_audio_transcript.delta", chunk)
                 offset += len(chunk)
+            if self._audio_sent is not None:  # the item ends with its audio's last chunk
+                await asyncio.wait({self._audio_sent})
         else:
             for i, chunk in enumerate(chunks):
                 if i:

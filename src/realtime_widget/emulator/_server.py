@@ -14,6 +14,13 @@ session of either form applies before the call's first event. ``POST .../{call_i
 the call. ``GET /v1/realtime?call_id=<id>`` upgrades to the call's sideband: every server event
 of the call goes to the data channel and to every sideband, and client events are taken from
 either, handled in arrival order.
+
+The WebSocket transport (``_socket.py``): ``GET /api/v1/realtime/session?key=<session id>&
+protocol=realtime`` (Inworld's path) or ``GET /v1/realtime?model=<model>`` (OpenAI's; a
+``call_id`` instead makes it the sideband) upgrades to a session whose events and audio both ride
+the socket. Its handshake is refused as a call would be: 401 (the ``auth_schemes`` knob),
+``reject_calls_status``, 429 over ``max_calls`` (WebSocket sessions and WebRTC calls count
+together). Closing the socket ends the session; it has no call control.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from ._knobs import Knobs
 from ._loopback import install_loopback_candidates
 from ._responder import Responder, Transcriber
 from ._session_state import merge_session, validate_session_update
+from ._socket import SocketChannel
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +64,8 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Max-Age": "600",
 }
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")  # an HTTP token
-SIDEBAND_PATH = "/v1/realtime"
+SIDEBAND_PATH = "/v1/realtime"  # also OpenAI's WebSocket transport, told apart by its query
+SESSION_PATH = "/api/v1/realtime/session"  # Inworld's WebSocket transport
 _SOCKET_ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 OFFER_FORMS = ("application/sdp", "application/json", "multipart/form-data")
 
@@ -172,7 +181,8 @@ class EmulatorServer:
         app.router.add_get("/v1/realtime/ice-servers", self._ice_servers)
         app.router.add_post("/v1/realtime/calls", self._create_call)
         app.router.add_post("/v1/realtime/calls/{call_id}/hangup", self._hangup)
-        app.router.add_get(SIDEBAND_PATH, self._sideband)
+        app.router.add_get(SIDEBAND_PATH, self._realtime_socket)
+        app.router.add_get(SESSION_PATH, self._inworld_session)
         for path in (
             "/v1/realtime/ice-servers",
             "/v1/realtime/calls",
@@ -286,7 +296,7 @@ class EmulatorServer:
         if denied:
             return denied
         call = self.calls.get(request.match_info["call_id"])
-        if call is None:
+        if call is None or call.transport != "webrtc":  # a WebSocket session has no call id
             return json_error(404, "call_not_found", "No such call.")
         await call.close("hangup")
         return web.json_response({})
@@ -296,12 +306,9 @@ class EmulatorServer:
         if denied:
             return denied
         knobs = self._knobs()
-        if knobs.reject_calls_status is not None:
-            return json_error(
-                knobs.reject_calls_status,
-                "emulated_rejection",
-                f"Call rejected by the emulator's reject_calls_status={knobs.reject_calls_status}.",
-            )
+        rejected = self._rejected(knobs)
+        if rejected is not None:
+            return rejected
         form = request.content_type
         if form not in OFFER_FORMS:
             return json_error(
@@ -317,13 +324,9 @@ class EmulatorServer:
         problem = offer_problem(sdp)
         if problem:
             return json_error(400, "invalid_offer", problem)
-        if knobs.max_calls is not None and self.live_calls() >= knobs.max_calls:
-            return json_error(
-                429,
-                "too_many_calls",
-                f"The emulator already has {knobs.max_calls} live calls (its max_calls knob): "
-                "hang one up (POST /v1/realtime/calls/<call_id>/hangup) or raise max_calls.",
-            )
+        too_many = self._too_many_calls(knobs)
+        if too_many is not None:
+            return too_many
         call = EmulatedCall(self._knobs, self._responder, self._transcriber)
         if session is not None:  # before accept: session.created already carries it
             try:
@@ -352,6 +355,27 @@ class EmulatorServer:
             return web.json_response(body, status=201, headers=location)
         return web.Response(
             status=201, text=answer, content_type="application/sdp", headers=location
+        )
+
+    def _too_many_calls(self, knobs: Knobs) -> web.Response | None:
+        if knobs.max_calls is None or self.live_calls() < knobs.max_calls:
+            return None
+        return json_error(
+            429,
+            "too_many_calls",
+            f"The emulator already has {knobs.max_calls} live calls and WebSocket sessions (its "
+            "max_calls knob): hang one up (POST /v1/realtime/calls/<call_id>/hangup, or close "
+            "a session's socket) or raise max_calls.",
+        )
+
+    def _rejected(self, knobs: Knobs) -> web.Response | None:
+        status = knobs.reject_calls_status
+        if status is None:
+            return None
+        return json_error(
+            status,
+            "emulated_rejection",
+            f"Call rejected by the emulator's reject_calls_status={status}.",
         )
 
     async def _read_offer(self, request: web.Request, form: str) -> tuple[str, Any] | web.Response:
@@ -404,22 +428,145 @@ class EmulatorServer:
             )
         return sdp, session
 
-    # --- the sideband ----------------------------------------------------------------------
-    async def _sideband(self, request: web.Request) -> web.StreamResponse:
+    # --- WebSocket sessions ---------------------------------------------------------------
+    async def _realtime_socket(self, request: web.Request) -> web.StreamResponse:
+        """``/v1/realtime``: a call's sideband with ``?call_id=``, OpenAI's WebSocket transport
+        with ``?model=``."""
         denied = self._unauthorized(request)
         if denied:
             return denied
-        call_id = request.query.get("call_id", "")
-        if not call_id:
+        if request.query.get("call_id"):
+            return await self._sideband(request, request.query["call_id"])
+        model = request.query.get("model", "")
+        if not model:
             return json_error(
                 400,
                 "missing_call_id",
-                "Open the sideband at /v1/realtime?call_id=<id>, with the id from the Location "
-                "header of POST /v1/realtime/calls.",
+                "Open a WebSocket session at /v1/realtime?model=<model>, or a call's sideband at "
+                "/v1/realtime?call_id=<id> (the id from the Location header of POST "
+                "/v1/realtime/calls). Inworld's own WebSocket path is "
+                f"{SESSION_PATH}?key=<session id>&protocol=realtime.",
                 param="call_id",
             )
+        return await self._socket_session(request, None, model)
+
+    async def _inworld_session(self, request: web.Request) -> web.StreamResponse:
+        """Inworld's WebSocket transport: ``?key=<session id>&protocol=realtime``."""
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        key, protocol = request.query.get("key", ""), request.query.get("protocol", "")
+        if not key or protocol != "realtime":
+            missing = "key" if not key else "protocol"
+            return json_error(
+                400,
+                f"missing_{missing}" if not request.query.get(missing) else "invalid_value",
+                f"Open the session at {SESSION_PATH}?key=<session id>&protocol=realtime: both "
+                "query parameters are required, 'key' is a session id of your choosing (a UUID; "
+                "not the API key, which goes in Authorization) and 'protocol' is 'realtime'.",
+                param=missing,
+            )
+        return await self._socket_session(request, key, None)
+
+    async def _socket_session(
+        self, request: web.Request, key: str | None, model: str | None
+    ) -> web.StreamResponse:
+        knobs = self._knobs()
+        refused = self._rejected(knobs) or self._too_many_calls(knobs)
+        if refused is not None:
+            return refused
+        ws = web.WebSocketResponse(max_msg_size=MAX_BODY_BYTES)
+        if not ws.can_prepare(request).ok:
+            return json_error(
+                400,
+                "websocket_required",
+                "The realtime session is a WebSocket: send an Upgrade request.",
+            )
+        call = EmulatedCall(
+            self._knobs, self._responder, self._transcriber, transport="websocket", key=key
+        )
+        if model is not None:  # OpenAI's ?model= sets the session's model
+            try:
+                update = validate_session_update(call.session, {"model": model})
+            except ClientError as err:
+                await call.close("bad model")
+                return json_error(400, err.code, err.message, param="model")
+            call.session = merge_session(call.session, update)
+        self._register(call)  # counted against max_calls from here
+        try:
+            if knobs.answer_delay_ms:
+                await asyncio.sleep(knobs.answer_delay_ms / 1000)
+            await ws.prepare(request)
+        except BaseException:
+            await call.close("handshake failed")
+            raise
+        channel = SocketChannel()
+        call.open_socket(channel)  # session.created goes first
+        ending: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        writer = asyncio.get_running_loop().create_task(self._write(call, ws, channel, ending))
+        self._sideband_tasks.add(writer)
+        writer.add_done_callback(self._sideband_tasks.discard)
+        try:
+            await self._read(ws, ending, call.client_message)
+        finally:
+            writer.cancel()
+            await call.close("websocket closed")
+        return ws
+
+    async def _read(
+        self,
+        ws: web.WebSocketResponse,
+        ending: asyncio.Future[tuple[int, bytes]],
+        deliver: Callable[[str | bytes], None],
+    ) -> None:
+        """Hand every client message to ``deliver`` until the client closes, or ``ending``
+        gives the code and reason to close with (the one reader closes, so the close handshake
+        completes: aiohttp drops the transport at once when another task closes a socket that
+        is being read)."""
+        while True:
+            receive = asyncio.ensure_future(ws.receive())
+            either: set[asyncio.Future[Any]] = {receive, ending}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if not receive.done():
+                receive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receive
+                code, reason = ending.result()
+                await ws.close(code=code, message=reason)
+                return
+            message = receive.result()
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                deliver(message.data)
+            elif message.type in _SOCKET_ENDS:
+                return
+
+    async def _write(
+        self,
+        call: EmulatedCall,
+        ws: web.WebSocketResponse,
+        channel: SocketChannel,
+        ending: asyncio.Future[tuple[int, bytes]],
+    ) -> None:
+        """Send a session's events in order; on its end marker, have the reader close."""
+        try:
+            while True:
+                text = await channel.outbox.get()
+                if text is None:
+                    ending.set_result((channel.close_code, channel.close_reason.encode()))
+                    return
+                await ws.send_str(text)
+        except (ConnectionError, RuntimeError):  # the client went away first
+            if not ending.done():
+                ending.set_result((1000, b""))
+        finally:
+            channel.readyState = "closed"
+
+    # --- the sideband ----------------------------------------------------------------------
+    async def _sideband(self, request: web.Request, call_id: str) -> web.StreamResponse:
         mode = self._knobs().sideband
         call = self.calls.get(call_id)
+        if call is not None and call.transport != "webrtc":
+            call = None  # call control is for WebRTC calls only
         if mode == "absent" or call is None or call.finished:
             return json_error(404, "call_not_found", "No live call with this call_id.")
         if mode == "refuse":
@@ -439,22 +586,7 @@ class EmulatorServer:
         self._sideband_tasks.add(feeder)
         feeder.add_done_callback(self._sideband_tasks.discard)
         try:
-            while True:
-                receive = asyncio.ensure_future(ws.receive())
-                either: set[asyncio.Future[Any]] = {receive, sideband.ending}
-                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-                if not receive.done():
-                    receive.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await receive
-                    code, reason = sideband.ending.result()
-                    await ws.close(code=code, message=reason)
-                    break
-                message = receive.result()
-                if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    call.receive(message.data)
-                elif message.type in _SOCKET_ENDS:
-                    break
+            await self._read(ws, sideband.ending, call.receive)
         finally:
             self._forget(call, sideband)
             feeder.cancel()
