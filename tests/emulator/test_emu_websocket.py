@@ -22,6 +22,7 @@ from emu_ws_client import OUT_RATE, SocketClient, auth, inworld_url, to_24k
 
 from realtime_widget.emulator import Emulator, _tts
 from realtime_widget.emulator._audio import speech_duration_s, synthesize
+from realtime_widget.emulator._socket import Decimator, alaw_to_pcm16, ulaw_to_pcm16
 from tests.protocol_checks import check_stream
 
 SERVER_VAD = {"type": "server_vad", "silence_duration_ms": 300, "prefix_padding_ms": 100}
@@ -522,3 +523,23 @@ async def test_the_openai_sdk_converses_unmodified(emulator: Emulator) -> None:
     assert done.response.status == "completed"
     assert "response.output_audio.done" in seen and audio > 0
     assert "error" not in seen
+
+
+# --- the codecs --------------------------------------------------------------------------------
+
+
+def test_g711_decoders_match_the_standard_tables() -> None:
+    assert ulaw_to_pcm16(bytes([0xFF, 0x7F, 0x80, 0x00])).tolist() == [0, 0, 32124, -32124]
+    assert alaw_to_pcm16(bytes([0xD5, 0x55, 0xAA, 0x2A])).tolist() == [8, -8, 32256, -32256]
+
+
+def test_the_decimator_keeps_speech_and_drops_what_24_khz_cannot_carry() -> None:
+    t = np.arange(48_000) / 48_000
+    decimate = Decimator()
+    for tone, kept in ((1000, True), (15_000, False)):
+        pcm = np.asarray(np.sin(2 * np.pi * tone * t) * 10_000, np.int16)
+        # Chunk by chunk (odd lengths too), as the deltas are made.
+        out = np.concatenate([decimate(pcm[i : i + 4801]) for i in range(0, len(pcm), 4801)])
+        assert len(out) == 24_000
+        rms = np.sqrt(np.mean(out[100:].astype(float) ** 2))
+        assert (rms > 6000) if kept else (rms < 300)
