@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import websockets
 from emu_checks import FAST, VOICE, Connect, user_text
+from emu_client import RealtimeClient
 from emu_ws_client import OUT_RATE, SocketClient, auth, inworld_url, to_24k
 
 from realtime_widget.emulator import Emulator, _tts
@@ -192,8 +193,12 @@ async def test_max_calls_counts_webrtc_calls_and_websocket_sessions_together(
     await open_ws()
     status, _ = await handshake_status(inworld_url(emulator), auth(emulator))
     assert status == 429
-    with pytest.raises(AssertionError, match="too_many_calls"):
-        await connect()  # an offer is refused too
+    refused = RealtimeClient(emulator.base_url, emulator.api_key, mic=False)
+    try:
+        with pytest.raises(AssertionError, match="too_many_calls"):
+            await refused.connect()  # an offer is refused too
+    finally:
+        await refused.close()
     assert sorted(c["transport"] for c in emulator.calls if c["state"] != "closed") == [
         "webrtc",
         "websocket",

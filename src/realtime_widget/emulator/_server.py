@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 KEEP_FINISHED_CALLS = 100
 MAX_BODY_BYTES = 256 * 1024  # an SDP offer is a few KB
+MAX_SESSION_MESSAGE_BYTES = 16 * 1024 * 1024  # an append may hold seconds of audio (OpenAI: 15 MiB)
 CORS_PREFIX = "/v1/realtime/"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",  # the key travels in Authorization, never in cookies
@@ -475,7 +476,7 @@ class EmulatorServer:
         refused = self._rejected(knobs) or self._too_many_calls(knobs)
         if refused is not None:
             return refused
-        ws = web.WebSocketResponse(max_msg_size=MAX_BODY_BYTES)
+        ws = web.WebSocketResponse(max_msg_size=MAX_SESSION_MESSAGE_BYTES)
         if not ws.can_prepare(request).ok:
             return json_error(
                 400,
