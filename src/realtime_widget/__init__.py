@@ -6,6 +6,7 @@ from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from ._delivery import MidCellDeliveryError
+from ._headless import RealtimeSession, SessionClosedError
 from ._log import EventLog
 from ._provider import ProviderError
 from ._recording import Recording, read_recordings
@@ -26,10 +27,12 @@ __all__ = [
     "Judge",
     "MidCellDeliveryError",
     "ProviderError",
+    "RealtimeSession",
     "RealtimeWidget",
     "Recording",
     "Runs",
     "Script",
+    "SessionClosedError",
     "read_recordings",
 ]
 try:  # the one place the version is typed is pyproject.toml

@@ -63,6 +63,14 @@ def message(kind: str, **fields: Any) -> dict[str, Any]:
     return {"kind": kind, **fields}
 
 
+def page_message(kind: str, **fields: Any) -> dict[str, Any]:
+    """A page -> Python message (a call the kernel holds answers as a page would), with
+    exactly the fields its kind has."""
+    if kind not in TO_KERNEL or set(fields) != FIELDS[kind]:
+        raise ValueError(f"{kind!r} takes {sorted(FIELDS.get(kind, ()))}; got {sorted(fields)}")
+    return {"kind": kind, **fields}
+
+
 @dataclass
 class Record:
     """One event record from a page, checked: ``t_ms`` is None when the page's time was

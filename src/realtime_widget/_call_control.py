@@ -192,6 +192,7 @@ class CallControl:
         cells: Cells = CELLS,
         grace_s: float = PAGE_GRACE_S,
         sideband_factory: Callable[..., Sideband] | None = None,
+        no_page_words: str | None = None,
     ) -> None:
         self._port = port
         self._signalling = signalling
@@ -208,14 +209,33 @@ class CallControl:
         self.watch = PageWatch(
             self._page_gone, cells=cells, mid_cell=lambda: delivery.mid_cell, grace_s=grace_s
         )
-        inbox.on_heard = self.watch.heard
+        # A call no page takes up (a notebook run with no front end) fails in words, once the
+        # grace period passed while a page could have been heard; None: the kernel holds calls.
+        self._no_page_words = no_page_words
+        self.nobody = PageWatch(
+            self._no_page, cells=cells, mid_cell=lambda: delivery.mid_cell, grace_s=grace_s
+        )
+        inbox.on_heard = self._heard
         _LIVE.add(self)
+
+    def _heard(self, page: str) -> None:
+        self.watch.heard(page)
+        if self.nobody.page is not None:  # a page answered: it can take the call
+            self.nobody.disarm()
+
+    def _no_page(self) -> None:
+        call = self._signalling.call
+        self._signalling.fail(call, self._no_page_words or "No page took up the call.")
 
     # -- the call's life -------------------------------------------------------------------
 
     def status_changed(self, status: str) -> None:
         """The widget's status: watch the page while a call with an id is connected."""
         s = self._signalling
+        if status == "connecting" and self._no_page_words is not None:
+            self.nobody.arm("", self._running_loop())
+        elif status != "connecting":
+            self.nobody.disarm()
         if status == "connected" and s.service_call_id is not None and s.holder is not None:
             self.watch.arm(s.holder, self._running_loop())
         elif status != "connected":
@@ -341,6 +361,7 @@ class CallControl:
 
     def close(self) -> None:
         self.watch.disarm()
+        self.nobody.disarm()
         self._close_sideband()
         _LIVE.discard(self)
 

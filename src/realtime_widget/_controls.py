@@ -32,8 +32,8 @@ from ._session_guard import param_path
 from ._turns import obj
 
 if TYPE_CHECKING:
+    from ._core import SessionCore
     from ._session_guard import SessionGuard
-    from ._widget import RealtimeWidget
 
 DEFAULT_DEBOUNCE_S = 0.4
 MODALITIES = {"audio + text": ["audio", "text"], "audio": ["audio"], "text": ["text"]}
@@ -129,12 +129,12 @@ class ControlPanel(W.VBox):
 
     def __init__(
         self,
-        widget: RealtimeWidget,
+        session: SessionCore,
         *,
         debounce: float = DEFAULT_DEBOUNCE_S,
         guard: SessionGuard | None = None,
     ) -> None:
-        self._w = widget
+        self._w = session
         self._guard = guard
         self._syncing = False  # true while the panel is being set from the traits
         self._pending: set[str] = set()  # controls edited since the last update
@@ -236,9 +236,9 @@ class ControlPanel(W.VBox):
             control.observe(lambda ch, n=name: self._edited(n), names="value")
         # traits -> panel, at once
         self._closed = False
-        widget.observe(self._on_trait, names=list(self._trait_names()))
-        widget.on("session.updated", self._on_updated)
-        widget.on("error", self._on_error)
+        session.observe(self._on_trait, names=list(self._trait_names()))
+        session.on("session.updated", self._on_updated)
+        session.on("error", self._on_error)
         self._unwatch = guard.watch(self._on_guard) if guard is not None else None
 
     def _noted(self, widgets: list[W.Widget]) -> list[W.Widget]:

@@ -112,6 +112,21 @@ class Delivery:
         show(dict(self._info))
         port.handle(B.PROBE_REPLY, self.on_reply)
 
+    def kernel_held(self) -> None:
+        """The kernel holds the call itself (no page): what it waits for always arrives."""
+        with self._lock:
+            self.mid_cell = True
+            self._info = {
+                **self._info,
+                "buffers_to_browser": True,
+                "buffers_to_kernel": True,
+                "mid_cell": True,
+                "round_trip_ms": 0.0,
+                "transport": "websocket",
+            }
+            info = dict(self._info)
+        self._show(info)
+
     @property
     def buffers_to_browser(self) -> bool:
         """Send binary payloads as buffers unless a probe showed they are dropped."""

@@ -36,9 +36,9 @@ from ._turns import TurnTracker
 from ._vocab import obj, text
 
 if TYPE_CHECKING:
+    from ._log import EventLog
     from ._port import WidgetPort
     from ._signalling import Signalling
-    from ._widget import RealtimeWidget
 
 Callback = Callable[[dict[str, Any]], Any]
 # Events one path delivered that the other may still deliver, per call: far more than a
@@ -72,9 +72,19 @@ class Inbox:
     """The page's messages to one widget, and what the call's server events say about it:
     the response in flight (``active_response``) and whether its audio plays."""
 
-    def __init__(self, widget: RealtimeWidget, port: WidgetPort, signalling: Signalling) -> None:
-        self._w = widget
+    def __init__(
+        self,
+        port: WidgetPort,
+        signalling: Signalling,
+        events: EventLog,
+        *,
+        show: Callable[[str, Any], None],
+        request: Callable[[str, dict[str, Any]], None],
+    ) -> None:
         self._port = port
+        self._log = events
+        self._show = show  # the session's one writer of its call's state (server_session, ...)
+        self._act = request  # a page's button: the session's own API call
         self._signalling = signalling
         self.callbacks: dict[str, list[Callback]] = {}  # the user's on(event_type, fn)
         # The call's own state, reset by each call: what the service says is in flight (for
@@ -169,26 +179,15 @@ class Inbox:
                 handler(msg)
 
     def _request(self, page: str, msg: dict[str, Any]) -> None:
-        """A button in a page: the same as the widget's API call, for the page holding the call."""
-        w, action = self._w, msg["action"]
+        """A button in a page: the session's own API call, for the page holding the call."""
+        action = msg["action"]
         if action != "connect" and self._port.live and not self._port.speaks_for(page):
             self._port.refuse(B.REQUEST, page, f"{action}: page does not hold the call")
             return
-        try:
-            if action == "connect":
-                self._signalling.connect(page)  # the page whose button was clicked takes it
-            elif action == "disconnect":
-                w.disconnect()
-            elif action == "send_text":
-                w.send_text(msg["text"])
-            elif action == "cancel_response":
-                w.cancel_response()
-            elif action == "approve":
-                w.approve_tool_call(msg["call_id"])
-            elif action == "reject":
-                w.reject_tool_call(msg["call_id"], msg["reason"])
-        except (ValueError, TypeError, KeyError) as exc:
-            w.error = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        if action == "connect":
+            self._signalling.connect(page)  # the page whose button was clicked takes it
+        else:
+            self._act(action, msg)
 
     def _events(self, call: int, page: str, records: list[B.Record]) -> None:
         t_kernel = time.time() * 1000.0
@@ -209,7 +208,7 @@ class Inbox:
                 if unmatched and rec.dir == "client":
                     seq = unmatched.pop("client:" + match_key(rec.event), None)
                     if seq is not None:  # the kernel logged it (and was heard) already
-                        self._w.events.amend(seq, t_ms=t_ms, via="page")
+                        self._log.amend(seq, t_ms=t_ms, via="page")
                         continue
                 if unmatched is not None and rec.dir == "server":
                     key = match_key(rec.event)
@@ -222,7 +221,7 @@ class Inbox:
                         continue
                     seq = unmatched.pop(key, None)
                     if seq is not None:  # the sideband had it first: add the page's clock
-                        self._w.events.amend(seq, t_ms=t_ms, via="both")
+                        self._log.amend(seq, t_ms=t_ms, via="both")
                         heard.append((rec.dir, rec.event, t_ms, False, True))
                         continue
                     hold = self._holding.get(call)
@@ -248,7 +247,7 @@ class Inbox:
                 else:
                     rows.append((rec.dir, rec.event, t_ms, t_kernel, call))
                 heard.append((rec.dir, rec.event, t_ms, True, True))
-            first = self._w.events.extend(rows)
+            first = self._log.extend(rows)
             if unmatched is not None:
                 for key, i in keys.items():
                     unmatched[key] = first + i
@@ -265,8 +264,12 @@ class Inbox:
                     self._port.publish(direction, event, t_ms, call)
             if direction == "server" and first_copy:
                 self._dispatch(event, current=current)
+            elif direction == "local" and current:  # a kernel-held call's own speaker
+                etype = event.get("type")
+                if etype in (V.SPEAKER_STARTED, V.SPEAKER_STOPPED):
+                    self.audio_playing = etype == V.SPEAKER_STARTED
         if changed:
-            self._w.live_latency = self.latency.summary()
+            self._show("live_latency", self.latency.summary())
 
     def from_sideband(self, call: int, event: dict[str, Any], t_ms: float) -> None:
         """A server event the call's sideband delivered (kernel receive time ``t_ms``)."""
@@ -290,9 +293,9 @@ class Inbox:
         key = match_key(event)
         seq = unmatched.pop(key, None)
         if seq is not None:  # the page had it first: add the sideband's receive time
-            self._w.events.amend(seq, t_sideband_ms=t_ms, via="both")
+            self._log.amend(seq, t_sideband_ms=t_ms, via="both")
             return False
-        unmatched[key] = self._w.events.append(
+        unmatched[key] = self._log.append(
             "server",
             event,
             t_ms=t_ms,
@@ -319,7 +322,7 @@ class Inbox:
             held = self._release_locked(call, hold) if hold is not None else []
         self._heard_held(call, held)
         rows = [("client", ev, t_ms, t_ms, call, "sideband", t_ms) for ev in events]
-        first = self._w.events.extend(rows)
+        first = self._log.extend(rows)
         if call != self._port.call:
             return first
         changed = False
@@ -327,7 +330,7 @@ class Inbox:
             changed |= self.latency.feed(call, "client", ev, t_ms)
             self._port.publish("client", ev, t_ms, call)
         if changed:
-            self._w.live_latency = self.latency.summary()
+            self._show("live_latency", self.latency.summary())
         return first
 
     def expect_page_copies(self, call: int, logged: list[tuple[dict[str, Any], int]]) -> None:
@@ -359,7 +362,7 @@ class Inbox:
         if current:
             kind = V.canonical(etype)
             if kind == V.SESSION_UPDATED and isinstance(event.get("session"), dict):
-                self._w.server_session = event["session"]
+                self._show("server_session", event["session"])
             elif kind == V.RESPONSE_CREATED:
                 self.active_response = text(obj(event.get("response")).get("id")) or "?"
             elif kind == V.RESPONSE_DONE:
@@ -377,8 +380,9 @@ class Inbox:
                 self._port.log_local(
                     {"type": "callback.error", "event_type": name, "traceback": tb}
                 )
-                self._w.error = (
+                self._show(
+                    "error",
                     f"Your callback for {name!r} raised {type(exc).__name__}: {exc} "
-                    "(traceback in w.events, type 'callback.error')"
+                    "(traceback in w.events, type 'callback.error')",
                 )
                 print(tb, file=sys.stderr)

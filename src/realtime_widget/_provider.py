@@ -217,6 +217,11 @@ class Provider:
         the key: hand it only to a client that sends it to the service."""
         return {"Authorization": f"{self.auth_scheme} {self._key.reveal()}"}
 
+    def authorization(self, scheme: str) -> dict[str, str]:
+        """The ``Authorization`` header for ``scheme`` (the kernel's own WebSocket). It holds the
+        key: hand it only to a client that sends it to the service."""
+        return {"Authorization": f"{scheme} {self._key.reveal()}"}
+
     def sideband_url(self, service_call_id: str) -> str:
         """Where the call's sideband is: ``wss://<host>/v1/realtime?call_id=<id>``."""
         from ._sideband import sideband_url

@@ -124,6 +124,7 @@ class Sideband:
         clock: Callable[[], float] = _now_ms,
         open_timeout: float = OPEN_TIMEOUT_S,
         early_close_s: float = EARLY_CLOSE_S,
+        on_garbage: Callable[[str], None] | None = None,
     ) -> None:
         self._connect = _connect()  # refuse at once, with the install hint, when it is missing
         self.url = url
@@ -131,12 +132,14 @@ class Sideband:
         self._secrets = [v.partition(" ")[2] or v for v in self._headers.values()]
         self._on_event = on_event
         self._on_state = on_state
+        self._on_garbage = on_garbage  # hears a frame that is not a JSON object (its start)
         self._clock = clock
         self._open_timeout = open_timeout
         self._early_close_s = early_close_s
         self.state = "idle"
         self.reason = ""
         self.received = 0  # server events heard, over every connection
+        self.refused_status: int | None = None  # the HTTP status of a refused handshake
         self._ws: ClientConnection | None = None
         self._pending: deque[dict[str, Any]] = deque()  # client events not yet written
         self._wake = asyncio.Event()
@@ -191,6 +194,15 @@ class Sideband:
         self._wake.set()
         return True
 
+    def send_first(self, events: list[dict[str, Any]]) -> bool:
+        """Queue client events ahead of everything waiting (a session replayed after a
+        reconnect goes before what was queued during the drop)."""
+        if self.state not in ("open", "reconnecting") or self._closing:
+            return False
+        self._pending.extendleft(reversed(events))
+        self._wake.set()
+        return True
+
     def unsent(self) -> list[dict[str, Any]]:
         """The client events queued but not written (say the sideband failed): taken out, for
         the data channel."""
@@ -221,6 +233,8 @@ class Sideband:
                 proxy=None if _is_loopback(host) else True,
             )
         except Exception as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            self.refused_status = status if isinstance(status, int) else None
             self._report("failed", _handshake_reason(exc))
             return None
         return ws
@@ -260,9 +274,16 @@ class Sideband:
         try:
             event = json.loads(message)
         except (ValueError, UnicodeDecodeError):
-            log.warning("sideband: a message that is not JSON was ignored")
-            return
+            event = None
         if not isinstance(event, dict):
+            if self._on_garbage is None:
+                log.warning("sideband: a message that is not a JSON object was ignored")
+                return
+            raw = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            try:
+                self._on_garbage(redact(raw[:200], self._secrets))
+            except Exception:
+                log.exception("sideband: the garbage listener failed")
             return
         self.received += 1
         try:

@@ -21,14 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from . import _bridge as B
 from ._provider import NO_KEY_MESSAGE, AuthFallback, Provider, ProviderError
-
-if TYPE_CHECKING:
-    from ._port import WidgetPort
-    from ._widget import RealtimeWidget
 
 
 class Host(Protocol):
@@ -58,45 +55,17 @@ Route = Callable[[list[dict[str, Any]]], bool]
 ICE_CACHE_S = 30.0
 
 
-class WidgetHost:
-    """The widget as its signalling sees it: its status traits, its session, the port."""
+@dataclass(frozen=True)
+class CallHost:
+    """The session as its signalling sees it: callbacks, so no part of it is the widget."""
 
-    def __init__(
-        self,
-        widget: RealtimeWidget,
-        port: WidgetPort,
-        call_started: Callable[[int], None],
-        call_answered: Callable[[int, str | None], None] = lambda _call, _id: None,
-    ) -> None:
-        self._w = widget
-        self._port = port
-        self._call_started = call_started
-        self._call_answered = call_answered
-
-    def post(self, message: dict[str, Any]) -> None:
-        self._port.post(message)
-
-    def show_status(self, status: str, error: str | None) -> None:
-        if error is not None:
-            self._w.error = error
-        self._w.status = status
-
-    def log_local(self, event: dict[str, Any], call: int) -> None:
-        self._port.log_local(event, call)
-
-    def session_update(self) -> dict[str, Any]:
-        from ._session import session_payload
-
-        return {"type": "session.update", "session": session_payload(self._w)}
-
-    def wants_mic(self) -> bool:
-        return bool(self._w.mic)
-
-    def call_started(self, call: int) -> None:
-        self._call_started(call)
-
-    def call_answered(self, call: int, service_call_id: str | None) -> None:
-        self._call_answered(call, service_call_id)
+    post: Callable[[dict[str, Any]], None]  # a message to whatever holds the call
+    show_status: Callable[[str, str | None], None]  # the session's one status writer
+    log_local: Callable[[dict[str, Any], int], None]
+    session_update: Callable[[], dict[str, Any]]  # the full first session.update
+    wants_mic: Callable[[], bool]
+    call_started: Callable[[int], None]
+    call_answered: Callable[[int, str | None], None] = lambda _call, _id: None
 
 
 def unexpected(doing: str, exc: BaseException) -> str:
@@ -112,9 +81,11 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class Signalling:
-    def __init__(self, host: Host, provider: Provider) -> None:
+    def __init__(self, host: Host, provider: Provider, *, needs_ice: bool = True) -> None:
         self.host = host
         self.provider = provider
+        # A page's WebRTC call fetches ICE servers first; a call the kernel holds starts at once.
+        self.needs_ice = needs_ice
         # The service's id of each call that has one (from its create-call answer).
         self.service_call_ids: dict[int, str] = {}
         self._hung_up: set[int] = set()  # calls whose hang-up was asked for (once each)
@@ -211,6 +182,9 @@ class Signalling:
             self._set("connecting", "")
         if not self.provider.has_key:
             self.fail(call, NO_KEY_MESSAGE)
+            return
+        if not self.needs_ice:
+            self._start_call(call, [])
             return
         cached, self._ice_cache = self._fresh_ice(), None  # each fetched list serves one call
         if cached is not None:  # fetched when the widget was shown: start now, no thread hop

@@ -297,9 +297,9 @@ class TurnTracker:
             return False
         if direction == "server" and etype in V.OUTPUT_DELTAS:
             return turn.mark("first_delta", t_ms) and self._measure(turn)
-        if etype == V.AUDIO_STARTED:
+        if V.playback_started(direction, etype):
             turn.mark("audio_started", t_ms)
-        elif etype == V.AUDIO_STOPPED:
+        elif etype == V.AUDIO_STOPPED or (direction == "local" and etype == V.SPEAKER_STOPPED):
             turn.mark("audio_stopped", t_ms)
         elif direction == "local" and etype == "audio.audible":
             return turn.mark("first_audible", t_ms) and self._measure(turn)

@@ -59,6 +59,26 @@ BETA_ALIASES: Mapping[str, str] = {
 OUTPUT_DELTAS = frozenset({OUTPUT_TEXT_DELTA, OUTPUT_TRANSCRIPT_DELTA})
 AUDIO_ENDED = frozenset({AUDIO_STOPPED, AUDIO_CLEARED})
 
+# -- local records of a call the kernel holds (the WebSocket transport): its own speaker plays
+# the agent's audio, so it says when a reply's sound starts and stops, where the service's
+# output_audio_buffer.* events say so over WebRTC (they exist only there).
+SPEAKER_STARTED = "speaker.started"
+SPEAKER_STOPPED = "speaker.stopped"
+
+
+def playback_started(direction: str, etype: str) -> bool:
+    """A reply's sound started: the service's buffer (WebRTC) or the kernel's speaker."""
+    return (direction == "server" and etype == AUDIO_STARTED) or (
+        direction == "local" and etype == SPEAKER_STARTED
+    )
+
+
+def playback_ended(direction: str, etype: str) -> bool:
+    """A reply's sound ended (played out or cut): the service's buffer or the kernel's speaker."""
+    return (direction == "server" and etype in AUDIO_ENDED) or (
+        direction == "local" and etype == SPEAKER_STOPPED
+    )
+
 
 def canonical(event_type: Any) -> str:
     """The GA name of ``event_type`` (a beta alias becomes its GA twin; "" for a non-string)."""

@@ -28,10 +28,12 @@ def test_the_top_level_exports_are_pinned() -> None:
         "Judge",
         "MidCellDeliveryError",
         "ProviderError",
+        "RealtimeSession",
         "RealtimeWidget",
         "Recording",
         "Runs",
         "Script",
+        "SessionClosedError",
         "read_recordings",
     ]
     for name in realtime_widget.__all__:

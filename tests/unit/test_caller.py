@@ -352,12 +352,12 @@ def test_a_spoken_line_plays_under_the_runs_condition() -> None:
     asked: list[dict[str, Any]] = []
     w = SimpleNamespace(ask=lambda *a, **kw: asked.append({"args": a, **kw}))
     cafe = Condition(noise="white", snr_db=10, name="cafe")
-    ctx = SimpleNamespace(widget=w, timeout=5.0, run=SimpleNamespace(seed=7), condition=cafe)
+    ctx = SimpleNamespace(session=w, timeout=5.0, run=SimpleNamespace(seed=7), condition=cafe)
     tone = (0.3 * np.sin(np.arange(16_000) * 0.05)).astype(np.float32)
     wav = array_wav(tone, 16_000)
     CallerLine("Table for two.", speak=True, audio=wav).send(ctx)  # type: ignore[arg-type]
     assert asked[-1]["audio"] == conditioned_clip(cafe, wav, "audio/wav")[0] != wav
-    clean = SimpleNamespace(widget=w, timeout=5.0, run=SimpleNamespace(seed=7), condition=None)
+    clean = SimpleNamespace(session=w, timeout=5.0, run=SimpleNamespace(seed=7), condition=None)
     CallerLine("Table for two.", speak=True, audio=wav).send(clean)  # type: ignore[arg-type]
     assert asked[-1]["audio"] == wav
     CallerLine("Table for two.", speak=False).send(ctx)  # type: ignore[arg-type]

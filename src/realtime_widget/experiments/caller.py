@@ -381,7 +381,7 @@ class CallerLine(Turn):
     def send(self, ctx: TurnContext) -> Reply:
         """Type the line, or speak it: the speech endpoint's audio, else espeak-ng's, under the
         run's condition when it has one (as a script's spoken turns are)."""
-        w = ctx.widget
+        w = ctx.session
         if not self.speak:
             return w.ask(self.line, timeout=ctx.timeout, metadata={"rtw_seed": str(ctx.run.seed)})
         if self.audio is None and ctx.condition is None:
@@ -394,9 +394,9 @@ class CallerLine(Turn):
         return w.ask(audio=audio, timeout=ctx.timeout)
 
     async def play(self, ctx: TurnContext) -> None:
-        events = ctx.widget.events
+        events = ctx.session.events
         lo = len(events)
-        call = ctx.widget.call_number
+        call = ctx.session.call_number
         unsubscribe: Callable[[], None] | None = None
         loop = asyncio.get_running_loop()
         if self.ahead is not None:

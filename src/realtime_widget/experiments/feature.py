@@ -1,5 +1,5 @@
-"""The experiments feature of one widget: checks a grid's arguments, starts its runner and
-holds the runs going on (one grid at a time per widget)."""
+"""The experiments feature of one session (a widget's, or one the kernel holds): checks a
+grid's arguments, starts its runner and holds the runs going on (one grid at a time)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from .runs import Runs
 from .script import Script, Turn, TurnSource
 
 if TYPE_CHECKING:
+    from .._core import SessionCore
     from .._delivery import Delivery
     from .._port import CallPort
-    from .._widget import RealtimeWidget
 
 # Session fields whose change needs a new call rather than a session.update. None on the
 # emulator (every field applies from the next response; VAD settings at once), and none on
@@ -29,9 +29,9 @@ ISOLATIONS = ("conversation", "call", "none")
 
 
 def check_variants(
-    widget: RealtimeWidget, variants: Mapping[str, Mapping[str, Any]] | None
+    session: SessionCore, variants: Mapping[str, Mapping[str, Any]] | None
 ) -> dict[str, dict[str, Any]]:
-    """Each variant's fields, validated as the widget's traits would take them (so a bad
+    """Each variant's fields, validated as the session's traits would take them (so a bad
     value fails here, before anything runs)."""
     variants = {"session": {}} if variants is None else variants
     if not isinstance(variants, Mapping) or not variants:
@@ -51,7 +51,7 @@ def check_variants(
                 f"variant {name!r}: unknown session field(s) {unknown}; known: "
                 f"{', '.join(SESSION_TRAITS)}"
             )
-        scratch = SessionTraits(**{n: getattr(widget, n) for n in SESSION_TRAITS})
+        scratch = SessionTraits(**{n: getattr(session, n) for n in SESSION_TRAITS})
         for key, value in fields.items():
             setattr(scratch, key, value)
         checked[name] = {k: copy.deepcopy(getattr(scratch, k)) for k in fields}
@@ -66,11 +66,11 @@ def as_source(script: TurnSource | Iterable[str | Turn]) -> TurnSource:
 
 
 class Experiments:
-    """``run_script`` of one widget: built with the widget (its public API), the call's port
+    """``run_script`` of one widget: built with the session (its public API), the call's port
     and the host probe that awaiting the runs uses."""
 
-    def __init__(self, widget: RealtimeWidget, port: CallPort, delivery: Delivery) -> None:
-        self.widget = widget
+    def __init__(self, session: SessionCore, port: CallPort, delivery: Delivery) -> None:
+        self.session = session
         self.port = port
         self.delivery = delivery
         self.active: Runs | None = None  # the grid going on (or the last one)
@@ -90,7 +90,7 @@ class Experiments:
     ) -> Runs:
         """Start the runs on the kernel's event loop; returns their handle at once."""
         source = as_source(script)
-        checked = check_variants(self.widget, variants)
+        checked = check_variants(self.session, variants)
         axis = check_conditions(conditions)  # spoken audio's conditions: the grid's other axis
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
             raise ValueError(f"repeat must be a whole number >= 1; got {repeat!r}")
@@ -106,7 +106,7 @@ class Experiments:
                 raise TypeError(f"fresh_call names unknown session field(s) {unknown}")
         if self.active is not None and not self.active.done:
             raise RuntimeError(
-                "a run_script is still going on this widget: await it or .cancel() it"
+                "a run_script is still going on this session: await it or .cancel() it"
             )
         try:
             loop = asyncio.get_running_loop()
@@ -115,14 +115,14 @@ class Experiments:
                 "run_script runs on the kernel's event loop: call it in a notebook cell, or "
                 "from async code (await w.run_script(...))"
             ) from None
-        endpoint = self.widget.model_endpoint()  # judges and callers ask the widget's service
+        endpoint = self.session.model_endpoint()  # judges and callers ask the session's service
         bind = getattr(source, "bind", None)
         if callable(bind):  # a source that asks a model for its turns (a simulated caller)
             source = bind(endpoint, self.port)
         runs = Runs(source, checked, repeat, delivery=self.delivery, conditions=axis)
         runs.endpoint = endpoint
         runner = Runner(
-            self.widget,
+            self.session,
             self.port,
             runs,
             fresh_call=fresh,

@@ -95,7 +95,9 @@ def turn_rows(
                 rid = text(obj(ev.get("response")).get("id"))
                 if rid is not None and rid not in rids:
                     rids.append(rid)
-            elif direction == "server" and (etype == V.RESPONSE_DONE or etype in V.AUDIO_ENDED):
+            elif (direction == "server" and etype == V.RESPONSE_DONE) or V.playback_ended(
+                str(direction), etype
+            ):
                 end = t_ms if end is None else max(end, t_ms)
             elif start is None and (
                 (direction == "client" and etype == V.ITEM_CREATE)

@@ -43,8 +43,8 @@ from .runs import Run, Runs
 from .script import SAY_ENDED, SAY_STARTED, Heard, Turn, TurnContext
 
 if TYPE_CHECKING:
+    from .._core import SessionCore
     from .._port import CallPort
-    from .._widget import RealtimeWidget
 
 ITEM_DELETE = "conversation.item.delete"
 ITEM_DELETED = "conversation.item.deleted"
@@ -124,13 +124,13 @@ class Watch:
     """Hears the call's records for the runner: the current turn's progress, and the items of
     the conversation (to delete them between runs)."""
 
-    def __init__(self, widget: RealtimeWidget) -> None:
-        self.w = widget
+    def __init__(self, session: SessionCore) -> None:
+        self.w = session
         self.lock = threading.Lock()
         self.turn: TurnEnd | None = None
         self.items: dict[int, dict[str, None]] = {}  # call -> item ids, in order
         self.loop: asyncio.AbstractEventLoop | None = None  # the runner's (for timers)
-        for rec in widget.events.of_type(*ITEM_ADDED_NAMES, ITEM_DELETED):
+        for rec in session.events.of_type(*ITEM_ADDED_NAMES, ITEM_DELETED):
             self.item(rec["call_number"], V.canonical(rec["type"]), rec["event"])
 
     def item(self, call: int, etype: str, ev: Mapping[str, Any]) -> None:
@@ -213,6 +213,10 @@ class Watch:
             elif etype == AUDIBLE:
                 end.cues.append(Heard(t_ms, now_ms(), text(event.get("response_id")), "audible"))
                 return
+            elif etype == V.SPEAKER_STARTED:  # the kernel's own speaker (a call it holds)
+                end.audio = True
+            elif etype == V.SPEAKER_STOPPED:
+                end.audio = False
             else:
                 return
         end.check()
@@ -240,7 +244,7 @@ class Runner:
 
     def __init__(
         self,
-        widget: RealtimeWidget,
+        session: SessionCore,
         port: CallPort,
         runs: Runs,
         *,
@@ -249,7 +253,7 @@ class Runner:
         timeout: float,
         seed: int,
     ) -> None:
-        self.w = widget
+        self.w = session
         self.port = port
         self.runs = runs
         self.fresh_call = fresh_call
@@ -258,7 +262,9 @@ class Runner:
         self.seed = seed
         names = {n for fields in runs.variants.values() for n in fields}
         # every run starts from the session as it was, plus its variant's fields
-        self.baseline = {n: copy.deepcopy(getattr(widget, n)) for n in SESSION_TRAITS if n in names}
+        self.baseline = {
+            n: copy.deepcopy(getattr(session, n)) for n in SESSION_TRAITS if n in names
+        }
         conditions: list[str | None] = list(runs.conditions) or [None]
         self.order = [
             (v, c, r) for r in range(1, runs.repeat + 1) for v in runs.variants for c in conditions
@@ -267,7 +273,7 @@ class Runner:
         ahead = getattr(runs.script, "turns", ())
         self.record = any(getattr(t, "interrupts", False) for t in ahead)
         self.heard: Heard | None = None  # the last turn's reply, once heard (for a barge-in)
-        self.watch = Watch(widget)
+        self.watch = Watch(session)
         self.task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.progress: Progress | None = None

@@ -27,11 +27,11 @@ from .._clips import ESPEAK_VOICE, ESPEAK_WPM, load_source, wav_info
 from .._vocab import obj
 
 if TYPE_CHECKING:
+    from .._core import SessionCore
     from .._pending import Pending
     from .._port import CallPort
     from .._recording import Recording
     from .._waits import Reply
-    from .._widget import RealtimeWidget
     from .conditions import Condition
     from .runs import Run
     from .turn_taking import BargeInTurn, NoiseTurn, PausesTurn
@@ -68,7 +68,7 @@ class TurnContext:
     the per-turn ``timeout`` and ``end``, which finishes once every response the turn caused
     is done (a tool's output answered too) and the agent's audio has stopped."""
 
-    widget: RealtimeWidget
+    session: SessionCore
     port: CallPort
     run: Run
     timeout: float
@@ -138,7 +138,7 @@ class TextTurn(Turn):
         super().__init__(text)
 
     def send(self, ctx: TurnContext) -> Reply:
-        return ctx.widget.ask(
+        return ctx.session.ask(
             self.text, timeout=ctx.timeout, metadata={"rtw_seed": str(ctx.run.seed)}
         )
 
@@ -208,7 +208,7 @@ class SpokenTurn(Turn):
         return (*super().identity(), self.audio)
 
     def send(self, ctx: TurnContext) -> Reply:
-        return ctx.widget.ask(audio=self.clip_for(ctx.condition), timeout=ctx.timeout)
+        return ctx.session.ask(audio=self.clip_for(ctx.condition), timeout=ctx.timeout)
 
     def measure(self, records: Sequence[Record]) -> Mapping[str, Any]:
         start, end = say_times(records)

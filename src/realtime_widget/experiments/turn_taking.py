@@ -259,8 +259,9 @@ class BargeInTurn(SpokenTurn):
         ended = [
             float(r["t_ms"])
             for r in (*records.previous, *records.own)
-            if r.get("direction") == "server"
-            and V.canonical(obj(r.get("event")).get("type")) in V.AUDIO_ENDED
+            if V.playback_ended(
+                str(r.get("direction")), V.canonical(obj(r.get("event")).get("type"))
+            )
             and as_text(obj(r.get("event")).get("response_id")) in (lead_rid, None)
         ]
         lead_end = min(ended) if ended else None
@@ -318,7 +319,7 @@ class NoiseTurn(Turn):
         heard = _SpeechWatch()
         unsubscribe = ctx.port.subscribe(heard.on_record)
         try:
-            clip = ctx.widget.say(wav)
+            clip = ctx.session.say(wav)
             await clip.settled(self.ms / 1000.0 + ctx.timeout)
             await asyncio.sleep(NOISE_TAIL_S)
             deadline = time.monotonic() + ctx.timeout
@@ -378,7 +379,11 @@ def _created(records: Sequence[Record]) -> list[str]:
     return out
 
 
-HEARD_KINDS = (("audio.audible", "local"), (V.AUDIO_STARTED, "server"))
+HEARD_KINDS = (
+    ("audio.audible", "local"),
+    (V.AUDIO_STARTED, "server"),
+    (V.SPEAKER_STARTED, "local"),
+)
 
 
 def first_heard(

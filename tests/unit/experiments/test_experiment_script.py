@@ -51,7 +51,7 @@ class Knock(Turn):
     async def play(self, ctx: TurnContext) -> None:
         self.played.append(ctx.run.index)
         ctx.port.log_local({"type": "knock.played", "run": ctx.run.index})
-        await ctx.widget.ask(self.text, timeout=ctx.timeout).settled()
+        await ctx.session.ask(self.text, timeout=ctx.timeout).settled()
         await ctx.end.settled(ctx.timeout)
 
     def measure(self, records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -125,7 +125,7 @@ async def test_one_grid_at_a_time_per_widget_and_widgets_apart() -> None:
         live(a, threaded=True, delay_s=0.01)
         live(b, threaded=True, delay_s=0.01)
         first = a.run_script(SCRIPT, progress=False)
-        with pytest.raises(RuntimeError, match="still going on this widget"):
+        with pytest.raises(RuntimeError, match="still going on this session"):
             a.run_script(SCRIPT)
         other = b.run_script(SCRIPT, progress=False)  # another widget runs beside it
         await asyncio.gather(first.wait(), other.wait())

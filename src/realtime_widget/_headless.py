@@ -1,0 +1,161 @@
+"""RealtimeSession: a realtime session with no page, its call held by the kernel over the
+service's WebSocket (``_kernel_call.py``).
+
+Everything a widget does works here, with the same columns and figures: ``ask``, ``say``,
+``wait_for``, ``ready``, tools (and approval), recordings, ``run_script`` with scripts,
+callers, conditions and judges, and the log's exports. It runs where no browser is: papermill,
+``jupyter nbconvert --execute``, CI, a scheduled job, a plain ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Generator
+from typing import Any
+
+from ._core import SessionCore
+from ._kernel_call import KernelCall
+from ._provider import ProviderError
+from ._waits import Ready
+
+
+class SessionClosedError(RuntimeError):
+    """The session was closed: make a new one."""
+
+
+class RealtimeSession(SessionCore):
+    """A realtime session with no page: the kernel holds the call (the service's WebSocket,
+    with a virtual microphone and speaker on a real-time clock).
+
+    ``async with RealtimeSession(instructions="...") as s: reply = await s.ask("Hello!")``.
+    ``await s.connect()`` returns once the service confirmed the first ``session.update``;
+    leaving the ``async with`` block (or ``await s.aclose()``) ends the call. The session's
+    fields, tools, callbacks, waits and log are those of :class:`RealtimeWidget`.
+
+    ``auth_scheme`` is ``"Basic"`` by default, as every Inworld server example sends it; a
+    401 is retried once with ``"Bearer"``. ``mic=False`` streams no audio (typed turns only);
+    with ``mic=True`` (the default) silence streams between clips, as a phone line does.
+    """
+
+    _transport_kind = "websocket"
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        auth_scheme: str = "Basic",
+        mic: bool = True,
+        record: bool = False,
+        log_path: str | os.PathLike[str] | None = None,
+        timeout: float = 10.0,
+        **session: Any,
+    ) -> None:
+        self._auth_scheme = auth_scheme
+        self._closed = False
+        super().__init__(
+            base_url=base_url,
+            api_key=api_key,
+            auth_scheme=auth_scheme,
+            mic=mic,
+            record=record,
+            log_path=log_path,
+            timeout=timeout,
+            sideband=False,
+            **session,
+        )
+
+    def _open_transport(self) -> KernelCall:
+        return KernelCall(
+            self._signalling.provider,
+            self._inbox.receive,
+            wants_record=lambda: bool(self.record),
+            auth_scheme=self._auth_scheme,
+            interrupts=self._interrupts,
+        )
+
+    def _interrupts(self) -> bool:
+        detection = self.turn_detection
+        return bool(detection is None or detection.get("interrupt_response", True))
+
+    # -- the call ---------------------------------------------------------------------------------
+
+    def connect(self, timeout: float | None = None) -> Connecting:  # type: ignore[override]
+        """Start the call; ``await`` the result to wait until the service confirmed the session
+        (its first ``session.updated``). Raises :class:`ProviderError` when the service refused
+        it (a wrong key, a rate limit, a URL that is not a realtime service)."""
+        if self._closed:
+            raise SessionClosedError("this RealtimeSession is closed; make a new one to call again")
+        if self._live:
+            raise RuntimeError(
+                f"the session is {self.status} already: disconnect() first, or await ready()"
+            )
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "RealtimeSession runs on an event loop: use it in a notebook cell "
+                "(await s.connect()) or inside asyncio.run(...)"
+            ) from None
+        super().connect()
+        return Connecting(
+            self, self.ready(timeout if timeout is not None else self._timeout), self._refusal
+        )
+
+    @property
+    def _timeout(self) -> float:
+        return float(self._signalling.provider.timeout) + 5.0
+
+    async def aclose(self) -> None:
+        """End the call and close the session (its log file too). Safe to call twice."""
+        if self._closed:
+            return
+        self.close()
+        await asyncio.sleep(0)  # the socket's close runs on the loop
+
+    def close(self) -> None:
+        self._closed = True
+        super().close()
+
+    async def __aenter__(self) -> RealtimeSession:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    def _refusal(self) -> ProviderError:
+        transport = self._transport
+        status = getattr(transport, "refused_status", None)
+        return ProviderError(self.error or f"the call is {self.status}", status=status)
+
+
+class Connecting:
+    """What ``RealtimeSession.connect()`` returns: the call has started; ``await`` it to wait
+    for the service's confirmation of the session."""
+
+    def __init__(
+        self, session: RealtimeSession, ready: Ready, refusal: Callable[[], ProviderError]
+    ) -> None:
+        self._session = session
+        self._ready = ready
+        self._refusal = refusal  # the service's refusal, in words (status, scheme tried)
+
+    def __await__(self) -> Generator[Any, None, RealtimeSession]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> RealtimeSession:
+        s = self._session
+        try:
+            await self._ready
+        except Exception as exc:
+            if s.status == "failed":
+                raise self._refusal() from None
+            raise ProviderError(f"the session did not start: {exc}") from None
+        if s.status != "connected":
+            raise self._refusal()
+        return s
+
+    def __repr__(self) -> str:
+        return f"<Connecting status={self._session.status!r}>"
