@@ -14,7 +14,9 @@ base64 PCM16 mono 24 kHz in both directions.
 
 - The microphone streams in real time, 100 ms a chunk, as a phone line does: silence between
   clips (server VAD ends a turn on the silence it hears), a ``say()`` clip resampled to 24 kHz
-  when one plays; with ``mic=False`` nothing streams (typed turns only). Its chunks are media,
+  when one plays; with ``mic=False`` (no microphone: typed turns) nothing streams but a clip
+  and the silence after it until the service takes the turn, as a person picks up a handset
+  to speak and puts it down. Its chunks are media,
   as RTP is on a page: they are not logged (the recording keeps them).
 - The speaker "plays" the agent's audio deltas on the same sample clock from the moment the
   first arrives, so what the page measures has a kernel twin: ``audio.audible`` (the reply
@@ -54,6 +56,9 @@ if TYPE_CHECKING:
 RATE = 24000  # the service's PCM16 rate, both ways
 MIC_CHUNK_MS = 100  # what Inworld's examples send per input_audio_buffer.append
 TICK_MS = 20  # the media clock's step: the speaker's events are this late at most
+# With mic=False the line is open only while a clip plays and after it, until the service
+# commits the turn or this long has passed: the silence server VAD needs to end the turn.
+LINE_TAIL_S = 5
 SESSION_PATH = "/api/v1/realtime/session"
 PAGE = "kernel"  # this call's page id in the log (its records' page)
 AUDIBLE_RMS = 0.01  # the page's own level for "heard" (about -40 dBFS), per 10 ms frame
@@ -142,10 +147,13 @@ def rms(samples: array) -> float:
 class _Clip:
     """A ``say()`` clip on the microphone: its samples and where in the stream it plays."""
 
-    def __init__(self, clip_id: str, source: str, samples: array) -> None:
+    def __init__(self, clip_id: str, source: str, samples: array, not_before: int) -> None:
         self.clip_id = clip_id
         self.source = source
         self.samples = samples
+        # the stream sample it arrived at: a chunk streamed late (a busy loop) never carries a
+        # clip into the past, so say.started and the recording's onset agree to the sample
+        self.not_before = not_before
         self.start: int | None = None  # the stream sample its first sample went out at
 
     @property
@@ -207,6 +215,7 @@ class KernelCall:
         # the media clock: stream sample n is at epoch ms _t0 + n / 24
         self._t0 = 0.0
         self._sent = 0  # microphone samples streamed so far
+        self._line_until = 0  # mic=False: the line stays open until this sample
         self._clips: list[_Clip] = []
         self._parts: dict[str, list[bytes]] = {}  # clip id -> chunks so far
         self._replies: list[_Reply] = []
@@ -476,6 +485,8 @@ class KernelCall:
                     reply.done = True
         elif etype == V.SPEECH_STARTED and self._interrupts():
             self._cut("interrupted")
+        elif etype == "input_audio_buffer.committed" and not self._clips:
+            self._line_until = 0  # the turn is in: a mic=False line closes
 
     # -- the media clock: microphone out, speaker in, recording ----------------------------------
 
@@ -509,8 +520,12 @@ class KernelCall:
 
     def _mic_chunk(self, at: int, n: int) -> None:
         out = array("h", bytes(2 * n))
+        playing = bool(self._clips)
         self._clip_into(out, at)
-        if self._mic and self._socket is not None:
+        if playing:  # a clip keeps the line open a while after it ends (see _line_until)
+            self._line_until = at + n + LINE_TAIL_S * RATE
+        line = self._mic or playing or at < self._line_until
+        if line and self._socket is not None:
             self._socket.send(
                 [
                     {
@@ -527,7 +542,11 @@ class KernelCall:
         while pos < len(out) and self._clips:
             clip = self._clips[0]
             if clip.start is None:
-                clip.start = at + pos
+                begin = max(at + pos, clip.not_before)
+                if begin >= at + len(out):
+                    return  # it starts in a later chunk
+                pos = begin - at
+                clip.start = begin
                 self._record(
                     "local",
                     {
@@ -579,7 +598,9 @@ class KernelCall:
                 },
             )
             return
-        self._clips.append(_Clip(clip_id, str(message.get("source", "")), samples))
+        self._clips.append(
+            _Clip(clip_id, str(message.get("source", "")), samples, self._sample_now())
+        )
 
     def _stop_clip(self, clip_id: str) -> None:
         for clip in list(self._clips):
