@@ -253,13 +253,16 @@ class SessionCore(SessionTraits):
     def send_text(self, text: str, *, respond: bool = True) -> None:
         """Add a user text message to the conversation and (by default) ask for a response.
 
-        Typed while the agent is still answering, it interrupts that answer first, as the Stop
-        button does (``response.cancel``, and the reply cut to what was heard), then asks: a
-        person typing over the agent means to be answered, and the service refuses a second
-        ``response.create`` while one is active."""
+        Typed while the agent's response is still in flight, it interrupts that answer first,
+        as the Stop button does (``response.cancel``, and the reply cut to what was heard),
+        then asks: a person typing over the agent means to be answered, and the service
+        refuses a second ``response.create`` while one is active."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"text must be a non-empty string; got {text!r}")
-        events: list[dict[str, Any]] = self._stop_events(None, True) if respond else []
+        # (a reply that is only still playing, its response done, is heard out: the service
+        # takes the new response.create, and its sound ends as it does on its own)
+        active = respond and self._inbox.active_response is not None
+        events: list[dict[str, Any]] = self._stop_events(None, True) if active else []
         events.append(
             {
                 "type": V.ITEM_CREATE,

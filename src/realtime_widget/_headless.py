@@ -66,6 +66,8 @@ class RealtimeSession(SessionCore):
             **session,
         )
 
+    _transport: KernelCall
+
     def _open_transport(self) -> KernelCall:
         return KernelCall(
             self._signalling.provider,
@@ -112,7 +114,7 @@ class RealtimeSession(SessionCore):
         if self._closed:
             return
         self.close()
-        await asyncio.sleep(0)  # the socket's close runs on the loop
+        await self._transport.wait_closed()  # the service hears the socket close
 
     def close(self) -> None:
         self._closed = True

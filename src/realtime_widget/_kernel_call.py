@@ -221,6 +221,9 @@ class KernelCall:
         self._replies: list[_Reply] = []
         self._recording: dict[str, Any] | None = None  # {seq, t0, frames, at}
         self._closing = False
+        self._opening = False  # the handshake is under way (its refusals are read there)
+        self._dropped = ""  # why the socket last dropped (a reconnect says so)
+        self._closed_task: asyncio.Task[None] | None = None  # the socket's closing handshake
 
     # -- what the session posts ----------------------------------------------------------------
 
@@ -258,6 +261,13 @@ class KernelCall:
         """The session is closing: end the call now, without waiting."""
         if self._call and self._socket is not None:
             self._disconnect("local")
+
+    async def wait_closed(self, timeout: float = 2.0) -> None:
+        """Until the socket's closing handshake is over (bounded)."""
+        task = self._closed_task
+        if task is not None and not task.done():
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), timeout)
 
     # -- records and reports, as a page sends them -----------------------------------------------
 
@@ -307,39 +317,14 @@ class KernelCall:
         self._task = asyncio.get_running_loop().create_task(self._open(self._call, queued))
 
     async def _open(self, call: int, queued: list[dict[str, Any]]) -> None:
-        from ._sideband import Sideband
-
         self._created = asyncio.Event()
-        for attempt in (1, 2):
-            self.session_id = str(uuid.uuid4())
-            self.url = websocket_url(self._provider.base_url, self.session_id)
-            socket = Sideband(
-                self.url,
-                self._provider.authorization(self.auth_scheme),
-                on_event=lambda ev, t: self._server(call, ev, t),
-                on_state=lambda state, why: self._socket_state(call, state, why),
-                on_garbage=lambda raw: self._record(
-                    "local", {"type": "parse_error", "error": "not a JSON object", "raw": raw}
-                ),
-                open_timeout=self._provider.timeout,
-                early_close_s=0.0,
-            )
-            self._socket = socket
-            if await socket.start():
-                break
-            self.refused_status = socket.refused_status
-            if call != self._call or self._closing:
-                return
-            if attempt == 1 and socket.refused_status == 401 and self.auth_scheme in AUTH_SCHEMES:
-                refused = self.auth_scheme
-                self.auth_scheme = AUTH_SCHEMES[1 - AUTH_SCHEMES.index(refused)]
-                continue
-            self._socket = None
-            self._fail(call, self._refusal(socket.reason, socket.refused_status, attempt))
+        self._opening = True
+        try:
+            opened = await self._handshake(call)
+        finally:
+            self._opening = False
+        if not opened:
             return
-        if attempt == 2:
-            fallback = AuthFallback(refused=refused, used=self.auth_scheme, path=SESSION_PATH)
-            self._record("local", fallback.record())
         self._record(
             "local", {"type": "channel.open", "label": "websocket", "session_id": self.session_id}
         )
@@ -357,11 +342,52 @@ class KernelCall:
                     f"{CREATED_TIMEOUT_S:g} s: is base_url a realtime service?",
                 )
 
+    async def _handshake(self, call: int) -> bool:
+        """Open the socket (a 401 retried once with the other scheme); False when refused."""
+        from ._sideband import Sideband
+
+        refused = self.auth_scheme
+        for attempt in (1, 2):
+            self.session_id = str(uuid.uuid4())
+            self.url = websocket_url(self._provider.base_url, self.session_id)
+            socket = Sideband(
+                self.url,
+                self._provider.authorization(self.auth_scheme),
+                on_event=lambda ev, t: self._server(call, ev, t),
+                on_state=lambda state, why: self._socket_state(call, state, why),
+                on_garbage=lambda raw: self._record(
+                    "local", {"type": "parse_error", "error": "not a JSON object", "raw": raw}
+                ),
+                open_timeout=self._provider.timeout,
+                early_close_s=0.0,
+                what="realtime WebSocket",
+            )
+            self._socket = socket
+            if await socket.start():
+                if attempt == 2:
+                    fallback = AuthFallback(
+                        refused=refused, used=self.auth_scheme, path=SESSION_PATH
+                    )
+                    self._record("local", fallback.record())
+                return True
+            self._socket = None
+            self.refused_status = socket.refused_status
+            if call != self._call or self._closing:
+                return False
+            if attempt == 1 and socket.refused_status == 401 and self.auth_scheme in AUTH_SCHEMES:
+                refused = self.auth_scheme
+                self.auth_scheme = AUTH_SCHEMES[1 - AUTH_SCHEMES.index(refused)]
+                continue
+            self._fail(call, self._refusal(socket.reason, socket.refused_status, attempt))
+            return False
+        return False
+
     def _refusal(self, reason: str, status: int | None, attempts: int) -> str:
         where = self._safe_url()
         if status in (401, 403):
+            first = AUTH_SCHEMES[1 - AUTH_SCHEMES.index(self.auth_scheme)]
             tried = (
-                f"auth schemes tried: {AUTH_SCHEMES[0]!r} and {AUTH_SCHEMES[1]!r}"
+                f"auth schemes tried: {first!r} and {self.auth_scheme!r}"
                 if attempts == 2
                 else f"auth scheme {self.auth_scheme!r}"
             )
@@ -381,16 +407,17 @@ class KernelCall:
         return url.split("?", 1)[0]  # the session id is ours, but a URL reads better bare
 
     def _socket_state(self, call: int, state: str, reason: str) -> None:
-        if call != self._call or self._closing:
-            return
+        if call != self._call or self._closing or self._opening:
+            return  # (while it opens, _open reads the outcome itself)
         if state == "reconnecting":
+            self._dropped = reason
             self._record("local", {"type": "socket.reconnecting", "reason": reason})
         elif state == "open" and reason == "reconnected":
             # A fresh socket is a fresh session at the service: the session goes again first.
             if self._session_update and self._socket is not None:
                 self._socket.send_first([self._session_update])
                 self._record("client", self._session_update)
-            self._record("local", {"type": "socket.reconnected"})
+            self._record("local", {"type": "socket.reconnected", "reason": self._dropped})
         elif state == "failed":
             self._fail(call, f"The realtime WebSocket failed: {reason}")
         elif state == "closed":
@@ -406,7 +433,7 @@ class KernelCall:
         socket, self._socket = self._socket, None
         self._closing = True
         if socket is not None:
-            asyncio.get_running_loop().create_task(socket.close())
+            self._closed_task = asyncio.get_running_loop().create_task(socket.close())
         if call == self._call:
             self._state(state, detail)
 
@@ -423,24 +450,22 @@ class KernelCall:
 
     def _send(self, events: list[dict[str, Any]]) -> None:
         socket = self._socket
-        stop = False
         for event in events:
             etype = event.get("type")
-            if etype == V.AUDIO_BUFFER_CLEAR:  # WebRTC's: here the speaker stops itself
-                stop = True
-                continue
-            stop = stop or etype == V.RESPONSE_CANCEL
-            if etype == V.SESSION_UPDATE and isinstance(event.get("session"), dict):
-                self._remember_session(event["session"])
-            if socket is None or not socket.send([event]):
-                self._record(
-                    "local",
-                    {"type": "send.unsent", "reason": "the socket is not open", "events": [event]},
-                )
-                continue
-            self._record("client", event)
-        if stop:
-            self._cut("cleared")
+            if etype != V.AUDIO_BUFFER_CLEAR:  # WebRTC's own: here the speaker stops itself
+                if etype == V.SESSION_UPDATE and isinstance(event.get("session"), dict):
+                    self._remember_session(event["session"])
+                if socket is None or not socket.send([event]):
+                    self._record(
+                        "local",
+                        {"type": "send.unsent", "reason": "the socket is not open",
+                         "events": [event]},
+                    )  # fmt: skip
+                    continue
+                self._record("client", event)
+            if etype in (V.RESPONSE_CANCEL, V.AUDIO_BUFFER_CLEAR):
+                # a stop: the reply is cut to what was heard before anything after it is asked
+                self._cut("cleared")
 
     def _remember_session(self, partial: dict[str, Any]) -> None:
         """What a reconnect replays: the first update with every later one merged in."""

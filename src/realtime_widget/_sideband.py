@@ -125,6 +125,7 @@ class Sideband:
         open_timeout: float = OPEN_TIMEOUT_S,
         early_close_s: float = EARLY_CLOSE_S,
         on_garbage: Callable[[str], None] | None = None,
+        what: str = "sideband",
     ) -> None:
         self._connect = _connect()  # refuse at once, with the install hint, when it is missing
         self.url = url
@@ -133,6 +134,7 @@ class Sideband:
         self._on_event = on_event
         self._on_state = on_state
         self._on_garbage = on_garbage  # hears a frame that is not a JSON object (its start)
+        self._what = what  # what its reasons call it
         self._clock = clock
         self._open_timeout = open_timeout
         self._early_close_s = early_close_s
@@ -252,7 +254,7 @@ class Sideband:
                 return
             code, reason = ws.close_code, ws.close_reason or ""
             if code == 1000:
-                self._report("closed", reason or "the service closed the sideband")
+                self._report("closed", reason or f"the service closed the {self._what}")
                 return
             words = _close_words(code, reason)
             if self.received == heard and time.monotonic() - opened < self._early_close_s:

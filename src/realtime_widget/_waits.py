@@ -332,6 +332,15 @@ class Awaiting:
                     if reply.clip is not None and reply.clip.clip_id == clip_id:
                         reply.armed = True
             return
+        if direction == "local" and etype == "socket.reconnected":
+            # a kernel-held call's socket dropped and came back: a new session at the service,
+            # so replies in flight on the old one will never come
+            self._replies_lost(
+                call,
+                "the WebSocket dropped mid-reply and reconnected: "
+                + (text(event.get("reason")) or "the reply in flight was lost"),
+            )
+            return
         if direction != "server":
             return
         if etype == V.SESSION_UPDATED:
@@ -376,6 +385,15 @@ class Awaiting:
                 self._by_response.pop(rid, None)
                 if reply in self._replies:
                     self._replies.remove(reply)
+
+    def _replies_lost(self, call: int, words: str) -> None:
+        with self._lock:
+            lost = [r for r in self._replies if r.call == call]
+            self._replies = [r for r in self._replies if r.call != call]
+            for rid in [k for k, r in self._by_response.items() if r in lost]:
+                del self._by_response[rid]
+        for reply in lost:
+            reply.fail(words)
 
     def call_ended(self, words: str) -> None:
         """The call failed or hung up: what waits for it can no longer come."""

@@ -1,0 +1,89 @@
+"""The headless tier: sessions whose call the kernel holds over the service's WebSocket, against
+the emulator, with no browser and no JupyterLab. What only a page can show stays in tests/e2e.
+
+The emulator here is fast (no speaking pauses, a formant voice, an energy VAD) unless a test
+asks for the real voice; every session is closed when its test ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from realtime_widget import RealtimeSession
+from realtime_widget.emulator import Emulator
+
+FAST: dict[str, Any] = {
+    "first_delta_delay_ms": 0.0,
+    "delta_interval_ms": 2.0,
+    "speech_rate": 150.0,
+    "tts": "formant",
+    "vad": "energy",
+    "stt_model": "none",
+    "preload_voice": False,
+}
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(**FAST) as emu:
+        yield emu
+
+
+Open = Callable[..., RealtimeSession]
+MakeEmulator = Callable[..., Emulator]
+
+
+@pytest.fixture
+def emu_with() -> Iterator[MakeEmulator]:
+    """``emu_with(**knobs)``: a started emulator with ``FAST`` and these knobs, stopped after
+    the test's sessions closed."""
+    made: list[Emulator] = []
+
+    def make(**knobs: Any) -> Emulator:
+        emu = Emulator(**{**FAST, **knobs}).start()
+        made.append(emu)
+        return emu
+
+    yield make
+    for emu in made:
+        emu.stop()
+
+
+@pytest.fixture
+async def session(emulator: Emulator, emu_with: MakeEmulator) -> AsyncIterator[Open]:
+    """``session(**fields)``: a RealtimeSession on the emulator (not connected yet)."""
+    made: list[RealtimeSession] = []
+
+    def make(emu: Emulator | None = None, **kwargs: Any) -> RealtimeSession:
+        emu = emu or emulator
+        kwargs.setdefault("base_url", emu.base_url)
+        kwargs.setdefault("api_key", emu.api_key)
+        s = RealtimeSession(**kwargs)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        await s.aclose()
+
+
+def types(s: RealtimeSession, direction: str | None = None) -> list[str]:
+    """The log's event types, in order (one direction, or all)."""
+    return [r["type"] for r in s.events if direction is None or r["direction"] == direction]
+
+
+async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll ``check()`` on the loop until it is truthy (its value), else fail in words."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if loop.time() > end:
+            raise AssertionError(f"not true within {timeout:g} s: {check}")
+        await asyncio.sleep(0.02)
