@@ -586,6 +586,8 @@ class SessionCore(SessionTraits):
         seed: int = 0,
         progress: bool = True,
         conditions: Mapping[str, Condition | None] | None = None,
+        concurrency: int = 1,
+        executor: Any = None,
     ) -> Runs:
         """Play a ``Script`` in every (variant, repeat) run and return its ``Runs`` at once:
         ``runs = await w.run_script(script, variants={"fast": {"speed": 1.3}}, repeat=3)``, or
@@ -605,6 +607,8 @@ class SessionCore(SessionTraits):
             seed=seed,
             progress=progress,
             conditions=conditions,
+            concurrency=concurrency,
+            executor=executor,
         )
 
     # -- end of experiments ---------------------------------------------------------------------

@@ -10,13 +10,17 @@ callers, conditions and judges, and the log's exports. It runs where no browser 
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._core import SessionCore
 from ._kernel_call import KernelCall
 from ._provider import ProviderError
+from ._secrets import Secret, key_from_env
+from ._session import SESSION_TRAITS
 from ._waits import Ready
 
 
@@ -75,6 +79,27 @@ class RealtimeSession(SessionCore):
             wants_record=lambda: bool(self.record),
             auth_scheme=self._auth_scheme,
             interrupts=self._interrupts,
+        )
+
+    def settings(self) -> SessionSettings:
+        """What a new session like this one needs: the service, the key (a :class:`Secret`),
+        the auth scheme, the session fields and the tools. ``settings().open(**fields)`` makes
+        one (a grid's runs at once each play on such a session); it pickles, for a cluster."""
+        tools = [
+            ToolSpec(t.fn, t.name, t.description, t.approve, t.timeout)
+            for t in self.tool_functions.values()
+        ]
+        key = self._api_key.reveal()
+        return SessionSettings(
+            base_url=self._base_url,
+            api_key=self._api_key,
+            key_from_env=bool(key) and key == key_from_env(),
+            auth_scheme=self._auth_scheme,
+            timeout=float(self._signalling.provider.timeout),
+            mic=bool(self.mic),
+            record=bool(self.record),
+            fields={n: copy.deepcopy(getattr(self, n)) for n in SESSION_TRAITS},
+            tools=tools,
         )
 
     def _interrupts(self) -> bool:
@@ -161,3 +186,58 @@ class Connecting:
 
     def __repr__(self) -> str:
         return f"<Connecting status={self._session.status!r}>"
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A registered tool, as ``tool()`` takes it again on another session."""
+
+    fn: Callable[..., Any]
+    name: str
+    description: str | None
+    approve: bool
+    timeout: float
+
+
+@dataclass
+class SessionSettings:
+    """Everything a fresh :class:`RealtimeSession` like another one needs (its ``settings()``).
+
+    The key is a :class:`Secret` (its repr is redacted). ``key_from_env``: the key came from
+    ``INWORLD_API_KEY``, so a machine that has its own (a cluster's worker) uses that one."""
+
+    base_url: str
+    api_key: Secret = field(repr=False)
+    key_from_env: bool
+    auth_scheme: str
+    timeout: float
+    mic: bool
+    record: bool
+    fields: dict[str, Any]
+    tools: list[ToolSpec] = field(default_factory=list)
+
+    def key(self) -> str:
+        """The key to use here: this machine's ``INWORLD_API_KEY`` when the key came from
+        there and it is set, else the one carried along."""
+        if self.key_from_env:
+            own = key_from_env()
+            if own:
+                return own
+        return self.api_key.reveal()
+
+    def open(self, **fields: Any) -> RealtimeSession:
+        """A new session (not connected) with these settings and ``fields`` on top."""
+        s = RealtimeSession(
+            base_url=self.base_url,
+            api_key=self.key(),
+            auth_scheme=self.auth_scheme,
+            mic=self.mic,
+            record=self.record,
+            timeout=self.timeout,
+            **{**self.fields, **fields},
+        )
+        for t in self.tools:
+            s.tool(
+                t.fn, name=t.name, description=t.description, approve=t.approve, timeout=t.timeout
+            )
+        return s

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._session import SESSION_TRAITS, SessionTraits
 from .conditions import Condition, check_conditions
 from .runner import Runner
-from .runs import Runs
+from .runs import Run, Runs
 from .script import Script, Turn, TurnSource
 
 if TYPE_CHECKING:
@@ -65,6 +66,15 @@ def as_source(script: TurnSource | Iterable[str | Turn]) -> TurnSource:
     return Script(script)
 
 
+# each session's experiments feature, for the players that run a grid's runs on sessions of
+# their own (``parallel``): they reach a fresh session's call through it
+_FEATURES: weakref.WeakKeyDictionary[SessionCore, Experiments] = weakref.WeakKeyDictionary()
+
+
+def experiments_of(session: SessionCore) -> Experiments:
+    return _FEATURES[session]
+
+
 class Experiments:
     """``run_script`` of one widget: built with the session (its public API), the call's port
     and the host probe that awaiting the runs uses."""
@@ -74,6 +84,28 @@ class Experiments:
         self.port = port
         self.delivery = delivery
         self.active: Runs | None = None  # the grid going on (or the last one)
+        _FEATURES[session] = self
+
+    async def play_one(self, runs: Runs, run: Run, script: TurnSource, timeout: float) -> None:
+        """Play one run of ``runs`` on this session's call as it is (connected, with the run's
+        fields): what each of a grid's runs at once does on its own session."""
+        runner = Runner(
+            self.session,
+            self.port,
+            runs,
+            fresh_call=frozenset(),
+            isolation="none",
+            timeout=timeout,
+            seed=0,
+        )
+        bind = getattr(script, "bind", None)
+        runner.script = bind(self.session.model_endpoint(), self.port) if callable(bind) else script
+        runner.loop = runner.watch.loop = asyncio.get_running_loop()
+        unsubscribe = self.port.subscribe(runner.watch.on_record)
+        try:
+            await runner.run_one(run)
+        finally:
+            unsubscribe()
 
     def run(
         self,
@@ -87,8 +119,17 @@ class Experiments:
         seed: int = 0,
         progress: bool = True,
         conditions: Mapping[str, Condition | None] | None = None,
+        concurrency: int = 1,
+        executor: Any = None,
     ) -> Runs:
         """Start the runs on the kernel's event loop; returns their handle at once."""
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a whole number >= 1; got {concurrency!r}")
+        apart = concurrency > 1 or executor is not None  # each run on a session of its own
+        if apart:
+            from .parallel import check_apart
+
+            check_apart(self.session, executor)
         source = as_source(script)
         checked = check_variants(self.session, variants)
         axis = check_conditions(conditions)  # spoken audio's conditions: the grid's other axis
@@ -116,11 +157,21 @@ class Experiments:
                 "from async code (await w.run_script(...))"
             ) from None
         endpoint = self.session.model_endpoint()  # judges and callers ask the session's service
+        unbound = source
         bind = getattr(source, "bind", None)
         if callable(bind):  # a source that asks a model for its turns (a simulated caller)
             source = bind(endpoint, self.port)
         runs = Runs(source, checked, repeat, delivery=self.delivery, conditions=axis)
         runs.endpoint = endpoint
+        if apart:
+            from .parallel import player
+
+            play = player(
+                self.session, runs, unbound, concurrency, executor, timeout=timeout, seed=seed
+            )
+            self.active = runs
+            runs.track(play.start(loop, progress), play.cancel)
+            return runs
         runner = Runner(
             self.session,
             self.port,

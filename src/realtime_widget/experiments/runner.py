@@ -256,6 +256,7 @@ class Runner:
         self.w = session
         self.port = port
         self.runs = runs
+        self.script = runs.script  # what plays (a runs' own, or one bound to this call)
         self.fresh_call = fresh_call
         self.isolation = isolation
         self.timeout = timeout
@@ -332,7 +333,7 @@ class Runner:
                 self.progress.close(self.turns_done, repr(runs))
 
     async def run_one(self, run: Run) -> None:
-        w, script = self.w, self.runs.script
+        w, script = self.w, self.script
         run.status = "running"
         run.started_ms = now_ms()
         seq0 = len(w.events)
