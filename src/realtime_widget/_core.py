@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ._tools import Tool, ToolRunner
     from ._transport import Transport
     from .experiments import Condition, Runs, Script, Turn
+    from .experiments.tune import Tuning
 
 
 class SessionCore(SessionTraits):
@@ -610,6 +611,17 @@ class SessionCore(SessionTraits):
             concurrency=concurrency,
             executor=executor,
         )
+
+    async def tune(
+        self, script: Any, space: Mapping[str, Any], judge: Any = None, **options: Any
+    ) -> Tuning:
+        """Search ``space`` (session fields, dotted paths into nested ones: a ``(low, high)``
+        range or a list of choices) for the best judged score whose ``latency_budget_ms`` holds,
+        on Optuna: ``tuning = await s.tune(script, space={"speed": (0.8, 1.4)}, judge=judge,
+        latency_budget_ms=1200, trials=40, concurrency=4)``. See ``experiments.tune``."""
+        from .experiments.tune import tune
+
+        return await tune(self, script, space, judge, **options)
 
     # -- end of experiments ---------------------------------------------------------------------
 

@@ -60,25 +60,30 @@ class RunsProgress:
     In a notebook a bar with a Stop button (ipywidgets); in a terminal one line on stderr,
     rewritten in place; elsewhere (a log file, CI) nothing until the last words."""
 
-    def __init__(self, total: int, stop: Callable[[], None], *, notebook: bool) -> None:
+    def __init__(
+        self, total: int, stop: Callable[[], None], *, notebook: bool, noun: str = "runs"
+    ) -> None:
         self.total = max(1, total)
+        self.noun = noun
         self.box: Any = None
         self.last = ""
         if notebook:
             import ipywidgets as W
 
-            self.bar = W.IntProgress(value=0, min=0, max=self.total, description="runs")
+            self.bar = W.IntProgress(value=0, min=0, max=self.total, description=noun)
             self.label = W.HTML(value="starting")
             self.button = W.Button(description="Stop", button_style="warning", icon="stop")
             self.button.on_click(lambda _b: stop())
             self.box = W.HBox([self.bar, self.button, self.label])
 
     @classmethod
-    def shown(cls, total: int, stop: Callable[[], None]) -> RunsProgress | None:
+    def shown(
+        cls, total: int, stop: Callable[[], None], *, noun: str = "runs"
+    ) -> RunsProgress | None:
         """The notebook kind in a kernel, the text kind on a terminal, else None."""
         if in_kernel():
             try:
-                progress = cls(total, stop, notebook=True)
+                progress = cls(total, stop, notebook=True, noun=noun)
             except ImportError:
                 return None
             from IPython.display import display
@@ -86,12 +91,12 @@ class RunsProgress:
             display(progress.box)
             return progress
         if sys.stderr is not None and sys.stderr.isatty():
-            return cls(total, stop, notebook=False)
+            return cls(total, stop, notebook=False, noun=noun)
         return None
 
     def words(self, done: int, running: int, failed: int, retries: int) -> str:
         more = f" · {retries} rate-limit retries" if retries else ""
-        return f"{done}/{self.total} runs done · {running} running · {failed} failed{more}"
+        return f"{done}/{self.total} {self.noun} done · {running} running · {failed} failed{more}"
 
     def show(self, *, done: int, running: int, failed: int, retries: int = 0) -> None:
         words = self.words(done, running, failed, retries)
