@@ -37,6 +37,22 @@ __all__ = ["Sideband", "SidebandUnavailable", "sideband_url"]
 
 log = logging.getLogger(__name__)
 
+
+class _ScrubbedLog(logging.LoggerAdapter):
+    """The websockets library's log for one socket, with its secrets scrubbed: at DEBUG it
+    logs the handshake's request headers, the ``Authorization`` header among them."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__(logging.getLogger("websockets.client"), {})
+        self._secrets = secrets
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            kwargs.setdefault("stacklevel", 2)
+            self.logger.log(level, "%s", redact(text, self._secrets), **kwargs)
+
+
 SIDEBAND_PATH = "/v1/realtime"
 EARLY_CLOSE_S = 2.0
 OPEN_TIMEOUT_S = 5.0
@@ -233,6 +249,7 @@ class Sideband:
                 max_size=MAX_MESSAGE_BYTES,
                 compression=None,  # small JSON events: deflate costs more time than it saves
                 proxy=None if _is_loopback(host) else True,
+                logger=_ScrubbedLog(self._secrets),
             )
         except Exception as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)

@@ -297,7 +297,8 @@ async def tune(
         from .progress import RunsProgress
 
         bar = RunsProgress.shown(trials, lambda: None, noun="trials")
-    while done < trials:
+    exhausted = False
+    while done < trials and not exhausted:
         wave = [study.ask() for _ in range(min(per_wave, trials - done))]
         asked = {
             trial.number: fields_for(session, {d.key: d.suggest(trial) for d in dims})
@@ -316,7 +317,12 @@ async def tune(
         if judge is not None and runs.rows:
             await runs.judge(judge)
         for trial in wave:
-            tuning.tell(trial, asked[trial.number], runs, judge, score)
+            try:
+                tuning.tell(trial, asked[trial.number], runs, judge, score)
+            except RuntimeError as exc:  # a sampler that has asked for all it had (a grid)
+                if "Study.stop" not in str(exc):
+                    raise
+                exhausted = True
         tuning.merge(runs)
         done += len(wave)
         if bar is not None:
