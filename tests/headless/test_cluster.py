@@ -83,14 +83,14 @@ async def test_runs_on_a_cluster_come_back_as_one_runs_without_the_key(
 
 class DiesOnAWorker(TextTurn):
     """Kills its worker's process: once for the variant "once" (a marker file remembers),
-    every time for "always"."""
+    every time for "always" (each variant its own marker)."""
 
     def __init__(self, text: str, marker: str) -> None:
         super().__init__(text)
         self.marker = marker
 
     async def play(self, ctx: TurnContext) -> None:
-        marker = Path(self.marker)
+        marker = Path(f"{self.marker}-{ctx.run.variant}")
         if ctx.run.variant == "always" or not marker.exists():
             marker.write_text("died")
             os._exit(1)

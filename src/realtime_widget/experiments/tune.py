@@ -64,7 +64,10 @@ class Dimension:
 
     def suggest(self, trial: optuna.Trial) -> Any:
         if self.kind == "float":
-            return trial.suggest_float(self.key, self.low, self.high, step=self.step)  # type: ignore[arg-type]
+            value = trial.suggest_float(self.key, self.low, self.high, step=self.step)  # type: ignore[arg-type]
+            return (
+                round(value, 10) if self.step is not None else value
+            )  # 1.2, not 1.2000000000000002
         if self.kind == "int":
             return trial.suggest_int(
                 self.key, int(self.low or 0), int(self.high or 0), step=int(self.step or 1)
@@ -293,18 +296,26 @@ async def tune(
     )  # fmt: skip
     done = tuning.resume()
     bar = None
+    exhausted = False  # a grid sampler that asked for all it had, or the Stop button
+    current: list[Runs] = []  # the wave playing (its runs stop with the Stop button)
+
+    def stop() -> None:
+        nonlocal exhausted
+        exhausted = True
+        for runs in current:
+            runs.cancel()
+
     if progress:
         from .progress import RunsProgress
 
-        bar = RunsProgress.shown(trials, lambda: None, noun="trials")
-    exhausted = False
+        bar = RunsProgress.shown(trials, stop, noun="trials")
     while done < trials and not exhausted:
         wave = [study.ask() for _ in range(min(per_wave, trials - done))]
         asked = {
             trial.number: fields_for(session, {d.key: d.suggest(trial) for d in dims})
             for trial in wave
         }
-        runs = await session.run_script(
+        runs = session.run_script(
             script,
             variants={f"{TRIAL_PREFIX}{n}": f for n, f in asked.items()},
             repeat=repeat,
@@ -314,6 +325,8 @@ async def tune(
             seed=seed or 0,
             progress=False,
         )
+        current[:] = [runs]
+        await runs
         if judge is not None and runs.rows:
             await runs.judge(judge)
         for trial in wave:
