@@ -44,6 +44,7 @@ def test_the_handle_types_are_pinned_and_are_what_the_widget_returns() -> None:
     assert rtw_types.__all__ == [
         "CallerScript",
         "Clip",
+        "Connecting",
         "ControlPanel",
         "EventLog",
         "EventWaiter",
