@@ -21,6 +21,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "notebooks" / "evaluation.ipynb"
+PARAMETERS, WIDGET = 1, 2  # its cells: the papermill parameters, then the widget
 
 RESULT = """
 _df = runs.turns()
@@ -48,8 +49,11 @@ def test_the_evaluation_notebook_runs_a_spoken_caller_and_two_judges(
     shared_lab: Lab, page: Any, folder: str
 ) -> None:
     name = shared_lab.add(BOOK, folder)
-    nb = Notebook.open(page, shared_lab, name, widget_cell=1)
-    cleanup = nb.run_book(BOOK, start=1)  # the widget's cell ran already
+    nb = Notebook.open(page, shared_lab, name)
+    nb.run_cell(PARAMETERS)  # transport = "page": the widget holds the call
+    nb.run_cell(WIDGET)
+    page.locator("[data-testid=rtw-status]").first.wait_for(timeout=30_000)
+    cleanup = nb.run_book(BOOK, start=2)  # the parameters' and the widget's cells ran already
     nb.kernel_eval(RESULT)
     got = nb.kernel_json("result")
     server = got.pop("server")
