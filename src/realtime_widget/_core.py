@@ -521,7 +521,10 @@ class SessionCore(SessionTraits):
         where: Callable[[dict[str, Any]], Any] | None = None,
     ) -> EventWaiter:
         """The next server event of ``event_type`` (``"*"``: any) for which ``where(event)``
-        holds, counted from this call: ``ev = await w.wait_for("response.done")``."""
+        holds, counted from this call: ``ev = await w.wait_for("response.done")``. Also the
+        local records that stand for the service's reports where the kernel holds the call:
+        ``"speaker.started"``, ``"speaker.stopped"`` (WebRTC's ``output_audio_buffer.*``) and
+        ``"audio.audible"``."""
         return self._waits.wait_for(event_type, timeout=timeout, where=where)
 
     def ready(self, timeout: float = 10.0) -> Ready:
