@@ -647,8 +647,9 @@ class SessionCore(SessionTraits):
         if self._tool_runner is not None:
             self._tool_runner.close()
         self._session_guard.close()
-        if getattr(self, "_tracing", None) is not None:
-            self._tracing.close()  # ends what is still open
+        tracing = getattr(self, "_tracing", None)
+        if tracing is not None:
+            tracing.close()  # ends what is still open
         self._events.close()
         if hasattr(self, "_recordings"):
             self._recordings.close()

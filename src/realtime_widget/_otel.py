@@ -20,6 +20,8 @@ session's tracing costs one dictionary lookup per record.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import importlib.util
 import json
 import logging
@@ -27,7 +29,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import _vocab as V
 from ._extras import require
@@ -54,6 +56,7 @@ PROVIDER = "inworld"
 # The GenAI instrumentations' content switch: message text and transcripts only when it is on.
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _CAPTURE_ON = {"true", "1", "yes", "on", "span_only", "span_and_event"}
+FOLD_DELAY_S = 0.05  # how long a live record waits for the fold (spans end this much later)
 NS = "realtime_widget."  # this library's own attributes (what the GenAI conventions lack)
 TRACER_NAME = "realtime_widget"
 
@@ -100,7 +103,7 @@ def ns(t_ms: float | None) -> int | None:
     """A log time (epoch ms) as OpenTelemetry's (epoch ns)."""
     if t_ms is None or t_ms != t_ms:
         return None
-    return int(round(t_ms * 1_000_000))
+    return round(t_ms * 1_000_000)
 
 
 def _flush(tracer_provider: Any) -> None:
@@ -128,6 +131,14 @@ def _clean(attrs: Mapping[str, Any]) -> dict[str, Any]:
 def _messages(role: str, parts: list[dict[str, Any]]) -> str:
     """One message in the GenAI conventions' JSON form (``gen_ai.input/output.messages``)."""
     return json.dumps([{"role": role, "parts": parts}], ensure_ascii=False)
+
+
+def _with_aliases(handlers: dict[str, Any]) -> dict[str, Any]:
+    """The handlers, and the same for the beta names of the events they read."""
+    for beta, ga in V.BETA_ALIASES.items():
+        if ga in handlers:
+            handlers[beta] = handlers[ga]
+    return handlers
 
 
 @dataclass
@@ -220,16 +231,16 @@ class TraceBuilder:
         self.replies: dict[tuple[int, str], Any] = {}  # (call, response id) -> span context
         self.spans = 0
         self._last = 0.0  # the latest record's time
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
 
     # -- the fold --------------------------------------------------------------------------
 
     def feed(self, direction: str, event: Mapping[str, Any], t_ms: float, call: int) -> None:
         etype = event.get("type")
-        handler = _HANDLERS.get(etype) if isinstance(etype, str) else None
+        handler = self.HANDLERS.get(etype) if isinstance(etype, str) else None
         if handler is None:
             return
-        with self._lock:
+        with self.lock:
             self._last = max(self._last, float(t_ms))
             handler(self, direction, event, float(t_ms), call)
 
@@ -244,7 +255,7 @@ class TraceBuilder:
 
     def finish(self) -> None:
         """End every span still open, at the last moment its call was heard of."""
-        with self._lock:
+        with self.lock:
             for c in list(self._calls.values()):
                 if not c.ended:
                     self._end_call(c, c.last, "unfinished")
@@ -660,10 +671,9 @@ class TraceBuilder:
         if self.capture:
             attrs["gen_ai.output.messages"] = self._output_messages(resp)
         r.span.set_attributes(_clean(attrs))
-        if status in ("failed", "incomplete") or (status == "cancelled" and r.barge_ins == 0):
-            if status == "failed":
-                r.span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, reason or ""))
-                r.span.set_attribute("error.type", reason or "failed")
+        if status == "failed":  # (cancelled and incomplete are outcomes, not errors)
+            r.span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, reason or ""))
+            r.span.set_attribute("error.type", reason or "failed")
         c.last_reply = r.span.get_span_context()
         if r.settled:
             self._end_response(c, r, t)
@@ -692,15 +702,15 @@ class TraceBuilder:
         if c.responses.pop(r.rid, None) is None:
             return
         turn = self._tracker.turn(c.number, r.rid)
-        if turn is not None:
-            row = turn.row()
+        if turn is not None:  # the latencies of events.turns(), by the same code
+            heard = "first_audible" if turn.t.get("first_audible") is not None else "audio_started"
             r.span.set_attributes(
                 _clean(
                     {
-                        NS + "latency.to_created_ms": row["to_created_ms"],
-                        NS + "latency.to_first_delta_ms": row["to_first_delta_ms"],
-                        NS + "latency.to_first_audio_ms": row["to_first_audio_ms"],
-                        NS + "latency.to_first_output_ms": row["to_first_output_ms"],
+                        NS + "latency.to_created_ms": turn.since("created"),
+                        NS + "latency.to_first_delta_ms": turn.since("first_delta"),
+                        NS + "latency.to_first_audio_ms": turn.since(heard),
+                        NS + "latency.to_first_output_ms": turn.first_output_ms(),
                         NS + "barge_ins": r.barge_ins or None,
                     }
                 )
@@ -793,9 +803,7 @@ class TraceBuilder:
             c = self._calls.get(call)
             parent = c.ctx if c is not None and not c.ended else None
             key = (str(ev.get("grid") or ""), _int(ev.get("run")) or 0)
-            span = self._start(
-                run_span_name(ev.get("variant")), parent, t, run_attrs(ev, self._s)
-            )
+            span = self._start(run_span_name(ev.get("variant")), parent, t, run_attrs(ev, self._s))
             self._run = _Run(span, self._ctx(span), t, key)
             self.runs[key] = span.get_span_context()
         elif self._run is not None:
@@ -832,7 +840,9 @@ class TraceBuilder:
                     NS + "cached": cached,
                     NS + "speech_ms": ev.get("speech_ms"),
                     "gen_ai.output.messages": (
-                        _messages("assistant", [{"type": "text", "content": self._s(ev.get("text"))}])
+                        _messages(
+                            "assistant", [{"type": "text", "content": self._s(ev.get("text"))}]
+                        )
                         if self.capture and isinstance(ev.get("text"), str)
                         else None
                     ),
@@ -842,6 +852,48 @@ class TraceBuilder:
             start_time=ns(t - took),
         )
         span.end(end_time=ns(t))
+
+    # -- which records the fold reads (every other record costs this one lookup) ----------
+
+    HANDLERS: ClassVar[dict[str, Callable[..., None]]] = _with_aliases(
+        {
+            "call.start": _on_call_start,
+            "channel.open": _on_channel_open,
+            "call.answered": _on_answered,
+            V.SESSION_UPDATE: _on_session,
+            V.SESSION_UPDATED: _on_session,
+            "channel.close": _on_call_end,
+            "call.failed": _on_call_end,
+            V.ERROR: _on_error,
+            V.SPEECH_STARTED: _on_speech,
+            V.SPEECH_STOPPED: _on_speech,
+            "say.started": _on_say,
+            "say.ended": _on_say,
+            V.ITEM_CREATE: _on_item_create,
+            V.INPUT_TRANSCRIPTION_COMPLETED: _on_transcription,
+            V.RESPONSE_CREATE: _on_response_create,
+            V.RESPONSE_CREATED: _on_created,
+            V.RESPONSE_DONE: _on_done,
+            V.RESPONSE_CANCEL: _on_cancel,
+            "conversation.item.truncate": _on_truncate,
+            V.OUTPUT_ITEM_ADDED: _on_output_item,
+            V.OUTPUT_ITEM_DONE: _on_output_item,
+            V.FUNCTION_ARGUMENTS_DONE: _on_output_item,
+            V.AUDIO_STARTED: _on_playback,
+            V.AUDIO_STOPPED: _on_playback,
+            V.AUDIO_CLEARED: _on_playback,
+            V.SPEAKER_STARTED: _on_playback,
+            V.SPEAKER_STOPPED: _on_playback,
+            "audio.audible": _on_playback,
+            "tool.started": _on_tool,
+            "tool.approval": _on_tool,
+            "tool.finished": _on_tool,
+            RUN_STARTED: _on_run,
+            RUN_ENDED: _on_run,
+            CALLER_TURN: _on_caller,
+            **dict.fromkeys(V.OUTPUT_DELTAS, _on_delta),
+        }
+    )
 
 
 def _int(value: Any) -> int | None:
@@ -869,50 +921,6 @@ def end_run_span(trace: Any, span: Any, t: float, status: str | None, error: str
     if status == "failed":
         span.set_status(trace.Status(trace.StatusCode.ERROR, error or "failed"))
     span.end(end_time=ns(t))
-
-
-H = Callable[[TraceBuilder, str, Mapping[str, Any], float, int], None]
-_HANDLERS: dict[str, H] = {
-    "call.start": TraceBuilder._on_call_start,
-    "channel.open": TraceBuilder._on_channel_open,
-    "call.answered": TraceBuilder._on_answered,
-    V.SESSION_UPDATE: TraceBuilder._on_session,
-    V.SESSION_UPDATED: TraceBuilder._on_session,
-    "channel.close": TraceBuilder._on_call_end,
-    "call.failed": TraceBuilder._on_call_end,
-    V.ERROR: TraceBuilder._on_error,
-    V.SPEECH_STARTED: TraceBuilder._on_speech,
-    V.SPEECH_STOPPED: TraceBuilder._on_speech,
-    "say.started": TraceBuilder._on_say,
-    "say.ended": TraceBuilder._on_say,
-    V.ITEM_CREATE: TraceBuilder._on_item_create,
-    V.INPUT_TRANSCRIPTION_COMPLETED: TraceBuilder._on_transcription,
-    V.RESPONSE_CREATE: TraceBuilder._on_response_create,
-    V.RESPONSE_CREATED: TraceBuilder._on_created,
-    V.RESPONSE_DONE: TraceBuilder._on_done,
-    V.RESPONSE_CANCEL: TraceBuilder._on_cancel,
-    "conversation.item.truncate": TraceBuilder._on_truncate,
-    V.OUTPUT_ITEM_ADDED: TraceBuilder._on_output_item,
-    V.OUTPUT_ITEM_DONE: TraceBuilder._on_output_item,
-    V.FUNCTION_ARGUMENTS_DONE: TraceBuilder._on_output_item,
-    V.AUDIO_STARTED: TraceBuilder._on_playback,
-    V.AUDIO_STOPPED: TraceBuilder._on_playback,
-    V.AUDIO_CLEARED: TraceBuilder._on_playback,
-    V.SPEAKER_STARTED: TraceBuilder._on_playback,
-    V.SPEAKER_STOPPED: TraceBuilder._on_playback,
-    "audio.audible": TraceBuilder._on_playback,
-    "tool.started": TraceBuilder._on_tool,
-    "tool.approval": TraceBuilder._on_tool,
-    "tool.finished": TraceBuilder._on_tool,
-    RUN_STARTED: TraceBuilder._on_run,
-    RUN_ENDED: TraceBuilder._on_run,
-    CALLER_TURN: TraceBuilder._on_caller,
-}
-for _delta in V.OUTPUT_DELTAS:
-    _HANDLERS[_delta] = TraceBuilder._on_delta
-for _beta, _ga in V.BETA_ALIASES.items():
-    if _ga in _HANDLERS:
-        _HANDLERS[_beta] = _HANDLERS[_ga]
 
 
 # -- judges: chat spans under their run, linked to the response they scored ---------------------
@@ -1053,6 +1061,13 @@ class SessionTracing:
         self.builder: TraceBuilder | None = None
         self._off = False  # checked at a call's (or a run's) start
         self._broken = False
+        # Records wait here for the fold, which runs on the session's event loop a moment
+        # later (FOLD_DELAY_S): building spans never sits in a reply's or a tool's path.
+        self._waiting: collections.deque[tuple[str, Mapping[str, Any], float, int]] = (
+            collections.deque()
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
         self._stop = log.listen(self._record)
         if self._explicit:
             self._begin()
@@ -1070,31 +1085,59 @@ class SessionTracing:
         builder = self.builder
         if builder is None:
             etype = event.get("type")
-            if etype != "call.start" and etype != RUN_STARTED:
-                if self._off or etype not in _HANDLERS:
-                    return
+            starts = etype in ("call.start", RUN_STARTED)  # where a configured SDK is checked
+            if not starts and (self._off or etype not in TraceBuilder.HANDLERS):
+                return
             if self._broken or not self._begin():
                 self._off = True
                 return
             self._off = False
-            builder = self.builder
-            assert builder is not None
-        try:
-            builder.feed(direction, event, t_ms, call)
-        except Exception:  # a trace must never break a call: say so once, and stop tracing
-            _logger.exception("realtime_widget tracing failed; tracing is off for this session")
-            self._broken = True
-            self.builder = None
-            self._off = True
+        self._waiting.append((direction, event, t_ms, call))
+        if self._scheduled:
+            return
+        # (the non-raising form of get_running_loop: this runs once per record)
+        loop: asyncio.AbstractEventLoop | None = asyncio._get_running_loop()  # noqa: SLF001
+        here = loop is not None
+        if loop is None:
+            loop = self._loop
+        if loop is None or loop.is_closed():
+            self._drain()  # no loop to defer to (a script, a test): fold now
+            return
+        self._loop, self._scheduled = loop, True
+        if here:
+            loop.call_later(FOLD_DELAY_S, self._drain)
+        else:
+            loop.call_soon_threadsafe(loop.call_later, FOLD_DELAY_S, self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        builder = self.builder
+        waiting = self._waiting
+        while waiting:
+            direction, event, t_ms, call = waiting.popleft()
+            if builder is None:
+                continue
+            try:
+                builder.feed(direction, event, t_ms, call)
+            except Exception:  # a trace must never break a call: say so once, and stop
+                _logger.exception("realtime_widget tracing failed; it is off for this session")
+                self._broken = True
+                self.builder = builder = None
+                self._off = True
+
+    def flush(self) -> None:
+        """Fold what is waiting now (the fold otherwise runs a moment after each record)."""
+        self._drain()
 
     def judged(self, runs: Runs, judged: Sequence[Mapping[str, Any]]) -> int:
         """Judge spans for rows just judged, linked to this session's live response spans."""
+        self._drain()
         builder = self.builder
         if builder is None:
             return 0
         replies = _turn_replies(runs)
         grid = getattr(runs, "grid", "")
-        with builder._lock:
+        with builder.lock:
             return judge_spans(
                 builder.tracer,
                 judged,
@@ -1110,6 +1153,7 @@ class SessionTracing:
     def close(self) -> None:
         """End what is open (the session closed) and stop listening."""
         self._stop()
+        self._drain()
         if self.builder is not None:
             self.builder.finish()
 

@@ -67,7 +67,9 @@ def otlp(
     provider = sdk_trace.TracerProvider(
         resource=resources.Resource.create({"service.name": service_name})
     )
-    processor = export.BatchSpanProcessor(exporter) if batch else export.SimpleSpanProcessor(exporter)
+    processor = (
+        export.BatchSpanProcessor(exporter) if batch else export.SimpleSpanProcessor(exporter)
+    )
     provider.add_span_processor(processor)
     if capture_content is not None:
         os.environ[CAPTURE_ENV] = "true" if capture_content else "false"

@@ -117,7 +117,9 @@ async def test_judging_again_sends_nothing(fake_chat: FakeChat, tmp_path: Path) 
     assert fake_chat.requests == 6  # 0 more
     assert again["cached"].all()
     when = ["cached", "started_ms", "ended_ms"]  # (when it was asked differs, by nature)
-    pd.testing.assert_frame_equal(first.drop(columns=when), again.drop(columns=when), check_exact=True)
+    pd.testing.assert_frame_equal(
+        first.drop(columns=when), again.drop(columns=when), check_exact=True
+    )
     # another rubric is another request
     await judge_turns(Judge("The agent is brief."), turns.head(1), None, c)
     await c.aclose()

@@ -41,61 +41,249 @@ def call_log(*, secret: str = "") -> EventLog:
     log = EventLog(scrub=(lambda s: s.replace(secret, "[redacted]")) if secret else None)
     rows: list[tuple[str, dict[str, Any], float]] = [
         ("local", {"type": "call.start", "call": 1, "mic": True}, 0),
-        ("local", {"type": "call.answered", "service_call_id": "rtc_abc", "auth_scheme": "Bearer"}, 40),
-        ("client", {"type": "session.update", "session": {"model": "openai/gpt-4o-mini",
-                    "audio": {"output": {"voice": "Clive"}}}}, 100),
-        ("server", {"type": "session.updated", "session": {"id": "sess_1", "model": "openai/gpt-4o-mini",
-                    "audio": {"output": {"voice": "Clive"}}}}, 120),
+        (
+            "local",
+            {"type": "call.answered", "service_call_id": "rtc_abc", "auth_scheme": "Bearer"},
+            40,
+        ),
+        (
+            "client",
+            {
+                "type": "session.update",
+                "session": {"model": "openai/gpt-4o-mini", "audio": {"output": {"voice": "Clive"}}},
+            },
+            100,
+        ),
+        (
+            "server",
+            {
+                "type": "session.updated",
+                "session": {
+                    "id": "sess_1",
+                    "model": "openai/gpt-4o-mini",
+                    "audio": {"output": {"voice": "Clive"}},
+                },
+            },
+            120,
+        ),
         ("server", {"type": "input_audio_buffer.speech_started", "item_id": "item_u1"}, 1000),
         ("server", {"type": "input_audio_buffer.speech_stopped", "item_id": "item_u1"}, 1800),
-        ("server", {"type": "conversation.item.input_audio_transcription.completed",
-                    "item_id": "item_u1", "transcript": f"what is on the menu {secret}"}, 1850),
-        ("server", {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress",
-                    "output_modalities": ["audio"]}}, 1900),
-        ("server", {"type": "response.output_item.added", "response_id": "resp_1",
-                    "item": {"id": "item_a1", "type": "message"}}, 1950),
+        (
+            "server",
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": "item_u1",
+                "transcript": f"what is on the menu {secret}",
+            },
+            1850,
+        ),
+        (
+            "server",
+            {
+                "type": "response.created",
+                "response": {
+                    "id": "resp_1",
+                    "status": "in_progress",
+                    "output_modalities": ["audio"],
+                },
+            },
+            1900,
+        ),
+        (
+            "server",
+            {
+                "type": "response.output_item.added",
+                "response_id": "resp_1",
+                "item": {"id": "item_a1", "type": "message"},
+            },
+            1950,
+        ),
         ("server", {"type": "output_audio_buffer.started", "response_id": "resp_1"}, 2000),
-        ("server", {"type": "response.output_audio_transcript.delta", "response_id": "resp_1",
-                    "item_id": "item_a1", "delta": "We have"}, 2010),
+        (
+            "server",
+            {
+                "type": "response.output_audio_transcript.delta",
+                "response_id": "resp_1",
+                "item_id": "item_a1",
+                "delta": "We have",
+            },
+            2010,
+        ),
         ("local", {"type": "audio.audible", "response_id": "resp_1", "rms": 0.1}, 2050),
-        ("server", {"type": "response.output_audio_transcript.delta", "response_id": "resp_1",
-                    "item_id": "item_a1", "delta": " soup"}, 2100),
+        (
+            "server",
+            {
+                "type": "response.output_audio_transcript.delta",
+                "response_id": "resp_1",
+                "item_id": "item_a1",
+                "delta": " soup",
+            },
+            2100,
+        ),
         ("server", {"type": "input_audio_buffer.speech_started", "item_id": "item_u2"}, 2500),
         ("client", {"type": "response.cancel"}, 2510),
-        ("client", {"type": "conversation.item.truncate", "item_id": "item_a1",
-                    "content_index": 0, "audio_end_ms": 450}, 2520),
-        ("server", {"type": "response.done", "response": {"id": "resp_1", "status": "cancelled",
+        (
+            "client",
+            {
+                "type": "conversation.item.truncate",
+                "item_id": "item_a1",
+                "content_index": 0,
+                "audio_end_ms": 450,
+            },
+            2520,
+        ),
+        (
+            "server",
+            {
+                "type": "response.done",
+                "response": {
+                    "id": "resp_1",
+                    "status": "cancelled",
                     "status_details": {"reason": "turn_detected"},
-                    "output": [{"id": "item_a1", "type": "message",
-                                "content": [{"type": "output_audio", "transcript": "We have soup"}]}],
-                    "usage": {"input_tokens": 30, "output_tokens": 12,
-                              "input_token_details": {"audio_tokens": 20, "text_tokens": 10},
-                              "output_token_details": {"audio_tokens": 9, "text_tokens": 3}}}}, 2530),
+                    "output": [
+                        {
+                            "id": "item_a1",
+                            "type": "message",
+                            "content": [{"type": "output_audio", "transcript": "We have soup"}],
+                        }
+                    ],
+                    "usage": {
+                        "input_tokens": 30,
+                        "output_tokens": 12,
+                        "input_token_details": {"audio_tokens": 20, "text_tokens": 10},
+                        "output_token_details": {"audio_tokens": 9, "text_tokens": 3},
+                    },
+                },
+            },
+            2530,
+        ),
         ("server", {"type": "output_audio_buffer.cleared", "response_id": "resp_1"}, 2540),
         ("server", {"type": "input_audio_buffer.speech_stopped", "item_id": "item_u2"}, 3000),
-        ("server", {"type": "response.created", "response": {"id": "resp_2", "status": "in_progress"}}, 3100),
-        ("server", {"type": "response.function_call_arguments.done", "response_id": "resp_2",
-                    "call_id": "call_9", "name": "book", "arguments": '{"day": "friday"}'}, 3200),
-        ("server", {"type": "response.done", "response": {"id": "resp_2", "status": "completed",
-                    "output": [{"type": "function_call", "call_id": "call_9", "name": "book",
-                                "arguments": '{"day": "friday"}'}]}}, 3210),
-        ("local", {"type": "tool.started", "call_id": "call_9", "name": "book",
-                   "arguments": '{"day": "friday"}', "response_id": "resp_2"}, 3220),
-        ("local", {"type": "tool.approval", "call_id": "call_9", "name": "book",
-                   "decision": "pending", "reason": ""}, 3221),
-        ("local", {"type": "tool.approval", "call_id": "call_9", "name": "book",
-                   "decision": "approved", "reason": ""}, 4221),
-        ("local", {"type": "tool.finished", "call_id": "call_9", "name": "book", "status": "ok",
-                   "duration_ms": 5.0, "output_preview": f"booked {secret}", "error": ""}, 4230),
-        ("client", {"type": "conversation.item.create", "item": {"type": "function_call_output",
-                    "call_id": "call_9", "output": "booked"}}, 4231),
+        (
+            "server",
+            {"type": "response.created", "response": {"id": "resp_2", "status": "in_progress"}},
+            3100,
+        ),
+        (
+            "server",
+            {
+                "type": "response.function_call_arguments.done",
+                "response_id": "resp_2",
+                "call_id": "call_9",
+                "name": "book",
+                "arguments": '{"day": "friday"}',
+            },
+            3200,
+        ),
+        (
+            "server",
+            {
+                "type": "response.done",
+                "response": {
+                    "id": "resp_2",
+                    "status": "completed",
+                    "output": [
+                        {
+                            "type": "function_call",
+                            "call_id": "call_9",
+                            "name": "book",
+                            "arguments": '{"day": "friday"}',
+                        }
+                    ],
+                },
+            },
+            3210,
+        ),
+        (
+            "local",
+            {
+                "type": "tool.started",
+                "call_id": "call_9",
+                "name": "book",
+                "arguments": '{"day": "friday"}',
+                "response_id": "resp_2",
+            },
+            3220,
+        ),
+        (
+            "local",
+            {
+                "type": "tool.approval",
+                "call_id": "call_9",
+                "name": "book",
+                "decision": "pending",
+                "reason": "",
+            },
+            3221,
+        ),
+        (
+            "local",
+            {
+                "type": "tool.approval",
+                "call_id": "call_9",
+                "name": "book",
+                "decision": "approved",
+                "reason": "",
+            },
+            4221,
+        ),
+        (
+            "local",
+            {
+                "type": "tool.finished",
+                "call_id": "call_9",
+                "name": "book",
+                "status": "ok",
+                "duration_ms": 5.0,
+                "output_preview": f"booked {secret}",
+                "error": "",
+            },
+            4230,
+        ),
+        (
+            "client",
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": "call_9", "output": "booked"},
+            },
+            4231,
+        ),
         ("client", {"type": "response.create"}, 4231),
-        ("server", {"type": "response.created", "response": {"id": "resp_3", "status": "in_progress",
-                    "output_modalities": ["text"]}}, 4300),
-        ("server", {"type": "response.output_text.delta", "response_id": "resp_3", "delta": "Booked"}, 4400),
-        ("server", {"type": "response.done", "response": {"id": "resp_3", "status": "completed"}}, 4500),
-        ("local", {"type": "caller.turn", "run": 1, "turn": 2, "text": "thanks", "model": "openai/gpt-4.1-mini",
-                   "latency_ms": 120.0, "cached": False}, 4700),
+        (
+            "server",
+            {
+                "type": "response.created",
+                "response": {
+                    "id": "resp_3",
+                    "status": "in_progress",
+                    "output_modalities": ["text"],
+                },
+            },
+            4300,
+        ),
+        (
+            "server",
+            {"type": "response.output_text.delta", "response_id": "resp_3", "delta": "Booked"},
+            4400,
+        ),
+        (
+            "server",
+            {"type": "response.done", "response": {"id": "resp_3", "status": "completed"}},
+            4500,
+        ),
+        (
+            "local",
+            {
+                "type": "caller.turn",
+                "run": 1,
+                "turn": 2,
+                "text": "thanks",
+                "model": "openai/gpt-4.1-mini",
+                "latency_ms": 120.0,
+                "cached": False,
+            },
+            4700,
+        ),
         ("local", {"type": "channel.close", "by": "local"}, 5000),
     ]
     log.extend((d, ev, T0 + t, T0 + t, 1) for d, ev, t in rows)
@@ -118,7 +306,7 @@ def tree(spans: list[ReadableSpan]) -> list[tuple[int, str]]:
 
 
 def ns(t: float) -> int:
-    return int(round((T0 + t) * 1_000_000))
+    return round((T0 + t) * 1_000_000)
 
 
 def named(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
@@ -151,7 +339,7 @@ def test_a_call_is_a_tree_of_gen_ai_spans_with_the_logs_times(provider: Any) -> 
         "gen_ai.client.live_session.started",
         "gen_ai.client.live_session.ended",
     ]
-    user1, user2 = sorted(named(spans, "user_input"), key=lambda s: s.start_time)
+    user1, _ = sorted(named(spans, "user_input"), key=lambda s: s.start_time)
     assert (user1.start_time, user1.end_time) == (ns(1000), ns(1800))
     assert [e.name for e in user1.events] == [
         "input_audio_buffer.speech_started",
@@ -318,7 +506,10 @@ def test_runs_read_back_export_one_trace(provider: Any, tmp_path: Any) -> None:
     shape = tree(spans)
     assert shape[:2] == [(0, "run_script"), (1, "experiment_run a")]
     (judge,) = [s for s in spans if s.attributes.get("realtime_widget.role") == "judge"]
-    assert judge.parent.span_id == next(s for s in spans if s.name == "experiment_run a").context.span_id
+    assert (
+        judge.parent.span_id
+        == next(s for s in spans if s.name == "experiment_run a").context.span_id
+    )
     r1 = next(s for s in spans if s.attributes.get("gen_ai.response.id") == "resp_1")
     assert judge.links[0].context.span_id == r1.context.span_id
     ev = judge.events[0]
@@ -333,7 +524,7 @@ def test_runs_read_back_export_one_trace(provider: Any, tmp_path: Any) -> None:
 class _Receiver(BaseHTTPRequestHandler):
     got: list[bytes] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).got.append(body if self.path == "/v1/traces" else b"")
         self.send_response(200)
