@@ -35,6 +35,7 @@ def test_the_top_level_exports_are_pinned() -> None:
         "Script",
         "SessionClosedError",
         "read_recordings",
+        "tracing",
     ]
     for name in realtime_widget.__all__:
         assert getattr(realtime_widget, name) is not None

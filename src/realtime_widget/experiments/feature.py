@@ -121,6 +121,7 @@ class Experiments:
             source = bind(endpoint, self.port)
         runs = Runs(source, checked, repeat, delivery=self.delivery, conditions=axis)
         runs.endpoint = endpoint
+        runs.tracing = getattr(self.session, "_tracing", None)  # judges' spans join its trace
         runner = Runner(
             self.session,
             self.port,
