@@ -34,6 +34,7 @@ __all__ = [
     "Script",
     "SessionClosedError",
     "read_recordings",
+    "tracing",
 ]
 try:  # the one place the version is typed is pyproject.toml
     __version__ = _metadata.version("realtime-widget")
@@ -47,4 +48,8 @@ def __getattr__(name: str) -> Any:
         from .emulator import Emulator
 
         return Emulator
+    if name == "tracing":  # OpenTelemetry export set-up (the "otel" extra, when it is used)
+        import importlib
+
+        return importlib.import_module(".tracing", __name__)
     raise AttributeError(f"module 'realtime_widget' has no attribute {name!r}")

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _bridge as B
+from ._delivery import kernel_delivers_mid_cell
 from ._sideband import NEEDS_EXTRA, Sideband, SidebandUnavailable
 
 if TYPE_CHECKING:
@@ -211,11 +212,19 @@ class CallControl:
         )
         # A call no page takes up (a notebook run with no front end) fails in words, once the
         # grace period passed while a page could have been heard; None: the kernel holds calls.
+        # Until a probe answers, the kernel's own version says whether a page could be heard
+        # while a cell awaits (a notebook executed headless awaits `w.ready()` in a cell).
         self._no_page_words = no_page_words
         self.nobody = PageWatch(
-            self._no_page, cells=cells, mid_cell=lambda: delivery.mid_cell, grace_s=grace_s
+            self._no_page,
+            cells=cells,
+            mid_cell=lambda: (
+                kernel_delivers_mid_cell() if delivery.mid_cell is None else delivery.mid_cell
+            ),
+            grace_s=grace_s,
         )
         inbox.on_heard = self._heard
+        delivery.no_page = self._probe_unanswered
         _LIVE.add(self)
 
     def _heard(self, page: str) -> None:
@@ -226,6 +235,20 @@ class CallControl:
     def _no_page(self) -> None:
         call = self._signalling.call
         self._signalling.fail(call, self._no_page_words or "No page took up the call.")
+
+    def _probe_unanswered(self) -> str | None:
+        """An awaiting cell's probe got no answer. While the call still waits for a page to
+        take it up, on a kernel that lets a page's messages in mid-cell, that means no page
+        shows this widget: the call fails now, and the await raises the same words (naming the
+        headless way) rather than advice about the kernel. None: the silence means something
+        else (an older kernel, a page that took the call and went quiet)."""
+        if self._no_page_words is None or self.nobody.page is None:
+            return None
+        if not kernel_delivers_mid_cell():
+            return None
+        self.nobody.disarm()
+        self._no_page()
+        return self._no_page_words
 
     # -- the call's life -------------------------------------------------------------------
 

@@ -96,6 +96,9 @@ class SessionCore(SessionTraits):
         log_path: str | os.PathLike[str] | None = None,
         timeout: float = 10.0,
         sideband: str | bool = "auto",
+        tracing: bool | None = None,
+        tracer_provider: Any = None,
+        capture_content: bool | None = None,
         **session: Any,
     ) -> None:
         # The sideband is the page's: a call the kernel holds has no second path.
@@ -156,6 +159,25 @@ class SessionCore(SessionTraits):
             no_page_words=self._transport.no_page_words,
         )
         self.observe(self._control_status, names=["status"])
+        self._init_tracing(tracing, tracer_provider, capture_content)
+
+    # -- tracing: OpenTelemetry spans from this session's log (_otel.py; extra: otel) ----------
+
+    def _init_tracing(self, tracing: bool | None, provider: Any, capture: bool | None) -> None:
+        from ._otel import attach  # imports no opentelemetry until a trace is asked for
+
+        self._tracing = attach(self._events, tracing, provider, capture, self._scrub.text)
+
+    def trace(self, tracer_provider: Any = None, *, capture_content: bool | None = None) -> None:
+        """Trace this session's calls from now on, as OpenTelemetry spans on the GenAI
+        conventions (see docs/tracing.md), to ``tracer_provider`` or the global one. Without
+        it a session traces when opentelemetry-api is installed and an SDK is configured
+        (``tracing=False`` to never). Needs the ``otel`` extra."""
+        if self._tracing is not None:
+            self._tracing.close()
+        self._init_tracing(True, tracer_provider, capture_content)
+
+    # -- end of tracing ------------------------------------------------------------------------
 
     # -- what a subclass provides: its transport -------------------------------------------------
 
@@ -522,7 +544,10 @@ class SessionCore(SessionTraits):
         where: Callable[[dict[str, Any]], Any] | None = None,
     ) -> EventWaiter:
         """The next server event of ``event_type`` (``"*"``: any) for which ``where(event)``
-        holds, counted from this call: ``ev = await w.wait_for("response.done")``."""
+        holds, counted from this call: ``ev = await w.wait_for("response.done")``. Also the
+        local records that stand for the service's reports where the kernel holds the call:
+        ``"speaker.started"``, ``"speaker.stopped"`` (WebRTC's ``output_audio_buffer.*``) and
+        ``"audio.audible"``."""
         return self._waits.wait_for(event_type, timeout=timeout, where=where)
 
     def ready(self, timeout: float = 10.0) -> Ready:
@@ -641,6 +666,9 @@ class SessionCore(SessionTraits):
         if self._tool_runner is not None:
             self._tool_runner.close()
         self._session_guard.close()
+        tracing = getattr(self, "_tracing", None)
+        if tracing is not None:
+            tracing.close()  # ends what is still open
         self._events.close()
         if hasattr(self, "_recordings"):
             self._recordings.close()

@@ -48,8 +48,21 @@ def ipykernel_version() -> tuple[int, ...] | None:
     return tuple(parts)
 
 
+def kernel_delivers_mid_cell() -> bool:
+    """This kernel hands comm messages to an awaiting cell: ipykernel >= 7.4 ("Allow async
+    cell to process Comm messages"). A page that shows the widget is then heard mid-cell."""
+    version = ipykernel_version()
+    return version is not None and version >= (7, 4)
+
+
 class MidCellDeliveryError(RuntimeError):
     """This host does not deliver the page's messages to the kernel while a cell awaits."""
+
+
+class NoPageError(MidCellDeliveryError):
+    """No page took up this widget's call: nothing shows its view (a notebook executed with no
+    front end: papermill, nbconvert, nbclient). The call failed; ``RealtimeSession`` holds a
+    call in the kernel instead."""
 
 
 def _in_marimo() -> bool:
@@ -82,7 +95,9 @@ def mid_cell_words(detail: str) -> str:
         "Or do not await: the handle fills in by itself. Run `r = w.ask(...)` (or `h = "
         "w.say(...)`) in one cell and read `r.text` (`h.ended_ms`) in the next; "
         "`w.on(event_type, fn)` runs code as events arrive.\n"
-        "(If no page shows this widget, display it first: the page answers the probe.)"
+        "(If no page shows this widget, display it first: the page answers the probe. With no "
+        "front end at all (papermill, nbconvert), hold the call in the kernel instead: "
+        "RealtimeSession(...).)"
     )
 
 
@@ -100,6 +115,9 @@ class Delivery:
         self._timed_out: set[str] = set()
         self.mid_cell: bool | None = None
         self.sideband = False  # the call's sideband is up: server events need no page
+        # Asked when an awaiting cell's probe goes unanswered (call control sets it): the words
+        # of a call that no page took up (the call failed in them), or None.
+        self.no_page: Callable[[], str | None] = lambda: None
         version = ipykernel_version()
         self._info: dict[str, Any] = {
             "buffers_to_browser": None,
@@ -221,6 +239,9 @@ class Delivery:
             with self._lock:
                 self._awaiting.pop(probe_id, None)
                 self._timed_out.add(probe_id)
+            words = self.no_page()
+            if words is not None:
+                raise NoPageError(words) from None
             raise MidCellDeliveryError(
                 mid_cell_words(
                     f"a probe sent to the page got no answer within {PROBE_TIMEOUT_S:g} s"

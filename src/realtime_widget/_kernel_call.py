@@ -81,6 +81,13 @@ def now_ms() -> float:
     return time.time() * 1000.0
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 # -- audio, with the standard library alone (numpy is an extra) ---------------------------------
 
 
@@ -221,6 +228,7 @@ class KernelCall:
         self._replies: list[_Reply] = []
         self._recording: dict[str, Any] | None = None  # {seq, t0, frames, at}
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the call lives on
         self._opening = False  # the handshake is under way (its refusals are read there)
         self._dropped = ""  # why the socket last dropped (a reconnect says so)
         self._closed_task: asyncio.Task[None] | None = None  # the socket's closing handshake
@@ -228,7 +236,23 @@ class KernelCall:
     # -- what the session posts ----------------------------------------------------------------
 
     def deliver(self, message: dict[str, Any], buffers: list[bytes] | None) -> None:
-        """One message the session core posts to whatever holds the call."""
+        """One message the session core posts to whatever holds the call (from any thread:
+        the call lives on the loop it was connected on)."""
+        loop = self._loop
+        if loop is not None and _running_loop() is not loop:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the call is gone with it
+                loop.call_soon_threadsafe(self._take, message, buffers)
+            return
+        if loop is None and message.get("kind") == B.CONNECT:
+            self._loop = _running_loop()
+            if self._loop is None:
+                raise RuntimeError(
+                    "a call the kernel holds runs on an event loop: connect from a notebook "
+                    "cell or from async code"
+                )
+        self._take(message, buffers)
+
+    def _take(self, message: dict[str, Any], buffers: list[bytes] | None) -> None:
         kind = message.get("kind")
         if kind == B.CONNECT:
             self._connect(message)
@@ -259,8 +283,13 @@ class KernelCall:
 
     def close(self) -> None:
         """The session is closing: end the call now, without waiting."""
-        if self._call and self._socket is not None:
+        if not (self._call and self._socket is not None):
+            return
+        if self._loop is not None and _running_loop() is self._loop:
             self._disconnect("local")
+        elif self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._disconnect, "local")
 
     async def wait_closed(self, timeout: float = 2.0) -> None:
         """Until the socket's closing handshake is over (bounded)."""
@@ -284,9 +313,9 @@ class KernelCall:
             }
         )
         self._seq += 1
-        if not self._flush_scheduled:
+        if not self._flush_scheduled and self._loop is not None:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -314,7 +343,8 @@ class KernelCall:
             {"type": "call.start", "call": self._call, "mic": self._mic, "transport": "websocket"},
         )
         queued = list(message.get("queued") or [])
-        self._task = asyncio.get_running_loop().create_task(self._open(self._call, queued))
+        assert self._loop is not None
+        self._task = self._loop.create_task(self._open(self._call, queued))
 
     async def _open(self, call: int, queued: list[dict[str, Any]]) -> None:
         self._created = asyncio.Event()
@@ -433,7 +463,8 @@ class KernelCall:
         socket, self._socket = self._socket, None
         self._closing = True
         if socket is not None:
-            self._closed_task = asyncio.get_running_loop().create_task(socket.close())
+            assert self._loop is not None
+            self._closed_task = self._loop.create_task(socket.close())
         if call == self._call:
             self._state(state, detail)
 
@@ -518,7 +549,8 @@ class KernelCall:
     def _start_clock(self) -> None:
         self._t0 = now_ms()
         self._sent = 0
-        self._clock_task = asyncio.get_running_loop().create_task(self._run_clock())
+        assert self._loop is not None
+        self._clock_task = self._loop.create_task(self._run_clock())
 
     def _sample_now(self) -> int:
         return max(0, int((now_ms() - self._t0) * RATE / 1000.0))

@@ -168,6 +168,8 @@ class EventLog:
         # The calls' recordings that belong with this log (by call number), so that
         # plot_timeline() can draw them: the widget's recordings, or read_recordings(log=).
         self.recordings: Mapping[int, Recording] = {}
+        # Who hears each record as it is kept (tracing): (direction, event, t_ms, call_number)
+        self._listeners: list[Callable[[str, Mapping[str, Any], float, int], None]] = []
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -253,6 +255,8 @@ class EventLog:
             self._buf += text.encode()
             self._buf += b","
             self._off.append(len(self._buf))
+            for listener in self._listeners:  # in seq order: called under the log's lock
+                listener(direction, event, t_ms, int(call))
             if self.path is not None:
                 lines.append(
                     self._line(seq, direction, etype, t_ms, t_kernel_ms, call, text, via, t_sb)
@@ -295,6 +299,22 @@ class EventLog:
         self._file.write("".join(lines))
         # Flushed per batch: a kernel crash loses nothing that reached the kernel.
         self._file.flush()
+
+    def listen(
+        self, listener: Callable[[str, Mapping[str, Any], float, int], None]
+    ) -> Callable[[], None]:
+        """Hear every record from now on as it is kept, in ``seq`` order, under the log's lock:
+        ``listener(direction, event, t_ms, call_number)`` (the event as given, before the
+        scrubber: a listener that keeps text scrubs it). Returns the way to stop listening."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def stop() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return stop
 
     def close(self) -> None:
         if self._file is not None:
@@ -577,6 +597,16 @@ class EventLog:
         from ._turns import latency_summary
 
         return latency_summary(self)
+
+    def to_otel(self, tracer_provider: Any = None, *, capture_content: bool | None = None) -> int:
+        """Export this log as OpenTelemetry spans (a call, its user turns, responses, tools and
+        runs; see docs/tracing.md) with the records' own times, to ``tracer_provider`` or the
+        global one; returns how many spans were made. Needs the ``otel`` extra. Message text
+        and transcripts only with ``capture_content=True`` (or the GenAI content switch,
+        ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``)."""
+        from ._otel import export_log
+
+        return export_log(self, tracer_provider, capture_content=capture_content)
 
     def plot_timeline(self, *, label_last: int = 5, ax: Any = None) -> Any:
         """Lanes of user speech, assistant audio, responses (by status) and errors, with the

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from ._port import CallPort
     from ._turns import ResponseTurn
 
+# Local records ``wait_for`` also waits for, by their exact type: where a call the kernel holds
+# has its own record of what WebRTC's service reports (output_audio_buffer.started/stopped).
+LOCAL_WAITABLE = frozenset({V.SPEAKER_STARTED, V.SPEAKER_STOPPED, "audio.audible"})
+
 # The turn of (call, response id) while the widget's live tracker still holds it.
 TurnOf = Callable[[int, str], "ResponseTurn | None"]
 
@@ -340,6 +344,13 @@ class Awaiting:
                 "the WebSocket dropped mid-reply and reconnected: "
                 + (text(event.get("reason")) or "the reply in flight was lost"),
             )
+            return
+        if direction == "local" and etype in LOCAL_WAITABLE:
+            # a kernel-held call's speaker has no server event: wait_for names its record
+            with self._lock:
+                waiters = [w for w in self._waiters if w.event_type == etype]
+            for waiter in waiters:
+                waiter.offer(event)
             return
         if direction != "server":
             return

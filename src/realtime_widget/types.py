@@ -8,7 +8,8 @@ None of these is built by hand: the widget returns them (``w.ask()`` a :class:`R
 :class:`Tool` values, ``w.events`` the
 :class:`EventLog`, ``w.run_script()`` :class:`Runs` of :class:`Run`, and ``runs.expect()`` an
 :class:`Expectation`; a ``Caller`` played by ``run_script`` is its runs' ``script``, a
-:class:`CallerScript`). Every awaitable handle is a :class:`Pending`.
+:class:`CallerScript`; ``RealtimeSession.connect()`` a :class:`Connecting`, awaited for the
+connected session). Every other awaitable handle is a :class:`Pending`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from ._clips import Clip
 from ._controls import ControlPanel
 from ._delivery import MidCellDeliveryError
+from ._headless import Connecting
 from ._log import EventLog
 from ._pending import Pending
 from ._recording import Recording
@@ -28,6 +30,7 @@ from .experiments.models import ModelEndpoint
 __all__ = [
     "CallerScript",
     "Clip",
+    "Connecting",
     "ControlPanel",
     "EventLog",
     "EventWaiter",

@@ -14,8 +14,8 @@ from tests.protocol_checks import check_stream
 pytestmark = pytest.mark.e2e
 
 TOOLS = ROOT / "notebooks" / "tools.ipynb"
-SETUP, REGISTER, WIDGET = 1, 2, 3
-WEATHER, BOOK, FLAKY, CALLS_TABLE, TURNS_TABLE = 6, 8, 11, 13, 14
+PARAMETERS, SETUP, REGISTER, WIDGET = 1, 2, 3, 4  # the parameters: transport = "page"
+WEATHER, BOOK, FLAKY, CALLS_TABLE, TURNS_TABLE = 7, 9, 12, 14, 15
 
 
 def reply_after(nb: Notebook, tool: str, timeout: float = 40) -> str:
@@ -49,6 +49,7 @@ def test_tools_run_in_the_kernel_with_approval_and_errors(tmp_path: Path) -> Non
     ):
         page = browser.new_page()
         nb = Notebook.open(page, lab, "tools.ipynb")
+        nb.run_cell(PARAMETERS)
         nb.run_cell(SETUP)
         nb.run_cell(REGISTER)
         nb.run_cell(WIDGET)

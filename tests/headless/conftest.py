@@ -3,16 +3,25 @@ the emulator, with no browser and no JupyterLab. What only a page can show stays
 
 The emulator here is fast (no speaking pauses, a formant voice, an energy VAD) unless a test
 asks for the real voice; every session is closed when its test ends.
+
+Notebooks run here under papermill, on a kernel of this very Python: a kernelspec made in a
+throwaway Jupyter data directory whose argv is ``sys.executable`` (as the browser tier's
+Jupyter servers use their own), with the same ``realtime_widget`` on its path as the tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import realtime_widget
 from realtime_widget import RealtimeSession
 from realtime_widget.emulator import Emulator
 
@@ -87,3 +96,46 @@ async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
         if loop.time() > end:
             raise AssertionError(f"not true within {timeout:g} s: {check}")
         await asyncio.sleep(0.02)
+
+
+# -- notebooks under papermill ---------------------------------------------------------------
+
+KERNEL_NAME = "rtw-headless"
+# The directory that holds the realtime_widget these tests import (src/ in a checkout).
+PACKAGE_ROOT = Path(realtime_widget.__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def jupyter_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("jupyter")
+    dirs = {name: root / name for name in ("config", "data", "runtime", "ipython", "cache")}
+    for d in dirs.values():
+        d.mkdir()
+    spec = dirs["data"] / "kernels" / KERNEL_NAME
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": f"Python {sys.version_info[0]}.{sys.version_info[1]} (tests)",
+                "language": "python",
+            }
+        )
+    )
+    return dirs
+
+
+@pytest.fixture
+def kernel_name(jupyter_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The kernelspec papermill starts: this Python, isolated Jupyter and IPython dirs, no key
+    in its environment (the notebooks then start their embedded emulator)."""
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(jupyter_dirs["config"]))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(jupyter_dirs["data"]))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(jupyter_dirs["runtime"]))
+    monkeypatch.setenv("IPYTHONDIR", str(jupyter_dirs["ipython"]))
+    # judges' and callers' answers are cached on disk: each test starts with none
+    monkeypatch.setenv("REALTIME_WIDGET_CACHE", str(jupyter_dirs["cache"]))
+    monkeypatch.delenv("INWORLD_API_KEY", raising=False)
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(PACKAGE_ROOT), path) if p))
+    return KERNEL_NAME

@@ -31,6 +31,7 @@ async def test_connect_returns_once_the_service_confirmed_the_session(session: O
 async def test_a_typed_turn_is_answered_heard_and_logged(session: Open) -> None:
     s = session(mic=False)
     await s.connect()
+    played = s.wait_for("speaker.stopped")  # the kernel's speaker: a wait of its own
     reply = await s.ask("Hello there!")
     assert reply.status == "completed" and "Hello there!" in reply.text
     assert reply.latency_ms is not None and reply.latency_ms > 0
@@ -41,8 +42,9 @@ async def test_a_typed_turn_is_answered_heard_and_logged(session: Open) -> None:
     assert deltas and all(
         "delta" not in d["event"] and d["event"]["delta_bytes"] > 0 for d in deltas
     )
-    stop = await until(lambda: s.events.of_type("speaker.stopped"))
-    assert stop[0]["event"]["reason"] == "done" and stop[0]["event"]["played_ms"] > 0
+    stop = await played
+    assert stop["reason"] == "done" and stop["played_ms"] > 0
+    assert stop["response_id"] == reply.response_id
 
 
 async def test_the_sessions_live_update_goes_out_as_one_partial_update(session: Open) -> None:

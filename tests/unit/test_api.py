@@ -35,6 +35,7 @@ def test_the_top_level_exports_are_pinned() -> None:
         "Script",
         "SessionClosedError",
         "read_recordings",
+        "tracing",
     ]
     for name in realtime_widget.__all__:
         assert getattr(realtime_widget, name) is not None
@@ -44,6 +45,7 @@ def test_the_handle_types_are_pinned_and_are_what_the_widget_returns() -> None:
     assert rtw_types.__all__ == [
         "CallerScript",
         "Clip",
+        "Connecting",
         "ControlPanel",
         "EventLog",
         "EventWaiter",

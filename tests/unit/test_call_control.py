@@ -13,11 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from realtime_widget import EventLog, RealtimeWidget
+from realtime_widget import EventLog, RealtimeWidget, _delivery
 from realtime_widget import _call_control as CC
 from realtime_widget._call_control import Cells, PageWatch
+from realtime_widget._delivery import MidCellDeliveryError, NoPageError
 from realtime_widget._provider import Provider, Secret
 from realtime_widget._sideband import NEEDS_EXTRA, SidebandUnavailable
+from realtime_widget._widget import NO_PAGE_WORDS
 from tests.conftest import SENTINEL_KEY
 from tests.unit.test_widget import ANSWER, browser, connect_fully, records
 
@@ -399,6 +401,67 @@ def test_the_widget_hangs_up_when_its_page_is_gone() -> None:
         assert len(service.hangups()) == 1
     finally:
         w.close()
+
+
+# -- a call no page takes up (a notebook executed with no front end) ------------------------
+
+
+@pytest.fixture
+def no_page(monkeypatch):
+    """A widget whose view no page shows: nothing answers its connect or its probes."""
+    monkeypatch.setattr(_delivery, "PROBE_TIMEOUT_S", 0.2)
+    w, _ = on_service(CallControlService(), sideband=False)
+    yield w
+    w.close()
+
+
+async def test_an_awaited_call_no_page_takes_up_fails_in_words_naming_realtime_session(
+    no_page, monkeypatch
+) -> None:
+    w = no_page
+    monkeypatch.setattr(_delivery, "ipykernel_version", lambda: (7, 4, 0))  # delivers mid-cell
+    w.connect()
+    assert w.status == "connecting"
+    with pytest.raises(NoPageError, match="RealtimeSession") as err:
+        await w.ready(timeout=30)
+    assert isinstance(err.value, MidCellDeliveryError)  # what hosts that hold messages raise
+    assert "ipykernel" not in str(err.value)  # not the kernel's fault
+    # the call failed in the same words, at once (no 5 s watch to wait for)
+    assert w.status == "failed" and w.error == str(err.value) == NO_PAGE_WORDS
+    assert local(w, "call.failed")[-1]["detail"] == NO_PAGE_WORDS
+    assert w._control.nobody.page is None
+
+
+async def test_on_an_older_kernel_an_unanswered_probe_proves_nothing(no_page, monkeypatch) -> None:
+    w = no_page
+    monkeypatch.setattr(_delivery, "ipykernel_version", lambda: (7, 3, 0))
+    w.connect()
+    with pytest.raises(MidCellDeliveryError) as err:
+        await w.ready(timeout=30)
+    assert not isinstance(err.value, NoPageError)
+    words = str(err.value)
+    assert "ipykernel >= 7.4" in words and "RealtimeSession" in words  # both ways out
+    assert w.status == "connecting"  # a page may yet take it up, between cells
+
+
+@pytest.mark.parametrize(("version", "gives_up"), [((7, 4, 0), True), ((7, 3, 0), False)])
+async def test_the_no_page_watch_counts_an_awaiting_cell_where_a_page_could_be_heard(
+    no_page, monkeypatch, version, gives_up
+) -> None:
+    w = no_page
+    monkeypatch.setattr(_delivery, "ipykernel_version", lambda: version)
+    clock = Clock()
+    nobody = w._control.nobody
+    nobody._clock, nobody._cells = clock, FakeCells(running=True)  # a cell awaits
+    w.connect()
+    assert nobody.page == ""
+    for _ in range(10):
+        clock.now += 0.5
+        nobody.tick()
+    if gives_up:
+        assert w.status == "failed" and w.error == NO_PAGE_WORDS
+    else:  # the host may be holding the page's messages until the cell ends
+        assert w.status == "connecting" and nobody.silent_s == 0
 
 
 # -- the sideband -------------------------------------------------------------------------

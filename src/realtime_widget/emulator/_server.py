@@ -51,6 +51,7 @@ from ._socket import SocketChannel
 log = logging.getLogger(__name__)
 
 KEEP_FINISHED_CALLS = 100
+CLOSE_TIMEOUT_S = 1.0  # how long a WebSocket's closing handshake may wait for the client
 MAX_BODY_BYTES = 256 * 1024  # an SDP offer is a few KB
 MAX_SESSION_MESSAGE_BYTES = 16 * 1024 * 1024  # an append may hold seconds of audio (OpenAI: 15 MiB)
 CORS_PREFIX = "/v1/realtime/"
@@ -476,7 +477,9 @@ class EmulatorServer:
         refused = self._rejected(knobs) or self._too_many_calls(knobs)
         if refused is not None:
             return refused
-        ws = web.WebSocketResponse(max_msg_size=MAX_SESSION_MESSAGE_BYTES)
+        # a client that never answers the closing handshake (its loop busy in a cell) is let go
+        # after CLOSE_TIMEOUT_S, so stopping the emulator never waits on it for long
+        ws = web.WebSocketResponse(max_msg_size=MAX_SESSION_MESSAGE_BYTES, timeout=CLOSE_TIMEOUT_S)
         if not ws.can_prepare(request).ok:
             return json_error(
                 400,
@@ -574,7 +577,7 @@ class EmulatorServer:
             return json_error(
                 403, "sideband_refused", "The sideband is refused (the emulator's sideband knob)."
             )
-        ws = web.WebSocketResponse(max_msg_size=MAX_BODY_BYTES)
+        ws = web.WebSocketResponse(max_msg_size=MAX_BODY_BYTES, timeout=CLOSE_TIMEOUT_S)
         if not ws.can_prepare(request).ok:
             return json_error(
                 400, "websocket_required", "The sideband is a WebSocket: send an Upgrade request."

@@ -524,6 +524,7 @@ class CallerScript:
                         "speech": None if not caller.speak else (
                             "endpoint" if audio is not None else "espeak-ng"),
                         "latency_ms": turn.latency_ms,
+                        "model": caller.model,
                         "cached": turn.cached,
                         "speech_ms": speech_ms,
                     }

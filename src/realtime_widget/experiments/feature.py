@@ -163,6 +163,7 @@ class Experiments:
             source = bind(endpoint, self.port)
         runs = Runs(source, checked, repeat, delivery=self.delivery, conditions=axis)
         runs.endpoint = endpoint
+        runs.tracing = getattr(self.session, "_tracing", None)  # judges' spans join its trace
         if apart:
             from .parallel import player
 

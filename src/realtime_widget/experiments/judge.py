@@ -13,6 +13,7 @@ import asyncio
 import json
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ JUDGE_COLUMNS = (
     "cached",
     "latency_ms",
     "error",
+    "started_ms",  # when it was asked and answered (epoch ms): its trace span's times
+    "ended_ms",
 )
 NEEDED_COLUMNS = ("variant", "repeat", "run", "turn")
 SESSION_CHARS = 4000  # a long instructions text is cut: the judge needs its gist
@@ -412,6 +415,7 @@ async def judge_turns(
             jobs.append((row, msgs))
 
     async def one(row: dict[str, Any], msgs: list[dict[str, str]]) -> dict[str, Any]:
+        started = time.time() * 1000.0
         reply = await model_client.chat_json(
             msgs, model=judge.model, schema=_SCHEMA, schema_name="judgement",
             params={"temperature": 0},
@@ -433,6 +437,8 @@ async def judge_turns(
             "cached": reply.cached,
             "latency_ms": reply.latency_ms,
             "error": scrub(error) if error else error,
+            "started_ms": started,
+            "ended_ms": time.time() * 1000.0,
         }
 
     try:
@@ -449,7 +455,8 @@ def judged_frame(pd: Any, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         df[col] = df[col].astype("Int64")
     df["passed"] = df["passed"].astype("boolean")
     df["cached"] = df["cached"].astype("bool")
-    df["latency_ms"] = df["latency_ms"].astype("float64")
+    for col in ("latency_ms", "started_ms", "ended_ms"):
+        df[col] = df[col].astype("float64")
     for col in ("variant", "condition", "judge", "per", "reason", "model", "error"):
         df[col] = df[col].astype("string")
     return df

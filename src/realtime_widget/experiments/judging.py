@@ -66,6 +66,9 @@ async def judge_runs(
     finally:
         if own:
             await client.aclose()
+    tracing = getattr(runs, "tracing", None)
+    if tracing is not None:  # the live session's trace: chat spans linked to the turns
+        tracing.judged(runs, scores.to_dict("records"))
     kept = runs.judged
     if kept is not None and not kept.empty:
         kept = kept[kept["judge"] != judge.name]

@@ -337,6 +337,8 @@ class Runner:
         run.status = "running"
         run.started_ms = now_ms()
         seq0 = len(w.events)
+        # the run's bounds in the log (a trace's experiment_run span)
+        self.port.log_local({"type": "run.started", "grid": self.runs.grid, **run.meta})
         played: list[Turn] = []
         cancelled = False
         self.heard = None
@@ -371,6 +373,10 @@ class Runner:
             run.status = (
                 "cancelled" if cancelled else "failed" if run.error is not None else "completed"
             )
+            self.port.log_local(
+                {"type": "run.ended", "grid": self.runs.grid, "run": run.index,
+                 "status": run.status, "error": run.error}
+            )  # fmt: skip
             self.close_run(run, seq0, played)
 
     async def prepare(self, run: Run) -> None:

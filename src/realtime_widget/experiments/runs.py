@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import html
 import os
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,8 @@ class Runs(Pending):
         # the widget's model endpoint for judges (a live set; never saved: the key stays)
         self.endpoint: ModelEndpoint | None = None
         self.judged: pd.DataFrame | None = None  # every judge's rows so far (runs.judge)
+        self.grid = uuid.uuid4().hex[:12]  # this set's id in the log's run.started records
+        self.tracing: Any = None  # the live session's trace (judges' spans join it)
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -307,6 +310,16 @@ class Runs(Pending):
             runs.runs.append(run)
         runs.finish()
         return runs
+
+    def to_otel(self, tracer_provider: Any = None, *, capture_content: bool | None = None) -> int:
+        """Export these runs as one OpenTelemetry trace with their own times: ``run_script`` >
+        ``experiment_run {variant}`` (variant, condition, repeat, seed) > each run's user turns,
+        responses and tools from its log, and the judges' ``chat`` spans linked to the turns
+        they scored (see docs/tracing.md). To ``tracer_provider`` or the global one; returns
+        how many spans were made. Needs the ``otel`` extra."""
+        from .._otel import export_runs
+
+        return export_runs(self, tracer_provider, capture_content=capture_content)
 
     # -- checks -----------------------------------------------------------------------------
 
