@@ -83,7 +83,7 @@ async def test_runs_on_a_cluster_come_back_as_one_runs_without_the_key(
 
 class DiesOnAWorker(TextTurn):
     """Kills its worker's process: once for the variant "once" (a marker file remembers),
-    every time for "always" (each variant its own marker)."""
+    every time for "always" (each variant its own marker); never for "fine"."""
 
     def __init__(self, text: str, marker: str) -> None:
         super().__init__(text)
@@ -91,7 +91,8 @@ class DiesOnAWorker(TextTurn):
 
     async def play(self, ctx: TurnContext) -> None:
         marker = Path(f"{self.marker}-{ctx.run.variant}")
-        if ctx.run.variant == "always" or not marker.exists():
+        dies = ctx.run.variant == "always" or (ctx.run.variant == "once" and not marker.exists())
+        if dies:
             marker.write_text("died")
             os._exit(1)
         await super().play(ctx)
@@ -113,12 +114,16 @@ async def test_a_lost_worker_plays_its_run_once_more_then_fails_it(
         script = Script([DiesOnAWorker("Hello?", str(tmp_path / "died"))])
         with caplog.at_level(logging.WARNING, logger="realtime_widget.experiments"):
             runs = await s.run_script(
-                script, {"once": {}, "always": {}}, progress=False, executor=client, timeout=30
+                script, {"once": {}, "fine": {}}, progress=False, executor=client, timeout=30
             )
-        by = {r.variant: r for r in runs.runs}
+            # alone in its grid: a run on a dying worker takes the tasks queued there with it
+            lost = await s.run_script(script, {"always": {}}, progress=False, executor=client)
+        by = {r.variant: r for r in [*runs.runs, *lost.runs]}
         assert by["once"].status == "completed" and by["once"].rows[0]["status"] == "completed"
+        assert by["fine"].status == "completed"
         assert by["always"].status == "failed" and "worker was lost twice" in by["always"].error
-        assert runs.done and not runs.cancelled
+        assert by["always"].rows[0]["status"] == "error"  # as a run that could not start
+        assert runs.done and lost.done and not lost.cancelled
         assert sum("its worker was lost" in r.getMessage() for r in caplog.records) == 2
     finally:
         client.close()
