@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 from . import _bridge as B
 from . import _vocab as V
 from ._provider import AUTH_SCHEMES, AuthFallback
+from ._signalling import running_loop as _running_loop
 
 if TYPE_CHECKING:
     from ._provider import Provider
@@ -79,13 +80,6 @@ def websocket_url(base_url: str, session_id: str) -> str:
 
 def now_ms() -> float:
     return time.time() * 1000.0
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 # -- audio, with the standard library alone (numpy is an extra) ---------------------------------
@@ -724,17 +718,24 @@ class KernelCall:
         for reply in list(self._replies):
             if reply.done and reply.end <= now:
                 self._replies.remove(reply)
-                self._record(
-                    "local",
-                    {
-                        "type": V.SPEAKER_STOPPED,
-                        "response_id": reply.response_id,
-                        "item_id": reply.item_id,
-                        "reason": "done",
-                        "played_ms": round(len(reply.pcm) * 1000.0 / RATE, 1),
-                    },
-                    self._t_of(reply.end),
-                )
+                played = round(len(reply.pcm) * 1000.0 / RATE, 1)
+                self._stopped(reply, "done", played, self._t_of(reply.end))
+
+    def _stopped(
+        self, reply: _Reply, reason: str, played_ms: float, t_ms: float | None = None
+    ) -> None:
+        """The speaker's record of a reply's sound ending: played out, cut, or hung up."""
+        self._record(
+            "local",
+            {
+                "type": V.SPEAKER_STOPPED,
+                "response_id": reply.response_id,
+                "item_id": reply.item_id,
+                "reason": reason,
+                "played_ms": played_ms,
+            },
+            t_ms,
+        )
 
     def _cut(self, reason: str) -> None:
         """A stop: the reply playing now ends here, and the service hears how much was heard."""
@@ -748,16 +749,7 @@ class KernelCall:
             reply.cut_at = now
             heard_ms = round((min(now, reply.start + len(reply.pcm)) - reply.start) * 1000 / RATE)
             self._replies.remove(reply)
-            self._record(
-                "local",
-                {
-                    "type": V.SPEAKER_STOPPED,
-                    "response_id": reply.response_id,
-                    "item_id": reply.item_id,
-                    "reason": reason,
-                    "played_ms": heard_ms,
-                },
-            )
+            self._stopped(reply, reason, heard_ms)
             if reply.item_id and self._socket is not None:
                 truncate = {
                     "type": "conversation.item.truncate",
@@ -830,14 +822,7 @@ class KernelCall:
         self._parts.clear()
         for reply in self._replies:
             if reply.start <= self._sample_now():
-                self._record(
-                    "local",
-                    {
-                        "type": V.SPEAKER_STOPPED,
-                        "response_id": reply.response_id,
-                        "item_id": reply.item_id,
-                        "reason": "hung_up",
-                    },
-                )
+                heard = (min(self._sample_now(), reply.end) - reply.start) * 1000.0 / RATE
+                self._stopped(reply, "hung_up", round(heard, 1))
         self._replies.clear()
         self._stop_recording()

@@ -1037,6 +1037,9 @@ def _turn_replies(runs: Runs) -> dict[tuple[int, int], tuple[int, str]]:
 # -- live: a session's tracing -----------------------------------------------------------------
 
 
+_STREAM_DELTAS = frozenset(V.OUTPUT_DELTAS)
+
+
 class SessionTracing:
     """A session's live trace: listens to its log and folds each record as it is kept.
 
@@ -1068,6 +1071,9 @@ class SessionTracing:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
+        # (call, response id) whose first output delta went to the fold: the rest of a stream
+        # costs a set lookup here (the builder keeps only a reply's first chunk)
+        self._streamed: dict[tuple[int, Any], None] = {}
         self._stop = log.listen(self._record)
         if self._explicit:
             self._begin()
@@ -1082,11 +1088,20 @@ class SessionTracing:
         return True
 
     def _record(self, direction: str, event: Mapping[str, Any], t_ms: float, call: int) -> None:
+        etype = event.get("type")
+        if etype not in TraceBuilder.HANDLERS:
+            return  # nothing of it reaches a span: not even queued
+        if etype in _STREAM_DELTAS:  # a reply's stream: only its first output counts
+            key = (call, event.get("response_id"))
+            if key in self._streamed:
+                return
+            self._streamed[key] = None
+            if len(self._streamed) > 256:
+                del self._streamed[next(iter(self._streamed))]
         builder = self.builder
         if builder is None:
-            etype = event.get("type")
             starts = etype in ("call.start", RUN_STARTED)  # where a configured SDK is checked
-            if not starts and (self._off or etype not in TraceBuilder.HANDLERS):
+            if not starts and self._off:
                 return
             if self._broken or not self._begin():
                 self._off = True
