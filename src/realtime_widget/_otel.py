@@ -1073,7 +1073,7 @@ class SessionTracing:
         self._scheduled = False
         # (call, response id) whose first output delta went to the fold: the rest of a stream
         # costs a set lookup here (the builder keeps only a reply's first chunk)
-        self._streamed: dict[tuple[int, Any], None] = {}
+        self._streamed: dict[tuple[int, str], None] = {}
         self._stop = log.listen(self._record)
         if self._explicit:
             self._begin()
@@ -1091,8 +1091,9 @@ class SessionTracing:
         etype = event.get("type")
         if etype not in TraceBuilder.HANDLERS:
             return  # nothing of it reaches a span: not even queued
-        if etype in _STREAM_DELTAS:  # a reply's stream: only its first output counts
-            key = (call, event.get("response_id"))
+        rid = event.get("response_id")
+        if etype in _STREAM_DELTAS and isinstance(rid, str):  # only a stream's first output counts
+            key = (call, rid)
             if key in self._streamed:
                 return
             self._streamed[key] = None
