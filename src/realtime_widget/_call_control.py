@@ -37,7 +37,7 @@ from ._sideband import NEEDS_EXTRA, Sideband, SidebandUnavailable
 if TYPE_CHECKING:
     from ._delivery import Delivery
     from ._inbox import Inbox
-    from ._port import WidgetPort
+    from ._port import SessionPort
     from ._signalling import Signalling
 
 # How long the page holding a connected call may stay silent before the kernel hangs up: the
@@ -183,7 +183,7 @@ class CallControl:
 
     def __init__(
         self,
-        port: WidgetPort,
+        port: SessionPort,
         signalling: Signalling,
         inbox: Inbox,
         delivery: Delivery,

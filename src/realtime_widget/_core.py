@@ -26,7 +26,7 @@ from ._clips import Clip, ClipPlayer
 from ._delivery import Delivery
 from ._inbox import Callback, Inbox
 from ._log import EventLog
-from ._port import WidgetPort
+from ._port import SessionPort
 from ._provider import DEFAULT_BASE_URL, Provider
 from ._recording import Recording, Recordings
 from ._secrets import Scrubber, Secret, check_key, key_from_env
@@ -59,8 +59,6 @@ class SessionCore(SessionTraits):
     ``status``, ``error``, callbacks and ``events``.
     """
 
-    _kind = "session"  # what errors and reprs call this object
-
     # The call's state, written by the core alone (``_show``); the widget syncs them to its view.
     status = t.Unicode("disconnected", help=" | ".join(B.STATUSES))
     error = t.Unicode("", help="The last problem, in words; empty when there is none")
@@ -69,7 +67,9 @@ class SessionCore(SessionTraits):
     server_session = t.Dict(
         default_value={}, help="The session as the service last confirmed it (session.updated)"
     )
-    record = t.Bool(False, help="Record both sides of the call in the browser (see w.recording)")
+    record = t.Bool(
+        False, help="Record both sides of the call, on the log's clock (see .recording)"
+    )
     tool_calls = t.List(
         t.Dict(),
         default_value=[],
@@ -116,7 +116,7 @@ class SessionCore(SessionTraits):
         self._scrub = Scrubber(lambda: self._signalling.provider.secrets())
         self._events = EventLog(log_path, scrub=self._scrub.json_text)
         # The features' one port to the call (what the transport is posted passes its scrubbers).
-        self._port = WidgetPort(
+        self._port = SessionPort(
             events=self._events,
             scrub=self._scrub,
             scrub_key=Scrubber(lambda: [self._api_key.reveal()]),  # for ice_servers only

@@ -37,7 +37,7 @@ from ._vocab import obj, text
 
 if TYPE_CHECKING:
     from ._log import EventLog
-    from ._port import WidgetPort
+    from ._port import SessionPort
     from ._signalling import Signalling
 
 Callback = Callable[[dict[str, Any]], Any]
@@ -74,7 +74,7 @@ class Inbox:
 
     def __init__(
         self,
-        port: WidgetPort,
+        port: SessionPort,
         signalling: Signalling,
         events: EventLog,
         *,

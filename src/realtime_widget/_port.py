@@ -1,9 +1,9 @@
-"""The one narrow port a feature module gets instead of the widget.
+"""The one narrow port a feature module gets instead of the session.
 
 Tools, clips, awaiting, recording, experiments, the session guard and the sideband are each
-written against ``CallPort``: they never see the widget's privates, so each can be read,
-tested (with a plain fake port) and replaced alone. ``_widget.py`` builds one ``WidgetPort``
-and hands it to every feature it wires.
+written against ``CallPort``: they never see the session's privates, so each can be read,
+tested (with a plain fake port) and replaced alone. ``_core.py`` builds one ``SessionPort``
+per session (a widget's or a kernel-held one) and hands it to every feature it wires.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ MessageHandler = Callable[[dict[str, Any]], None]
 
 
 class CallPort(Protocol):
-    """What a feature may do with the widget's call."""
+    """What a feature may do with the session's call."""
 
     @property
     def call(self) -> int:
@@ -39,12 +39,12 @@ class CallPort(Protocol):
 
     @property
     def status(self) -> str:
-        """The widget's status: disconnected / connecting / connected / failed."""
+        """The session's status: disconnected / connecting / connected / failed."""
         ...
 
     @property
     def error(self) -> str:
-        """The widget's last problem in words ("" when none)."""
+        """The session's last problem in words ("" when none)."""
         ...
 
     def send_events(self, events: list[dict[str, Any]]) -> None:
@@ -94,13 +94,13 @@ class CallPort(Protocol):
         ...
 
 
-# What the widget hands the port to reach the page: (message, buffers or None); the message is
-# already scrubbed. The widget's two outlets (plain messages, and messages with buffers).
+# What the session hands the port to reach whatever holds the call: (message, buffers or
+# None); the message is already scrubbed.
 Outlet = Callable[[dict[str, Any], "list[bytes] | None"], None]
 
 
-class WidgetPort:
-    """The widget's ``CallPort``: built once per widget and handed to every feature. It holds
+class SessionPort:
+    """The session's ``CallPort``: built once per session and handed to every feature. It holds
     the features' record listeners and message handlers, which the inbox feeds."""
 
     def __init__(
@@ -116,7 +116,7 @@ class WidgetPort:
         self._scrub = scrub
         self._scrub_key = scrub_key  # for a connect message's ice_servers: TURN may ride there
         self._outlet = outlet
-        self._shown = shown  # the widget's (status, error)
+        self._shown = shown  # the session's (status, error)
         self._signalling: Signalling | None = None
         self._listeners: list[RecordListener] = []
         self._handlers: dict[str, MessageHandler] = {}

@@ -29,7 +29,7 @@ from ._provider import NO_KEY_MESSAGE, AuthFallback, Provider, ProviderError
 
 
 class Host(Protocol):
-    """What the signalling needs from its widget."""
+    """What the signalling needs from its session (a CallHost)."""
 
     def post(self, message: dict[str, Any]) -> None: ...
     def show_status(self, status: str, error: str | None) -> None: ...
