@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import io
 import math
 import time
@@ -329,7 +330,8 @@ class KernelCall:
         if self._socket is not None:
             self._disconnect("local")
         self._call = int(message["call"])
-        self._session_update = message.get("session_update")
+        # a copy of its own: live edits are merged into it (what a reconnect replays)
+        self._session_update = copy.deepcopy(message.get("session_update"))
         self._mic = bool(message.get("mic", True))
         self._closing = False
         self._record(
@@ -353,7 +355,7 @@ class KernelCall:
             "local", {"type": "channel.open", "label": "websocket", "session_id": self.session_id}
         )
         self._state("connected")
-        first = [self._session_update] if self._session_update else []
+        first = [copy.deepcopy(self._session_update)] if self._session_update else []
         self._send([*first, *queued])
         self._start_clock()
         try:
@@ -439,8 +441,8 @@ class KernelCall:
         elif state == "open" and reason == "reconnected":
             # A fresh socket is a fresh session at the service: the session goes again first.
             if self._session_update and self._socket is not None:
-                self._socket.send_first([self._session_update])
-                self._record("client", self._session_update)
+                self._socket.send_first([copy.deepcopy(self._session_update)])
+                self._record("client", copy.deepcopy(self._session_update))
             self._record("local", {"type": "socket.reconnected", "reason": self._dropped})
         elif state == "failed":
             self._fail(call, f"The realtime WebSocket failed: {reason}")
