@@ -18,7 +18,6 @@ every call. ``play_fresh`` is also what a cluster's worker runs (``cluster.py``)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .._provider import ProviderError
 from .progress import RunsProgress
 from .rows import turn_rows
-from .runner import run_seed
+from .runner import cancel_grid, run_seed
 from .runs import Run, Runs
 
 if TYPE_CHECKING:
@@ -235,12 +234,7 @@ class ParallelPlayer:
         self.retries = 0
 
     def cancel(self) -> None:
-        task, loop = self.task, self.loop
-        if task is None or loop is None or task.done():
-            return
-        self.runs.cancelled = True
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(task.cancel)
+        cancel_grid(self.runs, self.task, self.loop)
 
     def start(self, loop: asyncio.AbstractEventLoop, progress: bool) -> asyncio.Task[None]:
         if progress:

@@ -281,12 +281,7 @@ class Runner:
         self.turns_done = 0
 
     def cancel(self) -> None:
-        task, loop = self.task, self.loop
-        if task is None or loop is None or task.done():
-            return
-        self.runs.cancelled = True
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(task.cancel)
+        cancel_grid(self.runs, self.task, self.loop)
 
     def start(self, loop: asyncio.AbstractEventLoop, progress: bool) -> asyncio.Task[None]:
         if progress:
@@ -490,3 +485,14 @@ class Runner:
         run.recording = w.recordings.get(run.call_number)
         # a cancelled run keeps the turns that were played (the cut one is a cancelled row)
         run.rows = turn_rows(records, run.spans, played, run.meta, recording=run.recording)
+
+
+def cancel_grid(
+    runs: Runs, task: asyncio.Task[None] | None, loop: asyncio.AbstractEventLoop | None
+) -> None:
+    """Stop a grid's task (its Stop button, ``runs.cancel()``), from any thread."""
+    if task is None or loop is None or task.done():
+        return
+    runs.cancelled = True
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(task.cancel)
