@@ -79,6 +79,7 @@ class RealtimeSession(SessionCore):
             wants_record=lambda: bool(self.record),
             auth_scheme=self._auth_scheme,
             interrupts=self._interrupts,
+            session_now=self._session_update_event,
         )
 
     def settings(self) -> SessionSettings:

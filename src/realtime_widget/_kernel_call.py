@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import copy
 import io
 import math
 import time
@@ -195,11 +194,14 @@ class KernelCall:
         wants_record: Callable[[], bool],
         auth_scheme: str = "Basic",
         interrupts: Callable[[], bool] = lambda: True,
+        session_now: Callable[[], dict[str, Any]],
     ) -> None:
         self._provider = provider
         self._to_kernel = to_kernel  # the session's inbox, as if the page had sent it
         self._wants_record = wants_record
         self._interrupts = interrupts  # the session's turn_detection.interrupt_response
+        # the full session.update as the session's fields say now: what a reconnect replays
+        self._session_now = session_now
         self.auth_scheme = auth_scheme  # the scheme in use (a 401 switches it, once)
         self.refused_status: int | None = None  # HTTP status of the last refused handshake
         self.session_id: str | None = None  # the id we chose for the current socket
@@ -211,7 +213,6 @@ class KernelCall:
         self._seq = 0
         self._batch: list[dict[str, Any]] = []
         self._flush_scheduled = False
-        self._session_update: dict[str, Any] | None = None
         self._mic = True
         self._created = asyncio.Event()
         # the media clock: stream sample n is at epoch ms _t0 + n / 24
@@ -330,17 +331,17 @@ class KernelCall:
         if self._socket is not None:
             self._disconnect("local")
         self._call = int(message["call"])
-        # a copy of its own: live edits are merged into it (what a reconnect replays)
-        self._session_update = copy.deepcopy(message.get("session_update"))
+        first = message.get("session_update")
         self._mic = bool(message.get("mic", True))
         self._closing = False
         self._record(
             "local",
             {"type": "call.start", "call": self._call, "mic": self._mic, "transport": "websocket"},
         )
-        queued = list(message.get("queued") or [])
+        events = [first] if first else []  # the first session.update, then what was queued
+        events += message.get("queued") or []
         assert self._loop is not None
-        self._task = self._loop.create_task(self._open(self._call, queued))
+        self._task = self._loop.create_task(self._open(self._call, events))
 
     async def _open(self, call: int, queued: list[dict[str, Any]]) -> None:
         self._created = asyncio.Event()
@@ -355,8 +356,7 @@ class KernelCall:
             "local", {"type": "channel.open", "label": "websocket", "session_id": self.session_id}
         )
         self._state("connected")
-        first = [copy.deepcopy(self._session_update)] if self._session_update else []
-        self._send([*first, *queued])
+        self._send(queued)
         self._start_clock()
         try:
             await asyncio.wait_for(self._created.wait(), CREATED_TIMEOUT_S)
@@ -439,10 +439,12 @@ class KernelCall:
             self._dropped = reason
             self._record("local", {"type": "socket.reconnecting", "reason": reason})
         elif state == "open" and reason == "reconnected":
-            # A fresh socket is a fresh session at the service: the session goes again first.
-            if self._session_update and self._socket is not None:
-                self._socket.send_first([copy.deepcopy(self._session_update)])
-                self._record("client", copy.deepcopy(self._session_update))
+            # A fresh socket is a fresh session at the service: the session goes again first,
+            # as the session's fields say now (live edits included)
+            if self._socket is not None:
+                update = self._session_now()
+                self._socket.send_first([update])
+                self._record("client", update)
             self._record("local", {"type": "socket.reconnected", "reason": self._dropped})
         elif state == "failed":
             self._fail(call, f"The realtime WebSocket failed: {reason}")
@@ -480,8 +482,6 @@ class KernelCall:
         for event in events:
             etype = event.get("type")
             if etype != V.AUDIO_BUFFER_CLEAR:  # WebRTC's own: here the speaker stops itself
-                if etype == V.SESSION_UPDATE and isinstance(event.get("session"), dict):
-                    self._remember_session(event["session"])
                 if socket is None or not socket.send([event]):
                     self._record(
                         "local",
@@ -493,22 +493,6 @@ class KernelCall:
             if etype in (V.RESPONSE_CANCEL, V.AUDIO_BUFFER_CLEAR):
                 # a stop: the reply is cut to what was heard before anything after it is asked
                 self._cut("cleared")
-
-    def _remember_session(self, partial: dict[str, Any]) -> None:
-        """What a reconnect replays: the first update with every later one merged in."""
-        if self._session_update is None:
-            return
-        base = self._session_update.setdefault("session", {})
-
-        def merge(into: dict[str, Any], new: dict[str, Any]) -> None:
-            for k, v in new.items():
-                if isinstance(v, dict) and isinstance(into.get(k), dict):
-                    merge(into[k], v)
-                else:
-                    into[k] = v
-
-        if self._session_update.get("session") is not partial:
-            merge(base, partial)
 
     # -- server events -------------------------------------------------------------------------
 
