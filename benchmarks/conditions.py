@@ -37,9 +37,9 @@ import soxr
 from scipy.io import wavfile
 
 from _phrases import PHRASES
-from realtime_widget._clips import synthesize
-from realtime_widget.experiments.conditions import Condition
-from realtime_widget.experiments.wer import WordErrors, word_errors
+from realtime_widget._audio import synthesize
+from realtime_widget.evaluate._wer import WordErrors, word_errors
+from realtime_widget.media._conditions import Condition
 
 RATE = 24_000
 SECONDS = 10.0

@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from realtime_widget.emulator import Emulator
-from realtime_widget.experiments.judge import Judge, judge_turns
-from realtime_widget.experiments.models import ModelClient
+from realtime_widget.evaluate._judge import Judge, judge_turns
+from realtime_widget.evaluate._models import ModelClient
 
 RUBRIC = "The agent offers a vegetarian option and asks at most one question."
 REPLIES = (

@@ -6,15 +6,16 @@ from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from ._delivery import MidCellDeliveryError
+from ._errors import RealtimeWidgetError
 from ._headless import RealtimeSession, SessionClosedError
 from ._log import EventLog
 from ._provider import ProviderError
+from ._public import publish as _publish
 from ._recording import Recording, read_recordings
 from ._widget import RealtimeWidget
+from .evaluate import Caller, Judge
 from .experiments import Runs, Script
-from .experiments.caller import Caller
-from .experiments.conditions import Condition
-from .experiments.judge import Judge
+from .media import Condition
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -29,6 +30,7 @@ __all__ = [
     "ProviderError",
     "RealtimeSession",
     "RealtimeWidget",
+    "RealtimeWidgetError",
     "Recording",
     "Runs",
     "Script",
@@ -36,6 +38,8 @@ __all__ = [
     "read_recordings",
     "tracing",
 ]
+_publish(__name__, globals(), __all__)
+
 try:  # the one place the version is typed is pyproject.toml
     __version__ = _metadata.version("realtime-widget")
 except _metadata.PackageNotFoundError:  # a source tree that was never installed

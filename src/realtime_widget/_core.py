@@ -18,18 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets as t
 
+from . import _audio, _clips
 from . import _bridge as B
-from . import _clips
 from . import _vocab as V
 from ._call_control import CallControl, check_mode
 from ._clips import Clip, ClipPlayer
 from ._delivery import Delivery
+from ._env import base_url_from_env, key_from_env
 from ._inbox import Callback, Inbox
 from ._log import EventLog
 from ._port import SessionPort
 from ._provider import DEFAULT_BASE_URL, Provider
 from ._recording import Recording, Recordings
-from ._secrets import Scrubber, Secret, check_key, key_from_env
+from ._secrets import Scrubber, Secret, check_key
 from ._session import (
     SESSION_TRAITS,
     SessionTraits,
@@ -40,15 +41,16 @@ from ._session import (
 from ._session_guard import SessionGuard
 from ._signalling import CallHost, Signalling
 from ._waits import Awaiting, EventWaiter, Ready, Reply
-from .experiments import Experiments
-from .experiments.models import ModelEndpoint
 
 if TYPE_CHECKING:
     from ._controls import ControlPanel
     from ._tools import Tool, ToolRunner
     from ._transport import Transport
-    from .experiments import Condition, Runs, Script, Turn
-    from .experiments.tune import Tuning
+    from .evaluate import ModelEndpoint
+    from .experiments import Runs, Script, Turn
+    from .experiments._feature import Experiments
+    from .experiments._tune import Tuning
+    from .media import Condition
 
 
 class SessionCore(SessionTraits):
@@ -110,7 +112,7 @@ class SessionCore(SessionTraits):
                 f"are: {', '.join(SESSION_TRAITS)}"
             )
         self._api_key = Secret(check_key(api_key if api_key is not None else key_from_env()))
-        self._base_url = base_url or os.environ.get("INWORLD_BASE_URL") or DEFAULT_BASE_URL
+        self._base_url = base_url or base_url_from_env() or DEFAULT_BASE_URL
         provider = Provider(self._base_url, self._api_key, auth_scheme=auth_scheme, timeout=timeout)
         # The one scrubber: every shown, synced, logged, exported or posted text passes it.
         self._scrub = Scrubber(lambda: self._signalling.provider.secrets())
@@ -232,6 +234,8 @@ class SessionCore(SessionTraits):
     def model_endpoint(self) -> ModelEndpoint:
         """This service's OpenAI-compatible endpoints (chat, speech) with this widget's key,
         for judges and callers; the key stays hidden (never a trait, repr or row)."""
+        from .evaluate import ModelEndpoint  # the evaluate package, when a judge or caller asks
+
         return ModelEndpoint(
             self._base_url, self._api_key, auth_scheme=self._signalling.provider.auth_scheme
         )
@@ -474,8 +478,8 @@ class SessionCore(SessionTraits):
         text: str | None = None,
         duck: float = _clips.DEFAULT_DUCK,
         sample_rate: int | None = None,
-        voice: str = _clips.ESPEAK_VOICE,
-        wpm: int = _clips.ESPEAK_WPM,
+        voice: str = _audio.ESPEAK_VOICE,
+        wpm: int = _audio.ESPEAK_WPM,
         condition: Condition | None = None,
     ) -> Clip:
         """Play audio into the call, as if spoken into the microphone: a path, WAV/other audio
@@ -503,8 +507,8 @@ class SessionCore(SessionTraits):
         timeout: float = 60.0,
         duck: float = _clips.DEFAULT_DUCK,
         sample_rate: int | None = None,
-        voice: str = _clips.ESPEAK_VOICE,
-        wpm: int = _clips.ESPEAK_WPM,
+        voice: str = _audio.ESPEAK_VOICE,
+        wpm: int = _audio.ESPEAK_WPM,
         metadata: Mapping[str, Any] | None = None,
     ) -> Reply:
         """Ask one question and get a handle on its reply: ``text`` as a typed turn, or
@@ -579,7 +583,8 @@ class SessionCore(SessionTraits):
         )
         self._recordings = Recordings(port, self._events)
         # typed scripts are finished by server events alone (awaitable in one cell with a sideband)
-        self._experiments = Experiments(self, port, self._delivery.server_events())
+        self._grid_port = port
+        self._grid: Experiments | None = None  # built by the first run_script (experiments)
         self.observe(self._scripted_status, names=["status"])
 
     def _show_host_info(self, info: dict[str, Any]) -> None:
@@ -599,6 +604,15 @@ class SessionCore(SessionTraits):
     # -- end of scripted sessions ---------------------------------------------------------------
 
     # -- experiments: one script across session variants (the experiments package) ------------
+
+    def _experiments(self) -> Experiments:
+        """This session's grid feature, built on first use: the core imports the experiments
+        package only when a grid runs."""
+        if self._grid is None:
+            from .experiments._feature import Experiments
+
+            self._grid = Experiments(self, self._grid_port, self._delivery.server_events())
+        return self._grid
 
     def run_script(
         self,
@@ -623,7 +637,7 @@ class SessionCore(SessionTraits):
         turns in order, each awaiting its reply. ``conditions`` ({name: Condition or None}) is
         a second axis: every variant runs under each, its spoken turns' audio transformed.
         See ``realtime_widget.experiments``."""
-        return self._experiments.run(
+        return self._experiments().run(
             script,
             variants,
             repeat,
@@ -644,7 +658,7 @@ class SessionCore(SessionTraits):
         range or a list of choices) for the best judged score whose ``latency_budget_ms`` holds,
         on Optuna: ``tuning = await s.tune(script, space={"speed": (0.8, 1.4)}, judge=judge,
         latency_budget_ms=1200, trials=40, concurrency=4)``. See ``experiments.tune``."""
-        from .experiments.tune import tune
+        from .experiments._tune import tune
 
         return await tune(self, script, space, judge, **options)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _bridge as B
+from ._errors import RealtimeWidgetError
 from ._pending import new_id, wake
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def kernel_delivers_mid_cell() -> bool:
     return version is not None and version >= (7, 4)
 
 
-class MidCellDeliveryError(RuntimeError):
+class MidCellDeliveryError(RealtimeWidgetError, RuntimeError):
     """This host does not deliver the page's messages to the kernel while a cell awaits."""
 
 

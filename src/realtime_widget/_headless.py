@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._core import SessionCore
+from ._env import key_from_env
+from ._errors import RealtimeWidgetError
 from ._kernel_call import KernelCall
 from ._provider import ProviderError
-from ._secrets import Secret, key_from_env
+from ._secrets import Secret
 from ._session import SESSION_TRAITS
 from ._waits import Ready
 
 
-class SessionClosedError(RuntimeError):
+class SessionClosedError(RealtimeWidgetError, RuntimeError):
     """The session was closed: make a new one."""
 
 

@@ -38,7 +38,7 @@ from ._vocab import obj, text
 
 if TYPE_CHECKING:
     from ._log import EventLog
-    from .experiments.runs import Runs
+    from .experiments._runs import Runs
 
 __all__ = [
     "CAPTURE_ENV",

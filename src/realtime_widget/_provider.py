@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from ._errors import RealtimeWidgetError
 from ._secrets import Secret, redact
 
 __all__ = [
@@ -47,7 +48,7 @@ NO_KEY_MESSAGE = (
 )
 
 
-class ProviderError(Exception):
+class ProviderError(RealtimeWidgetError):
     """A failed call to the service, with a message that is safe to show and says what to do."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from . import _bridge as B
-from ._clips import numpy_or_raise, wav_bytes
+from ._audio import numpy_or_raise, wav_bytes
 
 if TYPE_CHECKING:
     from ._log import EventLog

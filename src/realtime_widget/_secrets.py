@@ -5,7 +5,6 @@ tracebacks). Scrubbing happens at those boundaries, never at each call site."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -13,19 +12,6 @@ from typing import Any
 
 REDACTED = "[redacted]"
 _MIN_SECRET = 4  # shorter strings would scrub ordinary words
-
-
-def key_from_env() -> str:
-    """``INWORLD_API_KEY`` from the environment, else from a ``.env`` file (when python-dotenv
-    is installed, as the "all" extra does), else ""."""
-    key = os.environ.get("INWORLD_API_KEY", "")
-    if key:
-        return key
-    try:
-        from dotenv import dotenv_values
-    except ImportError:
-        return ""
-    return dotenv_values().get("INWORLD_API_KEY") or ""
 
 
 def check_key(key: str) -> str:

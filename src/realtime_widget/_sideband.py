@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from ._errors import RealtimeWidgetError
 from ._secrets import redact
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ EventListener = Callable[[dict[str, Any], float], None]  # (server event, kernel
 StateListener = Callable[[str, str], None]  # (state, reason in words)
 
 
-class SidebandUnavailable(ImportError):
+class SidebandUnavailable(RealtimeWidgetError, ImportError):
     """The ``sideband`` extra is not installed."""
 
 

@@ -20,12 +20,12 @@ from ._delivery import MidCellDeliveryError
 from ._headless import Connecting
 from ._log import EventLog
 from ._pending import Pending
+from ._public import publish as _publish
 from ._recording import Recording
 from ._tools import Tool
 from ._waits import EventWaiter, Ready, Reply
+from .evaluate import CallerScript, ModelEndpoint
 from .experiments import Expectation, Run, Runs, Script
-from .experiments.caller import CallerScript
-from .experiments.models import ModelEndpoint
 
 __all__ = [
     "CallerScript",
@@ -46,3 +46,5 @@ __all__ = [
     "Script",
     "Tool",
 ]
+
+_publish(__name__, globals(), __all__)

@@ -26,11 +26,11 @@ from realtime_widget.emulator._chat import (
     goal_steps,
     stand_in_judgement,
 )
-from realtime_widget.experiments import caller as caller_module
-from realtime_widget.experiments import judge as judge_module
-from realtime_widget.experiments.caller import Caller
-from realtime_widget.experiments.judge import Judge, judge_turns
-from realtime_widget.experiments.models import ModelClient
+from realtime_widget.evaluate import _caller as caller_module
+from realtime_widget.evaluate import _judge as judge_module
+from realtime_widget.evaluate._caller import Caller
+from realtime_widget.evaluate._judge import Judge, judge_turns
+from realtime_widget.evaluate._models import ModelClient
 
 RUBRIC = "The agent offers a vegetarian option and asks at most one question."
 

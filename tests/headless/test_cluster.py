@@ -17,7 +17,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from realtime_widget import Script
 from realtime_widget.experiments import TextTurn, TurnContext
-from realtime_widget.experiments.cluster import RemoteRun
+from realtime_widget.experiments._cluster import RemoteRun
 from tests.conftest import SENTINEL_KEY
 from tests.headless.conftest import MakeEmulator, Open
 

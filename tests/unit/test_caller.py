@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from realtime_widget.experiments.caller import CALLER_MARKER, Caller
-from realtime_widget.experiments.models import ModelClient
+from realtime_widget.evaluate._caller import CALLER_MARKER, Caller
+from realtime_widget.evaluate._models import ModelClient
 from tests.unit.fake_chat import SENTINEL_KEY, FakeChat, fake_chat
 
 __all__ = ["fake_chat"]
@@ -278,7 +278,7 @@ async def test_without_a_speech_endpoint_the_lines_are_spoken_by_espeak(
 
 
 def test_the_agents_words_are_final_once_a_response_ends_without_a_tool_call() -> None:
-    from realtime_widget.experiments.caller import AgentWords
+    from realtime_widget.evaluate._caller import AgentWords
 
     heard: list[str] = []
     words = AgentWords(2, heard.append)
@@ -345,9 +345,9 @@ def test_a_spoken_line_plays_under_the_runs_condition() -> None:
 
     import numpy as np
 
-    from realtime_widget._clips import ESPEAK_VOICE, array_wav, synthesize
-    from realtime_widget.experiments.caller import CallerLine
-    from realtime_widget.experiments.conditions import Condition, conditioned_clip
+    from realtime_widget._audio import ESPEAK_VOICE, array_wav, synthesize
+    from realtime_widget.evaluate._caller import CallerLine
+    from realtime_widget.media._conditions import Condition, conditioned_clip
 
     asked: list[dict[str, Any]] = []
     w = SimpleNamespace(ask=lambda *a, **kw: asked.append({"args": a, **kw}))

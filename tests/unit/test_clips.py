@@ -10,8 +10,8 @@ import wave
 
 import pytest
 
+from realtime_widget import _audio
 from realtime_widget import _bridge as B
-from realtime_widget import _clips
 from realtime_widget._turns import collect_turns
 from tests.conftest import pretend_live
 from tests.unit.scripted_page import FakePage
@@ -39,7 +39,7 @@ def joined(page: FakePage, clip_id: str) -> bytes:
 def test_bytes_go_out_in_chunks_under_the_limit(w) -> None:
     page = FakePage(w)
     pretend_live(w)
-    data = _clips.wav_bytes(bytes(range(256)) * 2500, 24000)  # 640 KB: three chunks
+    data = _audio.wav_bytes(bytes(range(256)) * 2500, 24000)  # 640 KB: three chunks
     clip = w.say(data, duck=0.25)
     plays = page.plays()
     assert [m["index"] for m in plays] == [0, 1, 2] and {m["last"] for m in plays} == {2}
@@ -58,7 +58,7 @@ def test_base64_where_the_host_drops_buffers(w) -> None:
     assert w.host_info["buffers_to_browser"] is False
     assert w.host_info["buffers_to_kernel"] is False
     pretend_live(w)
-    data = _clips.wav_bytes(b"\x01\x02" * 300_000, 48000)
+    data = _audio.wav_bytes(b"\x01\x02" * 300_000, 48000)
     clip = w.say(data)
     plays = [(m, b) for m, b in page.binary if m["kind"] == "play"]
     assert len(plays) == 4 and all(b == [] for _, b in plays)
@@ -88,18 +88,18 @@ def test_files_and_the_text_hint(w, tmp_path) -> None:
     page = FakePage(w)
     pretend_live(w)
     path = tmp_path / "q.wav"
-    path.write_bytes(_clips.wav_bytes(b"\0\0" * 8000, 8000))
+    path.write_bytes(_audio.wav_bytes(b"\0\0" * 8000, 8000))
     clip = w.say(path)
     assert clip.source == str(path) and page.plays()[0]["mime"] == "audio/wav"
     with pytest.raises(FileNotFoundError, match=r"say\(text=...\)"):
         w.say("What's the weather?")
-    assert _clips.sniff_mime(b"OggS....") == "audio/ogg"
-    assert _clips.sniff_mime(b"ID3....") == "audio/mpeg"
-    assert _clips.sniff_mime(b"????", "x.flac") == "audio/flac"
+    assert _audio.sniff_mime(b"OggS....") == "audio/ogg"
+    assert _audio.sniff_mime(b"ID3....") == "audio/mpeg"
+    assert _audio.sniff_mime(b"????", "x.flac") == "audio/flac"
 
 
 @pytest.mark.skipif(
-    shutil.which("espeak-ng") is None and not _clips.importlib.util.find_spec("espeakng_loader"),
+    shutil.which("espeak-ng") is None and not _audio.importlib.util.find_spec("espeakng_loader"),
     reason="espeak-ng is not installed (apt-get install espeak-ng, or the voice extra)",
 )
 def test_text_is_spoken_by_espeak_in_the_kernel(w) -> None:
@@ -107,17 +107,17 @@ def test_text_is_spoken_by_espeak_in_the_kernel(w) -> None:
     pretend_live(w)
     clip = w.say(text="What is the weather like?")
     data = joined(page, clip.clip_id)
-    info = _clips.wav_info(data)
+    info = _audio.wav_info(data)
     assert info is not None and info[0] >= 16000 and info[3] > info[0] // 2  # over half a second
     assert clip.source == "text: What is the weather like?"
     assert 500 < (clip.duration_ms or 0) < 5000
 
 
 def test_no_espeak_is_one_clear_error(monkeypatch) -> None:
-    monkeypatch.setattr(_clips.shutil, "which", lambda name: None)
-    monkeypatch.setattr(_clips.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(_audio.shutil, "which", lambda name: None)
+    monkeypatch.setattr(_audio.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"realtime-widget\[voice\].*espeakng-loader"):
-        _clips.synthesize("hello")
+        _audio.synthesize("hello")
 
 
 def test_clips_wait_for_the_calls_connect_message_and_need_a_call(w) -> None:
@@ -126,7 +126,7 @@ def test_clips_wait_for_the_calls_connect_message_and_need_a_call(w) -> None:
         w.say(b"RIFF")
     s = w._signalling
     s.call, s.status = 1, "connecting"  # the connect message has not gone out yet
-    clip = w.say(_clips.wav_bytes(b"\0\0" * 100, 8000))
+    clip = w.say(_audio.wav_bytes(b"\0\0" * 100, 8000))
     assert page.plays() == [] and not clip.sent
     s._posted_call = 1  # it went out; the page's first record shows it knows the call
     page.records(1, ("local", {"type": "call.start", "call": 1}))
@@ -136,7 +136,7 @@ def test_clips_wait_for_the_calls_connect_message_and_need_a_call(w) -> None:
 async def test_the_handle_fills_in_from_the_pages_records(w) -> None:
     page = FakePage(w, threaded=True)
     pretend_live(w)
-    clip = w.say(_clips.wav_bytes(b"\0\0" * 8000, 8000))
+    clip = w.say(_audio.wav_bytes(b"\0\0" * 8000, 8000))
     page.records(
         1,
         ("local", {"type": "say.started", "clip_id": clip.clip_id, "duration_ms": 1000.5}),
@@ -162,7 +162,7 @@ async def test_a_clip_the_page_cannot_play_raises_its_words(w) -> None:
 async def test_a_suspended_page_is_named_when_a_clip_never_starts(w) -> None:
     page = FakePage(w, threaded=True)
     pretend_live(w)
-    clip = w.say(_clips.wav_bytes(b"\0\0" * 80, 8000))
+    clip = w.say(_audio.wav_bytes(b"\0\0" * 80, 8000))
     page.records(1, ("local", {"type": "audio.suspended", "message": "no user gesture yet"}))
     with pytest.raises(TimeoutError, match=r"audio is suspended .*click anywhere"):
         await clip.wait(0.2)
@@ -171,13 +171,13 @@ async def test_a_suspended_page_is_named_when_a_clip_never_starts(w) -> None:
 def test_stop_cuts_a_sent_clip_and_drops_a_queued_one(w) -> None:
     page = FakePage(w)
     pretend_live(w)
-    sent = w.say(_clips.wav_bytes(b"\0\0" * 80, 8000))
+    sent = w.say(_audio.wav_bytes(b"\0\0" * 80, 8000))
     sent.stop()
     assert page.sent[-1] == {"kind": "stop_clip", "call": 1, "page": "", "clip_id": sent.clip_id}
     page.records(1, ("local", {"type": "say.ended", "clip_id": sent.clip_id, "stopped": True}))
     assert sent.done and sent.stopped
     w._signalling._posted_call = 0  # a new call whose connect has not gone out
-    queued = w.say(_clips.wav_bytes(b"\0\0" * 80, 8000))
+    queued = w.say(_audio.wav_bytes(b"\0\0" * 80, 8000))
     queued.stop()
     assert queued.done and queued.stopped and not queued.sent
 
@@ -187,7 +187,7 @@ def test_a_call_that_ends_takes_its_queued_clips(w) -> None:
     s = w._signalling
     s.call, s.status = 1, "connecting"
     w.status = "connecting"
-    clip = w.say(_clips.wav_bytes(b"\0\0" * 80, 8000))
+    clip = w.say(_audio.wav_bytes(b"\0\0" * 80, 8000))
     w.disconnect()
     assert clip.done and "call ended" in (clip.error or "")
 
@@ -220,7 +220,7 @@ def test_a_clip_turn_is_measured_from_the_clips_last_sample() -> None:
 async def test_a_spoken_question_is_answered_and_measured_voice_to_voice(w) -> None:
     page = FakePage(w, threaded=True)
     pretend_live(w)
-    r = w.ask(audio=_clips.wav_bytes(b"\0\0" * 16000, 8000))
+    r = w.ask(audio=_audio.wav_bytes(b"\0\0" * 16000, 8000))
     cid = r.clip.clip_id
     page.records(
         1,

@@ -17,7 +17,7 @@ signal = pytest.importorskip("scipy.signal")
 wavfile = pytest.importorskip("scipy.io.wavfile")
 soxr = pytest.importorskip("soxr")
 
-from realtime_widget.experiments.conditions import (  # noqa: E402
+from realtime_widget.media._conditions import (  # noqa: E402
     NOMINAL_SPEECH_DBFS,
     Condition,
     _babble_bed,
@@ -48,7 +48,7 @@ def bursts(rate: int = RATE) -> tuple[np.ndarray, np.ndarray]:
 def speech() -> np.ndarray:
     if not HAS_ESPEAK:
         pytest.skip("needs espeak-ng")
-    from realtime_widget._clips import synthesize
+    from realtime_widget._audio import synthesize
 
     rate, pcm = wavfile.read(io.BytesIO(synthesize("I'd like a table for two people, at eight.")))
     return soxr.resample(pcm.astype(np.float32) / 32768, rate, RATE).astype(np.float32)

@@ -12,15 +12,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from realtime_widget.experiments import ROW_COLUMNS, Run, Runs, Script
-from realtime_widget.experiments.judge import (
+from realtime_widget.evaluate._judge import (
     JUDGE_COLUMNS,
     JUDGE_MARKER,
     Judge,
     judge_turns,
     run_context,
 )
-from realtime_widget.experiments.models import ModelClient
+from realtime_widget.evaluate._models import ModelClient
+from realtime_widget.experiments import COLUMNS, Run, Runs, Script
 from tests.unit.fake_chat import SENTINEL_KEY, FakeChat, fake_chat
 from tests.unit.test_caller import widget
 
@@ -30,7 +30,7 @@ RUBRIC = "The agent offers a vegetarian option."
 
 
 def columns() -> list[str]:
-    return list(ROW_COLUMNS)  # the real table's columns
+    return list(tuple(COLUMNS))  # the real table's columns
 
 
 def turn(run: int, n: int, text: str, **kw: Any) -> dict[str, Any]:

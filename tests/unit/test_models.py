@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from realtime_widget.experiments.models import ModelClient, ModelError, first_json_object
+from realtime_widget.evaluate._models import ModelClient, ModelError, first_json_object
 from tests.unit.fake_chat import SENTINEL_KEY, FakeChat, failure, fake_chat
 
 __all__ = ["fake_chat"]  # the fixture, imported for pytest
@@ -288,7 +288,7 @@ def test_the_widgets_endpoint_hands_over_its_key_without_showing_it() -> None:
     import pickle
 
     from realtime_widget import RealtimeWidget
-    from realtime_widget.experiments.models import ModelEndpoint
+    from realtime_widget.evaluate._models import ModelEndpoint
 
     w = RealtimeWidget(api_key=SENTINEL_KEY, base_url="http://127.0.0.1:9")
     try:
@@ -305,7 +305,7 @@ def test_the_widgets_endpoint_hands_over_its_key_without_showing_it() -> None:
 
 
 def test_a_url_is_never_sent_the_widgets_key() -> None:
-    from realtime_widget.experiments.models import ModelEndpoint, pick_endpoint
+    from realtime_widget.evaluate._models import ModelEndpoint, pick_endpoint
 
     widget = ModelEndpoint("http://127.0.0.1:9", SENTINEL_KEY)
     assert pick_endpoint("the judge", (None, None), default=widget) is widget

@@ -480,7 +480,7 @@ def test_the_core_imports_no_opentelemetry_and_a_missing_extra_is_named() -> Non
 
 def test_runs_read_back_export_one_trace(provider: Any, tmp_path: Any) -> None:
     pytest.importorskip("pyarrow")
-    from realtime_widget.experiments.runs import Run, Runs
+    from realtime_widget.experiments._runs import Run, Runs
 
     tp, exporter = provider
     log = call_log()
@@ -493,7 +493,7 @@ def test_runs_read_back_export_one_trace(provider: Any, tmp_path: Any) -> None:
     runs.runs.append(run)
     import pandas as pd
 
-    from realtime_widget.experiments.judge import JUDGE_COLUMNS, judged_frame
+    from realtime_widget.evaluate._judge import JUDGE_COLUMNS, judged_frame
 
     row = dict.fromkeys(JUDGE_COLUMNS)
     row.update(variant="a", repeat=1, run=1, turn=1, judge="soup", per="turn", score=4,

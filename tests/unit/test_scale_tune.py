@@ -11,9 +11,9 @@ import pytest
 
 from realtime_widget import RealtimeSession, RealtimeWidget, Script
 from realtime_widget._session import SessionTraits
-from realtime_widget.experiments.parallel import rate_limit_code
-from realtime_widget.experiments.runs import Runs
-from realtime_widget.experiments.tune import Tuning, check_space, fields_for
+from realtime_widget.experiments._parallel import rate_limit_code
+from realtime_widget.experiments._runs import Runs
+from realtime_widget.experiments._tune import Tuning, check_space, fields_for
 from tests.conftest import SENTINEL_KEY
 
 NOWHERE = "http://127.0.0.1:9"  # nothing listens: any call would fail loudly

@@ -420,14 +420,15 @@ async def test_turns_show_tool_time_and_the_kernel_hop(live) -> None:
     conv.done("r1")
     await until(lambda: len(outputs(sent)) == 2)
     recv = w.events.of_type("response.function_call_arguments.done")[0]["t_ms"]
-    # the page reports the output it put on the channel, 70 ms after it got the call
+    # the page reports the output it put on the channel, 500 ms after it got the call (well
+    # after the tool's 50 ms, however loaded the machine)
     browser(
         w,
         kind="events",
         call=conv.call,
         page="p",
-        records=[{"seq": conv.seq, "dir": "client", "t_ms": recv + 70, "event": outputs(sent)[0]}],
+        records=[{"seq": conv.seq, "dir": "client", "t_ms": recv + 500, "event": outputs(sent)[0]}],
     )
     row = w.events.turns().iloc[0]
-    assert row["tool_calls"] == 1 and 45 <= row["tool_ms"] <= 70
-    assert row["tool_hop_ms"] == pytest.approx(70 - row["tool_ms"])
+    assert row["tool_calls"] == 1 and 45 <= row["tool_ms"] < 500
+    assert row["tool_hop_ms"] == pytest.approx(500 - row["tool_ms"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime_widget.experiments.wer import (
+from realtime_widget.evaluate._wer import (
     WordErrors,
     normalized_words,
     word_error_rate,

@@ -11,6 +11,7 @@ See ``docs/emulator.md`` for the events it supports and its knobs.
 
 from __future__ import annotations
 
+from .._public import publish as _publish
 from ._deps import require_emulator_deps
 
 require_emulator_deps()
@@ -18,8 +19,8 @@ require_emulator_deps()
 from ._emulator import Emulator  # noqa: E402
 from ._knobs import Knobs  # noqa: E402
 from ._responder import (  # noqa: E402
-    Reply,
     Responder,
+    ResponderReply,
     ResponseContext,
     TextReply,
     ToolCall,
@@ -32,8 +33,8 @@ from ._responder import (  # noqa: E402
 __all__ = [
     "Emulator",
     "Knobs",
-    "Reply",
     "Responder",
+    "ResponderReply",
     "ResponseContext",
     "TextReply",
     "ToolCall",
@@ -42,3 +43,5 @@ __all__ = [
     "default_responder",
     "default_transcriber",
 ]
+
+_publish(__name__, globals(), __all__)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._errors import RealtimeWidgetError
+
 
 @dataclass(frozen=True)
-class ClientError(Exception):
+class ClientError(RealtimeWidgetError):
     """A client event the emulator refuses, shaped like the provider's ``error`` object."""
 
     code: str

@@ -35,7 +35,7 @@ class ToolCall:
         return json.dumps(self.arguments, separators=(",", ":"))
 
 
-Reply = TextReply | ToolCall
+ResponderReply = TextReply | ToolCall
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class ResponseContext:
         return None
 
 
-Responder = Callable[[ResponseContext], Reply | str | Awaitable[Reply | str]]
+Responder = Callable[[ResponseContext], ResponderReply | str | Awaitable[ResponderReply | str]]
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def _say_output(output: Any) -> str:
     return str(value).strip()
 
 
-def default_responder(ctx: ResponseContext) -> Reply:
+def default_responder(ctx: ResponseContext) -> ResponderReply:
     """Echo what was heard, call a tool the user names, and report a tool's output back."""
     last = ctx.last_item
     if last is not None and last.get("type") == "function_call_output":

@@ -1,29 +1,28 @@
 """Experiments: one script of turns, played across session variants and repeats, as data.
 
-``w.run_script(script, variants={...}, repeat=3)`` plays every turn of a :class:`Script` in
-each (variant, repeat) run and returns :class:`Runs`: one row per turn (``runs.turns()``), per
-variant statistics (``summary()``), a figure (``plot()``), the turn's recordings side by side
-(``listen()``), a Parquet set (``to_parquet()`` / ``Runs.read_parquet()``) and assertions
-(``expect()``) that work as well over a saved set as over a live one. Turns and repeats count
-from 1. ``conditions={"clean": None, "cafe": Condition(noise="babble", snr_db=10)}`` adds a
-second axis: every variant runs under each condition, its spoken turns' audio transformed.
+``session.run_script(script, variants={...}, repeat=3)`` plays every turn of a
+:class:`Script` in each (variant, repeat) run and returns :class:`Runs`: one row per turn
+(``runs.turns()``), per-variant statistics (``runs.summary()``), a figure (``runs.plot()``),
+the turns' recordings side by side (``runs.listen()``), a Parquet set (``runs.to_parquet()`` /
+:meth:`Runs.read_parquet`) and assertions (``runs.expect()``) that work as well over a saved
+set as over a live one. ``session.tune(...)`` searches the settings instead of trying a grid
+(:class:`Tuning`).
 
-The modules, one concept each: ``script`` (the script and its turn kinds), ``turn_taking``
-(pauses, barge-in and noise-alone turns), ``conditions`` (noise, phone line, gain), ``runs``
-(each run and the set's handle), ``rows`` (a run's records folded into rows), ``storage`` (the
-column -> dtype table, the frame and the Parquet set), ``summary``, ``expectations``, ``plot``,
-``players`` (listening), ``runner`` (the task that plays the runs), ``progress`` and
-``feature`` (``Experiments``, what the widget builds).
+Turn kinds: :class:`TextTurn`, :class:`SpokenTurn`, :class:`AudioTurn` (what ``Script``
+builds from strings and dicts), :class:`PausesTurn`, :class:`BargeInTurn` and
+:class:`NoiseTurn` (turn-taking), and :class:`SavedTurn` (a turn read back from a saved set).
+A custom kind subclasses :class:`Turn` and plays through its :class:`TurnContext`.
+
+Noise, phone lines and gain are :class:`realtime_widget.media.Condition`; judges and
+simulated callers live in :mod:`realtime_widget.evaluate`.
 """
 
 from __future__ import annotations
 
-from .conditions import Condition
-from .expectations import Expectation
-from .feature import FRESH_CALL_FIELDS, ISOLATIONS, Experiments
-from .rows import turn_rows
-from .runs import Run, Runs
-from .script import (
+from .._public import publish as _publish
+from ._expectations import Expectation
+from ._runs import Run, Runs
+from ._script import (
     AudioTurn,
     Heard,
     SavedTurn,
@@ -35,23 +34,16 @@ from .script import (
     TurnRecords,
     TurnSource,
 )
-from .storage import COLUMNS, LATENCY_COLUMNS
-from .turn_taking import BargeInTurn, NoiseTurn, PausesTurn
-
-# The turns table's columns, in order.
-ROW_COLUMNS = tuple(COLUMNS)
+from ._storage import COLUMNS, LATENCY_COLUMNS
+from ._tune import Tuning
+from ._turn_taking import BargeInTurn, NoiseTurn, PausesTurn
 
 __all__ = [
     "COLUMNS",
-    "FRESH_CALL_FIELDS",
-    "ISOLATIONS",
     "LATENCY_COLUMNS",
-    "ROW_COLUMNS",
     "AudioTurn",
     "BargeInTurn",
-    "Condition",
     "Expectation",
-    "Experiments",
     "Heard",
     "NoiseTurn",
     "PausesTurn",
@@ -61,9 +53,11 @@ __all__ = [
     "Script",
     "SpokenTurn",
     "TextTurn",
+    "Tuning",
     "Turn",
     "TurnContext",
     "TurnRecords",
     "TurnSource",
-    "turn_rows",
 ]
+
+_publish(__name__, globals(), __all__)

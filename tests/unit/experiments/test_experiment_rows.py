@@ -7,7 +7,7 @@ import math
 import pytest
 
 from realtime_widget import Runs, Script, experiments
-from realtime_widget.experiments import turn_rows
+from realtime_widget.experiments._rows import turn_rows
 
 
 def test_summary_percentiles_and_completion_from_rows() -> None:
@@ -16,7 +16,7 @@ def test_summary_percentiles_and_completion_from_rows() -> None:
     for v, values in lat.items():
         for i, ms in enumerate(values, 1):
             run = experiments.Run(v, i, i, 0, {})
-            row = dict.fromkeys(experiments.ROW_COLUMNS)
+            row = dict.fromkeys(tuple(experiments.COLUMNS))
             row.update(
                 variant=v,
                 repeat=i,

@@ -11,7 +11,7 @@ import pytest
 
 from realtime_widget import Runs, Script, _delivery, experiments
 from realtime_widget._recording import Recording
-from realtime_widget.experiments import progress
+from realtime_widget.experiments import _progress as progress
 from tests.conftest import pretend_live
 from tests.unit.experiments.service_page import (
     FIRST_DELTA_MS,
@@ -35,7 +35,7 @@ async def test_a_grid_is_one_row_per_turn_with_every_latency_and_the_audio_time(
     assert runs is Runs.last() and runs.done and not runs.cancelled
     df = runs.turns()
     assert len(df) == 2 * 2 * 2
-    assert list(df.columns) == list(experiments.ROW_COLUMNS)
+    assert list(df.columns) == list(tuple(experiments.COLUMNS))
     assert set(df.status) == {"completed"}
     # runs interleave the variants, repeat by repeat
     assert [(r.variant, r.repeat) for r in runs.runs] == [

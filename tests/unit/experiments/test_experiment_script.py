@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from realtime_widget import Script
-from realtime_widget.experiments import Run, SavedTurn, TextTurn, Turn, TurnContext, storage
+from realtime_widget.experiments import Run, SavedTurn, TextTurn, Turn, TurnContext
+from realtime_widget.experiments import _storage as storage
 from tests.unit.experiments.service_page import SCRIPT, SPEEDS, ServicePage, live, make_widget
 
 

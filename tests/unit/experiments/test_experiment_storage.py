@@ -8,7 +8,7 @@ import json
 import pytest
 
 from realtime_widget import Runs, experiments
-from realtime_widget.experiments import storage
+from realtime_widget.experiments import _storage as storage
 from tests.unit.experiments.service_page import SCRIPT, live, make_widget
 
 
@@ -62,7 +62,7 @@ def test_the_frame_and_the_parquet_schema_take_their_types_from_one_table() -> N
     row.update(variant="v", repeat=1, turn=1, run=1, seed=3, call_number=1, responses=1)
     row.update(tool_calls=0, tools=None, total_tokens=7, to_first_output_ms=120.0)
     df = storage.frame([row])
-    assert list(df.columns) == list(storage.COLUMNS) == list(experiments.ROW_COLUMNS)
+    assert list(df.columns) == list(storage.COLUMNS) == list(tuple(experiments.COLUMNS))
     pandas_of = {"float64": "float64", "int64": "int64", "Int64": "Int64", "string": "string"}
     pandas_of["boolean"] = "boolean"
     for col, dtype in storage.COLUMNS.items():

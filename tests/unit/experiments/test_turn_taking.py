@@ -12,8 +12,8 @@ import pytest
 
 from realtime_widget import Condition, Runs, Script, experiments
 from realtime_widget._recording import Recording
-from realtime_widget.experiments import turn_rows
-from realtime_widget.experiments.script import TurnRecords
+from realtime_widget.experiments._rows import turn_rows
+from realtime_widget.experiments._script import TurnRecords
 
 np = pytest.importorskip("numpy")
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
@@ -392,7 +392,7 @@ def grid_rows() -> Runs:
     }
     for i, ((v, c), (cut, ms, stop, false)) in enumerate(figures.items(), 1):
         run = experiments.Run(v, 1, i, 0, {}, condition=c)
-        base = dict.fromkeys(experiments.ROW_COLUMNS)
+        base = dict.fromkeys(tuple(experiments.COLUMNS))
         base.update(variant=v, condition=c, repeat=1, run=i, seed=0, call_number=1)
         base.update(status="completed", tools=[], responses=1, tool_calls=0)
         run.rows = [
@@ -425,7 +425,7 @@ def test_summary_per_variant_and_condition_with_the_turn_taking_figures() -> Non
     # a grid without conditions or turn-taking turns keeps its plain summary
     plain = Runs(Script(["a"]), {"v": {}}, 1)
     run = experiments.Run("v", 1, 1, 0, {})
-    run.rows = [{**dict.fromkeys(experiments.ROW_COLUMNS), "variant": "v", "repeat": 1,
+    run.rows = [{**dict.fromkeys(tuple(experiments.COLUMNS)), "variant": "v", "repeat": 1,
                  "turn": 1, "status": "completed", "kind": "text", "tools": []}]  # fmt: skip
     plain.runs.append(run)
     assert list(plain.summary().index) == ["v"] and "cut_off_rate" not in plain.summary()

@@ -52,7 +52,7 @@ async def test_a_grid_of_conditions_with_a_barge_in_and_noise_alone(w) -> None:
     ]  # fmt: skip
     assert records == [True, False]  # both tracks recorded for the runs, then as it was
     df = runs.turns()
-    assert list(df.columns) == list(experiments.ROW_COLUMNS)
+    assert list(df.columns) == list(tuple(experiments.COLUMNS))
     assert df.condition.tolist() == ["clean"] * 3 + ["loud"] * 3 + ["clean"] * 3 + ["loud"] * 3
     # each condition's audio, the same samples on every repeat; noise alone: silence when clean
     clips = [page.clips[i : i + 3] for i in range(0, 12, 3)]

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._session import SESSION_TRAITS, SessionTraits
-from .conditions import Condition, check_conditions
-from .runner import Runner
-from .runs import Run, Runs
-from .script import Script, Turn, TurnSource
+from ..media._conditions import Condition, check_conditions
+from ._runner import Runner
+from ._runs import Run, Runs
+from ._script import Script, Turn, TurnSource
 
 if TYPE_CHECKING:
     from .._core import SessionCore
@@ -66,13 +65,8 @@ def as_source(script: TurnSource | Iterable[str | Turn]) -> TurnSource:
     return Script(script)
 
 
-# each session's experiments feature, for the players that run a grid's runs on sessions of
-# their own (``parallel``): they reach a fresh session's call through it
-_FEATURES: weakref.WeakKeyDictionary[SessionCore, Experiments] = weakref.WeakKeyDictionary()
-
-
 def experiments_of(session: SessionCore) -> Experiments:
-    return _FEATURES[session]
+    return session._experiments()  # noqa: SLF001 - the feature is the session's own
 
 
 class Experiments:
@@ -84,7 +78,6 @@ class Experiments:
         self.port = port
         self.delivery = delivery
         self.active: Runs | None = None  # the grid going on (or the last one)
-        _FEATURES[session] = self
 
     async def play_one(self, runs: Runs, run: Run, script: TurnSource, timeout: float) -> None:
         """Play one run of ``runs`` on this session's call as it is (connected, with the run's
@@ -127,7 +120,7 @@ class Experiments:
             raise ValueError(f"concurrency must be a whole number >= 1; got {concurrency!r}")
         apart = concurrency > 1 or executor is not None  # each run on a session of its own
         if apart:
-            from .parallel import check_apart
+            from ._parallel import check_apart
 
             check_apart(self.session, executor)
         source = as_source(script)
@@ -165,7 +158,7 @@ class Experiments:
         runs.endpoint = endpoint
         runs.tracing = getattr(self.session, "_tracing", None)  # judges' spans join its trace
         if apart:
-            from .parallel import player
+            from ._parallel import player
 
             play = player(
                 self.session, runs, unbound, concurrency, executor, timeout=timeout, seed=seed

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .._recording import Recording
-    from .runs import Run
+    from ._runs import Run
 
 # (variant, its row, the clip, why there is no clip)
 Cell = tuple[str, Any, "Recording | None", "str | None"]

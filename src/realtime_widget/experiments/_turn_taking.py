@@ -28,11 +28,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _vocab as V
-from .._clips import ESPEAK_VOICE, ESPEAK_WPM, array_wav, load_source, synthesize
+from .._audio import ESPEAK_VOICE, ESPEAK_WPM, array_wav, load_source, synthesize
 from .._extras import require
 from .._vocab import obj
 from .._vocab import text as as_text
-from .script import (
+from ._script import (
     Record,
     SpokenTurn,
     Turn,
@@ -312,7 +312,7 @@ class NoiseTurn(Turn):
         return (self.kind.encode(), f"{self.ms:g}".encode())
 
     async def play(self, ctx: TurnContext) -> None:
-        from .conditions import Condition
+        from ..media._conditions import Condition
 
         condition = ctx.condition if ctx.condition is not None else Condition()
         wav = array_wav(condition.noise(self.ms, NOISE_RATE), NOISE_RATE)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._extras import missing
-from .storage import LATENCY_COLUMNS
+from ._storage import LATENCY_COLUMNS
 
 
 def plot_runs(
@@ -77,7 +77,7 @@ def plot_tradeoff(
         import matplotlib.pyplot as plt
     except ImportError:
         raise missing("plot", "matplotlib", "Runs.plot()") from None
-    from .summary import quantile
+    from ._summary import quantile
 
     conditions = list(dict.fromkeys(r.get("condition") for r in rows))
     fig, ax = plt.subplots(figsize=(5.6, 4.0), layout="constrained")

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._secrets import Secret, check_key
-from .models import ChatReply, ModelClient, ModelEndpoint, pick_endpoint
+from ._models import ChatReply, ModelClient, ModelEndpoint, pick_endpoint
 
 if TYPE_CHECKING:
     import pandas as pd

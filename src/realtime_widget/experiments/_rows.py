@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from .. import _vocab as V
 from .._turns import collect_turns
 from .._vocab import ResponseText, obj, text
-from .script import Turn, TurnRecords
-from .storage import LATENCY_COLUMNS
+from ._script import Turn, TurnRecords
+from ._storage import LATENCY_COLUMNS
 
 if TYPE_CHECKING:
     from .._recording import Recording

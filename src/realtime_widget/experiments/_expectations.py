@@ -7,12 +7,12 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .storage import LATENCY_COLUMNS
-from .summary import quantile
+from ._storage import LATENCY_COLUMNS
+from ._summary import quantile
 
 if TYPE_CHECKING:
-    from .judge import Judge
-    from .runs import Runs
+    from ..evaluate._judge import Judge
+    from ._runs import Runs
 
 Row = Mapping[str, Any]
 # the columns within_ms() checks: a latency, or another duration of the turn

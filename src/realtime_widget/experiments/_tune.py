@@ -31,15 +31,15 @@ import traitlets as t
 
 from .._extras import missing, require
 from .._session import FIELD_BY_TRAIT, SESSION_TRAITS, SessionTraits, partial_session
-from .runs import Runs
-from .storage import COLUMNS
+from ._runs import Runs
+from ._storage import COLUMNS
 
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
     from .._core import SessionCore
-    from .judge import Judge
+    from ..evaluate._judge import Judge
 
 # the session fields that hold a dict: a space key may reach into them with a dotted path
 DICT_FIELDS = ("turn_detection", "provider_data")
@@ -252,7 +252,7 @@ async def tune(
     """See :meth:`SessionCore.tune`."""
     # every argument checked before any call
     dims = check_space(session, space)
-    from .judge import Judge
+    from ..evaluate._judge import Judge
 
     if (judge is None) == (score is None):
         raise TypeError("give tune() a judge (judge=Judge(...)) or a score (score=fn(turns))")
@@ -273,7 +273,7 @@ async def tune(
     if not _number(quantile) or not 0.0 < quantile <= 1.0:
         raise ValueError(f"quantile must be in (0, 1]; got {quantile!r}")
     if concurrency > 1 or executor is not None:
-        from .parallel import check_apart
+        from ._parallel import check_apart
 
         check_apart(session, executor)
     optuna = require("optuna", "tune", "tune()")
@@ -306,7 +306,7 @@ async def tune(
             runs.cancel()
 
     if progress:
-        from .progress import RunsProgress
+        from ._progress import RunsProgress
 
         bar = RunsProgress.shown(trials, stop, noun="trials")
     while done < trials and not exhausted:
@@ -348,7 +348,7 @@ async def tune(
 
 
 def _script(script: Any) -> Any:
-    from .feature import as_source
+    from ._feature import as_source
 
     return as_source(script)
 
@@ -435,7 +435,7 @@ class Tuning:
             else:
                 error = "the judge gave no score"
         elif score_fn is not None:
-            from .storage import frame
+            from ._storage import frame
 
             try:
                 value = float(score_fn(frame(rows)))

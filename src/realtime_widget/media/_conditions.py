@@ -24,8 +24,8 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from .._clips import array_wav
-from .noise import (
+from .._audio import array_wav
+from ._noise import (
     _active_frames,
     _active_power,
     _babble_bed,

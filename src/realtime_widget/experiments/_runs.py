@@ -16,21 +16,30 @@ from typing import TYPE_CHECKING, Any
 from .._delivery import Delivery, MidCellDeliveryError
 from .._log import EventLog
 from .._pending import Pending
-from . import judging, storage
-from .conditions import conditions_from
-from .expectations import Expectation
-from .players import Players, players
-from .plot import plot_runs, plot_tradeoff
-from .script import SavedTurn, Script, TurnSource
-from .storage import LATENCY_COLUMNS
-from .summary import summarize, timing
+from ..media._conditions import conditions_from
+from . import _storage as storage
+from ._expectations import Expectation
+from ._players import Players, players
+from ._plot import plot_runs, plot_tradeoff
+from ._script import SavedTurn, Script, TurnSource
+from ._storage import LATENCY_COLUMNS
+from ._summary import summarize, timing
+
+
+def _judging() -> Any:
+    """The judged scores' storage (the evaluate package): imported when a set is judged,
+    summarized, saved or read, never with the core."""
+    from ..evaluate import _judging
+
+    return _judging
+
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .._recording import Recording
-    from .judge import Judge
-    from .models import ModelClient, ModelEndpoint
+    from ..evaluate._judge import Judge
+    from ..evaluate._models import ModelClient, ModelEndpoint
 
 
 @dataclass
@@ -198,7 +207,7 @@ class Runs(Pending):
     def summary(self) -> pd.DataFrame:
         """Per variant: runs, turns, completion rate, p50/p95 of each latency, the agent's
         audio seconds (total and per turn) and the turns' own time."""
-        return judging.with_scores(summarize(self.rows, self.variant_names), self.judged)
+        return _judging().with_scores(summarize(self.rows, self.variant_names), self.judged)
 
     def timing(self) -> dict[str, float | None]:
         """The grid's wall time against the sum of its turns' own durations (seconds)."""
@@ -276,7 +285,7 @@ class Runs(Pending):
                 "cancelled": self.cancelled,
                 "wall_ms": self.wall_ms,
                 "runs": entries,
-                "judged": judging.write_judged(out, self.judged),
+                "judged": _judging().write_judged(out, self.judged),
             },
         )
         return out
@@ -299,7 +308,7 @@ class Runs(Pending):
         )
         runs.cancelled = bool(meta.get("cancelled"))
         runs.wall_ms = meta.get("wall_ms")
-        runs.judged = judging.read_judged(root, meta.get("judged"))
+        runs.judged = _judging().read_judged(root, meta.get("judged"))
         for entry in meta["runs"]:
             run = Run.from_manifest(entry)
             run.rows = [
@@ -335,14 +344,14 @@ class Runs(Pending):
         by run and turn (join them to ``turns()``), kept in ``judged`` and saved by
         ``to_parquet``. The model calls go to ``base_url`` / ``api_key``, else the judge's own,
         else the widget's service and key (a live set)."""
-        return await judging.judge_runs(
+        return await _judging().judge_runs(
             self, judge, base_url=base_url, api_key=api_key, client=client
         )
 
     def conversations(self) -> pd.DataFrame:
         """One row per run: turns, goal_met, ended_by (goal / max_turns / error / cancelled;
         ``script`` for a fixed script), error, and the transcript both ways."""
-        return judging.conversations(self)
+        return _judging().conversations(self)
 
     def expect(
         self,

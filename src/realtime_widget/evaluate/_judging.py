@@ -4,22 +4,22 @@ the set and saved beside it), the judges' columns of ``runs.summary()``, and
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._env import base_url_from_env, key_from_env
 from .._extras import require
 from .._provider import DEFAULT_BASE_URL
-from .._secrets import Secret, key_from_env
-from .caller import CALLER_ENDED
-from .judge import JUDGE_COLUMNS, Judge, judge_turns, judged_frame, run_context
-from .models import ModelClient, ModelEndpoint
+from .._secrets import Secret
+from ._caller import CALLER_ENDED
+from ._judge import JUDGE_COLUMNS, Judge, judge_turns, judged_frame, run_context
+from ._models import ModelClient, ModelEndpoint
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .runs import Run, Runs
+    from ..experiments._runs import Run, Runs
 
 JUDGED_FILE = "_judged.parquet"
 CONVERSATION_COLUMNS = (
@@ -41,7 +41,7 @@ def env_endpoint() -> ModelEndpoint | None:
     key = key_from_env()
     if not key:
         return None
-    return ModelEndpoint(os.environ.get("INWORLD_BASE_URL") or DEFAULT_BASE_URL, key)
+    return ModelEndpoint(base_url_from_env() or DEFAULT_BASE_URL, key)
 
 
 async def judge_runs(

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._extras import require
-from .storage import LATENCY_COLUMNS
+from ._storage import LATENCY_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd

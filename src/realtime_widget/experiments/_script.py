@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import _vocab as V
-from .._clips import ESPEAK_VOICE, ESPEAK_WPM, load_source, wav_info
+from .._audio import ESPEAK_VOICE, ESPEAK_WPM, load_source, wav_info
 from .._vocab import obj
 
 if TYPE_CHECKING:
@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     from .._port import CallPort
     from .._recording import Recording
     from .._waits import Reply
-    from .conditions import Condition
-    from .runs import Run
-    from .turn_taking import BargeInTurn, NoiseTurn, PausesTurn
+    from ..media._conditions import Condition
+    from ._runs import Run
+    from ._turn_taking import BargeInTurn, NoiseTurn, PausesTurn
 
 Record = Mapping[str, Any]
 SAY_STARTED, SAY_ENDED = "say.started", "say.ended"
@@ -193,7 +193,7 @@ class SpokenTurn(Turn):
             return self.audio
         got = self._conditioned.get(condition)
         if got is None:
-            from .conditions import conditioned_clip
+            from ..media._conditions import conditioned_clip
 
             got = conditioned_clip(condition, self.audio, self.mime)[0]
             self._conditioned[condition] = got
@@ -350,7 +350,7 @@ class Script:
         silence between them. Its row says whether the service ended the turn before the last
         phrase (``cut_off``) and how long after the last sample it ended it
         (``end_of_turn_ms``)."""
-        from .turn_taking import PausesTurn
+        from ._turn_taking import PausesTurn
 
         return PausesTurn(phrases, pause_ms, voice=voice, wpm=wpm)
 
@@ -368,7 +368,7 @@ class Script:
         was first heard, over that reply. Its row says how long the agent took to stop
         (``stop_ms``, from the recording: both tracks are recorded for such runs), how much of
         the reply was heard (``heard_ms``) and what the service kept (``truncated_to_ms``)."""
-        from .turn_taking import BargeInTurn
+        from ._turn_taking import BargeInTurn
 
         return BargeInTurn(
             source, text=text, after_ms=after_ms, sample_rate=sample_rate, voice=voice, wpm=wpm
@@ -379,7 +379,7 @@ class Script:
         """``ms`` of the run's condition's noise alone (silence under no condition): no turn is
         expected, and each ``speech_started`` it causes counts as a false turn
         (``false_turns``)."""
-        from .turn_taking import NoiseTurn
+        from ._turn_taking import NoiseTurn
 
         return NoiseTurn(ms)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._errors import RealtimeWidgetError
 from .._secrets import Scrubber, Secret, check_key
 
 __all__ = [
@@ -51,7 +52,7 @@ def _openai() -> Any:
     return openai
 
 
-class ModelError(Exception):
+class ModelError(RealtimeWidgetError):
     """A failed model request, its message scrubbed of the key."""
 
 

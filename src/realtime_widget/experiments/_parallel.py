@@ -25,16 +25,16 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._provider import ProviderError
-from .progress import RunsProgress
-from .rows import turn_rows
-from .runner import cancel_grid, run_seed
-from .runs import Run, Runs
+from ._progress import RunsProgress
+from ._rows import turn_rows
+from ._runner import cancel_grid, run_seed
+from ._runs import Run, Runs
 
 if TYPE_CHECKING:
     from .._core import SessionCore
     from .._headless import SessionSettings
     from .._log import EventLog
-    from .script import TurnSource
+    from ._script import TurnSource
 
 log = logging.getLogger("realtime_widget.experiments")
 
@@ -88,7 +88,7 @@ def player(
     """The player of a grid's runs apart: on this machine, or on ``executor``'s cluster."""
     settings = session.settings()  # type: ignore[attr-defined]
     if executor is not None:
-        from .cluster import ClusterPlayer
+        from ._cluster import ClusterPlayer
 
         return ClusterPlayer(settings, runs, source, concurrency, timeout, seed, executor)
     return ParallelPlayer(settings, runs, source, concurrency, timeout, seed)
@@ -152,7 +152,7 @@ async def play_fresh(
 ) -> None:
     """Play ``run`` of ``runs`` on a new session (``settings`` plus its fields), hung up when it
     ends (or is cancelled); a rate limit waits and plays it again."""
-    from .feature import experiments_of
+    from ._feature import experiments_of
 
     delay = FIRST_BACKOFF_S
     deadline = time.monotonic() + wait_s

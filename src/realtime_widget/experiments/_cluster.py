@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 from .._log import EventLog
 from .._secrets import Scrubber
-from .parallel import ParallelPlayer, failed_rows, play_fresh
-from .runs import Run, Runs
+from ._parallel import ParallelPlayer, failed_rows, play_fresh
+from ._runs import Run, Runs
 
 if TYPE_CHECKING:
     from .._headless import SessionSettings
-    from .script import TurnSource
+    from ._script import TurnSource
 
 log = logging.getLogger("realtime_widget.experiments")
 

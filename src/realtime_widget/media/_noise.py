@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
-from .._clips import load_source, wav_info
+from .._audio import load_source, wav_info
 from .._extras import require
 
 FRAME_MS = 20  # the frames the active part of the speech is found in
@@ -122,7 +122,7 @@ def _babble_bed(sample_rate: int) -> Any:
 
 
 def _build_babble(np: Any) -> tuple[int, Any]:
-    from .._clips import synthesize
+    from .._audio import synthesize
 
     def speak(index: int) -> tuple[Any, int]:
         voice, wpm = _BABBLE_VOICES[index]

@@ -37,10 +37,10 @@ from .._log import EventLog
 from .._pending import Pending
 from .._session import SESSION_TRAITS
 from .._vocab import obj, text
-from .progress import Progress
-from .rows import turn_rows
-from .runs import Run, Runs
-from .script import SAY_ENDED, SAY_STARTED, Heard, Turn, TurnContext
+from ._progress import Progress
+from ._rows import turn_rows
+from ._runs import Run, Runs
+from ._script import SAY_ENDED, SAY_STARTED, Heard, Turn, TurnContext
 
 if TYPE_CHECKING:
     from .._core import SessionCore

@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import _vocab as V
-from .._clips import ESPEAK_VOICE, synthesize
+from .._audio import ESPEAK_VOICE, synthesize
 from .._secrets import Secret, check_key
 from .._vocab import ResponseText, obj
 from .._vocab import text as text_of
-from .models import ModelClient, ModelEndpoint, ModelError, pick_endpoint
-from .script import Turn, TurnContext
+from ..experiments._script import Turn, TurnContext
+from ._models import ModelClient, ModelEndpoint, ModelError, pick_endpoint
 
 if TYPE_CHECKING:
     from .._port import CallPort
     from .._waits import Reply
-    from .runs import Run
+    from ..experiments._runs import Run
 
 __all__ = [
     "CALLER_KIND",
@@ -388,7 +388,7 @@ class CallerLine(Turn):
             return w.ask(self.line, spoken=True, voice=ESPEAK_VOICE, timeout=ctx.timeout)
         audio = self.audio if self.audio is not None else synthesize(self.line, voice=ESPEAK_VOICE)
         if ctx.condition is not None:
-            from .conditions import conditioned_clip
+            from ..media._conditions import conditioned_clip
 
             audio = conditioned_clip(ctx.condition, audio, "audio/wav")[0]
         return w.ask(audio=audio, timeout=ctx.timeout)
