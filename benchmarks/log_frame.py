@@ -92,7 +92,7 @@ def main() -> None:
 
     log = EventLog()
     t_ingest = timed(lambda: EventLog().extend(rows), repeat=1)
-    log.extend(rows)
+    log._extend(rows)
     t_frame = timed(log.to_pandas)
 
     records = [
@@ -126,7 +126,7 @@ def main() -> None:
 
 
 def _fill(log: EventLog, texts: list) -> EventLog:
-    log.extend((d, json.loads(s), t, tk, c) for d, s, t, tk, c in texts)
+    log._extend((d, json.loads(s), t, tk, c) for d, s, t, tk, c in texts)
     return log
 
 

@@ -85,7 +85,7 @@ def deliver(rows: list[tuple[str, dict[str, Any]]], traced: bool) -> float:
     start = time.perf_counter()
     for i, (direction, event) in enumerate(rows):
         now = t + i
-        log.append(direction, event, t_ms=now, t_kernel_ms=now, call_number=1)
+        log._append(direction, event, t_ms=now, t_kernel_ms=now, call_number=1)
         tracker.feed(1, direction, event, now)
     took = time.perf_counter() - start
     if tracing is not None:

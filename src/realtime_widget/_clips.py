@@ -98,12 +98,12 @@ class Clip(Pending):
         """Call ``fn(clip)`` once the clip has played to its end (not when it failed)."""
         self._when_ended.append(fn)
 
-    def take_data(self) -> bytes:
+    def _take_data(self) -> bytes:
         """The clip's bytes, once: they are not kept after they went to the page."""
         data, self._data = self._data or b"", None
         return data
 
-    def mark_ended(self, event: Mapping[str, Any], t_ms: float) -> None:
+    def _mark_ended(self, event: Mapping[str, Any], t_ms: float) -> None:
         """The page's ``say.ended`` record: the clip finished playing at ``t_ms``."""
         if self.ended_ms is None:
             self.ended_ms = t_ms
@@ -111,15 +111,15 @@ class Clip(Pending):
         dur = event.get("duration_ms")
         if isinstance(dur, int | float) and not isinstance(dur, bool):
             self.duration_ms = float(dur)
-        if self.finish():
+        if self._finish():
             for fn in self._when_ended:
                 fn(self)
 
-    def fail(self, words: str, exc_type: type[Exception] = RuntimeError) -> None:
+    def _fail(self, words: str, exc_type: type[Exception] = RuntimeError) -> None:
         """The clip could not play (or finish): ``error`` says why, awaiters raise it."""
         if not self._finished:
             self.error = words
-            self.finish(exc_type(words))
+            self._finish(exc_type(words))
 
     def __repr__(self) -> str:
         if self.error:
@@ -202,13 +202,13 @@ class ClipPlayer:
             queue, self._queue = self._queue, []
             for clip in queue:
                 if clip.call != port.call:
-                    clip.fail("its call ended before the clip could be sent", ConnectionError)
+                    clip._fail("its call ended before the clip could be sent", ConnectionError)
                     continue
                 self._clips[clip.clip_id] = clip
                 self._send(clip)
 
     def _send(self, clip: Clip) -> None:
-        data = clip.take_data()
+        data = clip._take_data()
         as_b64 = not self._delivery.buffers_to_browser
         size = B.LIMITS["max_chunk_bytes"]
         if as_b64:  # the JSON field is 4/3 of the bytes: keep each message under the limit
@@ -237,7 +237,7 @@ class ClipPlayer:
             if clip in self._queue:
                 self._queue.remove(clip)
                 clip.stopped = True
-                clip.finish()
+                clip._finish()
                 return
         if clip.sent and port.browser_has_call and clip.call == port.call:
             port.post(
@@ -271,10 +271,10 @@ class ClipPlayer:
             if isinstance(dur, int | float) and not isinstance(dur, bool) and math.isfinite(dur):
                 clip.duration_ms = float(dur)
         elif etype == "say.ended":
-            clip.mark_ended(event, t_ms)
+            clip._mark_ended(event, t_ms)
         else:
             words = _str(event.get("message")) or "the page could not play it"
-            clip.fail(f"the page could not play clip {clip.clip_id}: {words}")
+            clip._fail(f"the page could not play clip {clip.clip_id}: {words}")
 
     def call_ended(self, words: str) -> None:
         with self._lock:
@@ -283,4 +283,6 @@ class ClipPlayer:
         for clip in clips:
             if clip.started_ms is not None:
                 clip.stopped = True
-            clip.fail(f"the call ended before the clip finished playing ({words})", ConnectionError)
+            clip._fail(
+                f"the call ended before the clip finished playing ({words})", ConnectionError
+            )

@@ -208,7 +208,7 @@ class Inbox:
                 if unmatched and rec.dir == "client":
                     seq = unmatched.pop("client:" + match_key(rec.event), None)
                     if seq is not None:  # the kernel logged it (and was heard) already
-                        self._log.amend(seq, t_ms=t_ms, via="page")
+                        self._log._amend(seq, t_ms=t_ms, via="page")
                         continue
                 if unmatched is not None and rec.dir == "server":
                     key = match_key(rec.event)
@@ -221,7 +221,7 @@ class Inbox:
                         continue
                     seq = unmatched.pop(key, None)
                     if seq is not None:  # the sideband had it first: add the page's clock
-                        self._log.amend(seq, t_ms=t_ms, via="both")
+                        self._log._amend(seq, t_ms=t_ms, via="both")
                         heard.append((rec.dir, rec.event, t_ms, False, True))
                         continue
                     hold = self._holding.get(call)
@@ -247,7 +247,7 @@ class Inbox:
                 else:
                     rows.append((rec.dir, rec.event, t_ms, t_kernel, call))
                 heard.append((rec.dir, rec.event, t_ms, True, True))
-            first = self._log.extend(rows)
+            first = self._log._extend(rows)
             if unmatched is not None:
                 for key, i in keys.items():
                     unmatched[key] = first + i
@@ -293,9 +293,9 @@ class Inbox:
         key = match_key(event)
         seq = unmatched.pop(key, None)
         if seq is not None:  # the page had it first: add the sideband's receive time
-            self._log.amend(seq, t_sideband_ms=t_ms, via="both")
+            self._log._amend(seq, t_sideband_ms=t_ms, via="both")
             return False
-        unmatched[key] = self._log.append(
+        unmatched[key] = self._log._append(
             "server",
             event,
             t_ms=t_ms,
@@ -322,7 +322,7 @@ class Inbox:
             held = self._release_locked(call, hold) if hold is not None else []
         self._heard_held(call, held)
         rows = [("client", ev, t_ms, t_ms, call, "sideband", t_ms) for ev in events]
-        first = self._log.extend(rows)
+        first = self._log._extend(rows)
         if call != self._port.call:
             return first
         changed = False

@@ -173,7 +173,7 @@ class EventLog:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def append(
+    def _append(
         self,
         direction: str,
         event: Mapping[str, Any],
@@ -185,18 +185,20 @@ class EventLog:
         t_sideband_ms: float | None = None,
     ) -> int:
         """Add one record; returns its ``seq``."""
-        return self.extend([(direction, event, t_ms, t_kernel_ms, call_number, via, t_sideband_ms)])
+        return self._extend(
+            [(direction, event, t_ms, t_kernel_ms, call_number, via, t_sideband_ms)]
+        )
 
-    def extend(self, rows: Iterable[Row]) -> int:
+    def _extend(self, rows: Iterable[Row]) -> int:
         """Add records in order (``(direction, event, t_ms, t_kernel_ms, call_number)``, optionally
         followed by ``via`` and ``t_sideband_ms``); with a ``path`` they are appended to the file
         and flushed. Returns the ``seq`` of the first (the rows get consecutive numbers)."""
         with self._lock:
             first = len(self)
-            self._extend(rows)
+            self._add_rows(rows)
             return first
 
-    def amend(
+    def _amend(
         self,
         seq: int,
         *,
@@ -225,7 +227,7 @@ class EventLog:
             if self.path is not None and len(change) > 1:
                 self._write([json.dumps(change, separators=(",", ":")) + "\n"])
 
-    def _extend(self, rows: Iterable[Row]) -> None:
+    def _add_rows(self, rows: Iterable[Row]) -> None:
         lines: list[str] = []
         for row in rows:
             direction, event, t_ms, t_kernel_ms, call = row[:5]
@@ -477,11 +479,11 @@ class EventLog:
                     rec.get("t_sideband_ms"),
                 )
             )
-        log.extend(rows)
+        log._extend(rows)
         for rec in amends:
             seq = rec["amend"]
             if isinstance(seq, int) and 0 <= seq < len(log):
-                log.amend(
+                log._amend(
                     seq,
                     t_ms=rec.get("t_ms"),
                     t_sideband_ms=rec.get("t_sideband_ms"),

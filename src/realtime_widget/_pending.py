@@ -63,7 +63,7 @@ class Pending:
     def done(self) -> bool:
         return self._finished
 
-    def finish(self, exc: BaseException | None = None) -> bool:
+    def _finish(self, exc: BaseException | None = None) -> bool:
         """Finish once (any thread), with ``exc`` for its awaiters to raise; wakes every
         awaiter. False when already finished. The feature that made the handle calls it."""
         with self._state_lock:

@@ -179,7 +179,7 @@ class SessionPort:
 
     def log_local(self, event: dict[str, Any], call: int | None = None) -> None:
         now = time.time() * 1000.0
-        self._events.append(
+        self._events._append(
             "local",
             event,
             t_ms=now,

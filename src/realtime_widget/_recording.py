@@ -62,7 +62,7 @@ class Recording:
 
     # -- filling ---------------------------------------------------------------------------
 
-    def add(self, seq: int, t0_ms: float, data: bytes) -> str | None:
+    def _add(self, seq: int, t0_ms: float, data: bytes) -> str | None:
         """Keep one chunk; returns why it was refused, else None."""
         if len(data) % 4:
             return "a chunk must hold whole stereo int16 frames (4 bytes each)"
@@ -74,7 +74,7 @@ class Recording:
         return None
 
     @classmethod
-    def from_pcm(
+    def _from_pcm(
         cls, call_number: int, sample_rate: int, t0_ms: float, pcm: Any, *, log: Any = None
     ) -> Recording:
         """A recording of int16 stereo frames (numpy (n, 2)) starting at ``t0_ms`` (``log``:
@@ -83,7 +83,7 @@ class Recording:
         rec = cls(call_number, sample_rate, log=log)
         data = np.ascontiguousarray(np.asarray(pcm, dtype="<i2").reshape(-1, 2)).tobytes()
         if data:
-            rec.add(0, t0_ms, data)
+            rec._add(0, t0_ms, data)
         return rec
 
     # -- layout ----------------------------------------------------------------------------
@@ -191,7 +191,7 @@ class Recording:
             raise ValueError("the recording is empty")
         lo = max(0, self.sample_at(start_ms))
         hi = min(self.frames, max(lo, self.sample_at(end_ms)))
-        return Recording.from_pcm(
+        return Recording._from_pcm(
             self.call_number, self.sample_rate, self.time_of(lo), self.pcm()[lo:hi], log=self._log
         )
 
@@ -329,7 +329,7 @@ class Recordings:
                 f"{rec.sample_rate} Hz",
             )
             return
-        problem = rec.add(msg["seq"], msg["t0_ms"], msg["data"])
+        problem = rec._add(msg["seq"], msg["t0_ms"], msg["data"])
         if problem:
             port.refuse(B.RECORDING, page, problem)
             return
@@ -394,7 +394,7 @@ def read_recordings(
             rec = out.get(call)
             if rec is None:
                 rec = out[call] = Recording(call, int(head["sample_rate"]), log=log)
-            rec.add(int(head["seq"]), float(head["t0_ms"]), data)
+            rec._add(int(head["seq"]), float(head["t0_ms"]), data)
     if log is not None:
         log.recordings = out
     return out

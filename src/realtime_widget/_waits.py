@@ -50,7 +50,7 @@ class EventWaiter(Pending):
     def _timeout_words(self, timeout: float) -> str:
         return f"no {self.event_type!r} server event arrived within {timeout:g} s"
 
-    def offer(self, event: Mapping[str, Any]) -> bool:
+    def _offer(self, event: Mapping[str, Any]) -> bool:
         """Take ``event`` if it matches; True when this waiter is finished."""
         if self._finished:
             return True
@@ -63,10 +63,10 @@ class EventWaiter(Pending):
                 if not self.where(dict(event)):
                     return False
             except Exception as exc:  # the predicate's error is the awaiter's to see
-                self.finish(exc)
+                self._finish(exc)
                 return True
         self.event = dict(event)
-        self.finish()
+        self._finish()
         return True
 
     def cancel(self) -> None:
@@ -169,14 +169,14 @@ class Reply(Pending):
         got = "no response.created yet" if self.response_id is None else "no response.done yet"
         return f"the reply to ask() did not finish within {timeout:g} s ({got})"
 
-    def claims(self, response: Mapping[str, Any]) -> bool:
+    def _claims(self, response: Mapping[str, Any]) -> bool:
         """Is this ``response.created`` ours? By the ask id in its metadata, else by order."""
         meta = obj(response.get("metadata"))
         if meta.get("rtw_ask") is not None:
             return bool(meta.get("rtw_ask") == self.ask_id)
         return self.armed
 
-    def feed(self, event: Mapping[str, Any]) -> None:
+    def _feed(self, event: Mapping[str, Any]) -> None:
         """One server event of this response."""
         self.events.append(dict(event))
         if self._text.feed(event):
@@ -188,12 +188,12 @@ class Reply(Pending):
             self.reason = text(details.get("reason")) or text(obj(details.get("error")).get("code"))
             self.usage = dict(obj(resp.get("usage")))
             _ = self.latency_ms  # keep the figure while the tracker still holds the turn
-            self.finish()
+            self._finish()
 
-    def fail(self, words: str) -> None:
+    def _fail(self, words: str) -> None:
         if not self._finished:
             self.error = words
-            self.finish(ConnectionError(words))
+            self._finish(ConnectionError(words))
 
     def __repr__(self) -> str:
         if not self._finished:
@@ -259,7 +259,7 @@ class Awaiting:
         with self._lock:
             if self._ready_call == port.call:
                 handle.session = self._ready_session
-                handle.finish()
+                handle._finish()
             else:
                 self._ready.append(handle)
         return handle
@@ -350,7 +350,7 @@ class Awaiting:
             with self._lock:
                 waiters = [w for w in self._waiters if w.event_type == etype]
             for waiter in waiters:
-                waiter.offer(event)
+                waiter._offer(event)
             return
         if direction != "server":
             return
@@ -362,14 +362,14 @@ class Awaiting:
                 self._ready = [r for r in self._ready if r.call != call]
             for handle in ready:
                 handle.session = self._ready_session
-                handle.finish()
+                handle._finish()
         if etype == V.RESPONSE_CREATED:
             self._created(call, obj(event.get("response")))
         self._to_reply(event)
         with self._lock:
             waiters = list(self._waiters)
         for waiter in waiters:
-            waiter.offer(event)
+            waiter._offer(event)
 
     def _created(self, call: int, response: Mapping[str, Any]) -> None:
         rid = text(response.get("id"))
@@ -377,7 +377,7 @@ class Awaiting:
             return
         with self._lock:
             for reply in self._replies:
-                if reply.call == call and reply.response_id is None and reply.claims(response):
+                if reply.call == call and reply.response_id is None and reply._claims(response):
                     reply.response_id = rid
                     self._by_response[rid] = reply
                     break
@@ -390,7 +390,7 @@ class Awaiting:
             reply = self._by_response.get(rid)
         if reply is None:
             return
-        reply.feed(event)
+        reply._feed(event)
         if reply.done:
             with self._lock:
                 self._by_response.pop(rid, None)
@@ -404,7 +404,7 @@ class Awaiting:
             for rid in [k for k, r in self._by_response.items() if r in lost]:
                 del self._by_response[rid]
         for reply in lost:
-            reply.fail(words)
+            reply._fail(words)
 
     def call_ended(self, words: str) -> None:
         """The call failed or hung up: what waits for it can no longer come."""
@@ -414,8 +414,8 @@ class Awaiting:
             ready, self._ready = self._ready, []
             waiters, self._waiters = self._waiters, []
         for reply in replies:
-            reply.fail(words)
+            reply._fail(words)
         for handle in ready:
-            handle.finish(ConnectionError(words))
+            handle._finish(ConnectionError(words))
         for waiter in waiters:
-            waiter.finish(ConnectionError(words))
+            waiter._finish(ConnectionError(words))

@@ -185,7 +185,7 @@ async def test_pending_wakes_its_awaiters_from_any_thread() -> None:
 
     tasks = [asyncio.create_task(waiter()) for _ in range(3)]
     await asyncio.sleep(0.01)
-    t = threading.Thread(target=thing.finish)
+    t = threading.Thread(target=thing._finish)
     t.start()
     t.join()
     await asyncio.gather(*tasks)

@@ -162,7 +162,7 @@ def test_an_absurd_time_is_replaced_and_frames_keep_working(rig) -> None:
     msg["records"][1]["t_ms"] = float("nan")
     browser(w, **msg)
     assert "t_ms" in refusals(w)[0]["reason"]
-    w.events.append("server", {"type": "direct"}, t_ms=1e300, t_kernel_ms=T0)  # the log alone
+    w.events._append("server", {"type": "direct"}, t_ms=1e300, t_kernel_ms=T0)  # the log alone
     df = w.events.to_pandas()
     assert list(df["type"].iloc[-3:]) == ["a", "b", "direct"]
     assert df["time"].iloc[-3:-1].notna().all()  # the kernel's receive time stood in

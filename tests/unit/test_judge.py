@@ -415,7 +415,7 @@ async def test_a_grid_with_conditions_is_judged_per_variant_and_condition(
         run = Run(v, 1, i, 0, {}, condition=c)
         run.rows = [turn(i, 1, said.get((v, c), "vegetarian soup"), variant=v, condition=c)]
         runs.runs.append(run)
-    runs.finish()
+    runs._finish()
     scores = await runs.judge(Judge(RUBRIC, name="veg"), client=client(fake_chat, tmp_path))
     assert scores.condition.tolist() == ["clean", "cafe", "clean", "cafe"]
     summary = runs.summary()

@@ -63,7 +63,7 @@ EVENTS = [
 
 def make(path=None) -> EventLog:
     log = EventLog(path)
-    log.extend((d, ev, T0 + i * 1.25, T0 + i * 1.25 + 3.5, 1) for i, (d, ev) in enumerate(EVENTS))
+    log._extend((d, ev, T0 + i * 1.25, T0 + i * 1.25 + 3.5, 1) for i, (d, ev) in enumerate(EVENTS))
     return log
 
 
@@ -152,7 +152,7 @@ def test_a_corrupt_middle_line_is_an_error(tmp_path) -> None:
 
 def test_bad_direction() -> None:
     with pytest.raises(ValueError, match="direction must be one of"):
-        EventLog().append("sideways", {"type": "x"}, t_ms=0, t_kernel_ms=0)
+        EventLog()._append("sideways", {"type": "x"}, t_ms=0, t_kernel_ms=0)
 
 
 # Every event type in the protocol catalogue (client, server, beta and Inworld-only names).
@@ -188,7 +188,7 @@ def catalogue_log() -> EventLog:
         )
         for i, t in enumerate(CATALOGUE_SERVER)
     ]
-    log.extend((d, ev, T0 + i, T0 + i + 1, 1) for i, (d, ev) in enumerate(rows))
+    log._extend((d, ev, T0 + i, T0 + i + 1, 1) for i, (d, ev) in enumerate(rows))
     return log
 
 
@@ -232,11 +232,11 @@ def test_a_record_two_paths_delivered_is_amended_and_read_back(tmp_path) -> None
     path = tmp_path / "two.jsonl"
     log = EventLog(path)
     ev = {"type": "response.done", "event_id": "e1"}
-    seq = log.append(
+    seq = log._append(
         "server", ev, t_ms=T0, t_kernel_ms=T0, call_number=1, via="sideband", t_sideband_ms=T0
     )
-    log.append("local", {"type": "stats"}, t_ms=T0 + 1, t_kernel_ms=T0 + 1, call_number=1)
-    log.amend(seq, t_ms=T0 - 3, via="both")
+    log._append("local", {"type": "stats"}, t_ms=T0 + 1, t_kernel_ms=T0 + 1, call_number=1)
+    log._amend(seq, t_ms=T0 - 3, via="both")
     rec = log[seq]
     assert rec["via"] == "both" and rec["t_ms"] == T0 - 3 and rec["t_sideband_ms"] == T0
     assert "via" not in log[1] and "t_sideband_ms" not in log[1]  # one path: no such keys
@@ -248,6 +248,6 @@ def test_a_record_two_paths_delivered_is_amended_and_read_back(tmp_path) -> None
     exported = EventLog.read_jsonl(log.to_jsonl(tmp_path / "out.jsonl"))
     assert list(exported) == list(log)
     with pytest.raises(ValueError, match="via must be one of"):
-        log.amend(seq, via="carrier pigeon")
+        log._amend(seq, via="carrier pigeon")
     with pytest.raises(IndexError):
-        log.amend(99, via="both")
+        log._amend(99, via="both")

@@ -286,7 +286,7 @@ def call_log(*, secret: str = "") -> EventLog:
         ),
         ("local", {"type": "channel.close", "by": "local"}, 5000),
     ]
-    log.extend((d, ev, T0 + t, T0 + t, 1) for d, ev, t in rows)
+    log._extend((d, ev, T0 + t, T0 + t, 1) for d, ev, t in rows)
     return log
 
 
@@ -432,14 +432,14 @@ def test_a_live_session_log_is_folded_as_records_are_kept(provider: Any) -> None
     tracing = _otel.attach(log, None, tp, None, None)
     assert tracing is not None
     for rec in call_log():
-        log.append(rec["direction"], rec["event"], t_ms=rec["t_ms"], t_kernel_ms=rec["t_ms"],
+        log._append(rec["direction"], rec["event"], t_ms=rec["t_ms"], t_kernel_ms=rec["t_ms"],
                    call_number=1)  # fmt: skip
         if rec["event"]["type"] == "tool.finished":
             done = {s.name for s in exporter.get_finished_spans()}
             assert "execute_tool book" in done and "realtime_session" not in done
     tracing.close()
     assert len(exporter.get_finished_spans()) == 8
-    log.append("local", {"type": "call.start"}, t_ms=T0, t_kernel_ms=T0, call_number=2)
+    log._append("local", {"type": "call.start"}, t_ms=T0, t_kernel_ms=T0, call_number=2)
     assert len(exporter.get_finished_spans()) == 8  # closed: no longer listening
 
 
@@ -449,7 +449,7 @@ def test_without_an_sdk_a_session_does_no_tracing_work(monkeypatch: pytest.Monke
     tracing = _otel.attach(log, None, None, None, None)
     assert tracing is not None and tracing.builder is None
     for rec in call_log():
-        log.append(rec["direction"], rec["event"], t_ms=rec["t_ms"], t_kernel_ms=rec["t_ms"])
+        log._append(rec["direction"], rec["event"], t_ms=rec["t_ms"], t_kernel_ms=rec["t_ms"])
     assert tracing.builder is None  # the proxy: nothing configured, nothing built
     assert _otel.attach(log, False, None, None, None) is None
     # asked for explicitly, it goes to the provider whatever it is

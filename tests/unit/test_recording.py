@@ -202,7 +202,7 @@ def test_chunks_are_kept_beside_the_log_and_survive_a_crash(tmp_path) -> None:
 
 def test_a_cell_shows_a_bounded_player_per_track() -> None:
     long = np.zeros((RATE * 90, 2), np.int16)  # 90 s
-    rec = Recording.from_pcm(1, RATE, T0, long)
+    rec = Recording._from_pcm(1, RATE, T0, long)
     html = rec._repr_html_()
     assert html.count("<audio") == 2 and "the first 60 s" in html
     assert len(html) < 2 * 60 * 16_000 * 2 * 1.4 + 4000  # 16 kHz, base64

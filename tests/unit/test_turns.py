@@ -20,7 +20,7 @@ def build() -> EventLog:
     t = T0
 
     def at(ms: float, direction: str, event: dict) -> None:
-        log.append(direction, event, t_ms=t + ms, t_kernel_ms=t + ms + 2)
+        log._append(direction, event, t_ms=t + ms, t_kernel_ms=t + ms + 2)
 
     # turn 1: speech -> response (completed)
     at(0, "server", {"type": "session.created", "session": {}})
@@ -156,7 +156,7 @@ def ten_minute_session() -> EventLog:
     log = EventLog()
 
     def at(ms: float, direction: str, event: dict) -> None:
-        log.append(direction, event, t_ms=T0 + ms, t_kernel_ms=T0 + ms + 3)
+        log._append(direction, event, t_ms=T0 + ms, t_kernel_ms=T0 + ms + 3)
 
     ms = 0.0
     for i in range(70):
@@ -210,7 +210,7 @@ FIXTURE = json.loads(
 @pytest.mark.parametrize("case", FIXTURE["cases"], ids=[c["name"] for c in FIXTURE["cases"]])
 def test_latency_summary_follows_the_fixture(case: dict) -> None:
     log = EventLog()
-    log.extend((r["dir"], r["event"], r["t_ms"], r["t_ms"], 1) for r in case["records"])
+    log._extend((r["dir"], r["event"], r["t_ms"], r["t_ms"], 1) for r in case["records"])
     assert log.latency_summary() == case["expected"]
     assert len(log.turns()) >= case["expected"]["count"]  # the analyses survive every shape
 

@@ -203,5 +203,5 @@ class ClusterPlayer(ParallelPlayer):
                      "call_number", "fresh_call", "started_ms", "ended_ms"):  # fmt: skip
             setattr(run, name, getattr(back, name))
         events = EventLog()
-        events.extend(result["records"])
+        events._extend(result["records"])
         run.events = events

@@ -164,7 +164,7 @@ class Experiments:
                 self.session, runs, unbound, concurrency, executor, timeout=timeout, seed=seed
             )
             self.active = runs
-            runs.track(play.start(loop, progress), play.cancel)
+            runs._track(play.start(loop, progress), play.cancel)
             return runs
         runner = Runner(
             self.session,
@@ -176,5 +176,5 @@ class Experiments:
             seed=seed,
         )
         self.active = runs
-        runs.track(runner.start(loop, progress), runner.cancel)
+        runs._track(runner.start(loop, progress), runner.cancel)
         return runs

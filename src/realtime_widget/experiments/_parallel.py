@@ -271,7 +271,7 @@ class ParallelPlayer:
         finally:
             runs.runs.sort(key=lambda r: r.index)
             runs.wall_ms = (time.perf_counter() - t0) * 1000.0
-            runs.finish()
+            runs._finish()
             if self.progress is not None:
                 self.show()
                 self.progress.close(repr(runs))

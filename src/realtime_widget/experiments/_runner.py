@@ -117,7 +117,7 @@ class TurnEnd(Pending):
     def check(self) -> None:
         caller_done = not self.clip_playing and not self.speech_open and self.unanswered is None
         if self.seen and not self.open and not self.followups and not self.audio and caller_done:
-            self.finish()
+            self._finish()
 
 
 class Watch:
@@ -323,7 +323,7 @@ class Runner:
             if self.baseline and self.port.live:
                 with contextlib.suppress(Exception):
                     w.update_session(**self.baseline)  # leave the session as it was
-            runs.finish()  # before the progress box's last words, so they say "done"
+            runs._finish()  # before the progress box's last words, so they say "done"
             if self.progress is not None:
                 self.progress.close(self.turns_done, repr(runs))
 
@@ -477,7 +477,7 @@ class Runner:
         records = [w.events.record(i) for i in range(seq0, seq1)]
         records = [r for r in records if not calls or r["call_number"] in calls]
         log = EventLog()
-        log.extend(
+        log._extend(
             (r["direction"], r["event"], r["t_ms"], r["t_kernel_ms"], r["call_number"])
             for r in records
         )

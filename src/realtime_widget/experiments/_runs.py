@@ -120,13 +120,16 @@ class Run:
         )
 
 
+# The grid most recently started in this kernel, for ``Runs.last()`` (kept until the next one).
+_LATEST: list[Runs] = []
+
+
 class Runs(Pending):
     """The runs of one ``run_script``: awaitable (``await runs``), and filled in as they finish
     (read them in a later cell). ``runs.turns()`` is the table; ``runs.runs`` the runs."""
 
     _default_timeout: float | None = None
     _what = "the runs"
-    _last: Runs | None = None
 
     def __init__(
         self,
@@ -157,12 +160,12 @@ class Runs(Pending):
 
     # -- waiting ----------------------------------------------------------------------------
 
-    def track(self, task: asyncio.Task[Any], stop: Callable[[], None]) -> None:
+    def _track(self, task: asyncio.Task[Any], stop: Callable[[], None]) -> None:
         """Follow the task that plays these runs: they are done when it ends, and ``stop``
         (the runner's) is what ``cancel()`` calls. These become ``Runs.last()``."""
         self._stop = stop
-        Runs._last = self
-        task.add_done_callback(lambda _task: self.finish())
+        _LATEST[:] = [self]
+        task.add_done_callback(lambda _task: self._finish())
 
     async def wait(self, timeout: float | None = None) -> Any:
         try:
@@ -184,7 +187,7 @@ class Runs(Pending):
     @classmethod
     def last(cls) -> Runs | None:
         """The runs most recently started in this kernel (when ``await`` was interrupted)."""
-        return cls._last
+        return _LATEST[0] if _LATEST else None
 
     def _result(self) -> Any:
         return self
@@ -317,7 +320,7 @@ class Runs(Pending):
             if entry.get("log") and (root / entry["log"]).is_file():
                 run.events = EventLog.read_jsonl(root / entry["log"])
             runs.runs.append(run)
-        runs.finish()
+        runs._finish()
         return runs
 
     def to_otel(self, tracer_provider: Any = None, *, capture_content: bool | None = None) -> int:

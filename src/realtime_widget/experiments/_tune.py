@@ -343,7 +343,7 @@ async def tune(
             bar.show(done=counts["complete"], running=0, failed=counts["fail"])
     if bar is not None:
         bar.close(repr(tuning))
-    tuning.runs.finish()
+    tuning.runs._finish()
     return tuning
 
 

@@ -221,7 +221,7 @@ async def test_listen_puts_each_variants_recording_side_by_side(w) -> None:
     runs = await w.run_script(SCRIPT, variants=SPEEDS)
     first, last = runs.turns().started_ms.min(), runs.turns().ended_ms.max()
     frames = int((last - first + 2000) * 16)  # 16 kHz
-    rec = Recording.from_pcm(1, 16000, first - 1000, np.full((frames, 2), 1000, np.int16))
+    rec = Recording._from_pcm(1, 16000, first - 1000, np.full((frames, 2), 1000, np.int16))
     rec._log = w.events
     for run in runs.runs:
         run.recording = rec

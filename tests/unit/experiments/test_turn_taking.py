@@ -175,7 +175,7 @@ def agent_recording(t0: float, seconds: float, loud: list[tuple[float, float]]) 
     for a, b in loud:
         lo, hi = round((a - t0) * RATE / 1000), round((b - t0) * RATE / 1000)
         pcm[lo:hi, 1] = tone[lo:hi]
-    return Recording.from_pcm(1, RATE, T0 + t0, pcm)
+    return Recording._from_pcm(1, RATE, T0 + t0, pcm)
 
 
 def barge_logs(*, stop_at: float | None, reply_end: float = 6000.0) -> tuple[list, list]:
@@ -403,7 +403,7 @@ def grid_rows() -> Runs:
             {**base, "turn": 3, "kind": "noise", "false_turns": false, "clip_ms": 4000.0},
         ]  # fmt: skip
         runs.runs.append(run)
-    runs.finish()
+    runs._finish()
     return runs
 
 
