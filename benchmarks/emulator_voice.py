@@ -40,10 +40,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "emulator")]
+sys.path[:0] = [str(ROOT)]
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
-from emu_client import RealtimeClient  # noqa: E402
 
 from _phrases import PHRASES  # noqa: E402
 from realtime_widget.emulator import (  # noqa: E402
@@ -53,6 +52,7 @@ from realtime_widget.emulator import (  # noqa: E402
 )
 from realtime_widget.emulator._mic import MicMonitor, to_mono_float  # noqa: E402
 from realtime_widget.emulator._vad import phrase_is_complete, vad_params  # noqa: E402
+from tests.helpers.emu_client import RealtimeClient  # noqa: E402
 
 RATE = 48_000
 FRAME = 960

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "emulator")]
+sys.path[:0] = [str(ROOT)]
 
 TEXT_ONLY = {"type": "response.create", "response": {"output_modalities": ["text"]}}
 # Deltas 20 ms apart: the FAST tests' 2 ms stacks events into bursts that measure queueing.
@@ -53,9 +53,8 @@ def line(name: str, ms: list[float]) -> str:
 
 async def service() -> None:
     """The service process: emulator + the page's side; stamps until stdin says 'done'."""
-    from emu_client import RealtimeClient
-
     from realtime_widget.emulator import Emulator
+    from tests.helpers.emu_client import RealtimeClient
 
     with Emulator(**KNOBS) as emu:
         page = RealtimeClient(emu.base_url, emu.api_key, mic=False)
@@ -80,9 +79,8 @@ async def service() -> None:
 
 
 async def kernel(turns: int) -> None:
-    from emu_checks import user_text
-
     from realtime_widget._sideband import Sideband, sideband_url
+    from tests.helpers.emu_checks import user_text
 
     child = subprocess.Popen(
         [sys.executable, __file__, "--service"],

@@ -36,16 +36,16 @@ import numpy as np
 import soxr
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "emulator")]
+sys.path[:0] = [str(ROOT)]
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
-from emu_client import RATE, RealtimeClient  # noqa: E402
 
 from realtime_widget import Condition, Script  # noqa: E402
 from realtime_widget._audio import synthesize  # noqa: E402
 from realtime_widget.emulator import Emulator  # noqa: E402
 from realtime_widget.emulator._mic import to_mono_float  # noqa: E402
 from realtime_widget.media._noise import _BABBLE_LINES as BABBLE_LINES  # noqa: E402
+from tests.helpers.emu_client import RATE, RealtimeClient  # noqa: E402
 
 EAGERNESS = ("high", "medium", "low")
 PHRASES = ["I'd like a table for", "two people", "at eight"]

@@ -18,7 +18,7 @@ import pytest
 
 from realtime_widget._call_control import PAGE_GRACE_S
 from tests.e2e.harness import Lab, Notebook, code_notebook
-from tests.protocol_checks import check_stream
+from tests.helpers.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
 

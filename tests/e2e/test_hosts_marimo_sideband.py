@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import NO_KEY_ENV, Wire
-from tests.e2e.test_hosts_marimo import STATUS, marimo, wait_log
-from tests.protocol_checks import check_stream
+from tests.helpers.marimo import STATUS, marimo, wait_log
+from tests.helpers.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
 

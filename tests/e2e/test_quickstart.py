@@ -34,7 +34,7 @@ from tests.e2e.harness import (
     stop_process,
     wait_http,
 )
-from tests.protocol_checks import check_stream
+from tests.helpers.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
 

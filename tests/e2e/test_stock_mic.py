@@ -28,7 +28,7 @@ from tests.e2e.harness import (
     Notebook,
     code_notebook,
 )
-from tests.protocol_checks import check_stream
+from tests.helpers.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import ARTIFACTS, NO_KEY_ENV, ROOT, Notebook, chromium, jupyter_lab
-from tests.protocol_checks import check_stream
+from tests.helpers.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
 

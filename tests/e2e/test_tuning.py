@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import ARTIFACTS, ROOT, Lab, Notebook, Wire, page_errors
-from tests.protocol_checks import check_stream
+from tests.helpers.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ import pytest
 
 from realtime_widget import EventLog
 from tests.e2e.harness import NO_KEY_ENV, Notebook, chromium, code_notebook, jupyter_lab
-from tests.protocol_checks import check_stream
+from tests.helpers.protocol_checks import check_stream
 
 pytestmark = pytest.mark.e2e
 

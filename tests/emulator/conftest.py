@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from emu_checks import FAST, Connect
-from emu_client import RealtimeClient
 
 from realtime_widget.emulator import Emulator
-from tests.protocol_checks import check_stream
+from tests.helpers.emu_checks import FAST, Connect
+from tests.helpers.emu_client import RealtimeClient
+from tests.helpers.protocol_checks import check_stream
 
 
 def loopback_only() -> bool:

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from emu_checks import FAST
 
 from realtime_widget.emulator import Knobs, default_responder, default_transcriber
 from realtime_widget.emulator._call import EmulatedCall
 from realtime_widget.emulator._vad import MIN_SPEECH_MS
-from tests.protocol_checks import check_stream
+from tests.helpers.emu_checks import FAST
+from tests.helpers.protocol_checks import check_stream
 
 # An EmulatedCall owns an RTCPeerConnection (never connected here): keep it in the loopback namespace.
 pytestmark = pytest.mark.netns

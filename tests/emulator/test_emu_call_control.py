@@ -15,12 +15,12 @@ import aiohttp
 import httpx
 import pytest
 from aiortc import RTCSessionDescription
-from emu_checks import FAST, Connect, user_text
-from emu_client import RealtimeClient
 
 from realtime_widget._sideband import Sideband, sideband_url
 from realtime_widget.emulator import Emulator
-from tests.protocol_checks import check_stream
+from tests.helpers.emu_checks import FAST, Connect, user_text
+from tests.helpers.emu_client import RealtimeClient
+from tests.helpers.protocol_checks import check_stream
 
 pytestmark = pytest.mark.netns
 

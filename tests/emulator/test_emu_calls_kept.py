@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from emu_checks import FAST
-from emu_client import RealtimeClient
 
 from realtime_widget.emulator import Emulator
+from tests.helpers.emu_checks import FAST
+from tests.helpers.emu_client import RealtimeClient
 
 pytestmark = pytest.mark.netns
 

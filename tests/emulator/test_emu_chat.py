@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from emu_checks import FAST
 
 from realtime_widget.emulator import Emulator
 from realtime_widget.emulator._chat import (
@@ -31,6 +30,7 @@ from realtime_widget.evaluate import _judge as judge_module
 from realtime_widget.evaluate._caller import Caller
 from realtime_widget.evaluate._judge import Judge, judge_turns
 from realtime_widget.evaluate._models import ModelClient
+from tests.helpers.emu_checks import FAST
 
 RUBRIC = "The agent offers a vegetarian option and asks at most one question."
 

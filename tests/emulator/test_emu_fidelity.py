@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from emu_checks import FAST, Connect, user_text
 from test_emu_call import LOUD, QUIET, SERVER_VAD, FakeChannel, feed
 
 from realtime_widget.emulator import (
@@ -31,7 +30,8 @@ from realtime_widget.emulator import (
 )
 from realtime_widget.emulator.__main__ import build_parser
 from realtime_widget.emulator._call import EXHAUSTED_MESSAGE, EmulatedCall
-from tests.protocol_checks import check_stream
+from tests.helpers.emu_checks import FAST, Connect, user_text
+from tests.helpers.protocol_checks import check_stream
 
 pytestmark = pytest.mark.netns
 

@@ -18,7 +18,6 @@ import httpx
 import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
-from emu_checks import FAST
 from test_emu_http import HOLLOW_OFFER, assert_error, post_offer
 
 from realtime_widget.emulator import Emulator, Knobs, ResponseContext, _server, default_transcriber
@@ -27,7 +26,8 @@ from realtime_widget.emulator._call import EmulatedCall
 from realtime_widget.emulator._loopback import install_loopback_candidates
 from realtime_widget.emulator._mic import MicMonitor, Segment
 from realtime_widget.emulator._vad import EnergyVad, VadEvent, VadParams, vad_params
-from tests.protocol_checks import check_stream
+from tests.helpers.emu_checks import FAST
+from tests.helpers.protocol_checks import check_stream
 
 FRAME = 960  # 20 ms at 48 kHz
 

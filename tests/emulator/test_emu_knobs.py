@@ -9,11 +9,11 @@ import statistics
 import time
 
 import pytest
-from emu_checks import Connect, user_text
-from emu_client import RealtimeClient
 
 from realtime_widget.emulator import Emulator
 from realtime_widget.emulator._call import EXHAUSTED_CLOSING_MESSAGE, MALFORMED_MESSAGE
+from tests.helpers.emu_checks import Connect, user_text
+from tests.helpers.emu_client import RealtimeClient
 
 pytestmark = pytest.mark.netns
 

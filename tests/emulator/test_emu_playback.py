@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from emu_checks import FAST
 
 from realtime_widget.emulator import Knobs, default_responder, default_transcriber
 from realtime_widget.emulator._audio import SAMPLE_RATE
 from realtime_widget.emulator._call import EmulatedCall
+from tests.helpers.emu_checks import FAST
 
 # An EmulatedCall owns an RTCPeerConnection (never connected here): keep it in the loopback namespace.
 pytestmark = pytest.mark.netns

@@ -16,15 +16,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from emu_checks import VOICE
-from emu_client import RealtimeClient
 from test_emu_hardening import beep_pattern
 
 from realtime_widget.emulator import Emulator, ResponseContext, _stt, _tts, _vad, default_responder
 from realtime_widget.emulator._audio import SAMPLE_RATE
 from realtime_widget.emulator._mic import MicMonitor
 from realtime_widget.emulator._vad import EnergyVad, SileroVad, VadEvent, make_vad, vad_params
-from tests.protocol_checks import check_stream
+from tests.helpers.emu_checks import VOICE
+from tests.helpers.emu_client import RealtimeClient
+from tests.helpers.protocol_checks import check_stream
 
 FRAME = 960
 SERVER_VAD = {"type": "server_vad", "silence_duration_ms": 400, "prefix_padding_ms": 200}

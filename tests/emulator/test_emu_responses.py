@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from emu_checks import Connect, user_text
-from emu_client import RealtimeClient
 
 from realtime_widget.emulator import Emulator, ResponseContext, TextReply, ToolCall
-from tests.protocol_checks import check_stream
+from tests.helpers.emu_checks import Connect, user_text
+from tests.helpers.emu_client import RealtimeClient
+from tests.helpers.protocol_checks import check_stream
 
 pytestmark = pytest.mark.netns
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from emu_checks import Connect
 
 from realtime_widget.emulator import Emulator
+from tests.helpers.emu_checks import Connect
 
 pytestmark = pytest.mark.netns
 

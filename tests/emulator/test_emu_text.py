@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from emu_checks import Connect, user_text
 
 from realtime_widget.emulator import Emulator
+from tests.helpers.emu_checks import Connect, user_text
 
 pytestmark = pytest.mark.netns
 

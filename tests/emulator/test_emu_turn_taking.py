@@ -21,8 +21,6 @@ from typing import Any
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from emu_checks import FAST, Connect
-from emu_client import FRAME, RATE, RealtimeClient
 
 from realtime_widget.emulator import Emulator, TranscriptionRequest
 from realtime_widget.emulator._audio import synthesize
@@ -39,7 +37,9 @@ from realtime_widget.emulator._vad import (
     silero_missing,
     vad_params,
 )
-from tests.protocol_checks import check_stream
+from tests.helpers.emu_checks import FAST, Connect
+from tests.helpers.emu_client import FRAME, RATE, RealtimeClient
+from tests.helpers.protocol_checks import check_stream
 
 # --- audio ---------------------------------------------------------------------------------
 

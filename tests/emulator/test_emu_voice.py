@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from emu_checks import Connect
-from emu_client import RealtimeClient
 
 from realtime_widget.emulator import Emulator, TranscriptionRequest
 from realtime_widget.emulator._audio import synthesize
+from tests.helpers.emu_checks import Connect
+from tests.helpers.emu_client import RealtimeClient
 
 pytestmark = pytest.mark.netns
 

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
-from emu_checks import FAST, VOICE, Connect, user_text
-from emu_client import RealtimeClient
-from emu_ws_client import OUT_RATE, SocketClient, auth, inworld_url, to_24k
 
 from realtime_widget.emulator import Emulator, _tts
 from realtime_widget.emulator._audio import speech_duration_s, synthesize
 from realtime_widget.emulator._socket import Decimator, alaw_to_pcm16, ulaw_to_pcm16
-from tests.protocol_checks import check_stream
+from tests.helpers.emu_checks import FAST, VOICE, Connect, user_text
+from tests.helpers.emu_client import RealtimeClient
+from tests.helpers.emu_ws_client import OUT_RATE, SocketClient, auth, inworld_url, to_24k
+from tests.helpers.protocol_checks import check_stream
 
 SERVER_VAD = {"type": "server_vad", "silence_duration_ms": 300, "prefix_padding_ms": 100}
 TRANSCRIBE = {"model": "inworld/inworld-stt-1", "language": "en"}

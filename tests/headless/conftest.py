@@ -11,11 +11,10 @@ Jupyter servers use their own), with the same ``realtime_widget`` on its path as
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import pytest
 import realtime_widget
 from realtime_widget import RealtimeSession
 from realtime_widget.emulator import Emulator
+from tests.helpers.headless import MakeEmulator, Open
 
 FAST: dict[str, Any] = {
     "first_delta_delay_ms": 0.0,
@@ -40,10 +40,6 @@ FAST: dict[str, Any] = {
 def emulator() -> Iterator[Emulator]:
     with Emulator(**FAST) as emu:
         yield emu
-
-
-Open = Callable[..., RealtimeSession]
-MakeEmulator = Callable[..., Emulator]
 
 
 @pytest.fixture
@@ -78,24 +74,6 @@ async def session(emulator: Emulator, emu_with: MakeEmulator) -> AsyncIterator[O
     yield make
     for s in made:
         await s.aclose()
-
-
-def types(s: RealtimeSession, direction: str | None = None) -> list[str]:
-    """The log's event types, in order (one direction, or all)."""
-    return [r["type"] for r in s.events if direction is None or r["direction"] == direction]
-
-
-async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``check()`` on the loop until it is truthy (its value), else fail in words."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"not true within {timeout:g} s: {check}")
-        await asyncio.sleep(0.02)
 
 
 # -- notebooks under papermill ---------------------------------------------------------------

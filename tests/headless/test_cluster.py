@@ -19,7 +19,7 @@ from realtime_widget import Script
 from realtime_widget.experiments import TextTurn, TurnContext
 from realtime_widget.experiments._cluster import RemoteRun
 from tests.conftest import SENTINEL_KEY
-from tests.headless.conftest import MakeEmulator, Open
+from tests.helpers.headless import MakeEmulator, Open
 
 SCRIPT = Script(["Hello there.", "What is on the menu?"])
 SAME = ["variant", "condition", "repeat", "run", "seed", "turn", "kind", "prompt", "status", "text"]

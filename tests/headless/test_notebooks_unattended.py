@@ -22,7 +22,7 @@ import nbformat
 import papermill
 import pytest
 
-from tests.protocol_checks import check_stream
+from tests.helpers.protocol_checks import check_stream
 
 # The emulator's sockets are loopback ones; like every test that starts one, these run inside
 # the loopback-only namespace (scripts/in-netns).

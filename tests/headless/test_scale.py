@@ -17,7 +17,7 @@ import pytest
 from realtime_widget import Judge, Runs, Script
 from realtime_widget.emulator import Emulator, ResponseContext
 from tests.conftest import SENTINEL_KEY
-from tests.headless.conftest import MakeEmulator, Open, until
+from tests.helpers.headless import MakeEmulator, Open, until
 
 SCRIPT = Script(["Hello there.", "What is on the menu?"])
 SAME = ["variant", "condition", "repeat", "run", "seed", "turn", "kind", "prompt", "status", "text"]

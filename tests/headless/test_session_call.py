@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 from realtime_widget import ProviderError, RealtimeSession, SessionClosedError
 from realtime_widget.emulator import Emulator
 from tests.conftest import SENTINEL_KEY
-from tests.headless.conftest import MakeEmulator, Open, types, until
+from tests.helpers.headless import MakeEmulator, Open, types, until
 
 
 async def test_connect_returns_once_the_service_confirmed_the_session(session: Open) -> None:

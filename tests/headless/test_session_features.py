@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from realtime_widget import Runs, Script
-from tests.headless.conftest import MakeEmulator, Open, types, until
+from tests.helpers.headless import MakeEmulator, Open, types, until
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng speaks say(text=...) (scripts/setup)"

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from realtime_widget import Judge
 from tests.conftest import SENTINEL_KEY
-from tests.headless.conftest import MakeEmulator, Open, until
+from tests.helpers.headless import MakeEmulator, Open, until
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from realtime_widget import _delivery
 from realtime_widget._delivery import MidCellDeliveryError
 from realtime_widget._pending import Pending
 from tests.conftest import pretend_live
-from tests.unit.scripted_page import FakePage, wait_until
-from tests.unit.test_widget import Service, widget_on
+from tests.helpers.fake_page import FakePage, wait_until
+from tests.helpers.page import Service, widget_on
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from realtime_widget._provider import Provider, Secret
 from realtime_widget._sideband import NEEDS_EXTRA, SidebandUnavailable
 from realtime_widget._widget import NO_PAGE_WORDS
 from tests.conftest import SENTINEL_KEY
-from tests.unit.test_widget import ANSWER, browser, connect_fully, records
+from tests.helpers.page import ANSWER, browser, connect_fully, records
 
 CALL_ID = "3f1c2a9e-0b7d-4c55-9a61-2d8e4f7b1c03"
 
@@ -161,7 +161,7 @@ def test_a_service_without_an_id_gets_the_data_channel_only(rig_plain) -> None:
 
 @pytest.fixture
 def rig_plain():
-    from tests.unit.test_widget import Service, widget_on
+    from tests.helpers.page import Service, widget_on
 
     w, sent = widget_on(Service())
     yield w, sent

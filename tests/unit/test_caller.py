@@ -11,9 +11,9 @@ import pytest
 
 from realtime_widget.evaluate._caller import CALLER_MARKER, Caller
 from realtime_widget.evaluate._models import ModelClient
-from tests.unit.fake_chat import SENTINEL_KEY, FakeChat, fake_chat
+from tests.helpers.fake_chat import SENTINEL_KEY, FakeChat, fake_chat, widget
 
-__all__ = ["fake_chat"]
+__all__ = ["fake_chat", "widget"]
 
 PERSONA = "A hurried traveller at the station, polite but short."
 GOAL = "Book a table for two at 8 pm at a vegetarian place."
@@ -140,27 +140,6 @@ def caller_answer(lines: int, *, leak: str = "") -> Any:
     return answer
 
 
-@pytest.fixture
-def widget(fake_chat: FakeChat) -> Any:
-    import httpx
-
-    from realtime_widget import RealtimeWidget
-    from realtime_widget._provider import Provider
-    from realtime_widget._secrets import Secret
-    from tests.conftest import pretend_live
-    from tests.unit.experiments.service_page import ServicePage
-    from tests.unit.test_widget import Service
-
-    w = RealtimeWidget(api_key=SENTINEL_KEY, base_url=fake_chat.base_url)
-    w._provider = Provider(
-        w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(Service())
-    )
-    ServicePage(w)  # answers each typed turn with "You said: <the turn>"
-    pretend_live(w)
-    yield w
-    w.close()
-
-
 async def test_a_typed_caller_talks_to_each_variant_until_its_goal_is_met(
     fake_chat: FakeChat, widget: Any, tmp_path: Path
 ) -> None:
@@ -203,7 +182,7 @@ async def test_a_typed_caller_talks_to_each_variant_until_its_goal_is_met(
 async def test_a_caller_stops_at_max_turns_or_on_an_error(
     fake_chat: FakeChat, widget: Any, tmp_path: Path
 ) -> None:
-    from tests.unit.fake_chat import failure
+    from tests.helpers.fake_chat import failure
 
     fake_chat.answer = caller_answer(10)
     caller = Caller(PERSONA, GOAL, speak=False, max_turns=3, cache=tmp_path / "cache")
@@ -302,7 +281,7 @@ def test_the_agents_words_are_final_once_a_response_ends_without_a_tool_call() -
 async def test_the_next_line_is_asked_for_while_the_agents_reply_still_plays(
     fake_chat: FakeChat, widget: Any, tmp_path: Path
 ) -> None:
-    from tests.unit.experiments.service_page import ServicePage
+    from tests.helpers.service_page import ServicePage
 
     ServicePage(widget, threaded=True, delay_s=0.01)  # records arrive from another thread
     fake_chat.answer = caller_answer(2)
@@ -323,7 +302,7 @@ async def test_a_stopped_grid_says_its_runs_were_cancelled(
 ) -> None:
     import asyncio
 
-    from tests.unit.experiments.service_page import ServicePage
+    from tests.helpers.service_page import ServicePage
 
     ServicePage(widget, silent=("line 2",))  # the agent never answers the second line
     fake_chat.answer = caller_answer(3)

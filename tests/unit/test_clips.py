@@ -14,8 +14,8 @@ from realtime_widget import _audio
 from realtime_widget import _bridge as B
 from realtime_widget._turns import collect_turns
 from tests.conftest import pretend_live
-from tests.unit.scripted_page import FakePage
-from tests.unit.test_widget import Service, widget_on
+from tests.helpers.fake_page import FakePage
+from tests.helpers.page import Service, widget_on
 
 np = pytest.importorskip("numpy")
 LIMIT = B.LIMITS["max_chunk_bytes"]

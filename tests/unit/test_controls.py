@@ -13,7 +13,7 @@ from realtime_widget._controls import ControlPanel, control_for
 from realtime_widget._session import SessionTraits
 from realtime_widget._session_guard import SessionGuard
 from tests.conftest import pretend_live
-from tests.unit.test_session_guard import FakePort
+from tests.helpers.fake_port import FakePort
 
 # Long enough that no timer fires during a test: settle() flushes the debouncer instead,
 # so the tests do not depend on the machine's speed.

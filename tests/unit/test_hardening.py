@@ -13,7 +13,7 @@ import pytest
 from realtime_widget import RealtimeWidget
 from realtime_widget._provider import Provider, ProviderError, Secret
 from tests.conftest import SENTINEL_KEY
-from tests.unit.test_widget import Service, browser, connect_fully, widget_on
+from tests.helpers.page import Service, browser, connect_fully, widget_on
 
 T0 = 1_700_000_000_000.0
 

@@ -21,8 +21,7 @@ from realtime_widget.evaluate._judge import (
 )
 from realtime_widget.evaluate._models import ModelClient
 from realtime_widget.experiments import COLUMNS, Run, Runs, Script
-from tests.unit.fake_chat import SENTINEL_KEY, FakeChat, fake_chat
-from tests.unit.test_caller import widget
+from tests.helpers.fake_chat import SENTINEL_KEY, FakeChat, fake_chat, widget
 
 __all__ = ["fake_chat", "widget"]
 

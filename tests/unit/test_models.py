@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from realtime_widget.evaluate._models import ModelClient, ModelError, first_json_object
-from tests.unit.fake_chat import SENTINEL_KEY, FakeChat, failure, fake_chat
+from tests.helpers.fake_chat import SENTINEL_KEY, FakeChat, failure, fake_chat
 
 __all__ = ["fake_chat"]  # the fixture, imported for pytest
 

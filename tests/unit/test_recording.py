@@ -12,8 +12,8 @@ import pytest
 from realtime_widget import RealtimeWidget
 from realtime_widget._recording import Recording, read_recordings
 from tests.conftest import SENTINEL_KEY, pretend_live
-from tests.unit.scripted_page import T0, FakePage
-from tests.unit.test_widget import Service, widget_on
+from tests.helpers.fake_page import T0, FakePage
+from tests.helpers.page import Service, widget_on
 
 np = pytest.importorskip("numpy")
 RATE = 48_000

@@ -16,7 +16,7 @@ from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 from realtime_widget import RealtimeWidget
 from realtime_widget._tools import Tool
 from tests.conftest import SENTINEL_KEY
-from tests.unit.test_widget import Service, browser, connect_fully, widget_on
+from tests.helpers.page import Service, browser, connect_fully, widget_on
 
 T0 = 1_700_000_000_000.0
 

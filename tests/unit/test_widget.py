@@ -9,41 +9,8 @@ import httpx
 import pytest
 
 from realtime_widget import RealtimeWidget
-from realtime_widget._provider import Provider, Secret
 from tests.conftest import SENTINEL_KEY
-
-ANSWER = "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
-TURN = {"urls": ["turn:127.0.0.1:3478"], "username": "turn-user-77", "credential": "turn-cred-88"}
-
-
-class Service:
-    """A scripted realtime service behind httpx.MockTransport."""
-
-    def __init__(self) -> None:
-        self.calls_status = 201
-        self.ice_status = 200
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if request.url.path.endswith("ice-servers"):
-            if self.ice_status != 200:
-                return httpx.Response(self.ice_status, json={"error": {"message": "nope"}})
-            return httpx.Response(
-                200, json={"ice_servers": [{"urls": "stun:127.0.0.1:3478"}, TURN]}
-            )
-        if self.calls_status >= 300:
-            return httpx.Response(self.calls_status, json={"error": {"message": "refused"}})
-        return httpx.Response(201, text=ANSWER)
-
-
-def widget_on(service: Service) -> tuple[RealtimeWidget, list[dict]]:
-    """A widget talking to ``service``, with what it sends to the browser captured."""
-    w = RealtimeWidget(api_key=SENTINEL_KEY, base_url="http://127.0.0.1:8")
-    w._provider = Provider(w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(service))
-    sent: list[dict] = []
-    w._post = sent.append  # type: ignore[method-assign]
-    return w, sent
+from tests.helpers.page import ANSWER, TURN, Service, browser, connect_fully, records, widget_on
 
 
 @pytest.fixture
@@ -52,30 +19,6 @@ def rig():
     w, sent = widget_on(service)
     yield w, service, sent
     w.close()
-
-
-def browser(w: RealtimeWidget, **content) -> None:
-    w._on_custom_msg(w, content, [])
-
-
-def records(call: int, *items: tuple[str, dict], t0: float = 1_700_000_000_000.0) -> dict:
-    return {
-        "kind": "events",
-        "call": call,
-        "records": [
-            {"seq": i, "dir": d, "t_ms": t0 + i, "event": ev} for i, (d, ev) in enumerate(items)
-        ],
-    }
-
-
-def connect_fully(w: RealtimeWidget, sent: list[dict]) -> int:
-    w.connect()
-    w._wait_idle()
-    call = sent[-1]["call"]
-    browser(w, kind="offer", call=call, sdp="v=0\r\n")
-    w._wait_idle()
-    browser(w, kind="state", call=call, state="connected", detail="")
-    return call
 
 
 def test_connect_is_non_blocking_and_signals_in_order(rig) -> None:

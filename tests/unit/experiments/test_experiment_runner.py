@@ -13,7 +13,7 @@ from realtime_widget import Runs, Script, _delivery, experiments
 from realtime_widget._recording import Recording
 from realtime_widget.experiments import _progress as progress
 from tests.conftest import pretend_live
-from tests.unit.experiments.service_page import (
+from tests.helpers.service_page import (
     FIRST_DELTA_MS,
     SCRIPT,
     SPEEDS,

@@ -13,7 +13,7 @@ import pytest
 from realtime_widget import Script
 from realtime_widget.experiments import Run, SavedTurn, TextTurn, Turn, TurnContext
 from realtime_widget.experiments import _storage as storage
-from tests.unit.experiments.service_page import SCRIPT, SPEEDS, ServicePage, live, make_widget
+from tests.helpers.service_page import SCRIPT, SPEEDS, ServicePage, live, make_widget
 
 
 @pytest.fixture

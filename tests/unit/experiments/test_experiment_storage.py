@@ -9,7 +9,7 @@ import pytest
 
 from realtime_widget import Runs, experiments
 from realtime_widget.experiments import _storage as storage
-from tests.unit.experiments.service_page import SCRIPT, live, make_widget
+from tests.helpers.service_page import SCRIPT, live, make_widget
 
 
 @pytest.fixture

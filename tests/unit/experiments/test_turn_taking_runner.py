@@ -8,9 +8,9 @@ import pytest
 
 from realtime_widget import Condition, Script, experiments
 from tests.conftest import pretend_live
-from tests.unit.experiments.service_page import make_widget
-from tests.unit.experiments.voice_page import STOP_LAG_MS, VoicePage
-from tests.unit.scripted_page import wait_until
+from tests.helpers.fake_page import wait_until
+from tests.helpers.service_page import make_widget
+from tests.helpers.voice_page import STOP_LAG_MS, VoicePage
 
 np = pytest.importorskip("numpy")
 pytest.importorskip("scipy")

@@ -108,3 +108,25 @@ async def fake_chat() -> AsyncIterator[FakeChat]:
     server = await FakeChat().start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+def widget(fake_chat: FakeChat) -> Any:
+    """A widget whose chat endpoint is ``fake_chat`` and whose page answers typed turns."""
+    import httpx
+
+    from realtime_widget import RealtimeWidget
+    from realtime_widget._provider import Provider
+    from realtime_widget._secrets import Secret
+    from tests.conftest import pretend_live
+    from tests.helpers.page import Service
+    from tests.helpers.service_page import ServicePage
+
+    w = RealtimeWidget(api_key=SENTINEL_KEY, base_url=fake_chat.base_url)
+    w._provider = Provider(
+        w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(Service())
+    )
+    ServicePage(w)  # answers each typed turn with "You said: <the turn>"
+    pretend_live(w)
+    yield w
+    w.close()

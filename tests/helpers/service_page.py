@@ -10,8 +10,8 @@ from typing import Any
 
 from realtime_widget import RealtimeWidget, Script
 from tests.conftest import pretend_live
-from tests.unit.scripted_page import FakePage
-from tests.unit.test_widget import Service, widget_on
+from tests.helpers.fake_page import FakePage
+from tests.helpers.page import Service, widget_on
 
 FIRST_DELTA_MS = 120.0
 CHARS_PER_S = 15.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from emu_client import RealtimeClient
+from tests.helpers.emu_client import RealtimeClient
 
 # Fast pacing: tests assert behaviour, not realistic latency. The protocol tests drive turns
 # with synthetic tones and the formant voice (exact lengths, any speed), which a speech model

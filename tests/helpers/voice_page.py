@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.unit.experiments.service_page import ServicePage
+from tests.helpers.service_page import ServicePage
 
 WAIT_MS = 500.0  # the service's silence wait after a clip
 STOP_LAG_MS = 150.0  # from a barge-in's speech onset to the agent's silence at the page
