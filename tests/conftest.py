@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+from tests.helpers import seam
+
 # A closed loopback port (discard): a widget built without base_url fails fast and locally.
 SAFE_BASE_URL = "http://127.0.0.1:9"
 SENTINEL_KEY = "rtw-SENTINEL-7f3a9c-do-not-leak"
@@ -36,7 +38,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pretend_live(w, call: int = 1) -> None:
     """Put a widget's signalling in a live call whose connect message went out, no browser."""
-    s = w._signalling
-    s.call = s._posted_call = call
-    s.status = "connected"
+    seam.pretend_live(w, call)
+    seam.signalling(w).status = "connected"
     w.status = "connected"

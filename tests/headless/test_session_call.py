@@ -15,6 +15,7 @@ from aiohttp import WSMsgType, web
 from realtime_widget import ProviderError, RealtimeSession, SessionClosedError
 from realtime_widget.emulator import Emulator
 from tests.conftest import SENTINEL_KEY
+from tests.helpers import seam
 from tests.helpers.headless import MakeEmulator, Open, types, until
 
 
@@ -347,5 +348,5 @@ async def test_the_key_is_in_no_frame_record_repr_error_or_export(
     assert SENTINEL_KEY not in frames  # what the service received (its snapshots)
     for path in tmp_path.iterdir():
         assert SENTINEL_KEY.encode() not in path.read_bytes(), path.name
-    assert SENTINEL_KEY not in repr(s) and SENTINEL_KEY not in repr(s._transport)
+    assert SENTINEL_KEY not in repr(s) and SENTINEL_KEY not in repr(seam.transport(s))
     assert SENTINEL_KEY not in json.dumps(s.host_info) + s.error

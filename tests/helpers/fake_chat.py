@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.helpers import seam
+
 SENTINEL_KEY = "sk-SENTINEL-7f3a9c1e5b"
 
 
@@ -116,16 +118,12 @@ def widget(fake_chat: FakeChat) -> Any:
     import httpx
 
     from realtime_widget import RealtimeWidget
-    from realtime_widget._provider import Provider
-    from realtime_widget._secrets import Secret
     from tests.conftest import pretend_live
     from tests.helpers.page import Service
     from tests.helpers.service_page import ServicePage
 
     w = RealtimeWidget(api_key=SENTINEL_KEY, base_url=fake_chat.base_url)
-    w._provider = Provider(
-        w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(Service())
-    )
+    seam.use_service(w, httpx.MockTransport(Service()), key=SENTINEL_KEY)
     ServicePage(w)  # answers each typed turn with "You said: <the turn>"
     pretend_live(w)
     yield w

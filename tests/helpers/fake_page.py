@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from realtime_widget import RealtimeWidget
+from tests.helpers import seam
 
 T0 = 1_700_000_000_000.0
 
@@ -43,8 +44,8 @@ class FakePage:
         self._seq = itertools.count()
         self._responses = itertools.count(1)
         self.clock = T0
-        w._post = self.on_post  # type: ignore[method-assign]
-        w._send_binary = self.on_binary  # type: ignore[method-assign]
+        seam.set_post(w, self.on_post)
+        seam.set_send_binary(w, self.on_binary)
 
     # -- what the widget sends -------------------------------------------------------------
 
@@ -77,7 +78,7 @@ class FakePage:
 
     def deliver(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         def run() -> None:
-            self.w._on_custom_msg(self.w, content, list(buffers or []))
+            seam.from_page(self.w, content, list(buffers or []))
 
         if self.threaded:
             threading.Timer(self.delay_s, run).start()

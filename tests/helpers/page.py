@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 
 from realtime_widget import RealtimeWidget
-from realtime_widget._provider import Provider, Secret
 from tests.conftest import SENTINEL_KEY
+from tests.helpers import seam
 
 ANSWER = "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 TURN = {"urls": ["turn:127.0.0.1:3478"], "username": "turn-user-77", "credential": "turn-cred-88"}
@@ -37,14 +37,14 @@ class Service:
 def widget_on(service: Service) -> tuple[RealtimeWidget, list[dict]]:
     """A widget talking to ``service``, with what it sends to the browser captured."""
     w = RealtimeWidget(api_key=SENTINEL_KEY, base_url="http://127.0.0.1:8")
-    w._provider = Provider(w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(service))
+    seam.use_service(w, httpx.MockTransport(service), key=SENTINEL_KEY)
     sent: list[dict] = []
-    w._post = sent.append  # type: ignore[method-assign]
+    seam.set_post(w, sent.append)
     return w, sent
 
 
 def browser(w: RealtimeWidget, **content) -> None:
-    w._on_custom_msg(w, content, [])
+    seam.from_page(w, content, [])
 
 
 def records(call: int, *items: tuple[str, dict], t0: float = 1_700_000_000_000.0) -> dict:
@@ -59,9 +59,9 @@ def records(call: int, *items: tuple[str, dict], t0: float = 1_700_000_000_000.0
 
 def connect_fully(w: RealtimeWidget, sent: list[dict]) -> int:
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     call = sent[-1]["call"]
     browser(w, kind="offer", call=call, sdp="v=0\r\n")
-    w._wait_idle()
+    seam.wait_idle(w)
     browser(w, kind="state", call=call, state="connected", detail="")
     return call

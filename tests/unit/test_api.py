@@ -14,6 +14,7 @@ import realtime_widget
 import realtime_widget.types as rtw_types
 from realtime_widget import RealtimeWidget
 from tests.conftest import SENTINEL_KEY, pretend_live
+from tests.helpers import seam
 from tests.helpers.public_api import PUBLIC
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,7 @@ def test_every_error_of_the_package_derives_from_one_exported_base() -> None:
 def test_the_handle_types_are_pinned_and_are_what_the_widget_returns() -> None:
     w = RealtimeWidget(api_key=SENTINEL_KEY)
     try:
-        w._post = lambda m: None  # type: ignore[method-assign]
+        seam.set_post(w, lambda m: None)
         pretend_live(w)
         assert isinstance(w.ask("hi"), rtw_types.Reply)
         assert isinstance(w.wait_for("response.done"), rtw_types.EventWaiter)
@@ -145,7 +146,7 @@ def test_ask_puts_metadata_beside_its_own_id() -> None:
     w = RealtimeWidget(api_key=SENTINEL_KEY)
     try:
         sent: list[dict] = []
-        w._post = sent.append  # type: ignore[method-assign]
+        seam.set_post(w, sent.append)
         pretend_live(w)
         reply = w.ask("Which turn is this?", metadata={"rtw_run": "fast/1", "turn": "2"})
         create = sent[-1]["events"][-1]
@@ -164,11 +165,11 @@ def test_ask_puts_metadata_beside_its_own_id() -> None:
 def test_a_cancelled_waiter_hears_nothing_more() -> None:
     w = RealtimeWidget(api_key=SENTINEL_KEY)
     try:
-        w._post = lambda m: None  # type: ignore[method-assign]
+        seam.set_post(w, lambda m: None)
         pretend_live(w)
         kept, dropped = w.wait_for("response.done"), w.wait_for("response.done")
         dropped.cancel()
-        w._on_custom_msg(
+        seam.from_page(
             w,
             {
                 "kind": "events",

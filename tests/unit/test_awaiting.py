@@ -14,6 +14,7 @@ from realtime_widget import _delivery
 from realtime_widget._delivery import MidCellDeliveryError
 from realtime_widget._pending import Pending
 from tests.conftest import pretend_live
+from tests.helpers import seam
 from tests.helpers.fake_page import FakePage, wait_until
 from tests.helpers.page import Service, widget_on
 
@@ -150,7 +151,7 @@ async def test_a_call_that_ends_fails_what_waits_on_it(w) -> None:
 
     def hang_up() -> None:
         time.sleep(0.05)
-        w._signalling.fail(1, "The peer connection failed.")
+        seam.signalling(w).fail(1, "The peer connection failed.")
 
     threading.Thread(target=hang_up).start()
     with pytest.raises(ConnectionError, match="peer connection failed"):

@@ -17,10 +17,10 @@ from realtime_widget import EventLog, RealtimeWidget, _delivery
 from realtime_widget import _call_control as CC
 from realtime_widget._call_control import Cells, PageWatch
 from realtime_widget._delivery import MidCellDeliveryError, NoPageError
-from realtime_widget._provider import Provider, Secret
 from realtime_widget._sideband import NEEDS_EXTRA, SidebandUnavailable
 from realtime_widget._widget import NO_PAGE_WORDS
 from tests.conftest import SENTINEL_KEY
+from tests.helpers import seam
 from tests.helpers.page import ANSWER, browser, connect_fully, records
 
 CALL_ID = "3f1c2a9e-0b7d-4c55-9a61-2d8e4f7b1c03"
@@ -107,9 +107,9 @@ class FakeSideband:
 def on_service(service: Any, **kwargs: Any) -> tuple[RealtimeWidget, list[dict]]:
     kwargs.setdefault("api_key", SENTINEL_KEY)
     w = RealtimeWidget(base_url="http://127.0.0.1:8", **kwargs)
-    w._provider = Provider(w.base_url, Secret(SENTINEL_KEY), transport=httpx.MockTransport(service))
+    seam.use_service(w, httpx.MockTransport(service), key=SENTINEL_KEY)
     sent: list[dict] = []
-    w._post = sent.append  # type: ignore[method-assign]
+    seam.set_post(w, sent.append)
     return w, sent
 
 
@@ -155,7 +155,7 @@ def test_a_service_without_an_id_gets_the_data_channel_only(rig_plain) -> None:
     assert w.service_call_id is None
     assert not local(w, "call.answered") and not local(w, "sideband.failed")
     w.disconnect()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert not local(w, "call.hung_up") and not local(w, "call.hangup_failed")
 
 
@@ -177,13 +177,13 @@ def test_disconnect_hangs_up_on_the_worker_thread() -> None:
     try:
         connect_fully(w, sent)
         w.disconnect()
-        w._wait_idle()
+        seam.wait_idle(w)
         assert service.hangups() == [f"/v1/realtime/calls/{CALL_ID}/hangup"]
         assert local(w, "call.hung_up") == [
             {"type": "call.hung_up", "service_call_id": CALL_ID, "reason": "disconnect"}
         ]
         w.disconnect()  # once only
-        w._wait_idle()
+        seam.wait_idle(w)
         assert len(service.hangups()) == 1
     finally:
         w.close()
@@ -195,7 +195,7 @@ def test_a_failed_hang_up_is_logged_never_raised() -> None:
     try:
         connect_fully(w, sent)
         w.disconnect()  # no exception
-        w._wait_idle()
+        seam.wait_idle(w)
         failed = local(w, "call.hangup_failed")
         assert len(failed) == 1 and failed[0]["reason"] == "disconnect"
         assert "HTTP 500" in failed[0]["error"] and SENTINEL_KEY not in json.dumps(failed)
@@ -231,7 +231,7 @@ def test_a_page_that_ends_the_call_gets_it_hung_up_at_the_service() -> None:
     try:
         call = connect_fully(w, sent)
         browser(w, kind="state", call=call, state="disconnected", detail="")
-        w._wait_idle()
+        seam.wait_idle(w)
         assert local(w, "call.hung_up")[0]["reason"] == "call_ended"
     finally:
         w.close()
@@ -252,7 +252,7 @@ def test_the_auth_fallback_is_logged_and_kept() -> None:
         ]
         assert local(w, "call.answered")[0]["auth_scheme"] == "Basic"
         w.disconnect()
-        w._wait_idle()
+        seam.wait_idle(w)
         assert local(w, "call.hung_up")  # the hang-up used the scheme that worked
         assert service.requests[-1].headers["authorization"].startswith("Basic ")
     finally:
@@ -386,15 +386,15 @@ def test_the_widget_hangs_up_when_its_page_is_gone() -> None:
     w, sent = on_service(service, sideband=False)
     try:
         clock = Clock()
-        w._control.watch._clock = clock
-        w._control.watch._cells = FakeCells()
+        seam.control(w).watch._clock = clock
+        seam.control(w).watch._cells = FakeCells()
         call = connect_fully(w, sent)  # the page "" holds it
-        assert w._control.watch.page == ""
+        assert seam.control(w).watch.page == ""
         browser(w, **records(call, ("local", {"type": "stats"})))
         for _ in range(10):
             clock.now += 0.5
-            w._control.watch.tick()
-        w._wait_idle()
+            seam.control(w).watch.tick()
+        seam.wait_idle(w)
         assert w.status == "disconnected"
         assert local(w, "page.gone")[0]["silent_s"] == 5.0
         assert local(w, "call.hung_up")[0]["reason"] == "page_gone"
@@ -429,7 +429,7 @@ async def test_an_awaited_call_no_page_takes_up_fails_in_words_naming_realtime_s
     # the call failed in the same words, at once (no 5 s watch to wait for)
     assert w.status == "failed" and w.error == str(err.value) == NO_PAGE_WORDS
     assert local(w, "call.failed")[-1]["detail"] == NO_PAGE_WORDS
-    assert w._control.nobody.page is None
+    assert seam.control(w).nobody.page is None
 
 
 async def test_on_an_older_kernel_an_unanswered_probe_proves_nothing(no_page, monkeypatch) -> None:
@@ -451,7 +451,7 @@ async def test_the_no_page_watch_counts_an_awaiting_cell_where_a_page_could_be_h
     w = no_page
     monkeypatch.setattr(_delivery, "ipykernel_version", lambda: version)
     clock = Clock()
-    nobody = w._control.nobody
+    nobody = seam.control(w).nobody
     nobody._clock, nobody._cells = clock, FakeCells(running=True)  # a cell awaits
     w.connect()
     assert nobody.page == ""
@@ -480,11 +480,11 @@ async def live_with_sideband(
     service = CallControlService()
     w, sent = on_service(service, **kwargs)
     w.connect()
-    await asyncio.to_thread(w._wait_idle)
+    await asyncio.to_thread(seam.wait_idle, w)
     await settle()
     call = sent[-1]["call"]
     browser(w, kind="offer", call=call, sdp="v=0\r\n")
-    await asyncio.to_thread(w._wait_idle)
+    await asyncio.to_thread(seam.wait_idle, w)
     await settle()
     browser(w, kind="state", call=call, state="connected", detail="")
     await settle()
@@ -500,7 +500,7 @@ async def test_the_sideband_opens_with_the_call_id_and_the_scheme_that_worked(
         assert sb.headers == {"Authorization": f"Bearer {SENTINEL_KEY}"}
         assert w.sideband and w.host_info["sideband"] is True
         assert local(w, "sideband.open") == [{"type": "sideband.open", "reason": ""}]
-        assert SENTINEL_KEY not in repr(w._control.sideband)
+        assert SENTINEL_KEY not in repr(seam.control(w).sideband)
     finally:
         w.close()
     await settle()  # the close runs on the loop
@@ -543,7 +543,7 @@ async def test_sideband_events_resolve_waiters_and_each_is_logged_once(fake_side
 async def test_one_cell_ask_needs_no_page_with_the_sideband(fake_sidebands) -> None:
     w, sent, sb, _ = await live_with_sideband(fake_sidebands)
     try:
-        w._delivery.mid_cell = False  # as marimo: the page's messages never reach a cell
+        seam.delivery(w).mid_cell = False  # as marimo: the page's messages never reach a cell
         reply = w.ask("Which dishes are vegetarian?")
         await settle()
         create = sb.sent[-1]
@@ -567,7 +567,7 @@ async def test_one_cell_ask_needs_no_page_with_the_sideband(fake_sidebands) -> N
         from realtime_widget._delivery import MidCellDeliveryError
 
         with pytest.raises(MidCellDeliveryError):
-            await w._delivery.ensure()
+            await seam.delivery(w).ensure()
     finally:
         w.close()
 
@@ -677,15 +677,15 @@ async def test_a_service_closing_the_sideband_ended_the_call(fake_sidebands) -> 
     FakeSideband.made = fake_sidebands
     try:
         w.connect()
-        await asyncio.to_thread(w._wait_idle)
+        await asyncio.to_thread(seam.wait_idle, w)
         await settle()
         browser(w, kind="offer", call=1, sdp="v=0\r\n")
-        await asyncio.to_thread(w._wait_idle)
+        await asyncio.to_thread(seam.wait_idle, w)
         await settle()
         browser(w, kind="state", call=1, state="connected", detail="")
         fake_sidebands[-1]._report("closed", "call ended")
         w.disconnect()
-        await asyncio.to_thread(w._wait_idle)
+        await asyncio.to_thread(seam.wait_idle, w)
         assert service.hangups() == []  # the service ended it already
         assert local(w, "sideband.closed") == [{"type": "sideband.closed", "reason": "call ended"}]
     finally:
@@ -702,10 +702,10 @@ async def test_without_websockets_auto_logs_the_extra_once(monkeypatch) -> None:
     try:
         for call in (1, 2):
             w.connect()
-            await asyncio.to_thread(w._wait_idle)
+            await asyncio.to_thread(seam.wait_idle, w)
             await settle()
             browser(w, kind="offer", call=call, sdp="v=0\r\n")
-            await asyncio.to_thread(w._wait_idle)
+            await asyncio.to_thread(seam.wait_idle, w)
             await settle()
             w.disconnect()
         failed = local(w, "sideband.failed")
@@ -728,7 +728,7 @@ async def test_the_key_is_nowhere_new(fake_sidebands, tmp_path: Path) -> None:
         w.send_text("Hi")
         sb.deliver({"type": "response.done", "event_id": "k1", "response": {"id": "r"}})
         w.disconnect()
-        await asyncio.to_thread(w._wait_idle)
+        await asyncio.to_thread(seam.wait_idle, w)
         await settle()
         assert sb.headers["Authorization"].endswith(SENTINEL_KEY)  # where it must be, only
         texts = {
@@ -736,7 +736,7 @@ async def test_the_key_is_nowhere_new(fake_sidebands, tmp_path: Path) -> None:
             "log file": (tmp_path / "s.jsonl").read_text(),
             "log": json.dumps(list(w.events)),
             "state": json.dumps(w.get_state(), default=str),
-            "reprs": repr(w) + repr(w._control.sideband) + repr(w._provider),
+            "reprs": repr(w) + repr(seam.control(w).sideband) + repr(seam.provider(w)),
             "error": w.error,
         }
         for where, text in texts.items():

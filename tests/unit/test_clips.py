@@ -14,6 +14,7 @@ from realtime_widget import _audio
 from realtime_widget import _bridge as B
 from realtime_widget._turns import collect_turns
 from tests.conftest import pretend_live
+from tests.helpers import seam
 from tests.helpers.fake_page import FakePage
 from tests.helpers.page import Service, widget_on
 
@@ -124,7 +125,7 @@ def test_clips_wait_for_the_calls_connect_message_and_need_a_call(w) -> None:
     page = FakePage(w)
     with pytest.raises(RuntimeError, match="connect"):
         w.say(b"RIFF")
-    s = w._signalling
+    s = seam.signalling(w)
     s.call, s.status = 1, "connecting"  # the connect message has not gone out yet
     clip = w.say(_audio.wav_bytes(b"\0\0" * 100, 8000))
     assert page.plays() == [] and not clip.sent
@@ -176,7 +177,7 @@ def test_stop_cuts_a_sent_clip_and_drops_a_queued_one(w) -> None:
     assert page.sent[-1] == {"kind": "stop_clip", "call": 1, "page": "", "clip_id": sent.clip_id}
     page.records(1, ("local", {"type": "say.ended", "clip_id": sent.clip_id, "stopped": True}))
     assert sent.done and sent.stopped
-    w._signalling._posted_call = 0  # a new call whose connect has not gone out
+    seam.signalling(w)._posted_call = 0  # a new call whose connect has not gone out
     queued = w.say(_audio.wav_bytes(b"\0\0" * 80, 8000))
     queued.stop()
     assert queued.done and queued.stopped and not queued.sent
@@ -184,7 +185,7 @@ def test_stop_cuts_a_sent_clip_and_drops_a_queued_one(w) -> None:
 
 def test_a_call_that_ends_takes_its_queued_clips(w) -> None:
     FakePage(w)
-    s = w._signalling
+    s = seam.signalling(w)
     s.call, s.status = 1, "connecting"
     w.status = "connecting"
     clip = w.say(_audio.wav_bytes(b"\0\0" * 80, 8000))

@@ -13,6 +13,7 @@ from realtime_widget._controls import ControlPanel, control_for
 from realtime_widget._session import SessionTraits
 from realtime_widget._session_guard import SessionGuard
 from tests.conftest import pretend_live
+from tests.helpers import seam
 from tests.helpers.fake_port import FakePort
 
 # Long enough that no timer fires during a test: settle() flushes the debouncer instead,
@@ -24,7 +25,7 @@ DEBOUNCE = 30.0
 def rig():
     w = RealtimeWidget(api_key="k", base_url="http://127.0.0.1:8")
     sent: list[dict] = []
-    w._post = sent.append  # type: ignore[method-assign]
+    seam.set_post(w, sent.append)
     pretend_live(w)
     panel = w.controls(debounce=DEBOUNCE)
     yield w, panel, sent
@@ -110,11 +111,11 @@ def test_an_invalid_edit_is_refused_visibly_and_changes_nothing(rig) -> None:
 
 def test_the_services_answer_shows(rig) -> None:
     w, panel, _ = rig
-    w._on_custom_msg(w, {"kind": "events", "call": 1, "records": [
+    seam.from_page(w, {"kind": "events", "call": 1, "records": [
         {"seq": 0, "dir": "server", "t_ms": 1.0, "event": {"type": "session.updated", "session": {"model": "m", "audio": {"output": {"voice": "Sarah", "speed": 1.1}}}}},
     ]}, [])  # fmt: skip
     assert "session.updated" in panel.answer.value and "Sarah" in panel.answer.value
-    w._on_custom_msg(w, {"kind": "events", "call": 1, "records": [
+    seam.from_page(w, {"kind": "events", "call": 1, "records": [
         {"seq": 1, "dir": "server", "t_ms": 2.0, "event": {"type": "error", "error": {"type": "invalid_request_error", "message": "Unknown voice", "param": "session.audio.output.voice"}}},
     ]}, [])  # fmt: skip
     assert (

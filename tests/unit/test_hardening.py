@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from realtime_widget import RealtimeWidget
-from realtime_widget._provider import Provider, ProviderError, Secret
+from realtime_widget._provider import ProviderError
 from tests.conftest import SENTINEL_KEY
+from tests.helpers import seam
 from tests.helpers.page import Service, browser, connect_fully, widget_on
 
 T0 = 1_700_000_000_000.0
@@ -88,14 +89,14 @@ def test_a_provider_error_body_echoing_the_key_is_scrubbed_after_decoding(
         return httpx.Response(401, text=body, headers={"content-type": "application/json"})
 
     w = RealtimeWidget(api_key=key, base_url="http://127.0.0.1:8")
-    w._provider = Provider(w.base_url, Secret(key), transport=httpx.MockTransport(service))
-    w._post = lambda m: None  # type: ignore[method-assign]
+    seam.use_service(w, httpx.MockTransport(service), key=key)
+    seam.set_post(w, lambda m: None)
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert w.status == "failed" and "refused the API key" in w.error
     assert key not in everything_kept(w, tmp_path)
     with pytest.raises(ProviderError) as raised:  # the exception itself, too
-        w._provider.ice_servers()
+        seam.provider(w).ice_servers()
     assert key not in str(raised.value) and "[redacted]" in str(raised.value)
     w.close()
 
@@ -147,7 +148,7 @@ def test_a_broken_message_is_refused_in_words_and_the_next_batch_lands(rig, cont
     w, _, sent = rig
     call = connect_fully(w, sent)
     before = len(w.events)
-    w._on_custom_msg(w, content, [])
+    seam.from_page(w, content, [])
     assert w.status == "connected"
     assert len(refusals(w)) == 1 and refusals(w)[0]["reason"]
     browser(w, **batch(call, ("server", {"type": "session.updated", "session": {"a": 1}})))
@@ -252,8 +253,8 @@ def test_a_closed_panel_lets_go_of_the_widget() -> None:
     w = RealtimeWidget(api_key="k")
 
     def hooks() -> tuple[int, int]:
-        observers = sum(len(v) for d in w._trait_notifiers.values() for v in d.values())
-        return observers, sum(len(v) for v in w._inbox.callbacks.values())
+        observers = seam.trait_observers(w)
+        return observers, sum(len(v) for v in seam.inbox(w).callbacks.values())
 
     before = hooks()
     panels = [w.controls() for _ in range(5)]
@@ -271,13 +272,13 @@ def test_events_queued_for_a_call_that_failed_are_dropped_with_a_record(rig) -> 
     service.ice_status = 500
     w.send_text("meant for the first call")
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert w.status == "failed"
     dropped = w.events.of_type("pending.dropped")
     assert dropped and dropped[0]["event"]["events"][0]["type"] == "conversation.item.create"
     service.ice_status = 200
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert sent[-1]["kind"] == "connect" and sent[-1]["queued"] == []
 
 
@@ -307,13 +308,13 @@ def test_stop_after_a_reconnect_sends_no_cancel_for_the_old_calls_response(rig) 
 def test_before_any_offer_one_page_giving_up_does_not_fail_the_call(rig) -> None:
     w, _, _ = rig
     w.connect()  # from Python: every page showing the widget tries
-    w._wait_idle()
+    seam.wait_idle(w)
     for page in ("A", "B"):
         browser(w, **batch(1, ("local", {"type": "call.start", "call": 1}), page=page))
     browser(w, kind="state", call=1, page="B", state="failed", detail="B: no peer connection")
     assert w.status == "connecting" and w.error == ""
     browser(w, kind="offer", call=1, page="A", sdp="v=0\r\n")
-    w._wait_idle()
+    seam.wait_idle(w)
     browser(w, kind="state", call=1, page="A", state="connected", detail="")
     assert w.status == "connected"
 
@@ -321,7 +322,7 @@ def test_before_any_offer_one_page_giving_up_does_not_fail_the_call(rig) -> None
 def test_the_only_page_trying_still_fails_the_call(rig) -> None:
     w, _, _ = rig
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     browser(w, **batch(1, ("local", {"type": "call.start", "call": 1}), page="A"))
     browser(w, kind="state", call=1, page="A", state="failed", detail="A failed")
     assert w.status == "failed" and w.error == "A failed"
@@ -330,9 +331,9 @@ def test_the_only_page_trying_still_fails_the_call(rig) -> None:
 def test_a_page_that_does_not_hold_the_call_cannot_end_it(rig) -> None:
     w, _, _ = rig
     browser(w, kind="request", page="A", action="connect")
-    w._wait_idle()
+    seam.wait_idle(w)
     browser(w, kind="offer", call=1, page="A", sdp="v=0\r\n")
-    w._wait_idle()
+    seam.wait_idle(w)
     browser(w, kind="state", call=1, page="A", state="connected", detail="")
     browser(w, kind="request", page="B", action="disconnect")
     browser(w, kind="state", call=1, page="B", state="failed", detail="B says so")

@@ -15,13 +15,14 @@ from realtime_widget._session import (
     traits_from_session,
 )
 from tests.conftest import pretend_live
+from tests.helpers import seam
 
 
 @pytest.fixture
 def widget() -> tuple[RealtimeWidget, list[dict]]:
     w = RealtimeWidget(api_key="k")
     sent: list[dict] = []
-    w._post = sent.append  # type: ignore[method-assign]
+    seam.set_post(w, sent.append)
     return w, sent
 
 

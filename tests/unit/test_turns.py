@@ -11,6 +11,7 @@ import pytest
 
 from realtime_widget import EventLog
 from realtime_widget._turns import collect_turns
+from tests.helpers import seam
 
 T0 = 1_764_000_000_000.0
 
@@ -221,9 +222,9 @@ def test_the_widgets_live_figure_is_the_same(case: dict) -> None:
     from realtime_widget import RealtimeWidget
 
     w = RealtimeWidget(api_key="k")
-    w._post = lambda m: None  # type: ignore[method-assign]
+    seam.set_post(w, lambda m: None)
     for i, r in enumerate(case["records"]):  # one batch per record: the live path
-        w._on_custom_msg(
+        seam.from_page(
             w,
             {"kind": "events", "call": 0, "page": "p", "records": [{"seq": i, **r}]},
             [],

@@ -10,6 +10,7 @@ import pytest
 
 from realtime_widget import RealtimeWidget
 from tests.conftest import SENTINEL_KEY
+from tests.helpers import seam
 from tests.helpers.page import ANSWER, TURN, Service, browser, connect_fully, records, widget_on
 
 
@@ -26,14 +27,14 @@ def test_connect_is_non_blocking_and_signals_in_order(rig) -> None:
     w.send_event({"type": "response.create"})  # before connect: queued, sent after session.update
     w.connect()
     assert w.status == "connecting"
-    w._wait_idle()
+    seam.wait_idle(w)
     connect = sent[0]
     assert connect["kind"] == "connect" and connect["call"] == 1
     assert connect["session_update"] == {"type": "session.update", "session": w.session_config()}
     assert connect["queued"] == [{"type": "response.create"}]
     assert connect["ice_servers"][1] == TURN
     browser(w, kind="offer", call=1, sdp="v=0\r\noffer")
-    w._wait_idle()
+    seam.wait_idle(w)
     assert sent[1] == {"kind": "answer", "call": 1, "page": "", "sdp": ANSWER}
     assert service.requests[1].content == b"v=0\r\noffer"
     browser(w, kind="state", call=1, state="connected", detail="")
@@ -62,10 +63,10 @@ def test_service_failures_fail_the_call_and_allow_reconnect(rig, where, status, 
     w, service, sent = rig
     setattr(service, f"{where}_status", status)
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     if where == "calls":
         browser(w, kind="offer", call=1, sdp="v=0\r\n")
-        w._wait_idle()
+        seam.wait_idle(w)
         assert sent[-1]["kind"] == "signal_error" and words in sent[-1]["message"]
     assert w.status == "failed" and words in w.error
     assert SENTINEL_KEY not in w.error
@@ -83,7 +84,7 @@ def test_service_failures_fail_the_call_and_allow_reconnect(rig, where, status, 
 
 def test_no_key_fails_with_advice(monkeypatch) -> None:
     w = RealtimeWidget(base_url="http://127.0.0.1:8")
-    w._post = lambda m: pytest.fail("nothing may be sent without a key")  # type: ignore[method-assign]
+    seam.set_post(w, lambda m: pytest.fail("nothing may be sent without a key"))
     w.connect()
     assert w.status == "failed" and "INWORLD_API_KEY" in w.error and "Emulator" in w.error
 
@@ -190,10 +191,10 @@ def test_bad_client_events_are_refused(rig, event, error) -> None:
 def test_view_requests_use_the_python_path(rig) -> None:
     w, _, sent = rig
     browser(w, kind="request", action="connect")
-    w._wait_idle()
+    seam.wait_idle(w)
     assert sent[-1]["kind"] == "connect"
     browser(w, kind="offer", call=1, sdp="v=0\r\n")
-    w._wait_idle()
+    seam.wait_idle(w)
     browser(w, kind="state", call=1, state="connected")
     browser(w, kind="request", action="send_text", text="hi")
     assert sent[-1]["events"][0]["item"]["content"][0]["text"] == "hi"
@@ -242,7 +243,7 @@ def test_browser_failure_and_mic_warning(rig) -> None:
 def test_disconnect_then_late_connected_state_does_not_revive(rig) -> None:
     w, _, sent = rig
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     w.disconnect()
     browser(w, kind="state", call=1, state="connected")
     assert w.status == "disconnected"
@@ -292,7 +293,7 @@ def test_events_sent_while_the_ice_list_is_fetched_ride_in_the_connect_message(s
     w.voice = "Sarah"
     assert sent == []  # nothing may reach the browser before its `connect`
     service.release.set()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert [m["kind"] for m in sent] == ["connect"]
     assert [e["type"] for e in sent[0]["queued"]] == [
         "conversation.item.create",
@@ -313,7 +314,7 @@ def test_hanging_up_during_the_ice_fetch_never_starts_the_browser(slow_rig) -> N
     w.connect()
     w.disconnect()
     service.release.set()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert sent == [] and w.status == "disconnected"
     # an offer for a call that is over is answered with a hang-up, not an SDP exchange
     browser(w, kind="offer", call=1, sdp="v=0\r\n")
@@ -325,7 +326,7 @@ def test_a_late_failure_does_not_override_a_hang_up(rig) -> None:
     w, _, sent = rig
     call = connect_fully(w, sent)
     w.disconnect()
-    w._signalling.fail(call, "ICE connection failed")
+    seam.signalling(w).fail(call, "ICE connection failed")
     browser(w, kind="state", call=call, state="failed", detail="late")
     assert w.status == "disconnected" and w.error == ""
 
@@ -336,9 +337,9 @@ def test_an_unexpected_error_in_the_worker_fails_the_call(rig) -> None:
     def broken() -> list:
         raise RuntimeError(f"boom with {SENTINEL_KEY}")
 
-    w._provider.ice_servers = broken  # type: ignore[method-assign]
+    seam.provider(w).ice_servers = broken  # type: ignore[method-assign]
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert w.status == "failed" and "Unexpected RuntimeError" in w.error
     assert SENTINEL_KEY not in w.error
 
@@ -356,7 +357,7 @@ def test_key_is_stripped_and_redacted_in_escaped_forms() -> None:
     from realtime_widget._provider import redact
 
     w = RealtimeWidget(api_key=f"  {SENTINEL_KEY}\r\n", base_url="http://127.0.0.1:8")
-    assert w._api_key.reveal() == SENTINEL_KEY
+    assert seam.api_key(w).reveal() == SENTINEL_KEY
     tricky = SENTINEL_KEY + "\t\u00e9"
     text = f"{tricky!r} and {tricky.encode('unicode_escape').decode()}"
     assert "[redacted]" in redact(text, [tricky]) and "SENTINEL" not in redact(text, [tricky])
@@ -391,9 +392,9 @@ async def test_inside_a_kernel_worker_results_run_on_the_event_loop() -> None:
     def post(message: dict) -> None:
         threads.append(threading.current_thread().name)
 
-    w._post = post  # type: ignore[method-assign]
+    seam.set_post(w, post)
     w.connect()
-    await asyncio.get_running_loop().run_in_executor(None, w._wait_idle)
+    await asyncio.get_running_loop().run_in_executor(None, seam.wait_idle, w)
     for _ in range(50):  # let the loop run what the worker handed it
         if threads:
             break
@@ -404,9 +405,9 @@ async def test_inside_a_kernel_worker_results_run_on_the_event_loop() -> None:
         raise RuntimeError("bug")
 
     w.disconnect()
-    w._signalling._start_call = boom  # type: ignore[method-assign]
+    seam.signalling(w)._start_call = boom  # type: ignore[method-assign]
     w.connect()
-    await asyncio.get_running_loop().run_in_executor(None, w._wait_idle)
+    await asyncio.get_running_loop().run_in_executor(None, seam.wait_idle, w)
     for _ in range(50):
         if w.status == "failed":
             break
@@ -419,10 +420,10 @@ def test_one_page_holds_the_call_when_several_show_the_widget(rig) -> None:
     w, _, sent = rig
     # a click in page A: the connect message is for A alone
     browser(w, kind="request", page="A", action="connect")
-    w._wait_idle()
+    seam.wait_idle(w)
     assert sent[-1]["kind"] == "connect" and sent[-1]["page"] == "A"
     browser(w, kind="offer", call=1, page="A", sdp="v=0\r\n")
-    w._wait_idle()
+    seam.wait_idle(w)
     assert sent[-1] == {"kind": "answer", "call": 1, "page": "A", "sdp": ANSWER}
     browser(w, kind="state", call=1, page="B", state="failed", detail="B has no such call")
     assert w.status == "connecting" and w.error == ""  # another page's word does not count
@@ -436,11 +437,11 @@ def test_one_page_holds_the_call_when_several_show_the_widget(rig) -> None:
 def test_from_python_the_first_page_to_offer_holds_the_call(rig) -> None:
     w, service, sent = rig
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert sent[-1]["page"] == ""  # any page may take it
     browser(w, kind="offer", call=1, page="B", sdp="v=0\r\nB")
     browser(w, kind="offer", call=1, page="A", sdp="v=0\r\nA")  # a second tab, too late
-    w._wait_idle()
+    seam.wait_idle(w)
     assert {"kind": "disconnect", "call": 1, "page": "A"} in sent
     assert [m for m in sent if m["kind"] == "answer"] == [
         {"kind": "answer", "call": 1, "page": "B", "sdp": ANSWER}
@@ -453,16 +454,16 @@ def test_from_python_the_first_page_to_offer_holds_the_call(rig) -> None:
 def test_ice_servers_are_fetched_when_the_widget_is_shown_and_serve_one_call(rig) -> None:
     w, service, sent = rig
     w._repr_mimebundle_()  # shown in a page
-    w._wait_idle()
+    seam.wait_idle(w)
     gets = lambda: [r for r in service.requests if r.method == "GET"]  # noqa: E731
     assert len(gets()) == 1
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert sent[-1]["kind"] == "connect" and len(gets()) == 1  # the fetched list, no wait
     assert sent[-1]["ice_servers"][1]["credential"] == TURN["credential"]
     w.disconnect()
     w.connect()  # each fetched list serves one call: the next one fetches afresh
-    w._wait_idle()
+    seam.wait_idle(w)
     assert len(gets()) == 2
 
 
@@ -470,8 +471,8 @@ def test_a_failed_fetch_ahead_of_time_is_reported_by_the_connect_itself(rig) -> 
     w, service, _ = rig
     service.ice_status = 503
     w._repr_mimebundle_()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert w.status == "disconnected" and w.error == ""  # quiet until the user connects
     w.connect()
-    w._wait_idle()
+    seam.wait_idle(w)
     assert w.status == "failed" and "HTTP 503" in w.error

@@ -13,6 +13,7 @@ from realtime_widget import Runs, Script, _delivery, experiments
 from realtime_widget._recording import Recording
 from realtime_widget.experiments import _progress as progress
 from tests.conftest import pretend_live
+from tests.helpers import seam
 from tests.helpers.service_page import (
     FIRST_DELTA_MS,
     SCRIPT,
@@ -245,7 +246,7 @@ async def test_progress_shows_variant_and_turn_and_stops_on_its_button(w, monkey
     bar, button, label = shown[0].children
     assert bar.value == bar.max == 4 and button.disabled
     assert "4/4 turns completed" in label.value and "Runs done" in label.value
-    page = w._post.__self__
+    page = seam.posting(w).__self__
     page.threaded, page.delay_s = True, 0.03
     shown.clear()
     runs = w.run_script(SCRIPT, variants=SPEEDS, repeat=5)
