@@ -57,16 +57,16 @@ class SessionCore(SessionTraits):
     """A realtime session's state and features, driven from Python.
 
     The base of :class:`~realtime_widget.RealtimeWidget` and
-    :class:`~realtime_widget.RealtimeSession`: every method and property documented here works the
-    same on both. A subclass chooses the transport (``_open_transport``) and how the call is shown.
+    :class:`~realtime_widget.RealtimeSession`: every method and property documented here works
+    the same on both. A subclass chooses the transport (``_open_transport``) and how the call is
+    shown.
 
     Nothing here waits for the service: ``connect()`` starts a call and its progress shows in
     ``status``, ``error``, callbacks and ``events``.
 
     Example:
-        >>> from realtime_widget import RealtimeWidget
-        >>> w = RealtimeWidget(instructions="You are a concise concierge.")
-        >>> isinstance(w, SessionCore)
+        >>> from realtime_widget import RealtimeSession, RealtimeWidget
+        >>> RealtimeWidget.ask is RealtimeSession.ask
         True
     """
 

@@ -303,8 +303,8 @@ class SessionTraits(t.HasTraits):
         DEFAULT_MODEL,
         help="The LLM that writes the agent's replies: 'provider/model' (such as "
         "'openai/gpt-4o-mini', the default, or 'openai/gpt-4.1-mini') or an Inworld router id "
-        "('inworld/<routerId>'). Any non-empty string; the service refuses a model it does "
-        "not know. A change mid-call applies from the next response",
+        "('inworld/<routerId>'); any non-empty string. A change mid-call applies from the "
+        "next response",
     )
     instructions = t.Unicode(
         "",
@@ -333,8 +333,10 @@ class SessionTraits(t.HasTraits):
         t.Dict(),
         default_value=[],
         help="The tools the agent may call, as the session's 'tools' list of JSON schemas "
-        "(a function tool needs a 'name'). tool() adds a Python function here and "
-        "remove_tool() takes it out; a tool added by hand is called but answered by nobody",
+        "(a function tool needs a 'name'). tool() adds a Python function here, run in the "
+        "kernel when called, and remove_tool() takes it out. Once a Python tool is "
+        "registered, a call to a function the session has no Python for is answered "
+        "'unknown tool'; without one, calls are yours to answer (on(), send_event())",
     )
     tool_choice = t.Union(
         [t.Unicode(), t.Dict()],
