@@ -34,9 +34,33 @@ DEFAULT_DUCK = 0.1  # the microphone's gain while a clip plays: room noise must 
 
 
 class Clip(Pending):
-    """One clip sent with ``say()``. Fills in from the page's records: ``started_ms`` /
-    ``ended_ms`` (log clock, the clip's first and last sample in the outgoing mix),
-    ``duration_ms``, ``stopped``, ``error``. ``await clip`` returns when it finished playing."""
+    """One clip sent with ``say()`` (or a spoken ``ask()``): fills in as it plays.
+
+    From the page's records (the kernel's, in a ``RealtimeSession``): ``started_ms`` /
+    ``ended_ms`` (log clock: the clip's first and last sample in the outgoing mix),
+    ``duration_ms``, ``stopped`` (cut by ``stop()`` or the call's end), ``sent``, ``error``; and
+    what it is: ``clip_id``, ``call``, ``source`` (the path, ``"bytes"``, ``"array"`` or
+    ``"text: ..."``), ``mime``, ``duck``, ``bytes``. ``await clip`` returns the clip once it
+    finished playing; it raises if the clip could not play. Made by ``say()``, not by hand.
+
+    Args:
+        delivery: The session's delivery check (a clip needs the page's messages).
+        clip_id: The clip's own id, as the log's ``say.*`` records name it.
+        call: The number of the call it plays into.
+        source: What was played, as the log names it.
+        data: The encoded audio (WAV, or another format the page decodes).
+        mime: The audio's MIME type (``"audio/wav"``, ...).
+        duck: The microphone's gain while the clip plays, 0 to 1.
+        suspended: Gives why the page's audio is suspended (the browser waits for a click), or
+            None; a timeout names it.
+        stop: Stops the clip in the page (or drops it from the queue).
+
+    Example:
+        >>> clip = w.say(text="I'd like to book a table.")
+        >>> clip = await clip
+        >>> clip.ended_ms - clip.started_ms
+        1712.0
+    """
 
     _what = "the clip"
 
@@ -77,7 +101,12 @@ class Clip(Pending):
         self._default_timeout = (self.duration_ms or 60_000.0) / 1000.0 + 60.0
 
     def stop(self) -> None:
-        """Stop playing (or drop the clip if it has not gone out yet)."""
+        """Stop playing, or drop the clip if it has not gone out yet; then ``stopped`` is True.
+
+        Example:
+            >>> clip = w.say("long_story.wav")
+            >>> clip.stop()
+        """
         if not self._finished:
             self._stop(self)
 
@@ -95,7 +124,18 @@ class Clip(Pending):
         return words
 
     def when_ended(self, fn: Callable[[Clip], Any]) -> None:
-        """Call ``fn(clip)`` once the clip has played to its end (not when it failed)."""
+        """Call ``fn(clip)`` once the clip has played to its end (not when it failed).
+
+        A clip cut by ``stop()`` while it played ends too (``clip.stopped`` says so). Register
+        it before the clip ends: a clip that ended already does not call it.
+
+        Args:
+            fn: A function of the clip; it runs on the thread that heard the clip end.
+
+        Example:
+            >>> clip = w.say(text="One moment, please.")
+            >>> clip.when_ended(lambda c: print(f"played {c.duration_ms:.0f} ms"))
+        """
         self._when_ended.append(fn)
 
     def _take_data(self) -> bytes:

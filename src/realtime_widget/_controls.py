@@ -113,6 +113,7 @@ class Debouncer:
 
     @property
     def pending(self) -> bool:
+        """Whether a call is waiting for its deadline."""
         return self._handle is not None
 
     def flush(self) -> None:
@@ -125,7 +126,26 @@ class Debouncer:
 
 
 class ControlPanel(W.VBox):
-    """The session's settings as inputs; build it with ``RealtimeWidget.controls()``."""
+    """The session's settings as ipywidgets inputs, linked both ways to its traits.
+
+    Model, instructions, voice, TTS model, speed, output modalities, turn detection (type,
+    eagerness, whether to respond and let speech interrupt, server VAD's threshold, padding and
+    silence), transcription model, temperature and max output tokens. Edits are debounced: a
+    slider drag or a burst of typing becomes one ``session.update`` once it settles; a change
+    made in Python shows in the panel at once. The service's answer to each update shows under
+    the panel, and a refused field's reason under that field. The model, voice and model ids
+    are free text with the known values offered. Build it with ``controls()``.
+
+    Args:
+        session: The session whose traits the panel edits.
+        debounce: Seconds after the last edit before the update is sent.
+        guard: The session's check of each update against the service's answer, which names a
+            refused field; None reads the field from the error's ``param``.
+
+    Example:
+        >>> panel = w.controls()
+        >>> panel  # shows the inputs; edit them, or set w.speed = 1.2 and watch the slider
+    """
 
     def __init__(
         self,
@@ -252,7 +272,14 @@ class ControlPanel(W.VBox):
         return out
 
     def close(self) -> None:
-        """Close the panel and let go of the widget: no observer or callback stays behind."""
+        """Close the panel and let go of the session: no observer or callback stays behind.
+
+        An edit made just before closing still goes out. Safe to call twice.
+
+        Example:
+            >>> panel = w.controls()
+            >>> panel.close()
+        """
         if getattr(self, "_closed", True):  # twice (ipywidgets' __del__), or before __init__ ended
             super().close()
             return

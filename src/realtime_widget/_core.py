@@ -54,11 +54,20 @@ if TYPE_CHECKING:
 
 
 class SessionCore(SessionTraits):
-    """A realtime session's state and features, driven from Python; its subclasses choose the
-    transport (``_open_transport``) and how it is shown.
+    """A realtime session's state and features, driven from Python.
+
+    The base of :class:`~realtime_widget.RealtimeWidget` and
+    :class:`~realtime_widget.RealtimeSession`: every method and property documented here works
+    the same on both. A subclass chooses the transport (``_open_transport``) and how the call is
+    shown.
 
     Nothing here waits for the service: ``connect()`` starts a call and its progress shows in
     ``status``, ``error``, callbacks and ``events``.
+
+    Example:
+        >>> from realtime_widget import RealtimeSession, RealtimeWidget
+        >>> RealtimeWidget.ask is RealtimeSession.ask
+        True
     """
 
     # The call's state, written by the core alone (``_show``); the widget syncs them to its view.
@@ -171,10 +180,25 @@ class SessionCore(SessionTraits):
         self._tracing = attach(self._events, tracing, provider, capture, self._scrub.text)
 
     def trace(self, tracer_provider: Any = None, *, capture_content: bool | None = None) -> None:
-        """Trace this session's calls from now on, as OpenTelemetry spans on the GenAI
-        conventions (see docs/tracing.md), to ``tracer_provider`` or the global one. Without
-        it a session traces when opentelemetry-api is installed and an SDK is configured
-        (``tracing=False`` to never). Needs the ``otel`` extra."""
+        """Trace this session's calls from now on, as OpenTelemetry spans.
+
+        The spans follow the GenAI semantic conventions (see docs/tracing.md) and go to
+        ``tracer_provider``, or to the global tracer provider. Without ``trace()`` a session traces
+        by itself when opentelemetry-api is installed and an SDK is configured (``tracing=False`` in
+        the constructor never traces). Calling it again replaces the tracing set up before. Needs
+        the ``otel`` extra (``pip install "realtime-widget[otel]"``).
+
+        Args:
+            tracer_provider: The OpenTelemetry ``TracerProvider`` that receives the spans; None for
+                the global one.
+            capture_content: True to put message text and transcripts into the spans, False to keep
+                them out; None follows ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
+
+        Example:
+            >>> from realtime_widget import tracing
+            >>> provider = tracing.otlp("http://localhost:4318", set_global=False)
+            >>> w.trace(provider, capture_content=True)
+        """
         if self._tracing is not None:
             self._tracing.close()
         self._init_tracing(True, tracer_provider, capture_content)
@@ -196,8 +220,11 @@ class SessionCore(SessionTraits):
     # -- the one writer of the call's state ------------------------------------------------------
 
     def _show(self, name: str, value: Any) -> None:
-        """Every write of ``status``, ``error``, ``server_session``, ``live_latency``,
-        ``host_info`` and ``tool_calls`` comes through here, whichever part learned it."""
+        """Write one of the call's state traits; the one writer of them.
+
+        Every write of ``status``, ``error``, ``server_session``, ``live_latency``, ``host_info``
+        and ``tool_calls`` comes through here, whichever part learned it.
+        """
         setattr(self, name, value)
 
     def _show_status(self, status: str, error: str | None) -> None:
@@ -229,11 +256,27 @@ class SessionCore(SessionTraits):
 
     @property
     def base_url(self) -> str:
+        """The service's base URL this session calls (``https://api.inworld.ai`` by default).
+
+        It comes from the ``base_url`` argument, else from ``INWORLD_BASE_URL``, else the default.
+        """
         return self._base_url
 
     def model_endpoint(self) -> ModelEndpoint:
-        """This service's OpenAI-compatible endpoints (chat, speech) with this widget's key,
-        for judges and callers; the key stays hidden (never a trait, repr or row)."""
+        """This service's OpenAI-compatible endpoints (chat, speech), with this session's key.
+
+        Judges and callers use it to reach the same service with the same key. The key stays hidden:
+        it is never a trait, a repr or a row.
+
+        Returns:
+            A :class:`~realtime_widget.evaluate.ModelEndpoint` for this session's base URL, key and
+            auth scheme.
+
+        Example:
+            >>> endpoint = w.model_endpoint()
+            >>> endpoint.base_url == w.base_url
+            True
+        """
         from .evaluate import ModelEndpoint  # the evaluate package, when a judge or caller asks
 
         return ModelEndpoint(
@@ -242,14 +285,21 @@ class SessionCore(SessionTraits):
 
     @property
     def events(self) -> EventLog:
-        """Every event of every call of this widget, both directions, in order."""
+        """Every event of every call of this session, both directions, in order.
+
+        An :class:`~realtime_widget.EventLog`: ``w.events.turns()``, ``w.events.to_pandas()``,
+        ``w.events.latency_summary()``; kept across calls and after ``disconnect()``.
+        """
         return self._events
 
     @property
     def service_call_id(self) -> str | None:
-        """The service's own id for the current (or last) call (from its create-call answer's
-        ``Location``), once the call was answered; None when the service sent none. Not a
-        function call's ``call_id``. The kernel hangs up and opens the sideband with it."""
+        """The service's own id for the current (or last) call; None until it is known.
+
+        It comes from the ``Location`` header of the service's create-call answer, once the call was
+        answered; it stays None when the service sent none. It is not a function call's ``call_id``.
+        The kernel hangs up and opens the sideband with it.
+        """
         return self._signalling.service_call_id
 
     @property
@@ -259,31 +309,74 @@ class SessionCore(SessionTraits):
 
     @property
     def call_number(self) -> int:
-        """The number of the current (or last) call (1, 2, ...; the log's ``call_number``
-        column); 0 before the first ``connect()``."""
+        """The number of the current (or last) call: 1, 2, ...; 0 before the first ``connect()``.
+
+        It is the log's ``call_number`` column.
+        """
         return self._signalling.call
 
     def connect(self) -> None:
-        """Start a call. Returns at once; watch ``status`` (connecting -> connected)."""
+        """Start a call; returns at once.
+
+        Watch ``status`` go from ``"connecting"`` to ``"connected"`` (or ``"failed"``, with the
+        reason in ``error``); ``await w.ready()`` waits for the session the service confirmed.
+        :meth:`RealtimeSession.connect <realtime_widget.RealtimeSession.connect>` returns an
+        awaitable instead.
+
+        Example:
+            >>> w.connect()
+            >>> w.status
+            'connecting'
+        """
         self._signalling.connect(page="")
 
     def disconnect(self) -> None:
-        """End the call, releasing the microphone and the peer connection, and ask the service
-        to end it (a failed hang-up is logged, never raised). The log stays."""
+        """End the call, releasing the microphone and the peer connection.
+
+        The service is asked to end the call too (a failed hang-up is logged, never raised). The
+        log, the recordings and the session's fields stay; ``connect()`` starts a new call.
+
+        Example:
+            >>> w.disconnect()
+            >>> w.status
+            'disconnected'
+        """
         self._signalling.disconnect()
 
     def send_event(self, event: Mapping[str, Any]) -> None:
-        """Send any client event (a dict with a ``type``), as the service documents it. Before
-        the data channel opens it is queued, in order."""
+        """Send any client event, as the service documents it.
+
+        Before the call's data channel opens, events are queued and sent in order.
+
+        Args:
+            event: A client event: a dict with a ``type`` (``"conversation.item.create"``,
+                ``"response.create"``, ``"input_audio_buffer.clear"``, ...) and its fields.
+
+        Example:
+            >>> w.send_event({"type": "response.create", "response": {"instructions": "Say hi."}})
+        """
         self._signalling.send_events([V.client_event(event)])
 
     def send_text(self, text: str, *, respond: bool = True) -> None:
-        """Add a user text message to the conversation and (by default) ask for a response.
+        """Add a user text message to the conversation and, by default, ask for a response.
 
-        Typed while the agent's response is still in flight, it interrupts that answer first,
-        as the Stop button does (``response.cancel``, and the reply cut to what was heard),
-        then asks: a person typing over the agent means to be answered, and the service
-        refuses a second ``response.create`` while one is active."""
+        Typed while the agent's response is still in flight, it interrupts that answer first, as the
+        Stop button does (``response.cancel``, and the reply cut to what was heard), then asks: a
+        person typing over the agent means to be answered, and the service refuses a second
+        ``response.create`` while one is active. To wait for the answer in Python use ``ask()``.
+
+        Args:
+            text: The user's message; a non-empty string.
+            respond: Whether to send ``response.create`` after the message (False only adds it to
+                the conversation).
+
+        Raises:
+            ValueError: ``text`` is not a non-empty string.
+
+        Example:
+            >>> w.send_text("What time do you open?")
+            >>> w.send_text("My name is Ada.", respond=False)
+        """
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"text must be a non-empty string; got {text!r}")
         # (a reply that is only still playing, its response done, is heard out: the service
@@ -305,24 +398,48 @@ class SessionCore(SessionTraits):
         self._signalling.send_events(events)
 
     def create_response(self, **fields: Any) -> None:
-        """Send ``response.create``; keyword arguments become its ``response`` object
-        (``instructions``, ``output_modalities``, ``conversation``, ``metadata``, ...)."""
+        """Ask the agent for a response now (``response.create``).
+
+        Args:
+            **fields: The ``response`` object of the event: ``instructions``,
+                ``output_modalities``, ``conversation`` (``"auto"`` or ``"none"``), ``metadata``,
+                ``max_output_tokens``, ... as the service documents them; none sends a bare
+                ``response.create``.
+
+        Example:
+            >>> w.create_response(instructions="Greet the caller.", output_modalities=["text"])
+        """
         event: dict[str, Any] = {"type": V.RESPONSE_CREATE}
         if fields:
             event["response"] = fields
         self._signalling.send_events([V.client_event(event)])
 
     def cancel_response(self, response_id: str | None = None, *, clear_audio: bool = True) -> None:
-        """Interrupt the agent: ``response.cancel`` (for ``response_id``, else the active
-        response), then, over WebRTC, ``output_audio_buffer.clear`` so audio the service has
-        already queued stops too (``clear_audio=False`` to leave it)."""
+        """Interrupt the agent, as the Stop button does.
+
+        Sends ``response.cancel`` (for ``response_id``, else for the active response; nothing when
+        no response is in flight), then, over WebRTC, ``output_audio_buffer.clear`` so audio the
+        service has already queued stops too.
+
+        Args:
+            response_id: The response to cancel; None for the active one.
+            clear_audio: Whether to also clear the audio still queued to play; False lets it play
+                out.
+
+        Example:
+            >>> w.cancel_response()
+            >>> w.cancel_response(clear_audio=False)
+        """
         events = self._stop_events(response_id, clear_audio)
         if events:
             self._signalling.send_events(events)
 
     def _stop_events(self, response_id: str | None, clear_audio: bool) -> list[dict[str, Any]]:
-        """What stops the agent: a cancel while a response is in flight (cancelling with none
-        is an error at the service), and the clear of audio still playing."""
+        """The events that stop the agent.
+
+        A cancel while a response is in flight (cancelling with none is an error at the service),
+        and the clear of audio still playing.
+        """
         events: list[dict[str, Any]] = []
         if response_id or self._inbox.active_response:
             events.append({"type": V.RESPONSE_CANCEL})
@@ -333,8 +450,31 @@ class SessionCore(SessionTraits):
         return events
 
     def on(self, event_type: str, callback: Callback | None = None) -> Any:
-        """Call ``callback(event)`` in the kernel for each server event of ``event_type``
-        (``"*"`` for all). Usable as a decorator; returns the callback."""
+        """Call ``callback(event)`` in the kernel for each server event of ``event_type``.
+
+        Callbacks run in the kernel as events arrive, in order; remove them with ``off()``. Usable
+        as a decorator (``@w.on("response.done")``).
+
+        Args:
+            event_type: A server event type such as ``"response.done"``, or ``"*"`` for every
+                event.
+            callback: A function of the event (a dict); None to use ``on()`` as a decorator.
+
+        Returns:
+            ``callback`` itself, or, without one, a decorator that registers the function it
+            decorates and returns it.
+
+        Raises:
+            ValueError: ``event_type`` is not a non-empty string.
+            TypeError: The callback is not callable.
+
+        Example:
+            >>> @w.on("response.done")
+            ... def done(event):
+            ...     print(event["response"]["status"])
+            >>> w.on("error", print)
+            <built-in function print>
+        """
         if not isinstance(event_type, str) or not event_type:
             raise ValueError(
                 "event_type must be a server event type such as 'response.done' or '*'"
@@ -349,7 +489,18 @@ class SessionCore(SessionTraits):
         return register(callback) if callback is not None else register
 
     def off(self, event_type: str, callback: Callback | None = None) -> None:
-        """Remove one callback, or all callbacks of ``event_type``."""
+        """Remove one callback of ``event_type``, or all of them.
+
+        A callback that was not registered is ignored.
+
+        Args:
+            event_type: The event type the callback was registered for (``"*"`` included).
+            callback: The function to remove; None removes every callback of ``event_type``.
+
+        Example:
+            >>> w.off("response.done", done)
+            >>> w.off("error")
+        """
         callbacks = self._inbox.callbacks
         if callback is None:
             callbacks.pop(event_type, None)
@@ -357,13 +508,38 @@ class SessionCore(SessionTraits):
             callbacks[event_type].remove(callback)
 
     def apply_session(self, session: Mapping[str, Any]) -> None:
-        """Validate a session dict (as ``session_config()`` returns) and apply it at once:
-        nothing changes if any field is invalid, and a live call gets one ``session.update``."""
+        """Validate a session dict and apply it at once.
+
+        Takes a ``session`` object as ``session_config()`` returns it (or a part of one). Nothing
+        changes if any field is invalid or unknown, and a live call gets one ``session.update``.
+
+        Args:
+            session: A ``session`` object, nested as the service takes it
+                (``{"audio": {"output": {"voice": "Sarah"}}}``), whole or partial.
+
+        Example:
+            >>> saved = w.session_config()
+            >>> w.apply_session({"audio": {"output": {"voice": "Sarah", "speed": 1.2}}})
+            >>> w.apply_session(saved)
+        """
         self.update_session(**traits_from_session(session))
 
     def update_session(self, **fields: Any) -> None:
-        """Set several session fields at once, as one ``session.update``; if any value is
-        invalid, none is applied. ``w.update_session(voice="Sarah", speed=1.2)``"""
+        """Set several session fields at once, as one ``session.update``.
+
+        If any value is invalid, none is applied. Setting a trait directly (``w.voice = "Sarah"``)
+        does the same for one field.
+
+        Args:
+            **fields: Session fields by trait name (``voice``, ``speed``, ``instructions``,
+                ``turn_detection``, ...) and their new values.
+
+        Raises:
+            TypeError: A name is not a session field.
+
+        Example:
+            >>> w.update_session(voice="Sarah", speed=1.2)
+        """
         unknown = sorted(set(fields) - set(SESSION_TRAITS))
         if unknown:
             raise TypeError(
@@ -392,10 +568,38 @@ class SessionCore(SessionTraits):
     ) -> Any:
         """Register a Python function as a tool the agent can call; it runs in this kernel.
 
-        Its JSON schema comes from the signature and docstring. ``approve=True`` holds each
-        call until ``approve_tool_call(call_id)`` / ``reject_tool_call(call_id)`` (or the view's
-        buttons).
-        Usable as ``@w.tool`` or ``@w.tool(approve=True)``; returns the function."""
+        Its JSON schema comes from the signature and the docstring (the ``tools`` extra: pydantic
+        and docstring-parser), and it is added to the session's ``tools`` (one ``session.update``
+        while live). Sync functions run on worker threads, ``async def`` ones on the kernel's loop;
+        the return value goes back to the model as text (strings as they are, the rest as JSON).
+        ``approve=True`` holds each call until ``approve_tool_call(call_id)`` /
+        ``reject_tool_call(call_id)`` (or the view's buttons). Registering a name again replaces it.
+
+        Args:
+            fn: The function; None to use ``tool()`` as a decorator with options
+                (``@w.tool(approve=True)``).
+            name: The tool's name for the model; the function's name by default.
+            description: What the tool does, for the model; the docstring's text by default.
+            approve: Hold every call for a person's approval before it runs.
+            timeout: Seconds a call may run before the model is told it timed out.
+
+        Returns:
+            ``fn`` itself, or, without one, a decorator that registers the function it decorates
+            and returns it.
+
+        Example:
+            >>> @w.tool
+            ... def opening_hours(day: str) -> str:
+            ...     '''The opening hours on a day.
+            ...
+            ...     Args:
+            ...         day: The day of the week.
+            ...     '''
+            ...     return "9 to 5"
+            >>> @w.tool(approve=True, timeout=10)
+            ... def book_table(time: str, people: int) -> dict:
+            ...     return {"booked": True}
+        """
 
         def register(f: Callable[..., Any]) -> Callable[..., Any]:
             from ._tools import Tool, without_function
@@ -410,11 +614,21 @@ class SessionCore(SessionTraits):
 
     @property
     def tool_functions(self) -> Mapping[str, Tool]:
-        """The registered tools by name (each shows its schema); read-only."""
+        """The registered tools by name, each a :class:`~realtime_widget.types.Tool`; read-only."""
         return MappingProxyType(dict(self._tool_runner.tools if self._tool_runner else {}))
 
     def remove_tool(self, name: str) -> None:
-        """Unregister a tool and take it out of the session's ``tools``."""
+        """Unregister a tool and take it out of the session's ``tools``.
+
+        Args:
+            name: The registered tool's name.
+
+        Raises:
+            KeyError: No tool of that name is registered.
+
+        Example:
+            >>> w.remove_tool("opening_hours")
+        """
         runner = self._tool_runner
         if runner is None or name not in runner.tools:
             known = sorted(runner.tools) if runner else []
@@ -425,11 +639,27 @@ class SessionCore(SessionTraits):
         self.tools = without_function(self.tools, name)
 
     def approve_tool_call(self, call_id: str) -> None:
-        """Let a tool call held for approval run (tools registered with ``approve=True``)."""
+        """Let a tool call held for approval run (a tool registered with ``approve=True``).
+
+        Args:
+            call_id: The call's ``call_id``, as ``tool_calls`` shows it.
+
+        Example:
+            >>> held = [c for c in w.tool_calls if c["status"] == "pending_approval"]
+            >>> w.approve_tool_call(held[0]["call_id"])
+        """
         self._runner().decide(call_id, True)
 
     def reject_tool_call(self, call_id: str, reason: str = "") -> None:
-        """Refuse a tool call held for approval; the model is told ``reason``."""
+        """Refuse a tool call held for approval; the model is told why.
+
+        Args:
+            call_id: The call's ``call_id``, as ``tool_calls`` shows it.
+            reason: The words the model gets as the tool's answer.
+
+        Example:
+            >>> w.reject_tool_call(held[0]["call_id"], reason="The caller did not confirm.")
+        """
         self._runner().decide(call_id, False, reason)
 
     def _runner(self) -> ToolRunner:
@@ -447,16 +677,41 @@ class SessionCore(SessionTraits):
         self._show("tool_calls", calls)
 
     def controls(self, *, debounce: float = 0.4) -> ControlPanel:
-        """An ipywidgets panel linked both ways to this session's settings. Edits are sent as
-        one ``session.update`` once they settle (``debounce`` seconds); the service's answer
-        shows under the panel. Closing the panel lets go of the session."""
+        """An ipywidgets panel linked both ways to this session's settings.
+
+        Edits in the panel are sent as one ``session.update`` once they settle; changes made in
+        Python show in the panel at once. The service's answer shows under the panel, and a refused
+        field's reason under that field. Closing the panel lets go of the session.
+
+        Args:
+            debounce: Seconds to wait after the last edit before sending the update.
+
+        Returns:
+            The :class:`~realtime_widget.types.ControlPanel`; display it in a cell.
+
+        Example:
+            >>> panel = w.controls(debounce=0.2)
+            >>> panel  # the last line of a cell shows it
+        """
         from ._controls import ControlPanel
 
         return ControlPanel(self, debounce=debounce, guard=self._session_guard)
 
     @contextmanager
     def batch_update(self) -> Iterator[SessionCore]:
-        """Group several session trait changes into one ``session.update``."""
+        """Group several session field changes into one ``session.update``.
+
+        A context manager: inside it trait changes are collected, and on leaving it a live call gets
+        one update with all of them. Nested blocks send at the outermost one's end.
+
+        Yields:
+            This session.
+
+        Example:
+            >>> with w.batch_update():
+            ...     w.voice = "Ashley"
+            ...     w.speed = 1.1
+        """
         outer = self._batched is None
         if outer:
             self._batched = []
@@ -482,12 +737,42 @@ class SessionCore(SessionTraits):
         wpm: int = _audio.ESPEAK_WPM,
         condition: Condition | None = None,
     ) -> Clip:
-        """Play audio into the call, as if spoken into the microphone: a path, WAV/other audio
-        bytes, ``(array, sample_rate)`` (numpy), or ``text=`` spoken by espeak-ng in the kernel
-        (``voice``, ``wpm``). The microphone's gain is ``duck`` while it plays. ``condition``
-        (a ``Condition``) transforms the samples first: noise, a phone line, a gain. Returns at
-        once with a handle that fills in (``started_ms``, ``ended_ms``, ``duration_ms``,
-        ``error``); ``await`` it to wait until it finished playing; ``.stop()`` cuts it."""
+        """Play audio into the call, as if spoken into the microphone.
+
+        The clip plays at real time into what the service hears, with the microphone's gain at
+        ``duck`` while it plays. It returns at once with a handle that fills in (``started_ms``,
+        ``ended_ms``, ``duration_ms``, ``error``); ``await`` it to wait until it finished playing,
+        ``.stop()`` cuts it. Clips queue behind each other. To also wait for the agent's answer use
+        ``ask(audio=...)``.
+
+        Args:
+            source: What to play: a file path, WAV or other encoded audio bytes, or
+                ``(array, sample_rate)`` (a numpy array of samples). None with ``text``.
+            text: Words to speak instead of ``source``, synthesized by espeak-ng in the kernel.
+            duck: The microphone's gain while the clip plays, from 0 to 1 (room noise must not hold
+                a turn).
+            sample_rate: The sample rate of an array ``source`` given without one, in Hz.
+            voice: The espeak-ng voice for ``text`` (``"en-us"`` by default).
+            wpm: The speaking rate for ``text``, in words per minute.
+            condition: A :class:`~realtime_widget.Condition` that transforms the samples first
+                (noise, a phone line, a gain); needs the ``conditions`` extra.
+
+        Returns:
+            The clip's :class:`~realtime_widget.types.Clip` handle.
+
+        Raises:
+            RuntimeError: There is no call to play into.
+            TypeError: Nothing to play, both ``source`` and ``text``, or a source of another kind.
+            ValueError: ``duck`` is outside 0..1, or the clip is empty.
+            FileNotFoundError: A path with no file.
+
+        Example:
+            >>> clip = w.say("greeting.wav")
+            >>> clip = w.say(text="I'd like a table for two.", wpm=160)
+            >>> await clip  # until it finished playing
+            >>> clip.duration_ms
+            1840.0
+        """
         return self._clip_player.say(
             source,
             text=text,
@@ -511,13 +796,42 @@ class SessionCore(SessionTraits):
         wpm: int = _audio.ESPEAK_WPM,
         metadata: Mapping[str, Any] | None = None,
     ) -> Reply:
-        """Ask one question and get a handle on its reply: ``text`` as a typed turn, or
-        ``audio=`` (anything ``say()`` plays; ``spoken=True`` speaks ``text``) as a spoken turn
-        the service hears. ``reply = await w.ask(...)`` in the same cell where the host allows
-        it; else read the handle in the next cell (``.text``, ``.transcript``, ``.status``,
-        ``.response_id``, ``.latency_ms``, ``.events``). ``metadata`` goes into the reply's
-        ``response.create`` (``response.metadata``, beside the ask's own id) where the widget
-        sends one (a typed turn; a spoken turn without server VAD)."""
+        """Ask one question and get a handle on its reply.
+
+        The question is ``text`` as a typed turn, or ``audio=`` (anything ``say()`` plays; or
+        ``text`` with ``spoken=True``, spoken by espeak-ng) as a spoken turn the service hears.
+        ``reply = await w.ask(...)`` waits in the same cell where the host allows it; otherwise read
+        the handle in the next cell (``.text``, ``.transcript``, ``.status``, ``.response_id``,
+        ``.latency_ms``, ``.events``).
+
+        Args:
+            text: The question, typed (or spoken with ``spoken=True``).
+            audio: A spoken question instead: a path, audio bytes or ``(array, sample_rate)``.
+            spoken: Speak ``text`` into the call rather than type it.
+            timeout: Seconds an ``await`` of the reply waits before it raises ``TimeoutError``.
+            duck: The microphone's gain while a spoken question plays, 0 to 1.
+            sample_rate: The sample rate of an array ``audio`` given without one, in Hz.
+            voice: The espeak-ng voice for a spoken ``text``.
+            wpm: The speaking rate for a spoken ``text``, in words per minute.
+            metadata: String values that go into the reply's ``response.create`` as
+                ``response.metadata`` (beside the ask's own id), where the widget sends one: a typed
+                turn, or a spoken turn without server VAD.
+
+        Returns:
+            The :class:`~realtime_widget.types.Reply` handle, filled in as the response arrives.
+
+        Raises:
+            TypeError: Not exactly one question, or ``metadata`` is not a dict.
+            RuntimeError: There is no call (``connect()`` first).
+            ValueError: ``text`` is not a non-empty string.
+
+        Example:
+            >>> reply = await w.ask("What time do you open?")
+            >>> reply.text
+            'We open at nine.'
+            >>> reply = await w.ask(audio="question.wav", timeout=30)
+            >>> reply = await w.ask("Two people at eight, please.", spoken=True)
+        """
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(f"metadata must be a dict of strings; got {type(metadata).__name__}")
         if not self._live:
@@ -547,26 +861,65 @@ class SessionCore(SessionTraits):
         timeout: float = 30.0,
         where: Callable[[dict[str, Any]], Any] | None = None,
     ) -> EventWaiter:
-        """The next server event of ``event_type`` (``"*"``: any) for which ``where(event)``
-        holds, counted from this call: ``ev = await w.wait_for("response.done")``. Also the
-        local records that stand for the service's reports where the kernel holds the call:
-        ``"speaker.started"``, ``"speaker.stopped"`` (WebRTC's ``output_audio_buffer.*``) and
-        ``"audio.audible"``."""
+        """Wait for the next server event of a type, counted from now on this call.
+
+        Also waits for the local records that stand in for the service's reports where the kernel
+        holds the call: ``"speaker.started"``, ``"speaker.stopped"`` (WebRTC's
+        ``output_audio_buffer.*``) and ``"audio.audible"``. A call that ends first fails the wait.
+
+        Args:
+            event_type: A server event type such as ``"response.done"``, or ``"*"`` for any.
+            timeout: Seconds an ``await`` waits before it raises ``TimeoutError``.
+            where: A test of the event (a dict); only an event for which it is true counts. An
+                error it raises is raised to the awaiter.
+
+        Returns:
+            An :class:`~realtime_widget.types.EventWaiter`; ``await`` it for the event, or read
+            ``.event`` later.
+
+        Example:
+            >>> ev = await w.wait_for("response.done")
+            >>> ev["response"]["status"]
+            'completed'
+            >>> ev = await w.wait_for("error", timeout=5, where=lambda e: e["error"].get("param"))
+        """
         return self._waits.wait_for(event_type, timeout=timeout, where=where)
 
     def ready(self, timeout: float = 10.0) -> Ready:
-        """``await w.ready()``: until the call's first ``session.updated`` (the session the
-        service confirmed); at once if it came already."""
+        """Wait until the call's first ``session.updated``: the session the service confirmed.
+
+        Finishes at once if it came already.
+
+        Args:
+            timeout: Seconds an ``await`` waits before it raises ``TimeoutError``.
+
+        Returns:
+            A :class:`~realtime_widget.types.Ready` handle; ``await`` gives the confirmed
+            ``session`` dict.
+
+        Raises:
+            RuntimeError: There is no call (``connect()`` first).
+
+        Example:
+            >>> w.connect()
+            >>> session = await w.ready()
+            >>> session["audio"]["output"]["voice"]
+            'Clive'
+        """
         return self._waits.ready(timeout)
 
     @property
     def recording(self) -> Recording | None:
-        """The current call's recording (``record=True``), or None when it has none."""
+        """The current call's recording (with ``record=True``), or None when it has none.
+
+        A :class:`~realtime_widget.Recording` of both sides of the call on the log's clock:
+        ``w.recording.to_wav("call.wav")``.
+        """
         return self._recordings.by_call.get(self.call_number)
 
     @property
     def recordings(self) -> Mapping[int, Recording]:
-        """Every call's recording, by call number."""
+        """Every call's :class:`~realtime_widget.Recording`, by call number (a copy)."""
         return dict(self._recordings.by_call)
 
     def _init_scripted(self) -> None:
@@ -606,8 +959,10 @@ class SessionCore(SessionTraits):
     # -- experiments: one script across session variants (the experiments package) ------------
 
     def _experiments(self) -> Experiments:
-        """This session's grid feature, built on first use: the core imports the experiments
-        package only when a grid runs."""
+        """This session's grid feature, built on first use.
+
+        The core imports the experiments package only when a grid runs.
+        """
         if self._grid is None:
             from .experiments._feature import Experiments
 
@@ -629,14 +984,46 @@ class SessionCore(SessionTraits):
         concurrency: int = 1,
         executor: Any = None,
     ) -> Runs:
-        """Play a ``Script`` in every (variant, repeat) run and return its ``Runs`` at once:
-        ``runs = await w.run_script(script, variants={"fast": {"speed": 1.3}}, repeat=3)``, or
-        read ``runs`` in a later cell. Each run applies its variant's fields as one
-        ``session.update`` (a new call for fields in ``fresh_call``, or every run with
-        ``fresh_call=True``), starts from an empty conversation (``isolation``), and plays the
-        turns in order, each awaiting its reply. ``conditions`` ({name: Condition or None}) is
-        a second axis: every variant runs under each, its spoken turns' audio transformed.
-        See ``realtime_widget.experiments``."""
+        """Play a script in every (variant, repeat) run and return its ``Runs`` at once.
+
+        Each run applies its variant's fields as one ``session.update`` (a new call for fields in
+        ``fresh_call``, or every run with ``fresh_call=True``), starts from an empty conversation
+        (``isolation``), and plays the turns in order, each awaiting its reply. ``await`` the result
+        to wait for every run, or read it in a later cell; its rows are one per turn
+        (``runs.turns()``, ``runs.summary()``, ``runs.to_parquet()``). See
+        ``realtime_widget.experiments``.
+
+        Args:
+            script: A :class:`~realtime_widget.Script`, a list of turns (a string is a typed turn),
+                or a simulated :class:`~realtime_widget.Caller`.
+            variants: Session fields by variant name (``{"fast": {"speed": 1.3}}``); None plays
+                the session as it is, as one variant named ``"session"``.
+            repeat: How many times each variant plays the script.
+            fresh_call: Session fields whose change needs a new call rather than a
+                ``session.update`` (``{"voice"}``), or True for a new call every run.
+            isolation: ``"conversation"`` (the default) deletes the conversation so far before each
+                run; ``"call"`` starts each run on a new call; ``"none"`` keeps the conversation.
+            timeout: Seconds each turn may wait for its reply; a turn that times out is a row with
+                its error, and the run goes on.
+            seed: The grid's seed: each run derives its own from it, its variant and its repeat (for
+                conditions' noise and simulated callers), so the same grid plays the same way again.
+            progress: Show the runs' progress (a bar in a notebook, a line on a terminal).
+            conditions: A second axis, ``{name: Condition or None}``: every variant runs under each,
+                its spoken turns' audio transformed.
+            concurrency: How many runs play at once, each on a session of its own (a
+                ``RealtimeSession`` only: a widget's page holds one call).
+            executor: A ``dask.distributed.Client`` that plays each run as a task on a worker (the
+                ``dask`` extra).
+
+        Returns:
+            The :class:`~realtime_widget.Runs` handle, filled in as the runs play.
+
+        Example:
+            >>> from realtime_widget import Script
+            >>> script = Script(["Hi, I'd like a table.", "For two, at eight."])
+            >>> runs = await w.run_script(script, variants={"fast": {"speed": 1.3}}, repeat=3)
+            >>> runs.summary()
+        """
         return self._experiments().run(
             script,
             variants,
@@ -654,10 +1041,44 @@ class SessionCore(SessionTraits):
     async def tune(
         self, script: Any, space: Mapping[str, Any], judge: Any = None, **options: Any
     ) -> Tuning:
-        """Search ``space`` (session fields, dotted paths into nested ones: a ``(low, high)``
-        range or a list of choices) for the best judged score whose ``latency_budget_ms`` holds,
-        on Optuna: ``tuning = await s.tune(script, space={"speed": (0.8, 1.4)}, judge=judge,
-        latency_budget_ms=1200, trials=40, concurrency=4)``. See ``experiments.tune``."""
+        """Search session settings for the best judged score within a latency budget, on Optuna.
+
+        Each trial is a set of session fields the sampler picks from ``space``; it plays the script
+        ``repeat`` times as one variant of a grid (``run_script``), is scored by the judge's mean
+        (or ``score(turns)``), and its latency is the ``quantile`` of ``latency_column`` over its
+        completed turns. A trial over the budget is infeasible and steers the search away. Needs the
+        ``tune`` extra (``pip install "realtime-widget[tune]"``). See ``experiments.tune``.
+
+        Args:
+            script: A :class:`~realtime_widget.Script`, a list of turns, or a
+                :class:`~realtime_widget.Caller`.
+            space: Session fields (or dotted paths into ``turn_detection`` / ``provider_data``) and
+                what to try: a ``(low, high)`` or ``(low, high, step)`` range of floats or ints, or
+                a list of choices.
+            judge: The :class:`~realtime_widget.Judge` whose mean score is maximized; or pass
+                ``score=`` instead.
+            **options: ``score`` (a function of a trial's turns table returning a number),
+                ``latency_budget_ms``, ``latency_column`` (``"to_first_output_ms"``), ``quantile``
+                (0.95), ``trials`` (20), ``repeat`` (1), ``concurrency`` (1), ``executor``,
+                ``storage`` and ``study_name`` (to resume a study), ``seed`` (0), ``sampler``
+                (``"tpe"``, ``"random"`` or an Optuna sampler), ``timeout`` (60 s per turn) and
+                ``progress`` (True).
+
+        Returns:
+            The :class:`~realtime_widget.experiments.Tuning`: ``.best`` (the best settings, as
+            ``apply_session`` takes them), ``.trials()``, ``.pareto()``, ``.plot()``, ``.runs``.
+
+        Example:
+            >>> tuning = await s.tune(
+            ...     script,
+            ...     space={"speed": (0.8, 1.4), "voice": ["Clive", "Ashley"]},
+            ...     judge=judge,
+            ...     latency_budget_ms=1200,
+            ...     trials=40,
+            ...     concurrency=4,
+            ... )
+            >>> s.apply_session(tuning.best)
+        """
         from .experiments._tune import tune
 
         return await tune(self, script, space, judge, **options)
@@ -665,7 +1086,13 @@ class SessionCore(SessionTraits):
     # -- end of experiments ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Hang up, stop the worker thread and close the session and its log file."""
+        """Hang up, stop the worker thread and close the session and its log file.
+
+        The session cannot call again after it; the log's rows stay readable.
+
+        Example:
+            >>> w.close()
+        """
         if not hasattr(self, "_events"):  # __init__ raised before the session existed
             self._close_view()
             return

@@ -50,20 +50,33 @@ def ipykernel_version() -> tuple[int, ...] | None:
 
 
 def kernel_delivers_mid_cell() -> bool:
-    """This kernel hands comm messages to an awaiting cell: ipykernel >= 7.4 ("Allow async
-    cell to process Comm messages"). A page that shows the widget is then heard mid-cell."""
+    """This kernel hands comm messages to an awaiting cell: ipykernel >= 7.4.
+
+    ("Allow async cell to process Comm messages".) A page that shows the widget is then heard
+    mid-cell.
+    """
     version = ipykernel_version()
     return version is not None and version >= (7, 4)
 
 
 class MidCellDeliveryError(RealtimeWidgetError, RuntimeError):
-    """This host does not deliver the page's messages to the kernel while a cell awaits."""
+    """This host does not deliver the page's messages to the kernel while a cell awaits.
+
+    Raised by ``await`` on a handle (``ask()``, ``say()``, ``wait_for()``, ``ready()``,
+    ``run_script()``'s runs) when what it waits for can only arrive through the page and the
+    host hands the page's messages to the kernel only between cells (marimo without the
+    sideband, kernels before ipykernel 7). Nothing is lost: read the handle in the next cell, or
+    keep the sideband up for server events. A spoken ``ask(audio=...)`` and ``say()`` always
+    need the page.
+    """
 
 
 class NoPageError(MidCellDeliveryError):
-    """No page took up this widget's call: nothing shows its view (a notebook executed with no
-    front end: papermill, nbconvert, nbclient). The call failed; ``RealtimeSession`` holds a
-    call in the kernel instead."""
+    """No page took up this widget's call: nothing shows its view.
+
+    A notebook executed with no front end (papermill, nbconvert, nbclient). The call failed;
+    ``RealtimeSession`` holds a call in the kernel instead.
+    """
 
 
 def _in_marimo() -> bool:
@@ -103,9 +116,12 @@ def mid_cell_words(detail: str) -> str:
 
 
 class Delivery:
-    """The host probe: whether binary buffers survive each way, how long a round trip to the
-    page takes, and whether the page's messages reach the kernel while a cell awaits. What it
-    learns is in ``w.host_info`` and the log (``probe.result``)."""
+    """The host probe: what this notebook host carries between the kernel and the page.
+
+    Whether binary buffers survive each way, how long a round trip to the page takes, and
+    whether the page's messages reach the kernel while a cell awaits. What it learns is in
+    ``w.host_info`` and the log (``probe.result``).
+    """
 
     def __init__(self, port: CallPort, show: Callable[[dict[str, Any]], None]) -> None:
         self._port = port
@@ -215,9 +231,12 @@ class Delivery:
         self._show(info)
 
     async def ensure(self, *, needs_page: bool = True) -> None:
-        """Return when what this awaiting cell waits for can reach it: the page's messages, or
-        (``needs_page=False``) the service's events, which the sideband brings while it is up.
-        Else raise :class:`MidCellDeliveryError` (never wait for what cannot arrive)."""
+        """Return when what this awaiting cell waits for can reach it.
+
+        That is the page's messages, or (``needs_page=False``) the service's events, which the
+        sideband brings while it is up. Else raise :class:`MidCellDeliveryError` (never wait
+        for what cannot arrive).
+        """
         if self.mid_cell is True or (not needs_page and self.sideband):
             return
         if self.mid_cell is False:
@@ -254,9 +273,11 @@ class Delivery:
 
 
 class _ServerEvents(Delivery):
-    """A view of one ``Delivery`` for handles that server events alone finish: the same probe
-    and host facts (every attribute is the viewed one's), but its ``ensure`` passes while the
-    sideband is up."""
+    """A view of one ``Delivery`` for handles that server events alone finish.
+
+    The same probe and host facts (every attribute is the viewed one's), but its ``ensure``
+    passes while the sideband is up.
+    """
 
     def __init__(self, delivery: Delivery) -> None:  # no probe handler of its own: a view
         self._of = delivery

@@ -1,5 +1,6 @@
-"""RealtimeSession: a realtime session with no page, its call held by the kernel over the
-service's WebSocket (``_kernel_call.py``).
+"""RealtimeSession: a realtime session with no page, its call held by the kernel.
+
+The call goes over the service's WebSocket (``_kernel_call.py``).
 
 Everything a widget does works here, with the same columns and figures: ``ask``, ``say``,
 ``wait_for``, ``ready``, tools (and approval), recordings, ``run_script`` with scripts,
@@ -27,21 +28,51 @@ from ._waits import Ready
 
 
 class SessionClosedError(RealtimeWidgetError, RuntimeError):
-    """The session was closed: make a new one."""
+    """Raised by ``RealtimeSession.connect()`` on a session that was closed: make a new one."""
 
 
 class RealtimeSession(SessionCore):
-    """A realtime session with no page: the kernel holds the call (the service's WebSocket,
-    with a virtual microphone and speaker on a real-time clock).
+    """A realtime session with no page: the kernel holds the call over the service's WebSocket.
 
-    ``async with RealtimeSession(instructions="...") as s: reply = await s.ask("Hello!")``.
+    The kernel streams a virtual microphone and plays a virtual speaker on a real-time clock, so
+    it runs where no browser is: papermill, ``jupyter nbconvert --execute``, CI, a scheduled job,
+    a plain ``asyncio.run``. Everything a :class:`~realtime_widget.RealtimeWidget` does works
+    here with the same columns and figures: the session's fields, ``ask``, ``say``,
+    ``wait_for``, ``ready``, tools (and approval), callbacks, recordings, ``run_script`` (with
+    ``concurrency`` and ``executor``: runs on sessions of their own), ``tune`` and the log's
+    exports.
+
     ``await s.connect()`` returns once the service confirmed the first ``session.update``;
-    leaving the ``async with`` block (or ``await s.aclose()``) ends the call. The session's
-    fields, tools, callbacks, waits and log are those of :class:`RealtimeWidget`.
+    leaving an ``async with`` block (or ``await s.aclose()``) ends the call. A dropped socket is
+    reconnected and the session replayed. With ``mic=True`` silence streams between clips, as a
+    phone line does.
 
-    ``auth_scheme`` is ``"Basic"`` by default, as every Inworld server example sends it; a
-    401 is retried once with ``"Bearer"``. ``mic=False`` streams no audio (typed turns only);
-    with ``mic=True`` (the default) silence streams between clips, as a phone line does.
+    Args:
+        base_url: The service's base URL; by default ``INWORLD_BASE_URL``, else
+            ``https://api.inworld.ai``.
+        api_key: The API key; by default ``INWORLD_API_KEY`` from the environment (or a ``.env``
+            file, with python-dotenv). It never shows in a repr, a log row or an error.
+        auth_scheme: ``"Basic"`` (the default, as every Inworld server example sends it) or
+            ``"Bearer"``; a 401 is retried once with ``"Bearer"`` (logged ``auth.fallback``).
+        mic: Stream audio (silence between clips, so server VAD hears turns end); False streams
+            none: typed turns only.
+        record: Record both sides of each call, on the log's clock (``recording``).
+        log_path: A JSONL file the event log is appended to as events arrive; None keeps it in
+            memory only.
+        timeout: Seconds each request to the service may take; ``connect()`` waits this plus
+            5 s for the session by default.
+        **session: Session fields by trait name: ``model``, ``instructions``, ``voice``,
+            ``speed``, ``turn_detection``, ``tools``, ...
+
+    Raises:
+        TypeError: An argument is not a session field.
+
+    Example:
+        >>> from realtime_widget import RealtimeSession
+        >>> async with RealtimeSession(instructions="You are a concise concierge.") as s:
+        ...     reply = await s.ask("What time do you open?")
+        ...     print(reply.text, reply.latency_ms)
+        We open at nine. 812.4
     """
 
     _transport_kind = "websocket"
@@ -85,9 +116,20 @@ class RealtimeSession(SessionCore):
         )
 
     def settings(self) -> SessionSettings:
-        """What a new session like this one needs: the service, the key (a :class:`Secret`),
-        the auth scheme, the session fields and the tools. ``settings().open(**fields)`` makes
-        one (a grid's runs at once each play on such a session); it pickles, for a cluster."""
+        """What a new session like this one needs, to make one elsewhere.
+
+        The service, the key (a ``Secret``: its repr is redacted), the auth scheme, the session
+        fields and the registered tools. ``settings().open(**fields)`` makes such a session (a
+        grid's runs played at once each play on one); the settings pickle, for a cluster's workers.
+
+        Returns:
+            The session's ``SessionSettings``.
+
+        Example:
+            >>> other = s.settings().open(voice="Ashley")
+            >>> other.voice
+            'Ashley'
+        """
         tools = [
             ToolSpec(t.fn, t.name, t.description, t.approve, t.timeout)
             for t in self.tool_functions.values()
@@ -112,9 +154,32 @@ class RealtimeSession(SessionCore):
     # -- the call ---------------------------------------------------------------------------------
 
     def connect(self, timeout: float | None = None) -> Connecting:  # type: ignore[override]
-        """Start the call; ``await`` the result to wait until the service confirmed the session
-        (its first ``session.updated``). Raises :class:`ProviderError` when the service refused
-        it (a wrong key, a rate limit, a URL that is not a realtime service)."""
+        """Start the call; ``await`` the result to wait until the service confirmed the session.
+
+        The wait ends with the service's first ``session.updated``; it raises
+        :class:`~realtime_widget.ProviderError` when the service refused the call (a wrong
+        key, a rate limit, a URL that is not a realtime service). ``async with
+        RealtimeSession(...)`` connects on entering.
+
+        Args:
+            timeout: Seconds to wait for the session's confirmation; None for the session's
+                request timeout plus 5 s.
+
+        Returns:
+            A :class:`~realtime_widget.types.Connecting`; ``await`` it for this session,
+            connected.
+
+        Raises:
+            SessionClosedError: The session was closed.
+            RuntimeError: A call is already connecting or connected, or no event loop is
+                running (use it in a notebook cell or inside ``asyncio.run``).
+
+        Example:
+            >>> s = RealtimeSession(voice="Sarah")
+            >>> await s.connect()
+            >>> s.status
+            'connected'
+        """
         if self._closed:
             raise SessionClosedError("this RealtimeSession is closed; make a new one to call again")
         if self._live:
@@ -138,13 +203,27 @@ class RealtimeSession(SessionCore):
         return float(self._signalling.provider.timeout) + 5.0
 
     async def aclose(self) -> None:
-        """End the call and close the session (its log file too). Safe to call twice."""
+        """End the call and close the session (its log file too); safe to call twice.
+
+        Waits until the socket has closed, so the service has heard the hang-up.
+
+        Example:
+            >>> await s.aclose()
+        """
         if self._closed:
             return
         self.close()
         await self._transport.wait_closed()  # the service hears the socket close
 
     def close(self) -> None:
+        """Close the session at once, without waiting for the socket to close.
+
+        Hangs up, stops the worker thread and closes the log file; the session cannot connect again
+        (:class:`SessionClosedError`). Prefer ``await s.aclose()`` in async code.
+
+        Example:
+            >>> s.close()
+        """
         self._closed = True
         super().close()
 
@@ -162,8 +241,21 @@ class RealtimeSession(SessionCore):
 
 
 class Connecting:
-    """What ``RealtimeSession.connect()`` returns: the call has started; ``await`` it to wait
-    for the service's confirmation of the session."""
+    """What ``RealtimeSession.connect()`` returns: the call has started.
+
+    ``await`` it to wait for the service's confirmation of the session; it gives the session
+    back. It raises :class:`~realtime_widget.ProviderError` when the service refused the call or
+    the session did not start in time.
+
+    Args:
+        session: The session whose call started.
+        ready: The handle of the call's first ``session.updated``.
+        refusal: Gives the service's refusal, in words, when the call failed.
+
+    Example:
+        >>> connecting = s.connect()
+        >>> s = await connecting
+    """
 
     def __init__(
         self, session: RealtimeSession, ready: Ready, refusal: Callable[[], ProviderError]
@@ -207,7 +299,8 @@ class SessionSettings:
     """Everything a fresh :class:`RealtimeSession` like another one needs (its ``settings()``).
 
     The key is a :class:`Secret` (its repr is redacted). ``key_from_env``: the key came from
-    ``INWORLD_API_KEY``, so a machine that has its own (a cluster's worker) uses that one."""
+    ``INWORLD_API_KEY``, so a machine that has its own (a cluster's worker) uses that one.
+    """
 
     base_url: str
     api_key: Secret = field(repr=False)
@@ -220,8 +313,11 @@ class SessionSettings:
     tools: list[ToolSpec] = field(default_factory=list)
 
     def key(self) -> str:
-        """The key to use here: this machine's ``INWORLD_API_KEY`` when the key came from
-        there and it is set, else the one carried along."""
+        """The key to use here.
+
+        This machine's ``INWORLD_API_KEY`` when the key came from there and it is set, else the one
+        carried along.
+        """
         if self.key_from_env:
             own = key_from_env()
             if own:

@@ -1,5 +1,6 @@
-"""The kernel's HTTP client for the realtime service: ICE servers, the SDP exchange that
-creates a call (and learns the service's id for it), and hang-up.
+"""The kernel's HTTP client for the realtime service: ICE servers, calls and hang-up.
+
+The SDP exchange creates a call and learns the service's id for it.
 
 The API key lives here and in the widget's private attribute only. Every error this module
 raises is a ``ProviderError`` whose message is written for a person and has been scrubbed of
@@ -49,7 +50,15 @@ NO_KEY_MESSAGE = (
 
 
 class ProviderError(RealtimeWidgetError):
-    """A failed call to the service, with a message that is safe to show and says what to do."""
+    """A failed request to the realtime service, in words that are safe to show and say what to do.
+
+    Raised when ``await RealtimeSession.connect()`` (or ``async with RealtimeSession(...)``)
+    finds the call refused: no key, a wrong key (401/403), a rate limit (429), a URL that is not
+    a realtime service, a timeout or a network failure. A ``RealtimeWidget`` shows the same words
+    in its ``error`` trait instead (``status`` is ``"failed"``). The message never holds the key
+    or a TURN credential. ``status`` is the HTTP status when there was one, else None;
+    ``message`` the words.
+    """
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -58,8 +67,10 @@ class ProviderError(RealtimeWidgetError):
 
 
 def _service_message(response: httpx.Response, secrets: list[str]) -> str:
-    """The service's own words: a JSON ``error.message`` when there is one, else the body start
-    (scrubbed of ``secrets`` before it is cut, so no secret survives half-cut)."""
+    """The service's own words: a JSON ``error.message`` when there is one, else the body start.
+
+    The body is scrubbed of ``secrets`` before it is cut, so no secret survives half-cut.
+    """
     body = redact(response.text, secrets)
     try:
         data = json.loads(body)
@@ -117,8 +128,11 @@ def _clean_call_id(value: Any) -> str | None:
 
 
 def call_id_from(response: httpx.Response) -> str | None:
-    """The service's call id: the last path segment of ``Location``
-    (``/v1/realtime/calls/<id>``, relative or absolute), else the JSON body's ``id``."""
+    """The service's call id, from the answer's ``Location`` or its JSON body.
+
+    The last path segment of ``Location`` (``/v1/realtime/calls/<id>``, relative or absolute),
+    else the JSON body's ``id``.
+    """
     location = response.headers.get("location", "")
     if location:
         last = unquote(urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1])
@@ -214,13 +228,17 @@ class Provider:
         return [self._key.reveal(), *self._turn_secrets]
 
     def auth_headers(self) -> dict[str, str]:
-        """The ``Authorization`` header with the scheme that works (for the sideband). It holds
-        the key: hand it only to a client that sends it to the service."""
+        """The ``Authorization`` header with the scheme that works (for the sideband).
+
+        It holds the key: hand it only to a client that sends it to the service.
+        """
         return {"Authorization": f"{self.auth_scheme} {self._key.reveal()}"}
 
     def authorization(self, scheme: str) -> dict[str, str]:
-        """The ``Authorization`` header for ``scheme`` (the kernel's own WebSocket). It holds the
-        key: hand it only to a client that sends it to the service."""
+        """The ``Authorization`` header for ``scheme`` (the kernel's own WebSocket).
+
+        It holds the key: hand it only to a client that sends it to the service.
+        """
         return {"Authorization": f"{scheme} {self._key.reveal()}"}
 
     def sideband_url(self, service_call_id: str) -> str:
@@ -230,8 +248,10 @@ class Provider:
         return sideband_url(self.base_url, service_call_id)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; a 401 is retried once with the other auth scheme, which is kept if it
-        works."""
+        """One request; a 401 is retried once with the other auth scheme.
+
+        The other scheme is kept if it works.
+        """
         response = self._attempt(method, path, self.auth_scheme, **kwargs)
         if response.status_code == 401 and self.auth_scheme in AUTH_SCHEMES:
             other = AUTH_SCHEMES[1 - AUTH_SCHEMES.index(self.auth_scheme)]
@@ -317,9 +337,12 @@ class Provider:
         return self.create_call(offer_sdp).sdp
 
     def create_call(self, offer_sdp: str, session: dict[str, Any] | None = None) -> CallAnswer:
-        """Create a call: the raw SDP form, or with ``session`` the JSON form
-        (``{"sdp", "session"}`` -> ``{"id", "sdp", "ice_servers"}``), whose session applies from
-        the call's first event. The call id comes from ``Location`` or the JSON ``id``."""
+        """Create a call: the raw SDP form, or with ``session`` the JSON form.
+
+        The JSON form (``{"sdp", "session"}`` -> ``{"id", "sdp", "ice_servers"}``) applies its
+        session from the call's first event. The call id comes from ``Location`` or the JSON
+        ``id``.
+        """
         if session is None:
             response = self._request(
                 "POST",
@@ -363,9 +386,12 @@ class Provider:
         return (sdp if isinstance(sdp, str) else ""), servers
 
     def hangup(self, service_call_id: str, *, timeout: float | None = None) -> str | None:
-        """End the call on the service. None when it is ended; else why not, in words (scrubbed):
-        the caller logs it, a hang-up failure is never raised. ``timeout`` (seconds) bounds this
-        request alone (a kernel that is exiting waits briefly)."""
+        """End the call on the service.
+
+        None when it is ended; else why not, in words (scrubbed): the caller logs it, a hang-up
+        failure is never raised. ``timeout`` (seconds) bounds this request alone (a kernel that
+        is exiting waits briefly).
+        """
         path = f"{CALLS_PATH}/{quote(service_call_id, safe='')}/hangup"
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:

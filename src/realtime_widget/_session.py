@@ -282,26 +282,128 @@ def traits_from_session(session: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class SessionTraits(t.HasTraits):
-    """The session's configuration as validated traits (mixed into the widget)."""
+    """The session's configuration as validated traits, one per field of ``session.update``.
 
-    model = t.Unicode(DEFAULT_MODEL, help="LLM: 'provider/model' or a router id")
-    instructions = t.Unicode("", help="System instructions for the agent")
-    output_modalities = t.List(t.Unicode(), default_value=["audio", "text"])
-    temperature = t.Float(0.8)
-    max_output_tokens = t.Union([t.Int(), t.Unicode()], default_value=4096)
-    tools = t.List(t.Dict(), default_value=[])
-    tool_choice = t.Union([t.Unicode(), t.Dict()], default_value="auto")
-    transcription_model = t.Unicode(DEFAULT_TRANSCRIPTION_MODEL, allow_none=True)
-    transcription_language = t.Unicode("en", allow_none=True)
+    Mixed into :class:`~realtime_widget.RealtimeWidget` and
+    :class:`~realtime_widget.RealtimeSession`: each trait is a constructor keyword argument
+    and an attribute. Setting one on a live call sends a partial ``session.update`` with just
+    the part of the session that holds it (``update_session()`` and ``batch_update()`` group
+    several); before a call, the whole session goes out when the call starts. An invalid
+    value raises ``traitlets.TraitError`` naming the field and what is allowed, and changes
+    nothing.
+
+    Example:
+        >>> from realtime_widget import RealtimeWidget
+        >>> w = RealtimeWidget(voice="Ashley", speed=1.1, instructions="Be brief.")
+        >>> w.temperature = 0.6
+        >>> w.turn_detection = {"type": "semantic_vad", "eagerness": "high"}
+    """
+
+    model = t.Unicode(
+        DEFAULT_MODEL,
+        help="The LLM that writes the agent's replies: 'provider/model' (such as "
+        "'openai/gpt-4o-mini', the default, or 'openai/gpt-4.1-mini') or an Inworld router id "
+        "('inworld/<routerId>'); any non-empty string. A change mid-call applies from the "
+        "next response",
+    )
+    instructions = t.Unicode(
+        "",
+        help="The system instructions for the agent: who it is, what it does, how it speaks. "
+        "Empty for none",
+    )
+    output_modalities = t.List(
+        t.Unicode(),
+        default_value=["audio", "text"],
+        help="What the agent answers with: ['audio', 'text'] (speech and its text, the "
+        "default), ['audio'] or ['text'] (text only: nothing is spoken)",
+    )
+    temperature = t.Float(
+        0.8,
+        help="The LLM's sampling temperature, from 0.0 to 2.0 (default 0.8): lower is more "
+        "predictable, higher more varied",
+    )
+    max_output_tokens = t.Union(
+        [t.Int(), t.Unicode()],
+        default_value=4096,
+        help="The most tokens one response may have: a whole number >= 1 (default 4096) or "
+        "'inf'. A response cut short ends with status 'incomplete', reason "
+        "'max_output_tokens'",
+    )
+    tools = t.List(
+        t.Dict(),
+        default_value=[],
+        help="The tools the agent may call, as the session's 'tools' list of JSON schemas "
+        "(a function tool needs a 'name'). tool() adds a Python function here, run in the "
+        "kernel when called, and remove_tool() takes it out. Once a Python tool is "
+        "registered, a call to a function the session has no Python for is answered "
+        "'unknown tool'; without one, calls are yours to answer (on(), send_event())",
+    )
+    tool_choice = t.Union(
+        [t.Unicode(), t.Dict()],
+        default_value="auto",
+        help="Whether the agent calls tools: 'auto' (it decides, the default), 'none' "
+        "(never), 'required' (each response calls one), or a dict naming one tool "
+        "({'type': 'function', 'name': '...'})",
+    )
+    transcription_model = t.Unicode(
+        DEFAULT_TRANSCRIPTION_MODEL,
+        allow_none=True,
+        help="The speech-to-text model that transcribes the user's audio: "
+        "'inworld/inworld-stt-1' (default), 'assemblyai/u3-rt-pro', "
+        "'assemblyai/universal-streaming-multilingual', "
+        "'assemblyai/universal-streaming-english', 'soniox/stt-rt-v4', or another id the "
+        "service takes. None sends no transcription settings: no user transcripts",
+    )
+    transcription_language = t.Unicode(
+        "en",
+        allow_none=True,
+        help="The language of the user's speech for speech-to-text, a code such as 'en' "
+        "(default) or 'es'; None or empty leaves it to the model",
+    )
     transcription_prompt = t.Unicode(
         None, allow_none=True, help="Words or context that guide speech-to-text (None: none)"
     )
-    noise_reduction = t.Unicode("near_field", allow_none=True)
-    turn_detection = t.Dict(default_value=None, allow_none=True)
-    voice = t.Unicode(DEFAULT_VOICE)
-    tts_model = t.Unicode(DEFAULT_TTS_MODEL)
-    speed = t.Float(1.0)
-    provider_data = t.Dict(default_value={})
+    noise_reduction = t.Unicode(
+        "near_field",
+        allow_none=True,
+        help="The service's noise reduction of the user's audio before it hears it: "
+        "'near_field' (a headset or laptop microphone, the default), 'far_field' (a "
+        "microphone across the room), or None (off)",
+    )
+    turn_detection = t.Dict(
+        default_value=None,
+        allow_none=True,
+        help="How the service decides the user finished a turn. {'type': 'semantic_vad', "
+        "'eagerness': 'low'|'medium'|'high'|'auto'} (the default, eagerness 'medium') judges "
+        "from the words; {'type': 'server_vad', 'threshold': 0.0-1.0, 'prefix_padding_ms', "
+        "'silence_duration_ms', 'idle_timeout_ms'} from the sound. Both take "
+        "'create_response' (answer at a turn's end) and 'interrupt_response' (the user's "
+        "speech stops the agent), True by default; missing keys get their defaults. None "
+        "turns it off: nothing ends a turn by itself (ask() commits a spoken question and "
+        "asks for its reply)",
+    )
+    voice = t.Unicode(
+        DEFAULT_VOICE,
+        help="The agent's voice: 'Clive' (default), 'Ashley', 'Dennis', 'Sarah', 'Hades' or "
+        "any other voice name the service has",
+    )
+    tts_model = t.Unicode(
+        DEFAULT_TTS_MODEL,
+        help="The text-to-speech model that speaks the agent's replies: "
+        "'inworld-tts-1.5-mini' (lower latency, the default), 'inworld-tts-1.5-max' "
+        "(higher quality), 'inworld-tts-2', or another id the service takes",
+    )
+    speed = t.Float(
+        1.0,
+        help="How fast the agent speaks, from 0.5 to 1.5 (1.0, the default, is the voice's "
+        "own pace)",
+    )
+    provider_data = t.Dict(
+        default_value={},
+        help="Inworld's extension object, sent as the session's 'providerData' (camelCase: "
+        "the service ignores a 'provider_data' key). Its branches include 'stt', 'tts', "
+        "'memory', 'backchannel' and 'responsiveness'; sent as given",
+    )
 
     @t.default("turn_detection")
     def _default_turn_detection(self) -> dict[str, Any]:
@@ -382,5 +484,17 @@ class SessionTraits(t.HasTraits):
         return normalize_turn_detection(proposal.value)
 
     def session_config(self) -> dict[str, Any]:
-        """The full session as the ``session`` object of a ``session.update`` (JSON-ready)."""
+        """The whole session as the ``session`` object of a ``session.update`` (JSON-ready).
+
+        Nested as the service takes it (``audio.input``, ``audio.output``, ``providerData``); save
+        it and give it back to ``apply_session()``, or to a variant.
+
+        Returns:
+            A new dict, ``{"type": "realtime", "model": ..., "audio": {...}, ...}``.
+
+        Example:
+            >>> config = w.session_config()
+            >>> config["audio"]["output"]["voice"]
+            'Clive'
+        """
         return session_payload(self)

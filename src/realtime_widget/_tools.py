@@ -50,7 +50,43 @@ def without_function(tools: list[dict[str, Any]], name: str) -> list[dict[str, A
 
 
 class Tool:
-    """A registered function, its schema and its argument validator."""
+    """A Python function registered as a tool the agent can call: its schema and validator.
+
+    ``tool()`` makes one and runs it in the kernel when the agent calls it. The JSON schema of
+    the parameters comes from the signature (pydantic: str, int, float, bool, ``Literal``,
+    ``Optional``, ``list[...]``, dict, a ``TypedDict`` or a pydantic model) and the docstring's
+    parameter descriptions (docstring-parser); needs the ``tools`` extra. Attributes: ``fn``,
+    ``name``, ``description``, ``parameters`` (the schema), ``approve``, ``timeout``,
+    ``is_async``. ``w.tool_functions`` lists the registered ones.
+
+    Args:
+        fn: The function. Its parameters must be named (no ``*args``, ``**kwargs`` or
+            positional-only ones) and typed with types that have a JSON schema.
+        name: The tool's name for the model (letters, digits, ``_`` or ``-``); the function's
+            name by default.
+        description: What the tool does, for the model; the docstring's text by default.
+        approve: Hold each call until a person approves it (``approve_tool_call()``).
+        timeout: Seconds a call may run before the model is told it timed out; > 0.
+
+    Raises:
+        TypeError: ``fn`` is not callable, or a parameter is unnamed or has a type with no JSON
+            schema.
+        ValueError: A bad name or timeout.
+
+    Example:
+        >>> def weather(city: str, unit: str = "C") -> str:
+        ...     '''The weather in a city now.
+        ...
+        ...     Args:
+        ...         city: The city's name.
+        ...         unit: C or F.
+        ...     '''
+        ...     return "18 degrees and sunny"
+        >>> w.tool(weather)
+        <function weather at 0x...>
+        >>> w.tool_functions["weather"]
+        <Tool weather(city, unit)>
+    """
 
     def __init__(
         self,
@@ -85,7 +121,16 @@ class Tool:
         self.parameters: dict[str, Any] = schema
 
     def schema(self) -> dict[str, Any]:
-        """The entry for the session's ``tools`` list."""
+        """The tool's entry for the session's ``tools`` list.
+
+        Returns:
+            ``{"type": "function", "name": ..., "description": ..., "parameters": {...}}``, the
+            parameters as a JSON schema.
+
+        Example:
+            >>> w.tool_functions["weather"].schema()["parameters"]["required"]
+            ['city']
+        """
         return {
             "type": "function",
             "name": self.name,
@@ -94,8 +139,23 @@ class Tool:
         }
 
     def validate(self, arguments: Any) -> dict[str, Any]:
-        """The keyword arguments to call the function with; raises ValueError in words the
-        model can act on."""
+        """Check the model's arguments and turn them into the function's keyword arguments.
+
+        Args:
+            arguments: The arguments as the model sent them: a JSON string (empty for none) or a
+                dict.
+
+        Returns:
+            The keyword arguments to call the function with, defaults filled in.
+
+        Raises:
+            ValueError: The arguments are not a JSON object or do not fit the parameters; the
+                words name each problem so the model can act on them.
+
+        Example:
+            >>> w.tool_functions["weather"].validate('{"city": "Lisbon"}')
+            {'city': 'Lisbon', 'unit': 'C'}
+        """
         from pydantic import ValidationError
 
         if isinstance(arguments, str):
@@ -255,8 +315,10 @@ _SHOWN = {
 
 
 class ToolRunner:
-    """The tool loop of one widget: hears function calls, runs them, answers the model, and
-    shows the latest calls (``show_calls``: the widget's ``tool_calls`` trait)."""
+    """The tool loop of one widget: hears function calls, runs them, answers the model.
+
+    It also shows the latest calls (``show_calls``: the widget's ``tool_calls`` trait).
+    """
 
     def __init__(self, port: CallPort, show_calls: Callable[[list[dict[str, Any]]], None]) -> None:
         self._port = port
@@ -392,8 +454,11 @@ class ToolRunner:
         self._submit(self._run(call, tool, kwargs))
 
     def _run_in_thread(self, call: ToolCall, tool: Tool, kwargs: dict[str, Any]) -> None:
-        """A plain function: straight onto a worker thread, its outcome handed back to the
-        loop in one hop (no task, no wait_for: each would cost a turn of the loop)."""
+        """A plain function: straight onto a worker thread.
+
+        Its outcome is handed back to the loop in one hop (no task, no wait_for: each would
+        cost a turn of the loop).
+        """
         loop = self._port.loop()
         if loop is None or not loop.is_running():
             loop = self._own_loop()
@@ -476,8 +541,11 @@ class ToolRunner:
         return self._pool
 
     def _submit(self, coro: Any) -> None:
-        """On the kernel's loop when there is one (an async tool shares it with everything
-        else and blocks nothing); else on a loop of our own in a thread."""
+        """Run ``coro`` on the kernel's loop when there is one; else on a loop of our own.
+
+        An async tool shares the kernel's loop with everything else and blocks nothing; without
+        a running loop it runs on a loop in a thread.
+        """
         loop = self._port.loop()
         if loop is None or not loop.is_running():
             loop = self._own_loop()
@@ -547,8 +615,11 @@ class ToolRunner:
     # -- answering -------------------------------------------------------------------------
 
     def _answer_when_ready(self) -> None:
-        """Send every finished call's output; then one response.create per response whose
-        calls are all answered, once no response is active (never two responses at once)."""
+        """Send every finished call's output, then the responses that follow them.
+
+        One response.create per response whose calls are all answered, once no response is
+        active (never two responses at once).
+        """
         events: list[dict[str, Any]] = []
         with self._lock:
             for call in self._calls.values():

@@ -1,7 +1,9 @@
-"""Waiting for the call inside one cell: ``wait_for`` (the next server event of a type),
-``ready`` (the call's first ``session.updated``) and ``ask`` (one question and its reply).
-Each returns a :class:`Pending` handle that fills in as the current call's records arrive
-(``_pending.py``; the host probe that decides whether ``await`` can work is ``_delivery.py``).
+"""Waiting for the call inside one cell: ``wait_for``, ``ready`` and ``ask``.
+
+``wait_for`` waits for the next server event of a type, ``ready`` for the call's first
+``session.updated`` and ``ask`` for one question's reply. Each returns a :class:`Pending` handle
+that fills in as the current call's records arrive (``_pending.py``; the host probe that decides
+whether ``await`` can work is ``_delivery.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,29 @@ TurnOf = Callable[[int, str], "ResponseTurn | None"]
 
 
 class EventWaiter(Pending):
-    """The next server event of a type (``w.wait_for``): ``.event`` once it came."""
+    """The next server event of a type, as ``wait_for()`` asked for it.
+
+    ``await`` it for the event (a dict); or read ``.event`` in a later cell (None until it
+    came). ``event_type`` and ``where`` are the wait's own. A call that ends first fails it with
+    ``ConnectionError``; an error raised by ``where`` is raised to the awaiter. Made by
+    ``wait_for()``, not by hand.
+
+    Args:
+        delivery: The session's delivery check (server events only: the sideband carries
+            them).
+        event_type: The event type waited for, ``"*"`` for any.
+        where: A test of the event; only an event for which it is true counts. None: any.
+        timeout: The default seconds an ``await`` waits.
+        on_done: Called with the waiter once it finished or was cancelled (the session drops
+            it).
+
+    Example:
+        >>> waiter = w.wait_for("response.done", timeout=20)
+        >>> w.send_text("Hi!")
+        >>> event = await waiter
+        >>> event["response"]["status"]
+        'completed'
+    """
 
     def __init__(
         self,
@@ -70,8 +94,14 @@ class EventWaiter(Pending):
         return True
 
     def cancel(self) -> None:
-        """Stop waiting: the waiter is dropped and never finishes (an ``await`` on it times
-        out). For a wait that turned out not to be needed."""
+        """Stop waiting: the waiter is dropped and never finishes.
+
+        An ``await`` on it then times out. For a wait that turned out not to be needed.
+
+        Example:
+            >>> waiter = w.wait_for("error")
+            >>> waiter.cancel()
+        """
         self._on_done(self)
 
     def _result(self) -> Any:
@@ -86,7 +116,23 @@ class EventWaiter(Pending):
 
 
 class Ready(Pending):
-    """The first ``session.updated`` of a call (``w.ready()``): the session it confirmed."""
+    """The first ``session.updated`` of a call, as ``ready()`` asked for it.
+
+    ``await`` it for the session the service confirmed (a dict), or read ``.session`` in a
+    later cell (None until it came); ``.call`` is the call's number. A call that ends first
+    fails it with ``ConnectionError``. Made by ``ready()``, not by hand.
+
+    Args:
+        delivery: The session's delivery check (server events only).
+        call: The number of the call it waits on.
+        timeout: The default seconds an ``await`` waits.
+
+    Example:
+        >>> w.connect()
+        >>> session = await w.ready()
+        >>> session["model"]
+        'openai/gpt-4o-mini'
+    """
 
     _what = "the call's first session.updated"
 
@@ -104,13 +150,33 @@ class Ready(Pending):
 
 
 class Reply(Pending):
-    """One reply to ``w.ask(...)``: awaitable (``reply = await r``), and filled in as its
-    events arrive (read it in a later cell).
+    """One reply to ``ask()``: awaitable, and filled in as its events arrive.
 
-    ``text`` is the reply's output text, else its audio transcript; ``transcript`` the audio
-    transcript alone; ``status`` from ``response.done``; ``latency_ms`` its felt latency
-    (``to_first_output_ms`` of ``turns()``, from the widget's own tracker); ``events`` the server
-    events of this response, in order; ``clip`` the spoken question's handle for ``ask(audio=)``.
+    ``reply = await w.ask(...)`` waits for the whole response; or read the handle in a later
+    cell. ``text`` is the reply's output text, else its audio transcript; ``transcript`` the
+    audio transcript alone; ``status`` and ``reason`` from ``response.done`` (``"completed"``,
+    ``"cancelled"``, ``"failed"``, ``"incomplete"``); ``usage`` its token counts;
+    ``latency_ms`` its felt latency (``to_first_output_ms`` of ``turns()``, from the session's
+    own tracker); ``events`` the server events of this response, in order; ``response_id`` the
+    service's id; ``question`` the typed question; ``clip`` the spoken question's handle for
+    ``ask(audio=)``; ``error`` why it failed (the call ended, the socket dropped mid-reply).
+    Made by ``ask()``, not by hand.
+
+    Args:
+        delivery: The session's delivery check.
+        turn_of: Finds the session tracker's turn of a response, for ``latency_ms``.
+        call: The number of the call the question went to.
+        ask_id: The ask's own id, sent in the response's metadata to claim it.
+        question: The typed question, or None for a spoken one.
+        clip: The spoken question's clip, or None for a typed one.
+        timeout: The default seconds an ``await`` waits.
+
+    Example:
+        >>> reply = await w.ask("Do you have vegetarian dishes?")
+        >>> reply.status, reply.text
+        ('completed', 'Yes: the risotto and the curry.')
+        >>> round(reply.latency_ms)
+        640
     """
 
     _default_timeout = 60.0
@@ -148,15 +214,20 @@ class Reply(Pending):
 
     @property
     def text(self) -> str:
+        """The reply's output text, else its audio transcript; grows as the reply streams."""
         return self._text.text
 
     @property
     def transcript(self) -> str:
+        """The transcript of the reply's audio alone ("" for a text-only reply)."""
         return self._text.transcript
 
     @property
     def latency_ms(self) -> float | None:
-        """What the user waited for the first of the reply (heard, else read), in ms."""
+        """What the user waited for the first of the reply (heard, else read), in ms.
+
+        None until it is known.
+        """
         if self.response_id is not None:
             turn = self._turn_of(self.call, self.response_id)
             if turn is not None:

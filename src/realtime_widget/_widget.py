@@ -26,11 +26,61 @@ def _synced(trait: Any) -> Any:
 
 
 class RealtimeWidget(SessionCore, anywidget.AnyWidget):
-    """A voice conversation with a realtime agent, in the browser's WebRTC, driven from Python.
+    """A live voice conversation with an Inworld Realtime agent, in a notebook, driven from Python.
+
+    Shown in a cell, the widget is a voice page: Connect, talk into the microphone, type, watch
+    the transcript, the agent's tool calls and the felt latency. The call runs in the browser's
+    WebRTC; Python holds the session: its fields are traits (``w.voice = "Sarah"`` sends a
+    ``session.update`` on a live call), server events reach the kernel (``on()``, ``events``),
+    and a cell can play audio into the call (``say()``), ask a question and await the reply
+    (``ask()``), wait for an event (``wait_for()``), register Python tools (``tool()``), record
+    both sides (``record=True``) and play a script across session variants (``run_script()``).
 
     Nothing here waits for the browser: ``connect()`` returns at once and the call's progress
     shows in ``status``, ``error``, callbacks and ``events``. For a session with no page
-    (papermill, CI, many calls at once) use :class:`RealtimeSession`.
+    (papermill, CI, many calls at once) use :class:`~realtime_widget.RealtimeSession`, which has
+    the same methods.
+
+    Args:
+        base_url: The service's base URL; by default ``INWORLD_BASE_URL``, else
+            ``https://api.inworld.ai``.
+        api_key: The API key; by default ``INWORLD_API_KEY`` from the environment (or a ``.env``
+            file, with python-dotenv). It stays in the kernel: never a trait, a repr or a log row.
+        auth_scheme: The ``Authorization`` scheme the key is sent with: ``"Bearer"`` (the
+            default) or ``"Basic"``.
+        mic: Send the microphone; False makes a receive-only call.
+        record: Record both sides of each call, on the log's clock (``recording``).
+        log_path: A JSONL file the event log is appended to as events arrive (recordings go to a
+            ``.audio`` file beside it); None keeps the log in memory only.
+        timeout: Seconds each request to the service (the call's SDP exchange, ICE servers,
+            hang-up) may take.
+        sideband: ``"auto"`` (the default) opens the call's sideband, the kernel's own WebSocket
+            to the call, when the service offers it and the ``sideband`` extra is installed;
+            True requires it; False never opens it. With it up, server events reach the kernel
+            directly, so ``await w.ask(...)`` works inside one cell on every host.
+        tracing: True traces every call as OpenTelemetry spans (the ``otel`` extra); False
+            never; None (the default) traces when opentelemetry-api is installed and an SDK is
+            configured.
+        tracer_provider: The OpenTelemetry ``TracerProvider`` for the spans; None for the
+            global one.
+        capture_content: Put message text and transcripts into the spans (True), keep them out
+            (False), or follow ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (None).
+        **session: Session fields by trait name: ``model``, ``instructions``, ``voice``,
+            ``speed``, ``turn_detection``, ``tools``, ... (see the traits below).
+
+    Raises:
+        TypeError: An argument is not a session field.
+        ValueError: A bad ``sideband`` value, or a key an HTTP header cannot carry.
+
+    Example:
+        >>> from realtime_widget import RealtimeWidget
+        >>> w = RealtimeWidget(instructions="You are a concise concierge.", voice="Sarah")
+        >>> w  # shows the voice page; click Connect, or:
+        >>> w.connect()
+        >>> reply = await w.ask("What time do you open?")
+        >>> reply.text
+        'We open at nine.'
+        >>> w.events.turns()  # one row per response, with its latencies
     """
 
     _esm = _STATIC / "widget.js"
@@ -68,7 +118,22 @@ class RealtimeWidget(SessionCore, anywidget.AnyWidget):
         return super()._repr_mimebundle_(**kwargs)
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
-        """A page's trait writes: those Python owns are refused, logged, and put back."""
+        """Apply a page's trait writes; those Python owns are refused, logged and put back.
+
+        Called by ipywidgets when the page changes a synced trait. ``status``, ``error``, ``mic``,
+        ``record``, ``server_session``, ``tool_calls``, ``host_info`` and ``live_latency``
+        belong to Python: a page's write of one of them is dropped, logged as
+        ``state.refused``, and every page is sent Python's value again. Notebook code sets
+        traits directly instead.
+
+        Args:
+            sync_data: The trait values the page sent, by name.
+
+        Example:
+            >>> w.set_state({"voice": "Ashley"})  # as a page's edit would
+            >>> w.voice
+            'Ashley'
+        """
         refused = sorted(set(sync_data) & B.PYTHON_OWNED_TRAITS)
         if refused:
             sync_data = {k: v for k, v in sync_data.items() if k not in refused}

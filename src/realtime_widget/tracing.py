@@ -32,18 +32,44 @@ def otlp(
     capture_content: bool | None = None,
     batch: bool = True,
 ) -> Any:
-    """Send traces over OTLP/HTTP in one line: a ``TracerProvider`` (opentelemetry-sdk) with a
-    batch span processor and the OTLP/HTTP exporter (opentelemetry-exporter-otlp-proto-http).
+    """Send the sessions' traces over OTLP/HTTP, in one line.
 
-    ``endpoint`` is the collector's base URL (``http://localhost:4318``; ``/v1/traces`` is
-    added) or a full ``.../v1/traces`` URL; by default the exporter's own environment
-    (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``, else
-    ``http://localhost:4318``). ``headers`` are sent with each export (a backend's key: they
-    go to the exporter only, never into a span). ``set_global`` makes it the global provider
-    (only the first such call in a process takes effect, as OpenTelemetry allows one).
-    ``capture_content=True`` turns on message text and transcripts for this process (the
-    GenAI content switch, ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``). Returns
-    the provider (``provider.force_flush()`` sends what is buffered)."""
+    Builds a ``TracerProvider`` (opentelemetry-sdk) with a batch span processor and the OTLP/HTTP
+    exporter (opentelemetry-exporter-otlp-proto-http), for a collector or a backend that takes
+    OTLP (Jaeger, Grafana Tempo, Langfuse, Phoenix...). Needs the ``otel`` extra
+    (``pip install "realtime-widget[otel]"``).
+
+    Args:
+        endpoint: The collector's base URL (``http://localhost:4318``; ``/v1/traces`` is added)
+            or a full ``.../v1/traces`` URL. None uses the exporter's own environment
+            (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``, else
+            ``http://localhost:4318``).
+        headers: HTTP headers sent with each export, such as a backend's key; they go to the
+            exporter only, never into a span.
+        service_name: The ``service.name`` of the traces' resource.
+        set_global: Make it the global tracer provider, which sessions trace to by default
+            (only the first such call in a process takes effect, as OpenTelemetry allows one).
+        capture_content: True turns on message text and transcripts in the spans for this
+            process, False turns them off (it sets
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``); None leaves the setting as
+            it is.
+        batch: Export in batches in the background (True); False exports each span as it ends
+            (a ``SimpleSpanProcessor``: slower, for debugging).
+
+    Returns:
+        The ``TracerProvider``; ``provider.force_flush()`` sends what is buffered.
+
+    Raises:
+        ImportError: The ``otel`` extra is not installed (the message says what to install).
+
+    Example:
+        >>> from realtime_widget import RealtimeSession, tracing
+        >>> provider = tracing.otlp("http://localhost:4318")
+        >>> async with RealtimeSession() as s:
+        ...     reply = await s.ask("Hello!")
+        >>> provider.force_flush()
+        True
+    """
     sdk_trace = require("opentelemetry.sdk.trace", "otel", "tracing.otlp()", "opentelemetry-sdk")
     export = require(
         "opentelemetry.sdk.trace.export", "otel", "tracing.otlp()", "opentelemetry-sdk"
