@@ -446,8 +446,8 @@ class EventLog:
             The record.
 
         Example:
-            >>> w.events.record(-1)["event"]["type"]
-            'response.done'
+            >>> last = w.events.record(-1)
+            >>> last["type"], last["t_ms"], last["event"]
         """
         with self._lock:
             return self._record(i)

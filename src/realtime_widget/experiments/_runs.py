@@ -412,6 +412,10 @@ class Runs(Pending):
         Returns:
             The matplotlib Figure.
 
+        Raises:
+            ValueError: When ``what`` is neither ``None`` nor ``"cut_off"``.
+            ImportError: When matplotlib is not installed.
+
         Example:
             >>> runs.plot()
             >>> runs.plot(columns=["to_first_output_ms"])
@@ -625,6 +629,9 @@ class Runs(Pending):
             One row per judgement: ``variant``, ``repeat``, ``condition``, ``run``, ``turn``
             (NA for ``per="run"``), ``judge``, ``per``, ``score``, ``passed``, ``reason``,
             ``model``, ``cached``, ``latency_ms`` and ``error``.
+
+        Raises:
+            TypeError: When ``judge`` is not a ``Judge``.
 
         Example:
             >>> judge = Judge("The agent offers a vegetarian option.", name="vegetarian")

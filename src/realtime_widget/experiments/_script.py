@@ -147,7 +147,7 @@ class Turn:
     Example:
         >>> class Greeting(Turn):
         ...     kind = "greeting"
-        ...     def send(self, ctx: TurnContext) -> Reply:
+        ...     def send(self, ctx: TurnContext):
         ...         return ctx.session.ask(f"Hello, I am {self.text}.", timeout=ctx.timeout)
         >>> script = Script([Greeting("Ada"), "What can you do?"])
     """
@@ -212,7 +212,7 @@ class Turn:
             NotImplementedError: When the kind has neither ``send()`` nor its own ``play()``.
 
         Example:
-            >>> def send(self, ctx: TurnContext) -> Reply:
+            >>> def send(self, ctx: TurnContext):
             ...     return ctx.session.ask(self.text, timeout=ctx.timeout)
         """
         raise NotImplementedError(f"{self!r} cannot be played: it has no send() or play()")
@@ -555,7 +555,8 @@ class SavedTurn(Turn):
             NotImplementedError: Always.
 
         Example:
-            >>> await w.run_script(Runs.read_parquet("runs/").script)  # raises
+            >>> saved = Runs.read_parquet("runs/").script[0]
+            >>> saved.send(ctx)  # NotImplementedError: ... it cannot be played again
         """
         raise NotImplementedError(
             f"the {self.kind} turn {self.prompt[:60]!r} comes from a saved set, which keeps what "
