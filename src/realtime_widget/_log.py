@@ -71,8 +71,11 @@ def _str(value: Any) -> str | None:
 
 
 def _ids(event: Mapping[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
-    """event_id, response_id, item_id, call_id: top level first, then inside the object the
-    event is about (``response.created`` has its id in ``response``, item events in ``item``)."""
+    """The event's ``event_id``, ``response_id``, ``item_id`` and ``call_id``.
+
+    Top level first, then inside the object the event is about (``response.created`` has its id
+    in ``response``, item events in ``item``).
+    """
     response, item = event.get("response"), event.get("item")
     response = response if isinstance(response, Mapping) else {}
     item = item if isinstance(item, Mapping) else {}
@@ -130,14 +133,33 @@ class _Columns:
 class EventLog:
     """The ordered record of a session: client, server and local (browser-measured) events.
 
+    A widget or session keeps one as ``w.events``; ``EventLog.read_jsonl`` loads a saved one.
     Each record is ``{seq, call_number, direction, type, t_ms, t_kernel_ms, event}``:
     ``call_number`` counts the widget's calls (1, 2, ...; not a function call's ``call_id``),
-    ``t_ms`` is the
-    browser's epoch-ms clock when the event was sent or received, ``t_kernel_ms`` the kernel's
-    when the batch holding it arrived. A call with a sideband adds ``via`` (page / sideband /
-    both: which path delivered it) and ``t_sideband_ms`` (the kernel's clock when the sideband
-    delivered or sent it); a record has those keys only when they are set. An event only the
-    sideband saw has the kernel's clock in ``t_ms`` too.
+    ``t_ms`` is the browser's epoch-ms clock when the event was sent or received,
+    ``t_kernel_ms`` the kernel's when the batch holding it arrived. A call with a sideband adds
+    ``via`` (page / sideband / both: which path delivered it) and ``t_sideband_ms`` (the
+    kernel's clock when the sideband delivered or sent it); a record has those keys only when
+    they are set. An event only the sideband saw has the kernel's clock in ``t_ms`` too.
+
+    The log is a sequence: ``len(log)``, ``log[i]`` (negative indices count from the end) and
+    ``for rec in log`` give the records as dicts. Events are kept as compact JSON, so its memory
+    stays close to the events' own size, and it may be read from a cell while a call appends.
+
+    Args:
+        path: A JSONL file to append every record to as it is kept (flushed per batch, so a
+            kernel crash loses nothing that reached the kernel); ``None`` keeps the log in
+            memory only.
+        scrub: A function every event's JSON text passes through before it is kept or written
+            (the widget's secret scrubber), so no export, file or frame can hold a secret.
+
+    Example:
+        >>> log = w.events                    # a widget's or session's log
+        >>> len(log), log[-1]["type"]
+        >>> df = log.to_pandas()              # one row per event
+        >>> log.turns()[["response_id", "to_first_output_ms"]]
+        >>> log.to_jsonl("session.jsonl")
+        >>> EventLog.read_jsonl("session.jsonl")
     """
 
     def __init__(
@@ -190,9 +212,12 @@ class EventLog:
         )
 
     def _extend(self, rows: Iterable[Row]) -> int:
-        """Add records in order (``(direction, event, t_ms, t_kernel_ms, call_number)``, optionally
-        followed by ``via`` and ``t_sideband_ms``); with a ``path`` they are appended to the file
-        and flushed. Returns the ``seq`` of the first (the rows get consecutive numbers)."""
+        """Add records in order; returns the ``seq`` of the first.
+
+        Each row is ``(direction, event, t_ms, t_kernel_ms, call_number)``, optionally followed
+        by ``via`` and ``t_sideband_ms``; with a ``path`` they are appended to the file and
+        flushed. The rows get consecutive numbers.
+        """
         with self._lock:
             first = len(self)
             self._add_rows(rows)
@@ -206,9 +231,11 @@ class EventLog:
         t_sideband_ms: float | None = None,
         via: str | None = None,
     ) -> None:
-        """Complete a record with what a second path said about the same event: the page's
-        clock (``t_ms``), the sideband's receive time, which paths delivered it. With a ``path``
-        the file gets an amendment line, which ``read_jsonl`` applies."""
+        """Complete a record with what a second path said about the same event.
+
+        That is the page's clock (``t_ms``), the sideband's receive time, which paths delivered
+        it. With a ``path`` the file gets an amendment line, which ``read_jsonl`` applies.
+        """
         if via is not None and via not in _VIA_CODE:
             raise ValueError(f"via must be one of {VIA}; got {via!r}")
         with self._lock:
@@ -305,9 +332,25 @@ class EventLog:
     def listen(
         self, listener: Callable[[str, Mapping[str, Any], float, int], None]
     ) -> Callable[[], None]:
-        """Hear every record from now on as it is kept, in ``seq`` order, under the log's lock:
-        ``listener(direction, event, t_ms, call_number)`` (the event as given, before the
-        scrubber: a listener that keeps text scrubs it). Returns the way to stop listening."""
+        """Hear every record from now on, as it is kept.
+
+        The listener is called as ``listener(direction, event, t_ms, call_number)``, in ``seq``
+        order, under the log's lock (so it should be quick and must not wait on the log). It
+        gets the event as given, before the scrubber: a listener that keeps text scrubs it.
+        Tracing uses this to turn a live session into spans.
+
+        Args:
+            listener: Called once for each record kept from now on.
+
+        Returns:
+            A function of no arguments that stops listening (calling it twice is harmless).
+
+        Example:
+            >>> seen = []
+            >>> stop = w.events.listen(lambda d, ev, t_ms, call: seen.append(ev["type"]))
+            >>> # ... talk ...
+            >>> stop()
+        """
         with self._lock:
             self._listeners.append(listener)
 
@@ -319,6 +362,15 @@ class EventLog:
         return stop
 
     def close(self) -> None:
+        """Close the log's file, if it has one; the records stay readable in memory.
+
+        A later record reopens the file and appends to it. The widget and the session close
+        their log when they close.
+
+        Example:
+            >>> log = EventLog("session.jsonl")
+            >>> log.close()
+        """
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -332,8 +384,11 @@ class EventLog:
         return self._buf[self._off[i] : self._off[i + 1] - 1].decode()
 
     def _columns(self, *, with_json: bool = False) -> _Columns:
-        """A consistent copy of every column, taken under the lock; events decoded with one
-        json.loads call over the whole buffer, the derived columns in one pass over them."""
+        """A consistent copy of every column, taken under the lock.
+
+        Events are decoded with one json.loads call over the whole buffer, the derived columns
+        in one pass over them.
+        """
         with self._lock:
             n = len(self)
             snap = _Columns(
@@ -377,6 +432,23 @@ class EventLog:
         return f"<EventLog: {n} events ({parts})>"
 
     def record(self, i: int) -> dict[str, Any]:
+        """One record as a dict, by its position (``seq``); negative counts from the end.
+
+        The dict has ``seq``, ``call_number``, ``direction``, ``type``, ``t_ms``,
+        ``t_kernel_ms`` and ``event`` (a fresh copy of the event), plus ``t_sideband_ms`` and
+        ``via`` when they are set. ``log[i]`` is the same, with a clear error when ``i`` is out
+        of range.
+
+        Args:
+            i: The record's position: 0 is the first, -1 the last.
+
+        Returns:
+            The record.
+
+        Example:
+            >>> last = w.events.record(-1)
+            >>> last["type"], last["t_ms"], last["event"]
+        """
         with self._lock:
             return self._record(i)
 
@@ -408,7 +480,21 @@ class EventLog:
             yield self.record(i)
 
     def of_type(self, *types: str, direction: str | None = None) -> list[dict[str, Any]]:
-        """Records whose type is one of ``types`` (and of ``direction`` if given), in order."""
+        """Records whose type is one of ``types`` (and of ``direction`` if given), in order.
+
+        Args:
+            *types: Event types to keep, such as ``"response.done"`` or ``"audio.audible"``.
+            direction: ``"client"``, ``"server"`` or ``"local"`` to keep only that direction;
+                ``None`` keeps all.
+
+        Returns:
+            The matching records, as ``log[i]`` gives them, in ``seq`` order.
+
+        Example:
+            >>> done = w.events.of_type("response.done", direction="server")
+            >>> [r["event"]["response"]["status"] for r in done]
+            ['completed', 'completed']
+        """
         want = set(types)
         code = _DIR_CODE[direction] if direction is not None else None
         with self._lock:
@@ -420,13 +506,28 @@ class EventLog:
 
     @property
     def call_numbers(self) -> list[int]:
+        """The call numbers that have records in the log, ascending (``[1, 2]`` after two calls)."""
         with self._lock:
             return sorted(set(self._call))
 
     # -- export ------------------------------------------------------------------------------
 
     def to_jsonl(self, path: str | os.PathLike[str]) -> Path:
-        """Write every record as one JSON line; ``EventLog.read_jsonl`` reads it back exactly."""
+        """Write every record as one JSON line; ``EventLog.read_jsonl`` reads it back exactly.
+
+        The file is overwritten. Each line holds the record's fields and its ``event``, as
+        ``RealtimeWidget(log_path=...)`` writes them while a call runs.
+
+        Args:
+            path: The file to write.
+
+        Returns:
+            The path written.
+
+        Example:
+            >>> w.events.to_jsonl("session.jsonl")
+            PosixPath('session.jsonl')
+        """
         out = Path(path)
         with self._lock, open(out, "w", encoding="utf-8") as fh:
             for i in range(len(self)):
@@ -450,6 +551,20 @@ class EventLog:
         """Load a log written by ``to_jsonl`` or by ``RealtimeWidget(log_path=...)``.
 
         A last line cut off by a crash is skipped; any other bad line raises with its number.
+        Amendment lines (a second path's word on an earlier record) are applied.
+
+        Args:
+            path: The JSONL file.
+
+        Returns:
+            A new in-memory log with the file's records, numbered as they were.
+
+        Raises:
+            ValueError: When a line other than a cut-off last one is not valid JSON.
+
+        Example:
+            >>> log = EventLog.read_jsonl("session.jsonl")
+            >>> log.turns()
         """
         log = cls()
         with open(path, encoding="utf-8") as fh:
@@ -492,7 +607,25 @@ class EventLog:
         return log
 
     def to_pandas(self) -> pd.DataFrame:
-        """One row per event with typed columns (see ``COLUMNS``); ``event`` holds the dict."""
+        """One row per event, with typed columns; ``event`` holds the dict.
+
+        The columns, the same for any log: ``seq``, ``call_number``, ``direction`` and
+        ``type`` (categorical), ``time`` and ``kernel_time`` (UTC datetimes), ``t_ms``,
+        ``t_kernel_ms``, ``t_sideband_ms``, ``via`` (``page`` / ``sideband`` / ``both``),
+        ``event_id``, ``response_id``, ``item_id``, ``call_id``, ``text`` (the delta,
+        transcript or text the event carries), ``error_code``, ``error_message`` and ``event``.
+        A time a frame cannot hold is NaN (NaT).
+
+        Returns:
+            A pandas DataFrame.
+
+        Raises:
+            ImportError: When pandas is not installed.
+
+        Example:
+            >>> df = w.events.to_pandas()
+            >>> df[df.direction == "server"].type.value_counts()
+        """
         try:
             import pandas  # noqa: F401 - checked here, used in _frame
         except ImportError:
@@ -522,7 +655,21 @@ class EventLog:
         return pd.DataFrame(data, columns=list(COLUMNS))
 
     def to_polars(self) -> Any:
-        """The same table as ``to_pandas()``, as a polars DataFrame (``event`` as JSON text)."""
+        """The same table as ``to_pandas()``, as a polars DataFrame (``event`` as JSON text).
+
+        ``direction`` is an Enum, ``type`` Categorical, the times microsecond UTC datetimes (an
+        unknown time is null).
+
+        Returns:
+            A polars DataFrame.
+
+        Raises:
+            ImportError: When polars is not installed.
+
+        Example:
+            >>> import polars as pl
+            >>> w.events.to_polars().filter(pl.col("type") == "response.done")
+        """
         try:
             import polars as pl
         except ImportError:
@@ -548,7 +695,21 @@ class EventLog:
         )
 
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
-        """Write the table to Parquet (``event`` stored as JSON text); needs pyarrow."""
+        """Write the ``to_pandas()`` table to Parquet, with ``event`` stored as JSON text.
+
+        Args:
+            path: The file to write (overwritten).
+
+        Returns:
+            The path written.
+
+        Raises:
+            ImportError: When pyarrow (the ``parquet`` extra) is not installed.
+
+        Example:
+            >>> w.events.to_parquet("session.parquet")
+            >>> pd.read_parquet("session.parquet")
+        """
         try:
             import pyarrow  # noqa: F401
         except ImportError:
@@ -563,9 +724,29 @@ class EventLog:
         return out
 
     def turns(self) -> pd.DataFrame:
-        """One row per response: its trigger, the moments of each step, status, usage and the
-        latencies from the end of the user's turn (``to_created_ms``, ``to_first_delta_ms``,
-        ``to_first_audio_ms``; audio is the browser's first audible sample when measured)."""
+        """One row per response, with the latencies the user felt.
+
+        Each row has the response's ``call_number``, ``response_id`` and ``trigger`` (speech,
+        text or tool output); the moments of each step as UTC datetimes (``speech_started``,
+        ``speech_stopped``, ``turn_start``, ``created``, ``first_delta``, ``audio_started``,
+        ``first_audible``, ``audio_stopped``, ``done``); ``status`` and ``reason``; token usage
+        (``input_tokens``, ``output_tokens``, ``total_tokens``); the latencies from the end of
+        the user's turn in ms (``to_created_ms``, ``to_first_delta_ms``, ``to_first_audio_ms``,
+        where audio is the browser's first audible sample when measured, and
+        ``to_first_output_ms``: first heard, else first read); and ``tool_calls``, ``tool_ms``,
+        ``tool_hop_ms`` for the tools it called. A malformed event never breaks it: a field of
+        the wrong shape counts as absent.
+
+        Returns:
+            A pandas DataFrame, one row per response in order.
+
+        Raises:
+            ImportError: When pandas is not installed.
+
+        Example:
+            >>> t = w.events.turns()
+            >>> t[["trigger", "status", "to_first_output_ms"]].describe()
+        """
         try:
             import pandas as pd
         except ImportError:
@@ -593,26 +774,71 @@ class EventLog:
         return df
 
     def latency_summary(self) -> dict[str, Any]:
-        """The figure the widget shows live, from the same code: each measured turn's
-        ``to_first_output_ms`` (first heard, else first read), as the latest one, the median
-        of the last 200, and how many the median covers."""
+        """The latency figure the widget shows live, computed by the same code.
+
+        It summarizes each measured turn's ``to_first_output_ms`` (first heard, else first
+        read): the latest one, the median of the last 200, and how many the median covers.
+
+        Returns:
+            ``{"last_ms": ..., "median_ms": ..., "count": ...}``; both times are ``None`` and
+            the count 0 while no turn is measured.
+
+        Example:
+            >>> w.events.latency_summary()
+            {'last_ms': 612.0, 'median_ms': 655.5, 'count': 4}
+        """
         from ._turns import latency_summary
 
         return latency_summary(self)
 
     def to_otel(self, tracer_provider: Any = None, *, capture_content: bool | None = None) -> int:
-        """Export this log as OpenTelemetry spans (a call, its user turns, responses, tools and
-        runs; see docs/tracing.md) with the records' own times, to ``tracer_provider`` or the
-        global one; returns how many spans were made. Needs the ``otel`` extra. Message text
-        and transcripts only with ``capture_content=True`` (or the GenAI content switch,
-        ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``)."""
+        """Export this log as OpenTelemetry spans, with the records' own times.
+
+        The spans are a call, its user turns, responses, tools and runs, on the GenAI semantic
+        conventions (see docs/tracing.md). Works on a live log or one read from a file. Needs
+        the ``otel`` extra.
+
+        Args:
+            tracer_provider: The OpenTelemetry ``TracerProvider`` to export to; ``None`` uses the
+                global one.
+            capture_content: Whether spans carry message text and transcripts. ``None`` follows
+                the GenAI content switch,
+                ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``; off by default.
+
+        Returns:
+            How many spans were made.
+
+        Example:
+            >>> from opentelemetry.sdk.trace import TracerProvider
+            >>> provider = TracerProvider()  # with your exporter's span processor
+            >>> EventLog.read_jsonl("session.jsonl").to_otel(provider)
+            14
+        """
         from ._otel import export_log
 
         return export_log(self, tracer_provider, capture_content=capture_content)
 
     def plot_timeline(self, *, label_last: int = 5, ax: Any = None) -> Any:
-        """Lanes of user speech, assistant audio, responses (by status) and errors, with the
-        latencies of the last ``label_last`` turns; returns a matplotlib Figure."""
+        """Draw the session as lanes against time, with the turns' latencies below.
+
+        Lanes show user speech, assistant audio, responses (by status) and errors, against
+        seconds since the first record; the latencies of the last ``label_last`` turns are
+        labelled. When the log has recordings (a widget's with ``record=True``, or
+        ``read_recordings(..., log=log)``), their two tracks are drawn above the lanes. Needs
+        matplotlib (the ``plot`` extra).
+
+        Args:
+            label_last: How many of the latest turns get their latency written on the figure.
+            ax: A matplotlib Axes to draw the lanes into; ``None`` makes a new figure (with the
+                latency panel and the recordings).
+
+        Returns:
+            The matplotlib Figure.
+
+        Example:
+            >>> fig = w.events.plot_timeline(label_last=3)
+            >>> fig.savefig("timeline.png")
+        """
         from ._plot import plot_timeline
 
         return plot_timeline(self, label_last=label_last, ax=ax)

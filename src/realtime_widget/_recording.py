@@ -46,9 +46,32 @@ def audio_path(log_path: str | os.PathLike[str]) -> Path:
 
 
 class Recording:
-    """One call, both sides: ``user`` (what the service heard) and ``agent`` (what the user
-    heard), numpy float32 at ``sample_rate``, sample-aligned, sample 0 at ``t0_ms`` on the
-    log clock. Arrays are built on each access from the int16 chunks; keep a reference."""
+    """One call, both sides, on the event log's clock.
+
+    ``user`` is what the service heard (microphone and clips), ``agent`` what the user heard
+    (the agent's voice and back-channel audio): numpy float32 at ``sample_rate``,
+    sample-aligned, sample 0 at ``t0_ms`` on the log clock, so an event at ``t_ms`` is sample
+    ``sample_at(t_ms)`` in both tracks; a gap between chunks is silence. Arrays are built on
+    each access from the int16 chunks; keep a reference. In a notebook a recording shows two
+    players (the first 60 s, at 16 kHz).
+
+    A widget or session with ``record=True`` makes one per call (``w.recording``,
+    ``w.recordings[n]``); ``read_recordings`` loads saved ones.
+
+    Args:
+        call_number: The call it records (1, 2, ...: the log's ``call_number``).
+        sample_rate: Samples per second of both tracks.
+        page: The page that records the call (a widget's chunks from another page are refused).
+        log: The EventLog its times refer to, which ``clip()`` finds turns in.
+
+    Example:
+        >>> w = RealtimeWidget(record=True)
+        >>> # ... a call ...
+        >>> rec = w.recording
+        >>> rec.user, rec.agent              # float32 at rec.sample_rate
+        >>> rec.to_wav("call.wav")           # stereo: user left, agent right
+        >>> rec.clip(reply.response_id)      # one turn, cut by the log's times
+    """
 
     def __init__(self, call_number: int, sample_rate: int, *, page: str = "", log: Any = None):
         self.call_number = call_number
@@ -77,8 +100,10 @@ class Recording:
     def _from_pcm(
         cls, call_number: int, sample_rate: int, t0_ms: float, pcm: Any, *, log: Any = None
     ) -> Recording:
-        """A recording of int16 stereo frames (numpy (n, 2)) starting at ``t0_ms`` (``log``:
-        the EventLog its times refer to)."""
+        """A recording of int16 stereo frames (numpy (n, 2)) starting at ``t0_ms``.
+
+        ``log`` is the EventLog its times refer to.
+        """
         np = numpy_or_raise("Recording")
         rec = cls(call_number, sample_rate, log=log)
         data = np.ascontiguousarray(np.asarray(pcm, dtype="<i2").reshape(-1, 2)).tobytes()
@@ -111,10 +136,12 @@ class Recording:
 
     @property
     def duration_s(self) -> float:
+        """Length in seconds, gaps included (``frames / sample_rate``)."""
         return self.frames / self.sample_rate
 
     @property
     def chunks(self) -> int:
+        """How many chunks were kept (the page sends one about every 250 ms)."""
         with self._lock:
             return len(self._chunks)
 
@@ -130,14 +157,43 @@ class Recording:
             return sum(len(c[2]) for c in self._chunks)
 
     def sample_at(self, t_ms: float) -> int:
-        """The sample index of a log-clock time (may lie outside the recording)."""
+        """The sample index of a log-clock time (may lie outside the recording).
+
+        Args:
+            t_ms: A time on the log's clock (epoch ms), such as a record's ``t_ms``.
+
+        Returns:
+            The index into ``user`` and ``agent``: negative before sample 0, ``frames`` or more
+            after the end.
+
+        Raises:
+            ValueError: When the recording has no chunk yet.
+
+        Example:
+            >>> done = w.events.of_type("response.done")[-1]
+            >>> rec.agent[: rec.sample_at(done["t_ms"])]
+        """
         t0 = self.t0_ms
         if t0 is None:
             raise ValueError("the recording is empty")
         return round((t_ms - t0) * self.sample_rate / 1000.0)
 
     def time_of(self, sample: int) -> float:
-        """The log-clock time (epoch ms) of a sample index."""
+        """The log-clock time (epoch ms) of a sample index; ``sample_at``'s inverse.
+
+        Args:
+            sample: An index into the tracks.
+
+        Returns:
+            The time on the log's clock, in epoch ms.
+
+        Raises:
+            ValueError: When the recording has no chunk yet.
+
+        Example:
+            >>> rec.time_of(0) == rec.t0_ms
+            True
+        """
         t0 = self.t0_ms
         if t0 is None:
             raise ValueError("the recording is empty")
@@ -146,7 +202,18 @@ class Recording:
     # -- audio -----------------------------------------------------------------------------
 
     def pcm(self) -> Any:
-        """Both tracks as int16, shape (frames, 2): column 0 user, column 1 agent."""
+        """Both tracks as int16, shape (frames, 2): column 0 user, column 1 agent.
+
+        Gaps between chunks are zeros. Built on each call; needs numpy.
+
+        Returns:
+            A numpy int16 array of shape ``(frames, 2)``.
+
+        Example:
+            >>> pcm = rec.pcm()
+            >>> pcm.shape == (rec.frames, 2)
+            True
+        """
         np = numpy_or_raise("Recording audio")
         layout = self._layout()
         out = np.zeros((layout.frames, 2), dtype=np.int16)
@@ -170,7 +237,22 @@ class Recording:
         return self._track(1)
 
     def wav(self, track: str = "both") -> bytes:
-        """The recording as WAV bytes: ``both`` (stereo, user left), ``user`` or ``agent``."""
+        """The recording as 16-bit WAV bytes at ``sample_rate``.
+
+        Args:
+            track: ``"both"`` (stereo, user left, agent right), ``"user"`` or ``"agent"``
+                (mono).
+
+        Returns:
+            The WAV file's bytes.
+
+        Raises:
+            ValueError: When ``track`` is none of the three.
+
+        Example:
+            >>> from IPython.display import Audio
+            >>> Audio(rec.wav("agent"))
+        """
         if track not in TRACKS:
             raise ValueError(f"track must be one of {TRACKS}; got {track!r}")
         pcm = self.pcm()
@@ -179,13 +261,41 @@ class Recording:
         return wav_bytes(pcm.astype("<i2").tobytes(), self.sample_rate, 2 if track == "both" else 1)
 
     def to_wav(self, path: str | os.PathLike[str], track: str = "both") -> Path:
-        """Write a WAV file: ``both`` (stereo: user left, agent right), ``user`` or ``agent``."""
+        """Write the recording as a 16-bit WAV file (all of it, however long).
+
+        Args:
+            path: The file to write (overwritten).
+            track: ``"both"`` (stereo: user left, agent right), ``"user"`` or ``"agent"``.
+
+        Returns:
+            The path written.
+
+        Example:
+            >>> rec.to_wav("call.wav")
+            PosixPath('call.wav')
+            >>> rec.to_wav("agent.wav", track="agent")
+        """
         out = Path(path)
         out.write_bytes(self.wav(track))
         return out
 
     def window(self, start_ms: float, end_ms: float) -> Recording:
-        """The part of the recording between two log-clock times (clamped to it)."""
+        """The part of the recording between two log-clock times (clamped to it).
+
+        Args:
+            start_ms: Where the part starts, on the log's clock (epoch ms).
+            end_ms: Where it ends; a time before ``start_ms`` gives an empty part.
+
+        Returns:
+            A new Recording of that stretch, for the same call and log.
+
+        Raises:
+            ValueError: When the recording has no chunk yet.
+
+        Example:
+            >>> first = w.events.of_type("response.done")[0]
+            >>> rec.window(rec.t0_ms, first["t_ms"])
+        """
         t0 = self.t0_ms
         if t0 is None:
             raise ValueError("the recording is empty")
@@ -196,9 +306,29 @@ class Recording:
         )
 
     def clip(self, response_id: str, *, pad_ms: float = 300.0) -> Recording:
-        """The audio of one turn: from the start of the user's turn that ``response_id``
-        answered (speech start, the clip that spoke it, or the text's ``response.create``) to
-        the end of the reply's audio, with ``pad_ms`` either side; times from the log."""
+        """The audio of one turn, cut by the log's times.
+
+        It runs from the start of the user's turn that ``response_id`` answered (speech start,
+        the clip that spoke it, or the text's ``response.create``) to the end of the reply's
+        audio, with ``pad_ms`` either side.
+
+        Args:
+            response_id: The response whose turn to cut (``reply.response_id``, or the
+                ``response_id`` column of ``EventLog.turns()``).
+            pad_ms: Extra audio kept before and after the turn, in ms.
+
+        Returns:
+            A new Recording of that turn.
+
+        Raises:
+            ValueError: When the recording has no event log (pass ``log=`` to
+                ``read_recordings``), or is empty.
+            KeyError: When this call's log has no response ``response_id``.
+
+        Example:
+            >>> reply = await w.ask("Where is Paris?")
+            >>> w.recording.clip(reply.response_id, pad_ms=500)
+        """
         if self._log is None:
             raise ValueError("this recording has no event log to find turns in (pass log=)")
         from ._turns import collect_turns
@@ -367,9 +497,27 @@ class Recordings:
 def read_recordings(
     path: str | os.PathLike[str], *, log: EventLog | None = None
 ) -> dict[int, Recording]:
-    """Load the recordings a widget with ``log_path`` wrote (``session.audio`` beside
-    ``session.jsonl``; a log path is accepted too). A chunk cut off by a crash is skipped.
-    ``log`` (``EventLog.read_jsonl(...)``) lets ``clip()`` find turns."""
+    """Load the recordings a widget or session with ``log_path`` and ``record=True`` wrote.
+
+    They are kept in ``session.audio`` beside ``session.jsonl``. A chunk cut off by a crash is
+    skipped.
+
+    Args:
+        path: The ``.audio`` file, or the log's path (its ``.audio`` sibling is read).
+        log: The saved log (``EventLog.read_jsonl(...)``): lets ``clip()`` find turns, and the
+            log gets these recordings, so ``log.plot_timeline()`` draws them.
+
+    Returns:
+        The recordings by call number.
+
+    Raises:
+        ValueError: When the file is not a realtime-widget recording file.
+
+    Example:
+        >>> log = EventLog.read_jsonl("session.jsonl")
+        >>> recs = read_recordings("session.jsonl", log=log)
+        >>> recs[1].to_wav("call1.wav")
+    """
     p = Path(path)
     if p.suffix != ".audio":
         p = audio_path(p)

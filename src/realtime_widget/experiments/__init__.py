@@ -8,10 +8,24 @@ the turns' recordings side by side (``runs.listen()``), a Parquet set (``runs.to
 set as over a live one. ``session.tune(...)`` searches the settings instead of trying a grid
 (:class:`Tuning`).
 
-Turn kinds: :class:`TextTurn`, :class:`SpokenTurn`, :class:`AudioTurn` (what ``Script``
-builds from strings and dicts), :class:`PausesTurn`, :class:`BargeInTurn` and
-:class:`NoiseTurn` (turn-taking), and :class:`SavedTurn` (a turn read back from a saved set).
-A custom kind subclasses :class:`Turn` and plays through its :class:`TurnContext`.
+Turn kinds: :class:`TextTurn` (what ``Script`` makes of a plain string), :class:`AudioTurn`
+(a clip; both it and the turn-taking kinds are :class:`SpokenTurn` s), :class:`PausesTurn`,
+:class:`BargeInTurn` and :class:`NoiseTurn` (turn-taking), and :class:`SavedTurn` (a turn read
+back from a saved set). ``Script``'s static factories make them. A custom kind subclasses
+:class:`Turn` and plays through its :class:`TurnContext`; anything that makes its turns up as
+the run goes (a simulated caller) is a :class:`TurnSource`.
+
+Each run is a :class:`Run`; ``runs.expect(...)`` makes an :class:`Expectation`.
+:data:`COLUMNS` lists the turns table's columns and their types, :data:`LATENCY_COLUMNS` the
+four felt latencies.
+
+Example:
+    >>> from realtime_widget.experiments import Script, Runs
+    >>> script = Script(["Hello!", Script.audio("order.wav"), "Anything vegetarian?"])
+    >>> runs = await w.run_script(script, variants={"fast": {"speed": 1.3}}, repeat=3)
+    >>> runs.summary()
+    >>> runs.to_parquet("runs/")
+    >>> Runs.read_parquet("runs/").expect(turn=3).contains("vegetarian").within_ms(1200)
 
 Noise, phone lines and gain are :class:`realtime_widget.media.Condition`; judges and
 simulated callers live in :mod:`realtime_widget.evaluate`.

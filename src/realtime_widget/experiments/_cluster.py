@@ -68,8 +68,11 @@ class RemoteRun:
 
 
 def play_remote(task: RemoteRun) -> dict[str, Any]:
-    """On a worker: play the run on a session of its own; plain data back, scrubbed of the
-    key (a failure too: no exception leaves with the key in it)."""
+    """On a worker: play the run on a session of its own, and send plain data back.
+
+    What comes back is scrubbed of the key (a failure too: no exception leaves with the key in
+    it).
+    """
     scrub = Scrubber(lambda: [task.settings.key(), task.settings.api_key.reveal()])
     try:
         run = asyncio.run(_play(task))

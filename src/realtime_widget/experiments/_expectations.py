@@ -1,5 +1,7 @@
-"""Assertions over one turn's rows (``runs.expect(turn=2)``), as well over a saved set as over a
-live one: each failure is a plain ``AssertionError`` that lists the failing runs' evidence."""
+"""Assertions over one turn's rows (``runs.expect(turn=2)``), over a saved set or a live one.
+
+Each failure is a plain ``AssertionError`` that lists the failing runs' evidence.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +22,28 @@ DURATION_COLUMNS = (*LATENCY_COLUMNS, "turn_ms", "audio_ms", "tool_ms", "tool_ho
 
 
 class Expectation:
-    """Checks over the rows of one turn (``runs.expect(turn=2)``): each raises
-    ``AssertionError`` with the evidence of the rows that failed, and returns itself to chain."""
+    """Checks over the rows of one turn, made by ``runs.expect(turn=2)``.
+
+    Each check raises a plain ``AssertionError`` with the evidence of the rows that failed
+    (variant, repeat, condition in a grid with conditions, status, latency, tools, response
+    id, seed and text), and returns the expectation, so checks chain. It works the same over a
+    set read back with ``Runs.read_parquet``, so a saved grid can be a pytest test.
+
+    Args:
+        runs: The set the rows come from.
+        turn: The turn, from 1.
+        variant: Only this variant's rows; ``None`` for all.
+        repeat: Only this repeat's rows; ``None`` for all.
+        condition: Only the rows under this condition; ``None`` for all.
+
+    Raises:
+        AssertionError: When no row matches (no such turn, variant, repeat or condition).
+
+    Example:
+        >>> def test_vegetarian_answer():
+        ...     runs = Runs.read_parquet("runs/")
+        ...     runs.expect(turn=2).completed().contains("vegetarian").within_ms(1200)
+    """
 
     def __init__(
         self,
@@ -52,7 +74,23 @@ class Expectation:
         self.rows = mine
 
     def check(self, what: str, ok: Callable[[Row], Any]) -> Expectation:
-        """Fail with ``what`` and the evidence of every row for which ``ok(row)`` is false."""
+        """Fail with ``what`` and the evidence of every row for which ``ok(row)`` is false.
+
+        The other checks are made of this one; use it for a check of your own.
+
+        Args:
+            what: The check's name, as the failure shows it.
+            ok: A test of one row (a dict with the ``turns()`` columns).
+
+        Returns:
+            The expectation, to chain on.
+
+        Raises:
+            AssertionError: When ``ok`` is false for some row, listing them.
+
+        Example:
+            >>> runs.expect(turn=1).check("short", lambda r: len(r["text"] or "") < 300)
+        """
         bad = [r for r in self.rows if not ok(r)]
         if bad:
             lines = [f"expect({self.where}).{what}: {len(bad)} of {len(self.rows)} run(s) failed"]
@@ -62,7 +100,19 @@ class Expectation:
 
     @staticmethod
     def run_of(r: Row) -> str:
-        """Where a row ran: ``  variant='A' repeat=1 [condition='cafe' ]turn=2``."""
+        """Where a row ran, as a failure's line starts.
+
+        Args:
+            r: A row of ``turns()``.
+
+        Returns:
+            ``  variant='A' repeat=1 turn=2``, with ``condition='cafe'`` before the turn in a
+            grid with conditions.
+
+        Example:
+            >>> Expectation.run_of({"variant": "A", "repeat": 1, "turn": 2})
+            "  variant='A' repeat=1 turn=2"
+        """
         where = f"  variant={r['variant']!r} repeat={r['repeat']}"
         if r.get("condition") is not None:
             where += f" condition={r['condition']!r}"
@@ -70,7 +120,17 @@ class Expectation:
 
     @staticmethod
     def evidence(r: Row) -> str:
-        """One failing row in a line: where it ran, its status, latency, tools, seed, text."""
+        """One failing row in a line: where it ran, its status, latency, tools, seed, text.
+
+        Args:
+            r: A row of ``turns()``.
+
+        Returns:
+            The line, as a failure lists it.
+
+        Example:
+            >>> print(Expectation.evidence(runs.rows[0]))
+        """
         lat = r.get("to_first_output_ms")
         lat_s = f"{lat:.0f} ms" if isinstance(lat, float) and not math.isnan(lat) else "none"
         parts = [
@@ -88,7 +148,21 @@ class Expectation:
         return " ".join(parts)
 
     def contains(self, words: str, *, case: bool = False) -> Expectation:
-        """The reply's text (or transcript) holds ``words`` (case-insensitive by default)."""
+        """The reply's text (or transcript) holds ``words`` in every run.
+
+        Args:
+            words: The text to find, as one string.
+            case: Whether case matters (by default it does not).
+
+        Returns:
+            The expectation, to chain on.
+
+        Raises:
+            AssertionError: When some run's reply does not hold the words.
+
+        Example:
+            >>> runs.expect(turn=2).contains("vegetarian")
+        """
 
         def ok(r: Row) -> bool:
             said = str(r.get("text") or "")
@@ -99,8 +173,28 @@ class Expectation:
     def within_ms(
         self, ms: float, *, column: str = "to_first_output_ms", quantile: float | None = None
     ) -> Expectation:
-        """Each run's ``column`` latency is at most ``ms`` (a missing one fails); with
-        ``quantile`` (e.g. 0.95), that quantile over the runs is."""
+        """Each run's ``column`` latency is at most ``ms``, or that quantile over the runs is.
+
+        Without ``quantile`` a run with no value in the column fails; with it, the quantile
+        of the values there are is checked, and the failure lists the five slowest runs.
+
+        Args:
+            ms: The bound, in ms.
+            column: A latency column (``LATENCY_COLUMNS``), or ``turn_ms``, ``audio_ms``,
+                ``tool_ms`` or ``tool_hop_ms``.
+            quantile: Check this quantile over the runs (``0.95``, say) rather than each run.
+
+        Returns:
+            The expectation, to chain on.
+
+        Raises:
+            ValueError: When ``column`` is not a latency or duration column.
+            AssertionError: When a run (or the quantile) is over ``ms`` or has no value.
+
+        Example:
+            >>> runs.expect(turn=1).within_ms(1200)
+            >>> runs.expect(turn=1).within_ms(1500, column="to_first_audio_ms", quantile=0.95)
+        """
         if column not in DURATION_COLUMNS:
             raise ValueError(f"column must be a latency column such as {LATENCY_COLUMNS}")
 
@@ -124,18 +218,60 @@ class Expectation:
         )
 
     def called(self, name: str) -> Expectation:
-        """The turn called the tool ``name``."""
+        """The turn called the tool ``name`` in every run.
+
+        Args:
+            name: The tool's name.
+
+        Returns:
+            The expectation, to chain on.
+
+        Raises:
+            AssertionError: When some run's turn did not call it.
+
+        Example:
+            >>> runs.expect(turn=2).called("get_menu")
+        """
         return self.check(f"called({name!r})", lambda r: name in list(r.get("tools") or []))
 
     def completed(self) -> Expectation:
-        """Every response of the turn completed, and the turn had no error."""
+        """Every response of the turn completed, and the turn had no error, in every run.
+
+        Returns:
+            The expectation, to chain on.
+
+        Raises:
+            AssertionError: When some run's turn did not complete.
+
+        Example:
+            >>> runs.expect(turn=1).completed()
+        """
         return self.check("completed()", lambda r: r.get("status") == "completed")
 
     def judged(self, judge: Judge | str, *, at_least: float | None = None) -> Expectation:
-        """The judge (a :class:`Judge` or its name) scored this turn at least ``at_least`` in
-        every run (default: the judge's ``pass_at``; for a name, its rows' ``passed``); a
-        ``per="run"`` judge's score of each whole run counts. Judge first: ``await
-        runs.judge(judge)``. A judgement with an error fails, with the error."""
+        """The judge scored this turn at least ``at_least`` in every run.
+
+        A ``per="run"`` judge's score of each whole run counts. Judge first:
+        ``await runs.judge(judge)``. A judgement with an error fails, with the error; the
+        failure lists each failing run's score, reason and the agent's words.
+
+        Args:
+            judge: A ``Judge``, or a judge's name.
+            at_least: The lowest passing score; by default the judge's ``pass_at`` (for a
+                name, its rows' ``passed`` decides).
+
+        Returns:
+            The expectation, to chain on.
+
+        Raises:
+            TypeError: When ``judge`` is neither a ``Judge`` nor a name.
+            AssertionError: When this turn has no judgement by that judge, or some run scored
+                below the bound.
+
+        Example:
+            >>> await runs.judge(judge)
+            >>> runs.expect(turn=2).judged(judge, at_least=4)
+        """
         name = judge if isinstance(judge, str) else getattr(judge, "name", None)
         if not isinstance(name, str):
             raise TypeError(f"judged() takes a Judge or a judge's name, not {judge!r}")

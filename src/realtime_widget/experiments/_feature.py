@@ -1,5 +1,8 @@
-"""The experiments feature of one session (a widget's, or one the kernel holds): checks a
-grid's arguments, starts its runner and holds the runs going on (one grid at a time)."""
+"""The experiments feature of one session (a widget's, or one the kernel holds).
+
+It checks a grid's arguments, starts its runner and holds the runs going on (one grid at a
+time).
+"""
 
 from __future__ import annotations
 
@@ -31,8 +34,10 @@ ISOLATIONS = ("conversation", "call", "none")
 def check_variants(
     session: SessionCore, variants: Mapping[str, Mapping[str, Any]] | None
 ) -> dict[str, dict[str, Any]]:
-    """Each variant's fields, validated as the session's traits would take them (so a bad
-    value fails here, before anything runs)."""
+    """Each variant's fields, validated as the session's traits would take them.
+
+    So a bad value fails here, before anything runs.
+    """
     variants = {"session": {}} if variants is None else variants
     if not isinstance(variants, Mapping) or not variants:
         raise TypeError(
@@ -70,8 +75,11 @@ def experiments_of(session: SessionCore) -> Experiments:
 
 
 class Experiments:
-    """``run_script`` of one widget: built with the session (its public API), the call's port
-    and the host probe that awaiting the runs uses."""
+    """``run_script`` of one widget.
+
+    Built with the session (its public API), the call's port and the host probe that awaiting
+    the runs uses.
+    """
 
     def __init__(self, session: SessionCore, port: CallPort, delivery: Delivery) -> None:
         self.session = session
@@ -80,8 +88,11 @@ class Experiments:
         self.active: Runs | None = None  # the grid going on (or the last one)
 
     async def play_one(self, runs: Runs, run: Run, script: TurnSource, timeout: float) -> None:
-        """Play one run of ``runs`` on this session's call as it is (connected, with the run's
-        fields): what each of a grid's runs at once does on its own session."""
+        """Play one run of ``runs`` on this session's call as it is.
+
+        The call is connected, with the run's fields: what each of a grid's runs at once does
+        on its own session.
+        """
         runner = Runner(
             self.session,
             self.port,

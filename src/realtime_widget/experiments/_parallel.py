@@ -57,8 +57,10 @@ RATE_LIMIT_CODES = frozenset(
 
 
 def check_apart(session: SessionCore, executor: Any) -> None:
-    """Refuse runs at once (or on a cluster) where they cannot be: each run needs a session of
-    its own, which only a session the kernel holds can make."""
+    """Refuse runs at once (or on a cluster) where they cannot be.
+
+    Each run needs a session of its own, which only a session the kernel holds can make.
+    """
     from .._headless import RealtimeSession
 
     if not isinstance(session, RealtimeSession):
@@ -133,8 +135,10 @@ def reset(run: Run) -> None:
 
 
 def failed_rows(run: Run, script: Any, error: str) -> None:
-    """A run whose call never started: one row per turn of a script (with the error), as the
-    one-at-a-time grid records a run whose variant could not be applied."""
+    """A run whose call never started: one row per turn of a script, with the error.
+
+    As the one-at-a-time grid records a run whose variant could not be applied.
+    """
     run.status, run.error = "failed", error
     turns = list(getattr(script, "turns", ()) or ())
     run.rows = turn_rows([], [(0, 0, error)] * len(turns), turns, run.meta) if turns else []
@@ -150,8 +154,11 @@ async def play_fresh(
     wait_s: float = RATE_LIMIT_WAIT_S,
     on_retry: Callable[[Run, int, float, str], None] | None = None,
 ) -> None:
-    """Play ``run`` of ``runs`` on a new session (``settings`` plus its fields), hung up when it
-    ends (or is cancelled); a rate limit waits and plays it again."""
+    """Play ``run`` of ``runs`` on a new session (``settings`` plus its fields).
+
+    The call is hung up when the run ends (or is cancelled); a rate limit waits and plays it
+    again.
+    """
     from ._feature import experiments_of
 
     delay = FIRST_BACKOFF_S

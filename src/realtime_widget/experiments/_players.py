@@ -35,8 +35,10 @@ def players(
     pad_ms: float,
     condition: str | None = None,
 ) -> Players:
-    """The players of ``turn`` in each variant's ``repeat`` (under ``condition``, when the runs
-    have conditions), or why one has none."""
+    """The players of ``turn`` in each variant's ``repeat``, or why one has none.
+
+    Under ``condition``, when the runs have conditions.
+    """
     cells: list[Cell] = []
     for name in variants:
         run = next(

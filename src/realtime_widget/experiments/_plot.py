@@ -15,8 +15,10 @@ def plot_runs(
     title: str,
     columns: Sequence[str] = LATENCY_COLUMNS,
 ) -> Any:
-    """Box plots per variant, one panel per latency (and the agent's audio time), each turn a
-    point coloured by turn; returns the matplotlib Figure."""
+    """Box plots per variant, one panel per latency (and the agent's audio time).
+
+    Each turn is a point coloured by turn; returns the matplotlib Figure.
+    """
     try:
         import matplotlib.pyplot as plt
     except ImportError:
@@ -68,9 +70,12 @@ TRADEOFFS = ("cut_off",)
 def plot_tradeoff(
     rows: Sequence[Mapping[str, Any]], variants: Sequence[str], what: str, title: str
 ) -> Any:
-    """The eagerness trade-off: each variant x condition's cut-off rate (pauses turns) against
-    its median response latency (``to_first_output_ms`` of the spoken turns: from the clip's
-    end, so the service's wait for the end of the turn is in it); returns the Figure."""
+    """The eagerness trade-off: cut-off rate against median response latency.
+
+    Each variant x condition's cut-off rate (pauses turns) against its median response latency
+    (``to_first_output_ms`` of the spoken turns: from the clip's end, so the service's wait
+    for the end of the turn is in it); returns the Figure.
+    """
     if what not in TRADEOFFS:
         raise ValueError(f"plot() draws the latencies, or one of {TRADEOFFS}; got {what!r}")
     try:

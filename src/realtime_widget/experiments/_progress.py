@@ -32,8 +32,10 @@ class Progress:
 
     @classmethod
     def shown(cls, total: int, stop: Callable[[], None]) -> Progress | None:
-        """A progress box displayed in the running cell; None outside a kernel or without
-        ipywidgets."""
+        """A progress box displayed in the running cell.
+
+        None outside a kernel or without ipywidgets.
+        """
         if not in_kernel():
             return None
         try:
@@ -57,8 +59,10 @@ class Progress:
 
 class RunsProgress:
     """A grid's runs at once: runs done, running and failed (and the rate-limit retries).
+
     In a notebook a bar with a Stop button (ipywidgets); in a terminal one line on stderr,
-    rewritten in place; elsewhere (a log file, CI) nothing until the last words."""
+    rewritten in place; elsewhere (a log file, CI) nothing until the last words.
+    """
 
     def __init__(
         self, total: int, stop: Callable[[], None], *, notebook: bool, noun: str = "runs"

@@ -1,5 +1,7 @@
-"""One row per turn of a run, folded from the run's records with the same latency rules as
-``events.turns()``: the columns of ``storage.COLUMNS``."""
+"""One row per turn of a run, folded from the run's records.
+
+The same latency rules as ``events.turns()``; the columns of ``storage.COLUMNS``.
+"""
 
 from __future__ import annotations
 
@@ -70,13 +72,15 @@ def turn_rows(
     *,
     recording: Recording | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per turn of a run, from its records (each with its ``seq`` in the log), the
-    turns played and each one's seq span: the turn's responses, what they said, their status,
-    tool calls, the latencies of ``turns()`` (of the turn's first response: what the user
-    waited for), the agent's audio time and the turn's own duration, and each kind's own
-    columns (``Turn.measure``; ``Turn.measure_in`` with the previous turn's records and the
-    call's ``recording``). ``run`` (variant, repeat, run, condition, seed, call number...)
-    goes into every row."""
+    """One row per turn of a run, from its records, the turns played and each one's seq span.
+
+    The records each carry their ``seq`` in the log. A row holds the turn's responses, what
+    they said, their status, tool calls, the latencies of ``turns()`` (of the turn's first
+    response: what the user waited for), the agent's audio time and the turn's own duration,
+    and each kind's own columns (``Turn.measure``; ``Turn.measure_in`` with the previous
+    turn's records and the call's ``recording``). ``run`` (variant, repeat, run, condition,
+    seed, call number...) goes into every row.
+    """
     by_rid = {t.response_id: t for t in collect_turns(records)}
     rows = []
     previous: list[Mapping[str, Any]] = []

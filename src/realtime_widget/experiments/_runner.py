@@ -68,10 +68,13 @@ def run_seed(seed: int, variant: str, repeat: int) -> int:
 
 
 class TurnEnd(Pending):
-    """One turn, until every response it caused is done (a tool's output answered too), the
-    agent's audio has stopped, and the caller is done: the turn's clip has played to its end,
-    no speech is open, and a ``speech_stopped`` with no response after it has had its answer
-    (or ``ANSWER_GRACE_S``). A service that ends the turn at a pause answers the rest too."""
+    """One turn, until its responses are done, the agent is silent and the caller is done.
+
+    Every response it caused is done (a tool's output answered too), the agent's audio has
+    stopped, and the caller is done: the turn's clip has played to its end, no speech is open,
+    and a ``speech_stopped`` with no response after it has had its answer (or
+    ``ANSWER_GRACE_S``). A service that ends the turn at a pause answers the rest too.
+    """
 
     _what = "the turn"
 
@@ -91,8 +94,11 @@ class TurnEnd(Pending):
         self.cues: list[Heard] = []  # its responses heard (the page) or started (the service)
 
     def reply(self, source: str) -> Heard | None:
-        """The reply to the turn first heard (``source`` "audible") or started: a response
-        created after the turn's clip ended (one begun at a pause is not the reply)."""
+        """The reply to the turn first heard (``source`` "audible") or started.
+
+        That is a response created after the turn's clip ended (one begun at a pause is not
+        the reply).
+        """
         if self.clip_playing:
             return None
         for cue in self.cues:
@@ -121,8 +127,11 @@ class TurnEnd(Pending):
 
 
 class Watch:
-    """Hears the call's records for the runner: the current turn's progress, and the items of
-    the conversation (to delete them between runs)."""
+    """Hears the call's records for the runner.
+
+    It follows the current turn's progress, and the items of the conversation (to delete them
+    between runs).
+    """
 
     def __init__(self, session: SessionCore) -> None:
         self.w = session
@@ -239,8 +248,10 @@ class Watch:
 
 
 class Runner:
-    """Plays every (variant, repeat) run of a :class:`Runs`, repeat by repeat, the variants in
-    turn, and puts the session back as it was."""
+    """Plays every (variant, repeat) run of a :class:`Runs`, and puts the session back.
+
+    Runs go repeat by repeat, the variants in turn; afterwards the session is as it was.
+    """
 
     def __init__(
         self,
@@ -417,8 +428,11 @@ class Runner:
         run.confirmed = copy.deepcopy(dict(w.server_session))
 
     async def play(self, run: Run, turn: Turn, *, hand_over: bool = False) -> None:
-        """Play one turn. ``hand_over``: the next turn plays over this one's reply, so this
-        one ends as soon as that reply is first heard."""
+        """Play one turn.
+
+        ``hand_over``: the next turn plays over this one's reply, so this one ends as soon as
+        that reply is first heard.
+        """
         w = self.w
         lo = len(w.events)
         error: str | None = None
@@ -446,9 +460,11 @@ class Runner:
             run.spans.append((lo, len(w.events), error))
 
     async def play_until_heard(self, turn: Turn, ctx: TurnContext, end: TurnEnd) -> Heard | None:
-        """Play ``turn`` until its reply is first heard (the page's audible, or the service's
-        output_audio_buffer.started when the page hears nothing within a second); None when
-        the turn ended before."""
+        """Play ``turn`` until its reply is first heard; None when the turn ended before.
+
+        Heard is the page's audible, or the service's output_audio_buffer.started when the
+        page hears nothing within a second.
+        """
         task = asyncio.ensure_future(turn.play(ctx))
         try:
             while not task.done():

@@ -1,6 +1,8 @@
-"""The turns table and its files: one column -> dtype table, the DataFrame built from it, and
-the Parquet set (one file per run, partitioned by variant, with each run's log as JSONL and a
-``_runs.json`` manifest) written and read with the same types.
+"""The turns table and its files: the columns and their types, the DataFrame, the Parquet set.
+
+One column -> dtype table, the DataFrame built from it, and the Parquet set (one file per run,
+partitioned by variant, with each run's log as JSONL and a ``_runs.json`` manifest) written and
+read with the same types.
 
 A new column is one line in :data:`COLUMNS`: the frame, the Parquet schema and the reader all
 take it from there, and a set written before the column existed reads back with it empty.
@@ -22,6 +24,23 @@ if TYPE_CHECKING:
 
 # The four felt latencies of ``events.turns()``, of each turn's first response.
 LATENCY_COLUMNS = ("to_created_ms", "to_first_delta_ms", "to_first_audio_ms", "to_first_output_ms")
+"""The four felt latencies of a turn, in ms from the end of the user's turn.
+
+Each is measured on the turn's first response, as ``EventLog.turns()`` measures it:
+
+- ``to_created_ms``: to the service's ``response.created``;
+- ``to_first_delta_ms``: to the first output delta (text or audio);
+- ``to_first_audio_ms``: to the first audio the user could hear (the browser's first audible
+  sample when measured);
+- ``to_first_output_ms``: to the first output the user got: first heard, else first read.
+
+``Runs.summary()`` gives ``<column>_p50`` and ``<column>_p95`` of each, ``Runs.plot()`` draws
+them, and ``Expectation.within_ms(column=...)`` checks them.
+
+Example:
+    >>> from realtime_widget.experiments import LATENCY_COLUMNS
+    >>> runs.turns()[list(LATENCY_COLUMNS)].describe()
+"""
 
 # Every column of the turns table, in order, with its dtype: "float64" (NaN when missing),
 # "int64" (always set), "Int64" (a whole number that may be missing), "string" (may be missing),
@@ -69,6 +88,40 @@ COLUMNS: dict[str, str] = {
     "heard_ms": "float64",  # how much of the interrupted reply was played
     "truncated_to_ms": "float64",  # conversation.item.truncated's audio_end_ms
 }
+"""Every column of the turns table (``Runs.turns()``), in order, with its pandas dtype.
+
+The same columns, in this order, for every set: a live one, one read back with
+``Runs.read_parquet``, and one written before a column existed (it reads back empty). Dtypes:
+``float64`` (NaN when missing), ``int64`` (always set), ``Int64`` (a whole number that may be
+missing), ``string`` and ``boolean`` (may be missing), and ``list<string>`` (a list, empty
+when there is none).
+
+- Where the turn ran: ``variant``, ``condition`` (the grid's other axis, if any), ``repeat``
+  and ``turn`` (both from 1), ``run``, ``seed``, ``call_number``.
+- What it was: ``kind`` (``text``, ``audio``, ``pauses``, ``barge_in``, ``noise``,
+  ``caller``), ``prompt``.
+- What came back: ``trigger``, ``status``, ``reason``, ``error``, ``text`` (the reply: output
+  text, else transcript; every response of the turn), ``transcript``, ``heard`` (what the
+  service transcribed of a spoken turn), ``response_id``, ``responses``.
+- A simulated caller's line: ``said``, ``caller_ms`` (the caller's model time),
+  ``speech_ms`` (the speech endpoint's time).
+- Tools: ``tool_calls``, ``tools`` (names), ``tool_ms``, ``tool_hop_ms``.
+- Latencies: the four of :data:`LATENCY_COLUMNS`; tokens: ``input_tokens``,
+  ``output_tokens``, ``total_tokens``.
+- Time: ``audio_ms`` (the agent's audio, ``output_audio_buffer.started`` -> ``.stopped``),
+  ``turn_ms`` (the turn's first client event or clip start -> its last ``response.done`` or
+  audio stop), ``started_ms``, ``ended_ms``.
+- Turn-taking: ``clip_ms`` (the spoken clip as played), ``end_of_turn_ms`` (the clip's last
+  sample -> ``speech_stopped``), ``cut_off`` (pauses), ``false_turns`` (noise alone),
+  ``stop_ms``, ``heard_ms`` and ``truncated_to_ms`` (barge-in).
+
+Example:
+    >>> from realtime_widget.experiments import COLUMNS
+    >>> COLUMNS["cut_off"]
+    'boolean'
+    >>> list(runs.turns().columns) == list(COLUMNS)
+    True
+"""
 # The variant is the Parquet partition (``variant=<name>/``), not a column of the files.
 PARTITION = "variant"
 MANIFEST = "_runs.json"
@@ -137,8 +190,10 @@ def write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """One run's rows back from its Parquet file, each column cast to the table's type; a
-    column the file does not have (it was written before the column existed) reads as empty."""
+    """One run's rows back from its Parquet file, each column cast to the table's type.
+
+    A column the file does not have (it was written before the column existed) reads as empty.
+    """
     pa, pq = _pyarrow("Runs.read_parquet()")
     table = pq.read_table(path, partitioning=None)
     columns: dict[str, Any] = {}

@@ -1,5 +1,8 @@
-"""Statistics over the turns' rows: per variant completion, latency quantiles and audio time,
-and the grid's wall time against its turns' own."""
+"""Statistics over the turns' rows.
+
+Per variant completion, latency quantiles and audio time, and the grid's wall time against its
+turns' own.
+"""
 
 from __future__ import annotations
 
@@ -28,10 +31,12 @@ def quantile(values: Sequence[float | None], q: float) -> float:
 
 
 def summarize(rows: Sequence[Row], variants: Sequence[str]) -> pd.DataFrame:
-    """Per variant (per variant x condition when the grid has conditions): runs, turns,
-    completion rate, p50/p95 of each latency, the agent's audio seconds (total and per turn)
-    and the turns' own time; with turn-taking turns or conditions, their figures too
-    (:func:`turn_taking`)."""
+    """The summary table: per variant (per variant x condition when the grid has conditions).
+
+    Runs, turns, completion rate, p50/p95 of each latency, the agent's audio seconds (total
+    and per turn) and the turns' own time; with turn-taking turns or conditions, their figures
+    too (:func:`turn_taking`).
+    """
     pd = require("pandas", "pandas", "Runs.summary()")
     conditions = list(dict.fromkeys(c for r in rows if (c := r.get("condition")) is not None))
     measured = bool(conditions) or any(r.get("kind") in TURN_TAKING_KINDS for r in rows)
@@ -65,9 +70,11 @@ TURN_TAKING_KINDS = ("pauses", "barge_in", "noise")
 
 
 def turn_taking(rows: Sequence[Row]) -> dict[str, float]:
-    """The turn-taking figures of some rows: the share of pauses turns cut off, the median
-    end of turn of spoken turns, false turns per minute of noise alone, and stop_ms p50/p95
-    and the median heard_ms of barge-ins (NaN where there is nothing to count)."""
+    """The turn-taking figures of some rows (NaN where there is nothing to count).
+
+    The share of pauses turns cut off, the median end of turn of spoken turns, false turns per
+    minute of noise alone, and stop_ms p50/p95 and the median heard_ms of barge-ins.
+    """
     cut = [bool(r["cut_off"]) for r in rows if r.get("cut_off") is not None]
     noise = [r for r in rows if r.get("kind") == "noise" and r.get("clip_ms")]
     minutes = sum(float(r["clip_ms"]) for r in noise) / 60_000.0

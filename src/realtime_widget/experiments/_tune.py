@@ -1,5 +1,6 @@
-"""``tune()``: search the session's settings for the best judged score within a latency budget,
-on Optuna (ask and tell).
+"""``tune()``: search the session's settings for the best judged score within a latency budget.
+
+The search runs on Optuna (ask and tell).
 
 Each trial is a set of session fields the sampler asks for; it plays the script ``repeat``
 times as one variant of a grid (``run_script``, so its runs are rows like any others, on
@@ -91,8 +92,10 @@ def _number(value: Any) -> bool:
 
 
 def fields_for(base: SessionTraits, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The session fields (trait names) a trial's parameters make, on top of ``base``: a dotted
-    key sets a key inside that field's dict."""
+    """The session fields (trait names) a trial's parameters make, on top of ``base``.
+
+    A dotted key sets a key inside that field's dict.
+    """
     out: dict[str, Any] = {}
     for key, value in params.items():
         name, _, rest = key.partition(".")
@@ -121,9 +124,11 @@ def _allowed(dim_key: str) -> str:
 
 
 def check_space(base: SessionTraits, space: Mapping[str, Any]) -> list[Dimension]:
-    """The space's dimensions, each checked as the session would take its values: an unknown
-    field, a malformed range or a value the field refuses fails here, naming it, before any
-    call."""
+    """The space's dimensions, each checked as the session would take its values.
+
+    An unknown field, a malformed range or a value the field refuses fails here, naming it,
+    before any call.
+    """
     if not isinstance(space, Mapping) or not space:
         raise TypeError(
             "space must be a non-empty dict of session field -> (low, high) or [choices], e.g. "
@@ -354,8 +359,36 @@ def _script(script: Any) -> Any:
 
 
 class Tuning:
-    """What ``tune()`` found: ``best`` (the settings, as ``apply_session()`` takes them),
-    ``trials()``, ``pareto()``, ``plot()``, every trial's ``runs`` and the Optuna ``study``."""
+    """What ``tune()`` found: the best settings, every trial, and the runs behind them.
+
+    ``best`` holds the settings as ``apply_session()`` takes them; ``trials()``, ``pareto()``
+    and ``plot()`` show the search; ``runs`` holds every trial's runs (the variant is the
+    trial: ``"trial 7"``), a ``Runs`` like any other (``to_parquet``, ``summary``,
+    ``listen``); ``study`` is the ``optuna.Study`` (with ``storage``, optuna-dashboard shows
+    it). ``session.tune(...)`` makes it.
+
+    Args:
+        base: The session the search started from (kept as a copy: ``best`` is relative to
+            it).
+        study: The Optuna study the trials are told to.
+        dims: The search space's dimensions, checked.
+        budget: The latency budget in ms, or ``None`` for none.
+        column: The latency column the budget applies to (``to_first_output_ms``, say).
+        quantile: The quantile of ``column`` over a trial's completed turns (0.95: p95).
+        runs: The set every trial's runs are merged into.
+
+    Example:
+        >>> tuning = await s.tune(
+        ...     script,
+        ...     space={"speed": (0.8, 1.4), "turn_detection.eagerness": ["low", "high"]},
+        ...     judge=judge,
+        ...     latency_budget_ms=1200,
+        ...     trials=40,
+        ... )
+        >>> tuning.best                  # {'speed': 1.1, 'turn_detection': {...}} or None
+        >>> w.apply_session(tuning.best)
+        >>> tuning.trials().sort_values("score", ascending=False).head()
+    """
 
     def __init__(
         self,
@@ -385,8 +418,19 @@ class Tuning:
         return f"{self.latency_column}_p{q:g}"
 
     def resume(self) -> int:
-        """Trials a stored study already finished (its interrupted ones are asked again);
-        returns how many count."""
+        """Count the trials a stored study already finished, and ask its interrupted ones again.
+
+        A trial a dead kernel left running is marked failed and queued to be asked again; it
+        does not count. ``tune()`` calls this first, so a study in ``storage`` resumes under
+        the same ``study_name``.
+
+        Returns:
+            How many of the study's trials count as done.
+
+        Example:
+            >>> tuning.resume()
+            12
+        """
         from optuna.trial import TrialState
 
         done = 0
@@ -409,6 +453,23 @@ class Tuning:
         judge: Judge | None,
         score_fn: Callable[[pd.DataFrame], float] | None,
     ) -> None:
+        """Tell the study one trial's result: its score, its latency and whether it fits the budget.
+
+        The score is the judge's mean over the trial's judgements, or ``score_fn`` of its
+        turns table; the latency the ``quantile`` of ``latency_column`` over its completed
+        turns. A trial with no completed turn, no score, or a failing ``score_fn`` is told as
+        failed, with its error kept.
+
+        Args:
+            trial: The Optuna trial asked for.
+            fields: The session fields the trial played with.
+            runs: The runs of the wave the trial was in (its variant is ``"trial <n>"``).
+            judge: The judge that scored the runs, if the score is a judge's.
+            score_fn: The score function, if the score is one.
+
+        Example:
+            >>> tuning.tell(trial, fields, runs, judge, None)  # what tune() does per trial
+        """
         from optuna.trial import TrialState
 
         name = f"{TRIAL_PREFIX}{trial.number}"
@@ -459,7 +520,16 @@ class Tuning:
             self.study.tell(trial, value)
 
     def merge(self, runs: Runs) -> None:
-        """A wave's runs into ``self.runs`` (numbered on from the runs before)."""
+        """Add a wave's runs to ``runs``, numbered on from the runs before.
+
+        Its judged rows and its wall time are added too.
+
+        Args:
+            runs: The wave's runs.
+
+        Example:
+            >>> tuning.merge(wave)  # what tune() does after each wave
+        """
         import pandas as pd
 
         into = self.runs
@@ -482,6 +552,15 @@ class Tuning:
         into.wall_ms = (into.wall_ms or 0.0) + (runs.wall_ms or 0.0)
 
     def counts(self) -> dict[str, int]:
+        """How many of the study's trials completed and how many failed.
+
+        Returns:
+            ``{"complete": ..., "fail": ...}``.
+
+        Example:
+            >>> tuning.counts()
+            {'complete': 38, 'fail': 2}
+        """
         from optuna.trial import TrialState
 
         states = [tr.state for tr in self.study.get_trials(deepcopy=False)]
@@ -503,8 +582,10 @@ class Tuning:
 
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial | None:
-        """The finished trial with the best score within the budget (the lower latency among
-        equal scores); None when none met it."""
+        """The finished trial with the best score within the budget; None when none met it.
+
+        Among equal scores, the lower latency wins.
+        """
         feasible = self._feasible()
         if not feasible:
             return None
@@ -521,8 +602,10 @@ class Tuning:
 
     @property
     def best(self) -> dict[str, Any] | None:
-        """The best settings within the budget as a partial ``session`` object, what
-        ``w.apply_session(tuning.best)`` takes; None when no trial met the budget."""
+        """The best settings within the budget, as ``w.apply_session(tuning.best)`` takes them.
+
+        A partial ``session`` object; None when no trial met the budget.
+        """
         fields = self.best_fields
         if fields is None:
             return None
@@ -532,8 +615,22 @@ class Tuning:
         return partial_session(scratch, fields)
 
     def trials(self) -> pd.DataFrame:
-        """One row per trial: number, state, score, the latency (``latency_name``), feasible,
-        each space key's value, runs and error."""
+        """One row per trial: its state, score, latency, settings and error.
+
+        Columns: ``state`` (``complete``, ``fail``, ...), ``score``, the latency
+        (``latency_name``, e.g. ``to_first_output_ms_p95``), ``feasible`` (within the
+        budget), each space key's value, ``runs`` and ``error``. Trials a dead kernel left
+        running are left out (they were asked again).
+
+        Returns:
+            A pandas DataFrame indexed by ``trial`` (the trial's number).
+
+        Raises:
+            ImportError: When pandas is not installed.
+
+        Example:
+            >>> tuning.trials().query("feasible").sort_values("score").tail(3)
+        """
         pd = require("pandas", "pandas", "Tuning.trials()")
         rows = []
         for tr in self.study.get_trials(deepcopy=False):
@@ -559,8 +656,14 @@ class Tuning:
         return df.set_index("trial")
 
     def pareto(self) -> pd.DataFrame:
-        """The finished trials no other beats on both score (higher) and latency (lower),
-        by latency."""
+        """The finished trials no other beats on both score (higher) and latency (lower).
+
+        Returns:
+            Those rows of ``trials()``, by latency.
+
+        Example:
+            >>> tuning.pareto()[["score", tuning.latency_name]]
+        """
         df = self.trials()
         ok = df[(df["state"] == "complete") & df[self.latency_name].notna()]
         lat, sc = ok[self.latency_name], ok["score"]
@@ -571,8 +674,20 @@ class Tuning:
         return ok.loc[keep].sort_values(self.latency_name)
 
     def plot(self) -> Any:
-        """Score against latency, one point per trial (infeasible ones hollow), the Pareto
-        front, the budget line and the best trial; returns the matplotlib Figure."""
+        """Draw score against latency: every trial, the Pareto front, the budget, the best trial.
+
+        One point per finished trial (those over the budget hollow), the Pareto front as a
+        step line, the budget as a dashed line and the best trial as a star.
+
+        Returns:
+            The matplotlib Figure.
+
+        Raises:
+            ImportError: When matplotlib (the ``plot`` extra) is not installed.
+
+        Example:
+            >>> tuning.plot().savefig("tuning.png")
+        """
         try:
             import matplotlib.pyplot as plt
         except ImportError:

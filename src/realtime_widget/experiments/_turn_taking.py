@@ -1,5 +1,6 @@
-"""The turn-taking kinds of a script: a turn spoken with pauses in it, a barge-in over the
-agent's reply, and the run's noise alone.
+"""The turn-taking kinds of a script: pauses in a turn, a barge-in, and noise alone.
+
+A turn spoken with pauses in it, a barge-in over the agent's reply, and the run's noise alone.
 
 Their columns:
 - ``cut_off`` (pauses): the service ended the user's turn before the last phrase was played: a
@@ -77,8 +78,10 @@ def _pcm16(data: bytes, what: str) -> tuple[Any, int]:
 
 
 def _speech_onset_ms(data: bytes, mime: str) -> float:
-    """Where speech starts in a clip (its first sample above -40 dBFS), in ms; 0 when the clip
-    is not a 16-bit WAV."""
+    """Where speech starts in a clip (its first sample above -40 dBFS), in ms.
+
+    0 when the clip is not a 16-bit WAV.
+    """
     if mime != "audio/wav":
         return 0.0
     np = require("numpy", "conditions", "Script.barge_in")
@@ -95,7 +98,30 @@ def _speech_onset_ms(data: bytes, mime: str) -> float:
 
 
 class PausesTurn(SpokenTurn):
-    """One spoken turn: phrases (espeak-ng) with silences between them."""
+    """One spoken turn: phrases (espeak-ng) with silences between them. Does the agent wait?
+
+    ``Script.pauses(...)`` makes one. Each phrase is trimmed to its sound and the phrases are
+    joined with exactly ``pause_ms`` of silence. Its row gains ``cut_off``: the service ended
+    the user's turn before the last phrase was played (a ``response.created`` before that
+    phrase's first sample, or a ``speech_stopped`` before it followed by a
+    ``response.created`` before the turn's real end), besides a spoken turn's ``clip_ms`` and
+    ``end_of_turn_ms``. Needs espeak-ng and numpy (the ``conditions`` extra).
+
+    Args:
+        phrases: At least two non-empty strings; the pauses lie between them.
+        pause_ms: The silence between phrases, 0 to 20,000 ms.
+        voice: espeak-ng's voice.
+        wpm: espeak-ng's speed, in words per minute.
+
+    Raises:
+        TypeError: When ``phrases`` is not a list of strings, or ``pause_ms`` not a number.
+        ValueError: When there are fewer than two phrases, one is empty or silent, or
+            ``pause_ms`` is out of range.
+
+    Example:
+        >>> turn = PausesTurn(["I'd like a table for", "two people", "at eight"], pause_ms=900)
+        >>> turn.onsets_ms                     # where each phrase starts in the clip
+    """
 
     kind = "pauses"
 
@@ -145,15 +171,45 @@ class PausesTurn(SpokenTurn):
 
     @property
     def prompt(self) -> str:
+        """``(spoken, <pause> ms pauses) <phrase> … <phrase>``."""
         return f"(spoken, {self.pause_ms:g} ms pauses) {self.text}"
 
     def identity(self) -> Iterable[bytes]:
+        """A spoken turn's identity, plus the pause.
+
+        Returns:
+            The parts the script's fingerprint hashes.
+
+        Example:
+            >>> parts = list(turn.identity())
+        """
         return (*super().identity(), f"pause={self.pause_ms:g}".encode())
 
     def last_onset_ms(self) -> float:
+        """Where the last phrase starts, in ms into the clip.
+
+        Returns:
+            The last of ``onsets_ms``.
+
+        Example:
+            >>> turn.last_onset_ms() == turn.onsets_ms[-1]
+            True
+        """
         return self.onsets_ms[-1]
 
     def measure(self, records: Sequence[Record]) -> Mapping[str, Any]:
+        """A spoken turn's columns, plus ``cut_off``.
+
+        Args:
+            records: The turn's log records.
+
+        Returns:
+            ``clip_ms``, ``end_of_turn_ms`` and ``cut_off`` (None when the clip never
+            started).
+
+        Example:
+            >>> runs.turns().query("kind == 'pauses'").cut_off.mean()
+        """
         out = dict(super().measure(records))
         start, _ = say_times(records)
         if start is None:
@@ -173,8 +229,39 @@ class PausesTurn(SpokenTurn):
 
 
 class BargeInTurn(SpokenTurn):
-    """A clip played over the agent's reply to the previous turn, ``after_ms`` after that
-    reply was first heard."""
+    """A clip played over the agent's reply to the previous turn. Does the agent stop?
+
+    ``Script.barge_in(...)`` makes one. It starts ``after_ms`` after that reply was first
+    heard (the page's ``audio.audible``, or ``output_audio_buffer.started``); the previous
+    turn ends as soon as its reply is heard, and the runner records both tracks for such
+    scripts. Its row gains, besides a spoken turn's columns:
+
+    - ``stop_ms``: from the barge-in's speech onset to the agent's last audible sample, read
+      from the recording's agent track (None when the recording does not cover it, or the
+      reply was over before the barge-in);
+    - ``heard_ms``: how much of the interrupted reply was played (from events when there is no
+      recording);
+    - ``truncated_to_ms``: ``conversation.item.truncated``'s ``audio_end_ms``, what the
+      service says it kept of the reply.
+
+    Args:
+        source: A path, WAV or other audio bytes, or ``(numpy array, sample_rate)``.
+        text: Words for espeak-ng to speak instead of a source.
+        after_ms: How long after the reply was first heard to start, 0 to 120,000 ms.
+        sample_rate: The rate of a bare numpy array given as ``source``.
+        voice: espeak-ng's voice for ``text``.
+        wpm: espeak-ng's speed for ``text``, in words per minute.
+
+    Raises:
+        TypeError: When ``after_ms`` is not a number, or there is neither a source nor text.
+        ValueError: When ``after_ms`` is out of range or the audio is empty.
+
+    Example:
+        >>> script = Script([
+        ...     Script.audio(text="What's on the menu tonight?"),
+        ...     BargeInTurn(text="Sorry, actually make that three.", after_ms=700),
+        ... ])
+    """
 
     kind = "barge_in"
     interrupts = True
@@ -202,13 +289,34 @@ class BargeInTurn(SpokenTurn):
 
     @property
     def prompt(self) -> str:
+        """``(barge-in after <after_ms> ms) <text or source>``."""
         said = self.source if self.text is None else self.text
         return f"(barge-in after {self.after_ms:g} ms) {said}"
 
     def identity(self) -> Iterable[bytes]:
+        """A spoken turn's identity, plus ``after_ms``.
+
+        Returns:
+            The parts the script's fingerprint hashes.
+
+        Example:
+            >>> parts = list(turn.identity())
+        """
         return (*super().identity(), f"after={self.after_ms:g}".encode())
 
     async def play(self, ctx: TurnContext) -> None:
+        """Wait until ``after_ms`` past the moment the previous reply was heard, then play.
+
+        Args:
+            ctx: The turn's context; its ``previous_heard`` is the cue.
+
+        Raises:
+            RuntimeError: When the previous turn's reply was never heard (the session does not
+                speak, say).
+
+        Example:
+            >>> await turn.play(ctx)  # what the runner does
+        """
         lead = ctx.previous_heard
         if lead is None:
             raise RuntimeError(
@@ -222,6 +330,17 @@ class BargeInTurn(SpokenTurn):
         await ctx.end.settled(ctx.timeout)
 
     def measure(self, records: Sequence[Record]) -> Mapping[str, Any]:
+        """A spoken turn's columns, plus ``truncated_to_ms``.
+
+        Args:
+            records: The turn's log records.
+
+        Returns:
+            ``clip_ms``, ``end_of_turn_ms`` and ``truncated_to_ms``.
+
+        Example:
+            >>> runs.turns()[["heard_ms", "truncated_to_ms"]]
+        """
         out = dict(super().measure(records))
         kept = next(
             (
@@ -237,6 +356,18 @@ class BargeInTurn(SpokenTurn):
         return out
 
     def measure_in(self, records: TurnRecords) -> Mapping[str, Any]:
+        """``stop_ms`` and ``heard_ms``, from the previous turn's records and the recording.
+
+        Args:
+            records: The turn's records, the previous turn's, and the call's recording.
+
+        Returns:
+            ``stop_ms`` and ``heard_ms`` (None where they cannot be measured; ``stop_ms`` is
+            never guessed from events).
+
+        Example:
+            >>> runs.summary()[["stop_ms_p50", "stop_ms_p95"]]
+        """
         start, _ = say_times(records.own)
         lead = reply_heard(records.previous)
         if start is None or lead is None:
@@ -291,7 +422,23 @@ class BargeInTurn(SpokenTurn):
 
 
 class NoiseTurn(Turn):
-    """The run's condition's noise alone, ``ms`` long: silence under no condition."""
+    """The run's condition's noise alone, ``ms`` long. Does the agent take it for speech?
+
+    ``Script.noise(...)`` makes one. It plays ``Condition.noise(ms, 24000)``, silence under no
+    condition. No reply is expected (a noise turn with no response is ``completed``); its row
+    gains ``false_turns``, each ``speech_started`` while it played or just after, and
+    ``clip_ms``. The turn waits for any false turn to end, and for the agent's answer to it.
+
+    Args:
+        ms: How long the noise plays, 100 to 600,000 ms.
+
+    Raises:
+        TypeError: When ``ms`` is not a number.
+        ValueError: When ``ms`` is out of range.
+
+    Example:
+        >>> script = Script(["Hello!", NoiseTurn(4000)])
+    """
 
     kind = "noise"
     expects_reply = False
@@ -302,16 +449,35 @@ class NoiseTurn(Turn):
 
     @property
     def prompt(self) -> str:
+        """``(<seconds> s of noise alone)``."""
         return f"({self.ms / 1000:g} s of noise alone)"
 
     @property
     def duration_ms(self) -> float | None:
+        """How long the noise plays, in ms."""
         return self.ms
 
     def identity(self) -> Iterable[bytes]:
+        """The kind and the length.
+
+        Returns:
+            The parts the script's fingerprint hashes.
+
+        Example:
+            >>> list(NoiseTurn(4000).identity())
+            [b'noise', b'4000']
+        """
         return (self.kind.encode(), f"{self.ms:g}".encode())
 
     async def play(self, ctx: TurnContext) -> None:
+        """Play the noise, then wait for any false turn, and any answer to it, to end.
+
+        Args:
+            ctx: The turn's context; its ``condition`` makes the noise.
+
+        Example:
+            >>> await turn.play(ctx)  # what the runner does
+        """
         from ..media._conditions import Condition
 
         condition = ctx.condition if ctx.condition is not None else Condition()
@@ -333,6 +499,17 @@ class NoiseTurn(Turn):
             unsubscribe()
 
     def measure(self, records: Sequence[Record]) -> Mapping[str, Any]:
+        """``false_turns`` and ``clip_ms``.
+
+        Args:
+            records: The turn's log records.
+
+        Returns:
+            ``false_turns`` (each ``speech_started``) and ``clip_ms`` (the noise as played).
+
+        Example:
+            >>> runs.summary()["false_turns_per_min"]
+        """
         start, end = say_times(records)
         return {
             "false_turns": len(server_times(records, V.SPEECH_STARTED)),
@@ -344,8 +521,10 @@ class NoiseTurn(Turn):
 
 
 class _SpeechWatch:
-    """The VAD's view of the noise while it plays: is a (false) turn open, did one end, did
-    the agent answer."""
+    """The VAD's view of the noise while it plays.
+
+    Is a (false) turn open, did one end, did the agent answer.
+    """
 
     def __init__(self) -> None:
         self.open = False
@@ -391,9 +570,11 @@ def first_heard(
     response_id: str | None = None,
     kind: tuple[str, str] | None = None,
 ) -> tuple[str | None, float] | None:
-    """(response id, log-clock time) a reply in ``records`` was first heard: the page's
-    ``audio.audible``, else ``output_audio_buffer.started`` (or only ``kind``); the first
-    reply, or ``response_id``'s."""
+    """When a reply in ``records`` was first heard, as (response id, log-clock time).
+
+    The page's ``audio.audible``, else ``output_audio_buffer.started`` (or only ``kind``); the
+    first reply, or ``response_id``'s.
+    """
     for etype, direction in HEARD_KINDS if kind is None else (kind,):
         for r in records:
             ev = obj(r.get("event"))
@@ -406,9 +587,12 @@ def first_heard(
 
 
 def reply_heard(records: Sequence[Record]) -> tuple[str | None, float] | None:
-    """(response id, log-clock time) the reply to a turn was first heard: of the responses
-    created after the turn's clip ended (all of them for a typed turn; one begun at a pause is
-    not the reply), the first the page heard, else the first whose audio started."""
+    """When the reply to a turn was first heard, as (response id, log-clock time).
+
+    Of the responses created after the turn's clip ended (all of them for a typed turn; one
+    begun at a pause is not the reply), the first the page heard, else the first whose audio
+    started.
+    """
     _, clip_end = say_times(records)
     created: dict[str, float] = {}
     for r in records:
@@ -426,8 +610,11 @@ def reply_heard(records: Sequence[Record]) -> tuple[str | None, float] | None:
 
 
 def agent_sound(recording: Recording | None, start_ms: float, end_ms: float) -> list[float] | None:
-    """Log-clock start times of the 10 ms frames of the agent track between two times whose
-    RMS is above the page's audible level; None when the recording does not cover them."""
+    """Log-clock start times of the agent track's audible 10 ms frames between two times.
+
+    Audible is an RMS above the page's audible level. None when the recording does not cover
+    the stretch.
+    """
     if recording is None or recording.t0_ms is None or end_ms <= start_ms:
         return None
     t0 = recording.t0_ms
