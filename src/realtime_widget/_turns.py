@@ -146,8 +146,11 @@ class ResponseTurn:
 
 
 class TurnTracker:
-    """Folds records into turns, O(1) per record. ``keep_all=False`` (the widget's live use)
-    remembers only recent turns, so a long session's memory stays flat."""
+    """Folds records into turns, O(1) per record.
+
+    ``keep_all=False`` (the widget's live use) remembers only recent turns, so a long session's
+    memory stays flat.
+    """
 
     def __init__(self, *, keep_all: bool = True, window: int = LATENCY_WINDOW) -> None:
         self.keep_all = keep_all
@@ -186,8 +189,11 @@ class TurnTracker:
         t_sideband: float | None = None,
         via: str | None = None,
     ) -> bool:
-        """Fold one record; True when the live summary changed. ``t_sideband`` is when the
-        kernel heard the event on the sideband; ``via`` which path a record came by."""
+        """Fold one record; True when the live summary changed.
+
+        ``t_sideband`` is when the kernel heard the event on the sideband; ``via`` which path a
+        record came by.
+        """
         etype = V.canonical(ev.get("type"))
         p = self._pending.setdefault(call, {})
         if direction == "server" and etype == V.SPEECH_STARTED:
@@ -226,8 +232,11 @@ class TurnTracker:
 
     @staticmethod
     def _clip_spoke(clip: Mapping[str, float], p: Mapping[str, Any], stopped: float) -> bool:
-        """Did this speech come from the clip? It started while the clip played (the VAD may
-        need a moment after the clip's end to notice it) and stopped after the clip ended."""
+        """Did this speech come from the clip?
+
+        It started while the clip played (the VAD may need a moment after the clip's end to notice
+        it) and stopped after the clip ended.
+        """
         began, ended = clip.get("started"), clip.get("ended")
         if began is None or ended is None or not began <= ended <= stopped:
             return False

@@ -1,4 +1,5 @@
-"""The handle types a user gets back, for type hints and ``isinstance``:
+"""The handle types a user gets back, for type hints and ``isinstance``.
+
 ``from realtime_widget.types import Reply, Runs, Recording``.
 
 None of these is built by hand: the widget returns them (``w.ask()`` a :class:`Reply`,

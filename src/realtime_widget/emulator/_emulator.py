@@ -95,24 +95,28 @@ class Emulator:
 
     @property
     def websocket_url(self) -> str:
-        """Inworld's WebSocket transport here: open
-        ``<websocket_url>?key=<session id>&protocol=realtime`` with ``Authorization: Basic
+        """Inworld's WebSocket transport here.
+
+        Open ``<websocket_url>?key=<session id>&protocol=realtime`` with ``Authorization: Basic
         <api_key>`` (or Bearer). It is ``base_url`` with ``ws`` for ``http`` and
-        ``/api/v1/realtime/session`` added, as a client derives it from a service's base URL."""
+        ``/api/v1/realtime/session`` added, as a client derives it from a service's base URL.
+        """
         return "ws" + self.base_url.removeprefix("http") + SESSION_PATH
 
     @property
     def openai_websocket_base_url(self) -> str:
         """The ``websocket_base_url`` to give the ``openai`` SDK
         (``AsyncOpenAI(api_key=emu.api_key, websocket_base_url=...)``): its
-        ``client.realtime.connect(model=...)`` opens ``<this>/realtime?model=<model>``."""
+        ``client.realtime.connect(model=...)`` opens ``<this>/realtime?model=<model>``.
+        """
         return "ws" + self.base_url.removeprefix("http") + "/v1"
 
     @property
     def calls(self) -> list[dict[str, Any]]:
         """Snapshots of the live calls and WebSocket sessions and the most recent finished ones
         (copies, taken on the emulator's loop), in the order they were created; each says its
-        ``transport`` (``webrtc`` or ``websocket``)."""
+        ``transport`` (``webrtc`` or ``websocket``).
+        """
         loop, server = self._loop, self._server
         if loop is None or server is None or not loop.is_running():
             return list(self._final_calls)
@@ -169,7 +173,8 @@ class Emulator:
 
     def wait_voice_ready(self, timeout: float | None = None) -> bool:
         """Wait until the voice models preloaded at ``start()`` are loaded (at once when
-        there is nothing to load); False if ``timeout`` seconds pass first."""
+        there is nothing to load); False if ``timeout`` seconds pass first.
+        """
         preload = self._preload
         if preload is None:
             return True

@@ -84,7 +84,8 @@ VOICES: dict[str, VoiceStyle] = {
 
 def voice_style(voice: str) -> VoiceStyle:
     """The espeak-ng voice for a session's ``voice`` name (case-insensitive; unknown names
-    are mapped deterministically onto the known ones)."""
+    are mapped deterministically onto the known ones).
+    """
     key = voice.strip().lower()
     if key in VOICES:
         return VOICES[key]
@@ -94,7 +95,8 @@ def voice_style(voice: str) -> VoiceStyle:
 
 def words_per_minute(speed: float, speech_rate: float = 15.0) -> int:
     """espeak-ng's rate for a session ``speed`` and the emulator's ``speech_rate`` knob
-    (15 characters/s, the knob's default, is espeak-ng's own 175 words/min)."""
+    (15 characters/s, the knob's default, is espeak-ng's own 175 words/min).
+    """
     return int(min(MAX_WPM, max(MIN_WPM, round(BASE_WPM * speed * speech_rate / 15.0))))
 
 
@@ -195,7 +197,8 @@ def engine() -> Espeak | None:
 
 def split_segments(text: str, limit: int = SEGMENT_CHARS) -> list[tuple[int, str]]:
     """``text`` as (start offset, piece) sentences of at most ``limit`` characters, cut after
-    sentence punctuation, else at the last space before the limit."""
+    sentence punctuation, else at the last space before the limit.
+    """
     out: list[tuple[int, str]] = []
     for match in re.finditer(r"[^.!?;]*(?:[.!?;]+|$)", text):
         piece_start, piece = match.start(), match.group()
@@ -303,7 +306,8 @@ class SpokenText:
 
     def char_sample(self, offset: int) -> int | None:
         """The sample where the voice reaches character ``offset`` (the start of the word at
-        or before it), or None while that part is not synthesized yet."""
+        or before it), or None while that part is not synthesized yet.
+        """
         with self._cond:
             marks = self._char_marks
             if offset > marks[-1][0] and not self.complete:
@@ -349,9 +353,12 @@ _MISSING_SAID = False
 def make_speech(
     text: str, tts: str, speech_rate: float, speed: float, voice: str
 ) -> SpokenText | Speech:
-    """The reply's voice per the ``tts`` knob: espeak-ng (``"auto"`` when it is installed,
-    ``"espeak"``), else the formant voice (``"formant"``, or ``"auto"`` without espeak-ng,
-    which is said once). Blocking for one sentence of synthesis: call it in a thread."""
+    """The reply's voice per the ``tts`` knob.
+
+    Espeak-ng (``"auto"`` when it is installed, ``"espeak"``), else the formant voice
+    (``"formant"``, or ``"auto"`` without espeak-ng, which is said once). Blocking for one sentence
+    of synthesis: call it in a thread.
+    """
     global _MISSING_SAID
     if tts != "formant":
         if engine() is not None:

@@ -67,10 +67,12 @@ _SCHEMA: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class CallerTurn:
-    """The caller's next line. ``done``: the conversation ends here (``ended_by`` says why:
-    ``goal``, ``max_turns`` or ``error``); a done turn's ``text`` is a closing remark that is
-    not played. ``cached`` / ``latency_ms`` are the model request's (None when none was made:
-    the opening, or ``max_turns``)."""
+    """The caller's next line.
+
+    ``done``: the conversation ends here (``ended_by`` says why: ``goal``, ``max_turns`` or
+    ``error``); a done turn's ``text`` is a closing remark that is not played. ``cached`` /
+    ``latency_ms`` are the model request's (None when none was made: the opening, or ``max_turns``).
+    """
 
     text: str
     done: bool
@@ -82,8 +84,10 @@ class CallerTurn:
 
 
 def _history(history: Sequence[Any]) -> list[tuple[str, str]]:
-    """``history`` as (``caller`` | ``agent``, text) pairs; entries may be dicts with
-    ``role`` and ``text`` (or ``content``), or (role, text) pairs."""
+    """``history`` as (``caller`` | ``agent``, text) pairs.
+
+    Entries may be dicts with ``role`` and ``text`` (or ``content``), or (role, text) pairs.
+    """
     out = []
     for i, entry in enumerate(history):
         if isinstance(entry, Mapping):
@@ -103,14 +107,16 @@ def _history(history: Sequence[Any]) -> list[tuple[str, str]]:
 
 
 class Caller:
-    """A simulated user for ``run_script``: ``persona`` (who they are, how they talk), ``goal``
-    (what they want done; the conversation ends when the model says it is), ``opening`` (their
-    first line; else the model opens), ``max_turns`` (the caller's turns at most), ``speak``
-    (True: each line is spoken with ``voice`` through the service's ``/v1/audio/speech``;
-    False: typed), ``model`` (the chat model playing the caller), ``seed`` (sent with every
-    request, so the same conversation asks for the same thing; in ``run_script`` each run
-    sends its own seed instead, the run's ``seed`` column). ``base_url`` / ``api_key`` default
-    to the widget's own service and key."""
+    """A simulated user for ``run_script``.
+
+    ``persona`` (who they are, how they talk), ``goal`` (what they want done; the conversation ends
+    when the model says it is), ``opening`` (their first line; else the model opens), ``max_turns``
+    (the caller's turns at most), ``speak`` (True: each line is spoken with ``voice`` through the
+    service's ``/v1/audio/speech``; False: typed), ``model`` (the chat model playing the caller),
+    ``seed`` (sent with every request, so the same conversation asks for the same thing; in
+    ``run_script`` each run sends its own seed instead, the run's ``seed`` column). ``base_url`` /
+    ``api_key`` default to the widget's own service and key.
+    """
 
     def __init__(
         self,
@@ -203,18 +209,24 @@ class Caller:
         ]
 
     def bind(self, endpoint: ModelEndpoint | None, port: CallPort | None) -> CallerScript:
-        """This caller played in one widget's call: its model calls go to ``endpoint`` (unless
-        the caller has its own) and its lines are logged through ``port``."""
+        """This caller played in one widget's call.
+
+        Its model calls go to ``endpoint`` (unless the caller has its own) and its lines are logged
+        through ``port``.
+        """
         return CallerScript(self, self.client(endpoint), port)
 
     def turns_for(self, run: Run) -> AsyncIterator[Turn]:
         """The turns of one run, asked of the caller's own endpoint (``run_script`` binds the
-        widget's instead)."""
+        widget's instead).
+        """
         return self.bind(None, None).turns_for(run)
 
     def client(self, endpoint: ModelEndpoint | None = None) -> ModelClient:
-        """The caller's model client: its own ``base_url`` / ``api_key``, else ``endpoint``
-        (the widget's service and key)."""
+        """The caller's model client.
+
+        Its own ``base_url`` / ``api_key``, else ``endpoint`` (the widget's service and key).
+        """
         chosen = pick_endpoint("the caller", (self.base_url, self._api_key), default=endpoint)
         return chosen.client(concurrency=1, cache=self.cache)
 
@@ -232,8 +244,11 @@ class Caller:
         )
 
     def messages(self, history: Sequence[Any]) -> list[dict[str, str]]:
-        """The chat messages for the next line: the agent's words are the model's ``user``
-        messages, the caller's own earlier lines its ``assistant`` messages."""
+        """The chat messages for the next line.
+
+        The agent's words are the model's ``user`` messages, the caller's own earlier lines its
+        ``assistant`` messages.
+        """
         msgs = [{"role": "system", "content": self.system_prompt()}]
         pairs = _history(history)
         if not pairs or pairs[0][0] == "caller":
@@ -249,7 +264,8 @@ class Caller:
         self, history: Sequence[Any], *, client: ModelClient | None = None, seed: int | None = None
     ) -> CallerTurn:
         """The next line given the conversation so far (``history``: the caller's and the
-        agent's lines, oldest first). ``seed`` overrides the caller's (a run passes its own)."""
+        agent's lines, oldest first). ``seed`` overrides the caller's (a run passes its own).
+        """
         pairs = _history(history)
         said = sum(1 for role, _ in pairs if role == "caller")
         if said >= self.max_turns:
@@ -311,9 +327,11 @@ NextLine = tuple["CallerTurn", bytes | None, float | None]
 
 
 class AgentWords:
-    """Hears one turn's server events as they arrive: what the agent has said so far, and
-    ``final`` once a response ends without asking for a tool (its words are all known, while
-    its audio may still be playing)."""
+    """Hears one turn's server events as they arrive.
+
+    What the agent has said so far, and ``final`` once a response ends without asking for a tool
+    (its words are all known, while its audio may still be playing).
+    """
 
     def __init__(self, call: int, on_final: Callable[[str], None]) -> None:
         self.call = call
@@ -342,12 +360,15 @@ class AgentWords:
 
 
 class CallerLine(Turn):
-    """One line of a simulated caller, already chosen: typed, or spoken (the speech endpoint's
-    audio, else espeak-ng). After it is played, ``agent_said`` holds the agent's answer.
+    """One line of a simulated caller, already chosen.
+
+    Typed, or spoken (the speech endpoint's audio, else espeak-ng). After it is played,
+    ``agent_said`` holds the agent's answer.
 
     ``ahead`` (given by :class:`CallerScript`) is called with the agent's words as soon as its
     reply's last response is done, while its audio still plays: the next line is asked for
-    then, so the model's and the speech endpoint's time overlap the agent's audio."""
+    then, so the model's and the speech endpoint's time overlap the agent's audio.
+    """
 
     kind = CALLER_KIND
 
@@ -379,8 +400,11 @@ class CallerLine(Turn):
         return (self.kind.encode(), self.line.encode(), self.audio or b"")
 
     def send(self, ctx: TurnContext) -> Reply:
-        """Type the line, or speak it: the speech endpoint's audio, else espeak-ng's, under the
-        run's condition when it has one (as a script's spoken turns are)."""
+        """Type the line, or speak it.
+
+        The speech endpoint's audio, else espeak-ng's, under the run's condition when it has one (as
+        a script's spoken turns are).
+        """
         w = ctx.session
         if not self.speak:
             return w.ask(self.line, timeout=ctx.timeout, metadata={"rtw_seed": str(ctx.run.seed)})
@@ -425,8 +449,11 @@ class CallerLine(Turn):
 
 
 class CallerScript:
-    """A :class:`Caller` played in one grid: its model client (one per grid) and the call's
-    port its lines are logged through. Each run's turns are made up as it goes."""
+    """A :class:`Caller` played in one grid.
+
+    Its model client (one per grid) and the call's port its lines are logged through. Each run's
+    turns are made up as it goes.
+    """
 
     def __init__(self, caller: Caller, client: ModelClient, port: CallPort | None) -> None:
         self.caller = caller
@@ -452,8 +479,10 @@ class CallerScript:
             self.port.log_local(event)
 
     async def _audio(self, line: str) -> tuple[bytes | None, float | None]:
-        """The line in the caller's voice from the speech endpoint, and its time; (None, None)
-        once the endpoint failed (espeak-ng speaks instead)."""
+        """The line in the caller's voice from the speech endpoint, and its time.
+
+        (None, None) once the endpoint failed (espeak-ng speaks instead).
+        """
         if self.speech_failed is not None:
             return None, None
         t0 = time.perf_counter()
@@ -478,7 +507,8 @@ class CallerScript:
         """Ask the model for each line given the conversation so far, until it says the goal
         is met, at ``max_turns``, or on an error; the run's seed goes with every request. The
         next line is asked for as soon as the agent's words are known (its last response
-        done), and asked again should its answer then change."""
+        done), and asked again should its answer then change.
+        """
         caller = self.caller
         history: list[tuple[str, str]] = []
         said = 0

@@ -149,8 +149,11 @@ class Judge:
         base_url: str | None = None,
         api_key: str | Secret | None = None,
     ) -> ModelClient:
-        """The judge's model client: ``base_url`` / ``api_key`` when given, else the judge's
-        own, else ``endpoint`` (the widget's service and key)."""
+        """The judge's model client.
+
+        ``base_url`` / ``api_key`` when given, else the judge's own, else ``endpoint`` (the widget's
+        service and key).
+        """
         chosen = pick_endpoint(
             "the judge",
             (base_url, api_key),
@@ -326,11 +329,13 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def run_context(run: Any) -> dict[str, Any]:
-    """What a judge should know of one run beyond its rows: ``{"session": ..., "tools": {turn:
-    [{"name", "arguments", "output"}]}}``, from a ``Run`` (its ``session``, ``rows`` and
-    ``events``; a run read back with ``Runs.read_parquet`` has them all). Tool calls are the
-    ``function_call`` items of the ``response.done`` events within each turn's time span, with
-    the ``function_call_output`` the widget sent for the same ``call_id``."""
+    """What a judge should know of one run beyond its rows.
+
+    ``{"session": ..., "tools": {turn: [{"name", "arguments", "output"}]}}``, from a ``Run`` (its
+    ``session``, ``rows`` and ``events``; a run read back with ``Runs.read_parquet`` has them all).
+    Tool calls are the ``function_call`` items of the ``response.done`` events within each turn's
+    time span, with the ``function_call_output`` the widget sent for the same ``call_id``.
+    """
     session = dict(getattr(run, "session", None) or {})
     events = getattr(run, "events", None)
     records = list(events) if events is not None else []
@@ -380,11 +385,13 @@ async def judge_turns(
     runs_meta: Mapping[int, Mapping[str, Any]] | None = None,
     client: ModelClient | None = None,
 ) -> pd.DataFrame:
-    """Judge every turn (``per="turn"``) or every run (``per="run"``) of a ``runs.turns()``
-    table. ``runs_meta`` maps a run's number to :func:`run_context`'s dict (its session and
-    tool calls with results); without it the judge sees the tool names only. ``client``
-    defaults to ``judge.client()``. Rows: ``JUDGE_COLUMNS``, one per turn (``turn`` is NA for
-    ``per="run"``), in the table's order of runs and turns."""
+    """Judge every turn (``per="turn"``) or every run (``per="run"``) of a ``runs.turns()`` table.
+
+    ``runs_meta`` maps a run's number to :func:`run_context`'s dict (its session and tool calls with
+    results); without it the judge sees the tool names only. ``client`` defaults to
+    ``judge.client()``. Rows: ``JUDGE_COLUMNS``, one per turn (``turn`` is NA for ``per="run"``), in
+    the table's order of runs and turns.
+    """
     try:
         import pandas as pd
     except ImportError:

@@ -61,7 +61,8 @@ class ModelEndpoint:
 
     ``w.model_endpoint()`` hands judges and callers the widget's own service this way: the key
     is a :class:`~realtime_widget._secrets.Secret`, so it never shows in a repr, a row or an
-    export, and the endpoint is never a trait."""
+    export, and the endpoint is never a trait.
+    """
 
     __slots__ = ("_key", "auth_scheme", "base_url")
 
@@ -116,7 +117,8 @@ def pick_endpoint(
 ) -> ModelEndpoint:
     """The first of ``choices`` (``(base_url, api_key)`` pairs, most specific first) that names
     a URL, else ``default``. A URL must come with its own key: the widget's key is only ever
-    sent to the widget's own service."""
+    sent to the widget's own service.
+    """
     for url, key in choices:
         if url and not key:
             raise ValueError(
@@ -145,7 +147,8 @@ class ChatReply:
 
     ``latency_ms`` is the model's time for this answer as measured when it was asked (a cached
     reply keeps it; ``cached`` says it was not asked again). ``error`` is set, and ``data`` is
-    None, when the request failed or its text held no JSON object."""
+    None, when the request failed or its text held no JSON object.
+    """
 
     text: str | None
     data: dict[str, Any] | None
@@ -157,8 +160,11 @@ class ChatReply:
 
 
 def first_json_object(text: str) -> dict[str, Any] | None:
-    """The first JSON object in ``text``: the whole text, a fenced block, or the first ``{...}``
-    that parses (models often wrap their JSON in prose or a code fence)."""
+    """The first JSON object in ``text``.
+
+    The whole text, a fenced block, or the first ``{...}`` that parses (models often wrap their JSON
+    in prose or a code fence).
+    """
     text = text.strip()
     try:
         value = json.loads(text)
@@ -338,9 +344,12 @@ class ModelClient:
         schema_name: str = "answer",
         params: Mapping[str, Any] | None = None,
     ) -> ChatReply:
-        """Ask for one JSON object: with ``response_format={"type": "json_schema", ...}`` while
-        the endpoint accepts it, else plainly, reading the first JSON object of the reply. Never
-        raises for the endpoint's failures: they are the reply's ``error``."""
+        """Ask for one JSON object.
+
+        With ``response_format={"type": "json_schema", ...}`` while the endpoint accepts it, else
+        plainly, reading the first JSON object of the reply. Never raises for the endpoint's
+        failures: they are the reply's ``error``.
+        """
         if not isinstance(model, str) or not model:
             raise ValueError(
                 f"model must be a model name such as 'openai/gpt-4.1-mini', not {model!r}"
@@ -467,9 +476,12 @@ class ModelClient:
         response_format: str = "wav",
         speed: float | None = None,
     ) -> bytes:
-        """``text`` spoken by ``/v1/audio/speech``: the audio file's bytes (WAV by default;
-        ``"pcm"`` is raw 16-bit mono). Cached like chat answers. Raises :class:`ModelError`
-        (scrubbed) when the endpoint fails: a caller cannot go on without its audio."""
+        """``text`` spoken by ``/v1/audio/speech``.
+
+        The audio file's bytes (WAV by default; ``"pcm"`` is raw 16-bit mono). Cached like chat
+        answers. Raises :class:`ModelError` (scrubbed) when the endpoint fails: a caller cannot go
+        on without its audio.
+        """
         if not isinstance(text, str) or not text.strip():
             raise ValueError("text must be a non-empty string to speak")
         if response_format not in SPEECH_FORMATS:

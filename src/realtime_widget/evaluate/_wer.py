@@ -47,8 +47,11 @@ class WordErrors:
 
     @property
     def rate(self) -> float:
-        """errors / reference_words; 0.0 for nothing against nothing; ValueError when the
-        reference is empty and the hypothesis is not."""
+        """Errors / reference_words.
+
+        0.0 for nothing against nothing; ValueError when the reference is empty and the hypothesis
+        is not.
+        """
         if self.reference_words == 0:
             if self.errors == 0:
                 return 0.0
@@ -135,7 +138,8 @@ def _pairs(
 
 def word_errors(reference: str | Sequence[str], hypothesis: str | Sequence[str]) -> WordErrors:
     """Substitutions, deletions and insertions from ``reference`` to ``hypothesis`` (a text
-    each, or two lists of texts paired one to one, summed)."""
+    each, or two lists of texts paired one to one, summed).
+    """
     total = WordErrors(0, 0, 0, 0)
     for ref, hyp in _pairs(reference, hypothesis):
         total += _align(normalized_words(ref), normalized_words(hyp))
@@ -146,5 +150,6 @@ def word_error_rate(reference: str | Sequence[str], hypothesis: str | Sequence[s
     """(substitutions + deletions + insertions) / reference words, after normalisation (lower
     case, punctuation stripped, numbers not converted: see the module's doc). Two lists give
     the corpus rate. An empty reference gives 0.0 against an empty hypothesis and raises
-    ``ValueError`` against any words."""
+    ``ValueError`` against any words.
+    """
     return word_errors(reference, hypothesis).rate

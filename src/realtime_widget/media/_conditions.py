@@ -102,8 +102,11 @@ def decode_clip(data: bytes, mime: str, what: str = "the clip") -> tuple[Any, in
 
 
 def conditioned_clip(condition: Condition | None, data: bytes, mime: str) -> tuple[bytes, str]:
-    """A clip's (bytes, mime) under ``condition``: its samples through ``apply()``, as a 16-bit
-    WAV at the clip's own rate; the clip as it was when the condition is None."""
+    """A clip's (bytes, mime) under ``condition``.
+
+    Its samples through ``apply()``, as a 16-bit WAV at the clip's own rate; the clip as it was when
+    the condition is None.
+    """
     if condition is None:
         return data, mime
     if not isinstance(condition, Condition):
@@ -118,7 +121,8 @@ def conditioned_clip(condition: Condition | None, data: bytes, mime: str) -> tup
 def active_level_dbfs(samples: Any, sample_rate: int) -> float | None:
     """The speech level of ``samples`` over its active part, in dBFS (power of a full-scale
     sine is -3 dBFS here, as RMS), or None when nothing in it is active: the level a
-    condition's SNR is measured against."""
+    condition's SNR is measured against.
+    """
     np = _np()
     x = _mono(np, samples, "samples")
     power = _active_power(np, x, _rate(sample_rate))
@@ -143,7 +147,8 @@ def _mu_law_levels() -> Any:
 
 def _telephone(np: Any, x: Any, sample_rate: int) -> Any:
     """8 kHz (soxr's anti-alias filter removes everything above 4 kHz), band 300-3,400 Hz,
-    8-bit mu-law, and back to ``sample_rate``."""
+    8-bit mu-law, and back to ``sample_rate``.
+    """
     n = x.size
     if n == 0:
         return x
@@ -177,7 +182,8 @@ class Condition:
     ``noise``. ``telephone``: band-pass 300-3,400 Hz, 8 kHz, 8-bit mu-law, as a phone line.
     ``gain_db``: applied after the noise (so it keeps the SNR), then samples are clipped to
     [-1, 1] as a converter would (a warning says when more than 0.1 % of them were).
-    ``seed``: the noise's draw, with the clip's own samples. ``name``: a label for tables."""
+    ``seed``: the noise's draw, with the clip's own samples. ``name``: a label for tables.
+    """
 
     __slots__ = (
         "_array",
@@ -280,8 +286,11 @@ class Condition:
     # -- storage --
 
     def to_dict(self) -> dict[str, Any]:
-        """The condition as JSON-ready values. Array noise is stored by its digest (the samples
-        stay out of the JSON): ``from_dict`` then needs the array again as ``noise=``."""
+        """The condition as JSON-ready values.
+
+        Array noise is stored by its digest (the samples stay out of the JSON): ``from_dict`` then
+        needs the array again as ``noise=``.
+        """
         noise: Any = self.noise_source
         if self._array is not None and self.noise_source:
             noise = {
@@ -300,8 +309,11 @@ class Condition:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, noise: Any = None) -> Condition:
-        """A condition from ``to_dict()``'s values. ``noise=`` supplies the array of one that
-        had array noise (checked against the stored digest)."""
+        """A condition from ``to_dict()``'s values.
+
+        ``noise=`` supplies the array of one that had array noise (checked against the stored
+        digest).
+        """
         if not isinstance(data, Mapping):
             raise TypeError(f"from_dict takes a mapping from to_dict(); got {type(data).__name__}")
         unknown = sorted(set(data) - set(_FIELDS))
@@ -344,8 +356,10 @@ class Condition:
     # -- the transform --
 
     def apply(self, samples: Any, sample_rate: int) -> Any:
-        """``samples`` (mono float in [-1, 1], or int16) under this condition: float32 at the
-        same rate and length. The same clip and seed always give the same samples."""
+        """``samples`` (mono float in [-1, 1], or int16) under this condition.
+
+        Float32 at the same rate and length. The same clip and seed always give the same samples.
+        """
         np = _np()
         rate = _rate(sample_rate)
         x = _mono(np, samples, "samples")
@@ -354,7 +368,8 @@ class Condition:
     def noise(self, ms: float, sample_rate: int) -> Any:
         """``ms`` of this condition's noise alone, as it would sound behind speech at the nominal
         level (-20 dBFS active), then through the gain and the phone line: what ``apply``
-        makes of silence. Silence when the condition has no noise."""
+        makes of silence. Silence when the condition has no noise.
+        """
         np = _np()
         rate = _rate(sample_rate)
         ms = _number("ms", ms, 0.0, 3_600_000.0, "milliseconds")
@@ -462,7 +477,8 @@ def _rebuild(data: dict[str, Any], noise: Any) -> Condition:
 def conditions_from(stored: Any) -> dict[str, Any]:
     """A grid's conditions back from its manifest (name -> ``to_dict()``, or None for the
     audio as recorded). A condition whose noise was an array cannot be rebuilt without it: it
-    stays as its stored dict."""
+    stays as its stored dict.
+    """
     out: dict[str, Any] = {}
     for name, data in (stored or {}).items():
         try:
@@ -473,8 +489,10 @@ def conditions_from(stored: Any) -> dict[str, Any]:
 
 
 def check_conditions(conditions: Any) -> dict[str, Condition | None]:
-    """A grid's ``conditions=`` checked: a dict of name -> Condition (None: the audio as it
-    is). Empty for None: the grid has no condition axis."""
+    """A grid's ``conditions=`` checked: a dict of name -> Condition (None: the audio as it is).
+
+    Empty for None: the grid has no condition axis.
+    """
     if conditions is None:
         return {}
     example = '{"clean": None, "cafe": Condition(noise="babble", snr_db=10)}'
