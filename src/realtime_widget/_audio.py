@@ -95,8 +95,10 @@ def numpy_or_raise(what: str) -> Any:
 
 
 def array_wav(array: Any, sample_rate: Any) -> bytes:
-    """A numpy array (float in [-1, 1], or int16; shape (n,) or (n, channels) with 1-2
-    channels) at ``sample_rate`` as a 16-bit WAV.
+    """A numpy array at ``sample_rate`` as a 16-bit WAV.
+
+    The array holds float samples in [-1, 1], or int16; its shape is (n,) or (n, channels) with
+    1-2 channels.
     """
     np = numpy_or_raise("say() of an array")
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | float):

@@ -64,8 +64,9 @@ def message(kind: str, **fields: Any) -> dict[str, Any]:
 
 
 def page_message(kind: str, **fields: Any) -> dict[str, Any]:
-    """A page -> Python message (a call the kernel holds answers as a page would), with
-    exactly the fields its kind has.
+    """A page -> Python message, with exactly the fields its kind has.
+
+    A call the kernel holds answers with these as a page would.
     """
     if kind not in TO_KERNEL or set(fields) != FIELDS[kind]:
         raise ValueError(f"{kind!r} takes {sorted(FIELDS.get(kind, ()))}; got {sorted(fields)}")

@@ -22,8 +22,9 @@ def missing(extra: str, package: str, what: str, hint: str = "") -> ImportError:
 
 
 def require(module: str, extra: str, what: str, package: str | None = None) -> ModuleType:
-    """Import ``module``, or raise :func:`missing` naming the extra that installs it
-    (``package`` when the distribution is named otherwise than the module).
+    """Import ``module``, or raise :func:`missing` naming the extra that installs it.
+
+    ``package`` names the distribution when it is named otherwise than the module.
     """
     try:
         return importlib.import_module(module)

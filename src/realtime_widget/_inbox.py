@@ -342,8 +342,9 @@ class Inbox:
         return first
 
     def expect_page_copies(self, call: int, logged: list[tuple[dict[str, Any], int]]) -> None:
-        """Client events logged as the sideband's that go out on the data channel after all
-        (the sideband failed before writing them): the page's record of each completes the
+        """Client events logged as the sideband's that go out on the data channel after all.
+
+        The sideband failed before writing them: the page's record of each completes the
         kernel's (``via="page"``) instead of logging it twice.
         """
         with self._merge:

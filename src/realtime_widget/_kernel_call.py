@@ -237,8 +237,9 @@ class KernelCall:
     # -- what the session posts ----------------------------------------------------------------
 
     def deliver(self, message: dict[str, Any], buffers: list[bytes] | None) -> None:
-        """One message the session core posts to whatever holds the call (from any thread:
-        the call lives on the loop it was connected on).
+        """One message the session core posts to whatever holds the call.
+
+        It may come from any thread: the call lives on the loop it was connected on.
         """
         loop = self._loop
         if loop is not None and _running_loop() is not loop:

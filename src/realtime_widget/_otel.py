@@ -941,9 +941,10 @@ def judge_spans(
     reply_context: Callable[[int, int | None], Any],
     capture_content: bool,
 ) -> int:
-    """One ``chat`` span per judgement (a row of ``runs.judged``, with its ``started_ms`` /
-    ``ended_ms``) under its run's span, linked to the response of the turn it scored (a
-    per-run judgement: to the run). Returns how many.
+    """One ``chat`` span per judgement under its run's span; returns how many.
+
+    A judgement is a row of ``runs.judged``, with its ``started_ms`` / ``ended_ms``. Its span is
+    linked to the response of the turn it scored (a per-run judgement: to the run).
     """
     trace = _trace()
     made = 0
@@ -1226,9 +1227,10 @@ def export_log(log: EventLog, tracer_provider: Any = None, *, capture_content: b
 
 
 def export_runs(runs: Runs, tracer_provider: Any = None, *, capture_content: bool | None) -> int:
-    """``Runs.to_otel``: one trace per set: ``run_script`` > ``experiment_run {variant}`` >
-    the run's user turns, responses, tools and caller lines, and its judges' ``chat`` spans
-    linked to the responses they scored.
+    """``Runs.to_otel``: one trace per set of runs.
+
+    ``run_script`` > ``experiment_run {variant}`` > the run's user turns, responses, tools and
+    caller lines, and its judges' ``chat`` spans linked to the responses they scored.
     """
     trace = _trace()
     tracer = tracer_for(tracer_provider)

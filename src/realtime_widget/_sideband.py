@@ -86,8 +86,10 @@ def _now_ms() -> float:
 
 
 def sideband_url(base_url: str, call_id: str) -> str:
-    """``wss://<host>/v1/realtime?call_id=<id>`` for an https base URL, ``ws://`` for http (the
-    emulator). The base URL's own path is dropped: the sideband lives at the host's root.
+    """The sideband's URL: ``wss://<host>/v1/realtime?call_id=<id>``.
+
+    ``wss://`` for an https base URL, ``ws://`` for http (the emulator). The base URL's own path
+    is dropped: the sideband lives at the host's root.
     """
     parts = urlsplit(base_url.rstrip("/"))
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -219,8 +221,9 @@ class Sideband:
         return True
 
     def send_first(self, events: list[dict[str, Any]]) -> bool:
-        """Queue client events ahead of everything waiting (a session replayed after a
-        reconnect goes before what was queued during the drop).
+        """Queue client events ahead of everything waiting.
+
+        A session replayed after a reconnect goes before what was queued during the drop.
         """
         if self.state not in ("open", "reconnecting") or self._closing:
             return False

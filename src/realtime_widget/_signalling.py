@@ -258,8 +258,9 @@ class Signalling:
         return True
 
     def hang_up_now(self, reason: str, timeout: float = EXIT_HANGUP_TIMEOUT_S) -> bool:
-        """Hang up the live call on this thread, within ``timeout`` (the kernel is exiting:
-        no worker thread or event loop is left to wait for). True when it was asked.
+        """Hang up the live call on this thread, within ``timeout``; True when it was asked.
+
+        The kernel is exiting: no worker thread or event loop is left to wait for.
         """
         with self._lock:
             call = self.call
@@ -383,8 +384,10 @@ class Signalling:
             guarded()
 
     def prefetch_ice(self) -> None:
-        """Fetch the ICE servers ahead of a click (the widget was displayed), so a connect
-        soon after starts at once. Quiet: a failure here is reported by the connect itself.
+        """Fetch the ICE servers ahead of a click (the widget was displayed).
+
+        A connect soon after then starts at once. Quiet: a failure here is reported by the
+        connect itself.
         """
         if self.provider.has_key and not self.live and self._fresh_ice() is None:
             self.submit(self._prefetch)

@@ -1,7 +1,9 @@
-"""Per-response turns: what triggered each response, when each step happened, and the latency
-a user felt. The one owner of that definition: ``EventLog.turns()`` / ``latency_summary()``
-fold a whole log through ``TurnTracker``, and the widget feeds it each batch as it arrives to
-show the live figure (the browser only draws what the kernel computed).
+"""Per-response turns: what triggered each response, when each step happened, the latency.
+
+The latency is the one a user felt. This module is the one owner of that definition:
+``EventLog.turns()`` / ``latency_summary()`` fold a whole log through ``TurnTracker``, and the
+widget feeds it each batch as it arrives to show the live figure (the browser only draws what
+the kernel computed).
 
 The rules:
 - a turn is one server ``response.created`` (a reused response id starts a new turn);

@@ -122,8 +122,10 @@ class BackchannelTurn:
     def decide(
         self, config: BackchannelConfig, now_ms: float, assistant_speaking: bool
     ) -> str | None:
-        """``"send"``, ``"deadline_missed"``, or None when there is nothing to send at
-        ``now_ms`` (no evaluation due, or the turn is not eligible).
+        """What to do about a back-channel at ``now_ms``.
+
+        ``"send"``, ``"deadline_missed"``, or None when there is nothing to send (no evaluation
+        due, or the turn is not eligible).
         """
         if self.sent >= config.max_per_turn:
             return None

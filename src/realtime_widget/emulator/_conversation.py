@@ -21,8 +21,9 @@ _TRAILING = re.compile(r"[^\w']+$")
 
 
 def cut_transcript(transcript: str, heard_chars: float) -> str:
-    """The words of ``transcript`` said completely within its first ``heard_chars`` characters
-    of speech (the synthetic voice is silent on spaces and punctuation).
+    """The words of ``transcript`` said completely within its first ``heard_chars`` characters.
+
+    The characters count speech only: the synthetic voice is silent on spaces and punctuation.
     """
     kept = ""
     for chunk in _CHUNKS.findall(transcript):

@@ -27,8 +27,10 @@ PRELOADED_VAD_MODELS = 2  # Silero models made ahead: one per call that may open
 
 
 def preload_vad(vad: str, count: int) -> None:
-    """Put ``count`` Silero models in the pool now (about 0.15 s each), as the ``vad`` knob
-    would on a call's first use, so a connect takes a ready one instead of making it.
+    """Put ``count`` Silero models in the pool now (about 0.15 s each).
+
+    The ``vad`` knob would make them on a call's first use; made now, a connect takes a ready one
+    instead of making it.
     """
     from . import _vad
 

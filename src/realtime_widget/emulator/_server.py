@@ -436,8 +436,9 @@ class EmulatorServer:
 
     # --- WebSocket sessions ---------------------------------------------------------------
     async def _realtime_socket(self, request: web.Request) -> web.StreamResponse:
-        """``/v1/realtime``: a call's sideband with ``?call_id=``, OpenAI's WebSocket transport
-        with ``?model=``.
+        """``/v1/realtime``: a call's sideband, or OpenAI's WebSocket transport.
+
+        A call's sideband with ``?call_id=``, OpenAI's WebSocket transport with ``?model=``.
         """
         denied = self._unauthorized(request)
         if denied:
@@ -528,10 +529,11 @@ class EmulatorServer:
         ending: asyncio.Future[tuple[int, bytes]],
         deliver: Callable[[str | bytes], None],
     ) -> None:
-        """Hand every client message to ``deliver`` until the client closes, or ``ending``
-        gives the code and reason to close with (the one reader closes, so the close handshake
-        completes: aiohttp drops the transport at once when another task closes a socket that
-        is being read).
+        """Hand every client message to ``deliver`` until the socket is to close.
+
+        That is when the client closes, or when ``ending`` gives the code and reason to close
+        with. The one reader closes, so the close handshake completes: aiohttp drops the
+        transport at once when another task closes a socket that is being read.
         """
         while True:
             receive = asyncio.ensure_future(ws.receive())

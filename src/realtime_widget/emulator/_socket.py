@@ -41,8 +41,10 @@ FAULT_CLOSE = (1011, "closed by the emulator's fault knobs")
 
 
 class SocketChannel:
-    """The data channel's stand-in on a WebSocket session (the same ``readyState``, ``send``
-    and ``close``), feeding an ordered outbox the server's writer sends from.
+    """The data channel's stand-in on a WebSocket session.
+
+    It has the same ``readyState``, ``send`` and ``close``, and feeds an ordered outbox the
+    server's writer sends from.
     """
 
     def __init__(self) -> None:

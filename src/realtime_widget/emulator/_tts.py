@@ -83,8 +83,9 @@ VOICES: dict[str, VoiceStyle] = {
 
 
 def voice_style(voice: str) -> VoiceStyle:
-    """The espeak-ng voice for a session's ``voice`` name (case-insensitive; unknown names
-    are mapped deterministically onto the known ones).
+    """The espeak-ng voice for a session's ``voice`` name.
+
+    Names are case-insensitive; unknown names are mapped deterministically onto the known ones.
     """
     key = voice.strip().lower()
     if key in VOICES:
@@ -94,8 +95,9 @@ def voice_style(voice: str) -> VoiceStyle:
 
 
 def words_per_minute(speed: float, speech_rate: float = 15.0) -> int:
-    """espeak-ng's rate for a session ``speed`` and the emulator's ``speech_rate`` knob
-    (15 characters/s, the knob's default, is espeak-ng's own 175 words/min).
+    """The espeak-ng rate for a session ``speed`` and the emulator's ``speech_rate`` knob.
+
+    15 characters/s, the knob's default, is espeak-ng's own 175 words/min.
     """
     return int(min(MAX_WPM, max(MIN_WPM, round(BASE_WPM * speed * speech_rate / 15.0))))
 
@@ -196,8 +198,9 @@ def engine() -> Espeak | None:
 
 
 def split_segments(text: str, limit: int = SEGMENT_CHARS) -> list[tuple[int, str]]:
-    """``text`` as (start offset, piece) sentences of at most ``limit`` characters, cut after
-    sentence punctuation, else at the last space before the limit.
+    """``text`` as (start offset, piece) sentences of at most ``limit`` characters.
+
+    Cut after sentence punctuation, else at the last space before the limit.
     """
     out: list[tuple[int, str]] = []
     for match in re.finditer(r"[^.!?;]*(?:[.!?;]+|$)", text):
@@ -305,8 +308,10 @@ class SpokenText:
         return self._starts[-1]
 
     def char_sample(self, offset: int) -> int | None:
-        """The sample where the voice reaches character ``offset`` (the start of the word at
-        or before it), or None while that part is not synthesized yet.
+        """The sample where the voice reaches character ``offset``.
+
+        That is the start of the word at or before it; None while that part is not synthesized
+        yet.
         """
         with self._cond:
             marks = self._char_marks

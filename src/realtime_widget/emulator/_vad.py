@@ -154,8 +154,9 @@ class VadEvent:
 
 
 class _OnsetTimer:
-    """Onset, minimum speech and silence timer over per-frame (or per-window) speech
-    decisions, fed with (is speech, still speech, start, end).
+    """Onset, minimum speech and silence timer over per-frame (or per-window) speech decisions.
+
+    Fed with (is speech, still speech, start, end).
 
     ``hold_window_ms`` > 0: inside a turn, "still speech" also needs the last
     ``hold_window_ms`` to have held speech for ``HOLD_FRACTION`` of the time (energy detector).

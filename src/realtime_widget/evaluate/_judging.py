@@ -86,7 +86,9 @@ async def judge_runs(
 
 
 def with_scores(summary: pd.DataFrame, judged: pd.DataFrame | None) -> pd.DataFrame:
-    """``summary`` (indexed by variant, or by variant and condition) with each judge's
+    """``summary`` with each judge's score and pass-rate columns.
+
+    ``summary`` is indexed by variant, or by variant and condition. Each judge adds
     ``<name>_score`` (the mean score) and ``<name>_pass_rate`` (the share of judgements that
     passed), and ``<name>_errors`` when some judgements could not be read.
     """

@@ -53,7 +53,12 @@ def _openai() -> Any:
 
 
 class ModelError(RealtimeWidgetError):
-    """A failed model request, its message scrubbed of the key."""
+    """A failed model request, its message scrubbed of the key.
+
+    Raised when a simulated caller's speech request fails (HTTP error, timeout, unreachable
+    endpoint): a caller cannot go on without its audio. A judge's failures are not raised: they
+    are the judged rows' ``error``.
+    """
 
 
 class ModelEndpoint:
@@ -61,7 +66,30 @@ class ModelEndpoint:
 
     ``w.model_endpoint()`` hands judges and callers the widget's own service this way: the key
     is a :class:`~realtime_widget._secrets.Secret`, so it never shows in a repr, a row or an
-    export, and the endpoint is never a trait.
+    export, and the endpoint is never a trait. An endpoint is not pickled or saved (it holds a
+    key); copying one gives the same object.
+
+    Args:
+        base_url: The service's root URL (``https://api.inworld.ai``, ``emu.base_url``, any
+            OpenAI-compatible service); requests go to ``<base_url>/v1``. A trailing ``/`` is
+            dropped.
+        api_key: The key sent with every request (a ``str``, or a ``Secret``).
+        auth_scheme: ``"Bearer"`` (the OpenAI form) or ``"Basic"`` (``Authorization: Basic
+            <key>``, Inworld's form).
+
+    Raises:
+        ValueError: ``base_url`` is not an http(s) URL, or ``auth_scheme`` is neither
+            ``"Bearer"`` nor ``"Basic"``.
+
+    Attributes:
+        base_url: The service's root URL, without a trailing ``/``.
+        auth_scheme: How the key is sent: ``"Bearer"`` or ``"Basic"``.
+
+    Example:
+        >>> from realtime_widget.evaluate import ModelEndpoint
+        >>> ModelEndpoint("https://api.openai.com/", "sk-...")
+        ModelEndpoint(base_url='https://api.openai.com', key=set, auth_scheme='Bearer')
+        >>> endpoint = w.model_endpoint()  # a widget's own service and key
     """
 
     __slots__ = ("_key", "auth_scheme", "base_url")
@@ -79,12 +107,39 @@ class ModelEndpoint:
 
     @property
     def has_key(self) -> bool:
+        """Whether a non-empty key was given."""
         return bool(self._key)
 
     def client(
         self, *, concurrency: int = 8, cache: bool | str | os.PathLike[str] = True
     ) -> ModelClient:
-        """A :class:`ModelClient` for this endpoint."""
+        """A client for this endpoint's chat completions and speech.
+
+        The client runs the requests of a judge or a caller: concurrently under a bound, retried
+        on 429 and 5xx answers with backoff, and cached on disk by content, so the same request
+        twice sends nothing. Needs the ``evaluate`` extra (the ``openai`` package).
+
+        Args:
+            concurrency: Requests in flight at most (an integer >= 1).
+            cache: True (``~/.cache/realtime-widget/judge/``, or
+                ``$REALTIME_WIDGET_CACHE/judge``), a directory, or False for no cache.
+
+        Returns:
+            A ``ModelClient``: ``await client.chat_json(messages, model=...)`` asks for one JSON
+            object, ``await client.speech(text, voice=..., model=...)`` for audio bytes;
+            ``client.requests`` counts what was sent (not cache hits).
+
+        Example:
+            >>> import os
+            >>> endpoint = ModelEndpoint("https://api.openai.com", os.environ["OPENAI_API_KEY"])
+            >>> client = endpoint.client(concurrency=4, cache=False)
+            >>> reply = await client.chat_json(
+            ...     [{"role": "user", "content": 'Answer with the JSON {"ok": true}'}],
+            ...     model="gpt-4.1-mini",
+            ... )
+            >>> reply.data
+            {'ok': True}
+        """
         return ModelClient(
             self.base_url,
             self._key,
@@ -115,9 +170,10 @@ def pick_endpoint(
     *choices: tuple[str | None, str | Secret | None],
     default: ModelEndpoint | None = None,
 ) -> ModelEndpoint:
-    """The first of ``choices`` (``(base_url, api_key)`` pairs, most specific first) that names
-    a URL, else ``default``. A URL must come with its own key: the widget's key is only ever
-    sent to the widget's own service.
+    """The first of ``choices`` that names a URL, else ``default``.
+
+    ``choices`` are ``(base_url, api_key)`` pairs, most specific first. A URL must come with its
+    own key: the widget's key is only ever sent to the widget's own service.
     """
     for url, key in choices:
         if url and not key:

@@ -39,8 +39,10 @@ def _soxr() -> Any:
 
 
 def _colour(np: Any, colour: str, n: int, rng: Any) -> Any:
-    """``n`` samples of unit-RMS noise whose power falls as 1/f^0 (white), 1/f (pink) or 1/f^2
-    (brown): seeded Gaussian noise, shaped in the frequency domain for pink and brown.
+    """``n`` samples of seeded, unit-RMS noise of a colour.
+
+    The power falls as 1/f^0 (white), 1/f (pink) or 1/f^2 (brown): Gaussian noise, shaped in the
+    frequency domain for pink and brown.
     """
     if n == 0:
         return np.zeros(0, np.float32)
