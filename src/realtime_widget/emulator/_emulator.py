@@ -203,7 +203,8 @@ class Emulator:
 
         Raises:
             RuntimeError: The server did not start within 15 seconds.
-            OSError: The port could not be bound (the server's own error, raised here).
+            OSError: The server's own error when it could not start, such as a port already in
+                use (re-raised here).
 
         Example:
             >>> emu = Emulator(port=8765, api_key="dev-key").start()

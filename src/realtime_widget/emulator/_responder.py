@@ -101,7 +101,8 @@ class ResponseContext:
             ``name``: read names with ``tool.get("name")``.
         tool_choice: ``"auto"``, ``"none"``, ``"required"``, or a forced
             ``{"type": "function", "name": ...}``.
-        output_modalities: ``["audio"]`` or ``["text"]``.
+        output_modalities: The response's output modalities, such as ``["audio"]`` or
+            ``["text"]``.
         metadata: The response's ``metadata`` (echoed back in its events), or None.
 
     Example:

@@ -305,8 +305,9 @@ class Judge:
             None when the answer was read.
 
         Example:
+            >>> rows = runs.turns().to_dict("records")
             >>> reply = await judge.client(w.model_endpoint()).chat_json(
-            ...     judge.messages(rows), model=judge.model
+            ...     judge.messages(rows[:1]), model=judge.model
             ... )
             >>> score, passed, reason, error = judge.read(reply)
         """
