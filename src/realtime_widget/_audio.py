@@ -1,6 +1,9 @@
-"""Audio as bytes: WAV in and out, the MIME type of encoded audio, numpy arrays as WAV, text
-spoken by espeak-ng, and the one reader of a clip's source (``say()``'s, a script's turn's, a
-condition's noise file). No dependency beyond the standard library; numpy only for arrays."""
+"""Audio as bytes.
+
+WAV in and out, the MIME type of encoded audio, numpy arrays as WAV, text spoken by espeak-ng, and
+the one reader of a clip's source (``say()``'s, a script's turn's, a condition's noise file). No
+dependency beyond the standard library; numpy only for arrays.
+"""
 
 from __future__ import annotations
 
@@ -40,8 +43,11 @@ def wav_bytes(pcm: bytes, sample_rate: int, channels: int = 1) -> bytes:
 
 
 def wav_info(data: bytes) -> tuple[int, int, int, int] | None:
-    """(sample rate, channels, bits per sample, frames) of a RIFF/WAVE file, or None. The frame
-    count comes from the bytes present, so a streamed header (size 0xFFFFFFFF) still works."""
+    """(sample rate, channels, bits per sample, frames) of a RIFF/WAVE file, or None.
+
+    The frame count comes from the bytes present, so a streamed header (size 0xFFFFFFFF) still
+    works.
+    """
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
     pos, fmt = 12, None
@@ -89,8 +95,11 @@ def numpy_or_raise(what: str) -> Any:
 
 
 def array_wav(array: Any, sample_rate: Any) -> bytes:
-    """A numpy array (float in [-1, 1], or int16; shape (n,) or (n, channels) with 1-2
-    channels) at ``sample_rate`` as a 16-bit WAV."""
+    """A numpy array at ``sample_rate`` as a 16-bit WAV.
+
+    The array holds float samples in [-1, 1], or int16; its shape is (n,) or (n, channels) with
+    1-2 channels.
+    """
     np = numpy_or_raise("say() of an array")
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | float):
         raise TypeError(f"sample_rate must be a number of samples per second; got {sample_rate!r}")
@@ -120,9 +129,12 @@ _CHILD = "from realtime_widget._audio import _espeak_child; _espeak_child()"
 
 
 def synthesize(text: str, *, voice: str = ESPEAK_VOICE, wpm: int = ESPEAK_WPM) -> bytes:
-    """``text`` spoken by espeak-ng, as a WAV: the ``espeak-ng`` program when it is on PATH,
-    else the ``espeakng-loader`` package's library, in a child process (espeak-ng is one global
-    synthesizer per process, and the emulator may be using it in this one)."""
+    """``text`` spoken by espeak-ng, as a WAV.
+
+    The ``espeak-ng`` program when it is on PATH, else the ``espeakng-loader`` package's library, in
+    a child process (espeak-ng is one global synthesizer per process, and the emulator may be using
+    it in this one).
+    """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"text must be a non-empty string; got {text!r}")
     if not isinstance(wpm, int) or isinstance(wpm, bool) or not 80 <= wpm <= 450:

@@ -64,8 +64,10 @@ def message(kind: str, **fields: Any) -> dict[str, Any]:
 
 
 def page_message(kind: str, **fields: Any) -> dict[str, Any]:
-    """A page -> Python message (a call the kernel holds answers as a page would), with
-    exactly the fields its kind has."""
+    """A page -> Python message, with exactly the fields its kind has.
+
+    A call the kernel holds answers with these as a page would.
+    """
     if kind not in TO_KERNEL or set(fields) != FIELDS[kind]:
         raise ValueError(f"{kind!r} takes {sorted(FIELDS.get(kind, ()))}; got {sorted(fields)}")
     return {"kind": kind, **fields}
@@ -73,8 +75,11 @@ def page_message(kind: str, **fields: Any) -> dict[str, Any]:
 
 @dataclass
 class Record:
-    """One event record from a page, checked: ``t_ms`` is None when the page's time was
-    unusable (the kernel's receive time stands in), ``seq`` None when its number was."""
+    """One event record from a page, checked.
+
+    ``t_ms`` is None when the page's time was unusable (the kernel's receive time stands in),
+    ``seq`` None when its number was.
+    """
 
     dir: str
     event: dict[str, Any]
@@ -84,8 +89,11 @@ class Record:
 
 @dataclass
 class Parsed:
-    """A page's message after ``parse``: ``msg`` None when refused whole; ``problems`` says in
-    words what was refused or clamped (each becomes a ``message.refused`` log record)."""
+    """A page's message after ``parse``.
+
+    ``msg`` None when refused whole; ``problems`` says in words what was refused or clamped (each
+    becomes a ``message.refused`` log record).
+    """
 
     kind: str
     page: str
@@ -149,8 +157,11 @@ def _records(raw: Any, problems: list[str]) -> list[Record]:
 
 
 def payload(buffers: Any, b64: Any) -> bytes | None:
-    """A message's binary payload: its first buffer, else its base64 ``b64`` field (hosts that
-    drop buffers); None when it has neither."""
+    """A message's binary payload.
+
+    Its first buffer, else its base64 ``b64`` field (hosts that drop buffers); None when it has
+    neither.
+    """
     if buffers:
         first = buffers[0]
         try:
@@ -175,10 +186,13 @@ def _finite(value: Any, lo: float, hi: float) -> float | None:
 
 
 def parse(content: Any, buffers: Any = ()) -> Parsed:
-    """Check one browser -> kernel message. Unknown kinds, and messages whose required fields
-    are missing or of the wrong shape, are refused whole; an ``events`` batch keeps every good
-    record and says what it dropped or clamped. Binary payloads (``recording``,
-    ``probe_reply``) come from ``buffers`` or the base64 ``b64`` field, as ``msg["data"]``."""
+    """Check one browser -> kernel message.
+
+    Unknown kinds, and messages whose required fields are missing or of the wrong shape, are refused
+    whole; an ``events`` batch keeps every good record and says what it dropped or clamped. Binary
+    payloads (``recording``, ``probe_reply``) come from ``buffers`` or the base64 ``b64`` field, as
+    ``msg["data"]``.
+    """
     if not isinstance(content, dict):
         return Parsed("?", "", None, [f"a message must be a JSON object; got {_short(content)}"])
     kind = content.get("kind")

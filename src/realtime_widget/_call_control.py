@@ -62,8 +62,10 @@ def check_mode(value: Any) -> str | bool:
 
 
 class Cells:
-    """Whether a notebook cell is running now: IPython's run-cell events, or marimo's
-    execution context. Outside both, no cell ever runs."""
+    """Whether a notebook cell is running now.
+
+    IPython's run-cell events, or marimo's execution context. Outside both, no cell ever runs.
+    """
 
     def __init__(self) -> None:
         self._running = 0
@@ -104,7 +106,9 @@ CELLS = Cells()
 
 class PageWatch:
     """Silence from the page holding the call, counted only while it could have been heard.
-    ``tick()`` runs every ``tick_s`` on the kernel's loop; ``heard(page)`` on every message."""
+
+    ``tick()`` runs every ``tick_s`` on the kernel's loop; ``heard(page)`` on every message.
+    """
 
     def __init__(
         self,
@@ -161,8 +165,10 @@ class PageWatch:
         return not self._cells.running() or self._mid_cell() is True
 
     def tick(self) -> bool:
-        """Count the silence since the last tick; True when it reached the grace period (and
-        the page was given up)."""
+        """Count the silence since the last tick.
+
+        True when it reached the grace period (and the page was given up).
+        """
         if self.page is None:
             return False
         now = self._clock()
@@ -237,11 +243,13 @@ class CallControl:
         self._signalling.fail(call, self._no_page_words or "No page took up the call.")
 
     def _probe_unanswered(self) -> str | None:
-        """An awaiting cell's probe got no answer. While the call still waits for a page to
-        take it up, on a kernel that lets a page's messages in mid-cell, that means no page
-        shows this widget: the call fails now, and the await raises the same words (naming the
-        headless way) rather than advice about the kernel. None: the silence means something
-        else (an older kernel, a page that took the call and went quiet)."""
+        """An awaiting cell's probe got no answer.
+
+        While the call still waits for a page to take it up, on a kernel that lets a page's messages
+        in mid-cell, that means no page shows this widget: the call fails now, and the await raises
+        the same words (naming the headless way) rather than advice about the kernel. None: the
+        silence means something else (an older kernel, a page that took the call and went quiet).
+        """
         if self._no_page_words is None or self.nobody.page is None:
             return None
         if not kernel_delivers_mid_cell():

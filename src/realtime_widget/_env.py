@@ -1,6 +1,8 @@
-"""The provider's environment variables, read in this one place: ``INWORLD_API_KEY`` (else a
-``.env`` file's, when python-dotenv is installed, as the "all" extra does) and
-``INWORLD_BASE_URL``."""
+"""The provider's environment variables, read in this one place.
+
+``INWORLD_API_KEY`` (else a ``.env`` file's, when python-dotenv is installed, as the "all" extra
+does) and ``INWORLD_BASE_URL``.
+"""
 
 from __future__ import annotations
 

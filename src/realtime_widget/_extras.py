@@ -1,5 +1,7 @@
-"""The one way a feature says it needs an optional extra: every such error reads alike,
-``{what} needs {package}: pip install "realtime-widget[{extra}]"``."""
+"""The one way a feature says it needs an optional extra.
+
+Every such error reads alike, ``{what} needs {package}: pip install "realtime-widget[{extra}]"``.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ from types import ModuleType
 
 
 def missing(extra: str, package: str, what: str, hint: str = "") -> ImportError:
-    """The error for ``what`` when ``package`` (of the ``extra`` extra) is not installed;
-    ``hint`` adds another way to get it (a system package, say)."""
+    """The error for ``what`` when ``package`` (of the ``extra`` extra) is not installed.
+
+    ``hint`` adds another way to get it (a system package, say).
+    """
     more = f"; or {hint}" if hint else ""
     return ImportError(
         f'{what} needs {package}: pip install "realtime-widget[{extra}]"  '
@@ -18,8 +22,10 @@ def missing(extra: str, package: str, what: str, hint: str = "") -> ImportError:
 
 
 def require(module: str, extra: str, what: str, package: str | None = None) -> ModuleType:
-    """Import ``module``, or raise :func:`missing` naming the extra that installs it
-    (``package`` when the distribution is named otherwise than the module)."""
+    """Import ``module``, or raise :func:`missing` naming the extra that installs it.
+
+    ``package`` names the distribution when it is named otherwise than the module.
+    """
     try:
         return importlib.import_module(module)
     except ImportError:

@@ -69,8 +69,10 @@ def match_key(event: Mapping[str, Any]) -> str:
 
 
 class Inbox:
-    """The page's messages to one widget, and what the call's server events say about it:
-    the response in flight (``active_response``) and whether its audio plays."""
+    """The page's messages to one widget, and what the call's server events say about it.
+
+    The response in flight (``active_response``) and whether its audio plays.
+    """
 
     def __init__(
         self,
@@ -102,8 +104,11 @@ class Inbox:
         self.on_heard: Callable[[str], None] | None = None
 
     def sideband_opened(self, call: int) -> None:
-        """``call``'s sideband is (again) open: its events wait for the page to catch up, at most
-        ``SIDEBAND_HOLD_MS``. Call on the loop the sideband runs on."""
+        """``call``'s sideband is (again) open.
+
+        Its events wait for the page to catch up, at most ``SIDEBAND_HOLD_MS``. Call on the loop the
+        sideband runs on.
+        """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -315,8 +320,11 @@ class Inbox:
         self._dispatch(event, current=current)
 
     def sent_by_kernel(self, call: int, events: list[dict[str, Any]], t_ms: float) -> int:
-        """Client events the kernel sent on the sideband: logged here (the page never sees
-        them) and heard like the page's records of what it sent. Returns the first's seq."""
+        """Client events the kernel sent on the sideband.
+
+        Logged here (the page never sees them) and heard like the page's records of what it sent.
+        Returns the first's seq.
+        """
         with self._merge:  # what the sideband holds came in before these: it goes in first
             hold = self._holding.get(call)
             held = self._release_locked(call, hold) if hold is not None else []
@@ -334,9 +342,11 @@ class Inbox:
         return first
 
     def expect_page_copies(self, call: int, logged: list[tuple[dict[str, Any], int]]) -> None:
-        """Client events logged as the sideband's that go out on the data channel after all
-        (the sideband failed before writing them): the page's record of each completes the
-        kernel's (``via="page"``) instead of logging it twice."""
+        """Client events logged as the sideband's that go out on the data channel after all.
+
+        The sideband failed before writing them: the page's record of each completes the
+        kernel's (``via="page"``) instead of logging it twice.
+        """
         with self._merge:
             unmatched = self._unmatched.setdefault(call, OrderedDict())
             for event, seq in logged:
@@ -345,9 +355,12 @@ class Inbox:
     def _check_seq(
         self, page: str, seq: int | None, t_kernel: float, call: int
     ) -> list[tuple[str, dict[str, Any], float, float, int]]:
-        """Each front end numbers its records; a jump means records were lost on the way, and
-        the log says so (a ``log.gap`` event) instead of hiding it. The next number expected
-        follows the last one seen, so one forged number cannot switch the check off."""
+        """Each front end numbers its records.
+
+        A jump means records were lost on the way, and the log says so (a ``log.gap`` event) instead
+        of hiding it. The next number expected follows the last one seen, so one forged number
+        cannot switch the check off.
+        """
         if seq is None:
             return []
         expected = self._next_seq.get(page)

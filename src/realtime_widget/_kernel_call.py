@@ -1,5 +1,7 @@
-"""A call the kernel holds itself: the service's WebSocket, a virtual microphone and a virtual
-speaker, for sessions with no page (papermill, CI, many calls at once).
+"""A call the kernel holds itself.
+
+The service's WebSocket, a virtual microphone and a virtual speaker, for sessions with no page
+(papermill, CI, many calls at once).
 
 It is the page's half of the kernel <-> page contract (``protocol.json``), written in Python:
 the session core posts it the same messages it posts a browser (``connect``, ``send``,
@@ -69,8 +71,11 @@ Deliver = Callable[[dict[str, Any], "list[bytes] | None"], None]
 
 
 def websocket_url(base_url: str, session_id: str) -> str:
-    """Inworld's WebSocket for a session: ``wss://<host>/api/v1/realtime/session?key=<id>&
-    protocol=realtime`` (``ws://`` for an http base URL, as the emulator's)."""
+    """Inworld's WebSocket for a session.
+
+    ``wss://<host>/api/v1/realtime/session?key=<id>& protocol=realtime`` (``ws://`` for an http base
+    URL, as the emulator's).
+    """
     parts = urlsplit(base_url.rstrip("/"))
     if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
         raise ValueError(f"base_url must be an http(s):// URL, not {base_url!r}")
@@ -232,8 +237,10 @@ class KernelCall:
     # -- what the session posts ----------------------------------------------------------------
 
     def deliver(self, message: dict[str, Any], buffers: list[bytes] | None) -> None:
-        """One message the session core posts to whatever holds the call (from any thread:
-        the call lives on the loop it was connected on)."""
+        """One message the session core posts to whatever holds the call.
+
+        It may come from any thread: the call lives on the loop it was connected on.
+        """
         loop = self._loop
         if loop is not None and _running_loop() is not loop:
             with contextlib.suppress(RuntimeError):  # a closed loop: the call is gone with it

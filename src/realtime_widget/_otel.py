@@ -1,6 +1,8 @@
-"""OpenTelemetry traces of sessions: the event log's records folded into spans on the GenAI
-semantic conventions, live (a session's log, as each record is kept) or after the fact (a
-saved log, a saved set of runs), with the records' own times.
+"""OpenTelemetry traces of sessions.
+
+The event log's records folded into spans on the GenAI semantic conventions, live (a session's log,
+as each record is kept) or after the fact (a saved log, a saved set of runs), with the records' own
+times.
 
 The span tree of a call (``docs/tracing.md`` has the attributes)::
 
@@ -85,8 +87,11 @@ def available() -> bool:
 
 
 def configured(tracer_provider: Any = None) -> bool:
-    """Whether spans would go anywhere: a provider given, or a global one that is not the
-    API's proxy / no-op (no SDK configured: then tracing skips all work)."""
+    """Whether spans would go anywhere.
+
+    A provider given, or a global one that is not the API's proxy / no-op (no SDK configured: then
+    tracing skips all work).
+    """
     trace = _trace()
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
@@ -198,11 +203,13 @@ class _Run:
 
 
 class TraceBuilder:
-    """Folds records (in log order) into spans on ``tracer``. ``parent``: a context to hang
-    every span under instead of a span per call (a run's slice of a log, exported under its
-    run's span). ``scrub``: applied to every text kept from a record (a live session's events
-    come before its log's scrubber). The responses' span contexts stay findable by
-    ``response_context(call, response_id)`` so judges can link to them."""
+    """Folds records (in log order) into spans on ``tracer``.
+
+    ``parent``: a context to hang every span under instead of a span per call (a run's slice of a
+    log, exported under its run's span). ``scrub``: applied to every text kept from a record (a live
+    session's events come before its log's scrubber). The responses' span contexts stay findable by
+    ``response_context(call, response_id)`` so judges can link to them.
+    """
 
     def __init__(
         self,
@@ -934,9 +941,11 @@ def judge_spans(
     reply_context: Callable[[int, int | None], Any],
     capture_content: bool,
 ) -> int:
-    """One ``chat`` span per judgement (a row of ``runs.judged``, with its ``started_ms`` /
-    ``ended_ms``) under its run's span, linked to the response of the turn it scored (a
-    per-run judgement: to the run). Returns how many."""
+    """One ``chat`` span per judgement under its run's span; returns how many.
+
+    A judgement is a row of ``runs.judged``, with its ``started_ms`` / ``ended_ms``. Its span is
+    linked to the response of the turn it scored (a per-run judgement: to the run).
+    """
     trace = _trace()
     made = 0
     for row in judged:
@@ -1046,7 +1055,8 @@ class SessionTracing:
     ``explicit``: asked for (``tracing=True``, a ``tracer_provider``, ``trace()``): spans go to
     the provider whatever it is. Otherwise (the default, when opentelemetry-api is installed)
     each call is traced only when an SDK is configured then; until then a record costs a
-    dictionary lookup."""
+    dictionary lookup.
+    """
 
     def __init__(
         self,
@@ -1181,9 +1191,11 @@ def attach(
     capture_content: bool | None,
     scrub: Callable[[str], str] | None,
 ) -> SessionTracing | None:
-    """A session's tracing, as its arguments ask: ``tracing=False`` none; ``True`` (or a
-    ``tracer_provider``) on, the extra required; None (the default) on when opentelemetry-api
-    is installed, each call traced once an SDK is configured."""
+    """A session's tracing, as its arguments ask.
+
+    ``tracing=False`` none; ``True`` (or a ``tracer_provider``) on, the extra required; None (the
+    default) on when opentelemetry-api is installed, each call traced once an SDK is configured.
+    """
     if tracing is False:
         return None
     explicit = tracing is True or tracer_provider is not None
@@ -1215,9 +1227,11 @@ def export_log(log: EventLog, tracer_provider: Any = None, *, capture_content: b
 
 
 def export_runs(runs: Runs, tracer_provider: Any = None, *, capture_content: bool | None) -> int:
-    """``Runs.to_otel``: one trace per set: ``run_script`` > ``experiment_run {variant}`` >
-    the run's user turns, responses, tools and caller lines, and its judges' ``chat`` spans
-    linked to the responses they scored."""
+    """``Runs.to_otel``: one trace per set of runs.
+
+    ``run_script`` > ``experiment_run {variant}`` > the run's user turns, responses, tools and
+    caller lines, and its judges' ``chat`` spans linked to the responses they scored.
+    """
     trace = _trace()
     tracer = tracer_for(tracer_provider)
     capture = capture_default(capture_content)

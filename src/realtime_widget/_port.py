@@ -100,8 +100,10 @@ Outlet = Callable[[dict[str, Any], "list[bytes] | None"], None]
 
 
 class SessionPort:
-    """The session's ``CallPort``: built once per session and handed to every feature. It holds
-    the features' record listeners and message handlers, which the inbox feeds."""
+    """The session's ``CallPort``: built once per session and handed to every feature.
+
+    It holds the features' record listeners and message handlers, which the inbox feeds.
+    """
 
     def __init__(
         self,
@@ -169,8 +171,11 @@ class SessionPort:
         self.signalling.send_events(events)
 
     def post(self, message: dict[str, Any], buffers: list[bytes] | None = None) -> None:
-        """Every message to a page passes here: the key is scrubbed from all of it; TURN
-        credentials may ride only in a connect message's ``ice_servers``."""
+        """Every message to a page passes here.
+
+        The key is scrubbed from all of it; TURN credentials may ride only in a connect message's
+        ``ice_servers``.
+        """
         out = {
             k: (self._scrub_key.value(v) if k == "ice_servers" else self._scrub.value(v))
             for k, v in message.items()

@@ -1,5 +1,8 @@
-"""Public classes show the public module they are imported from (``realtime_widget.RealtimeWidget``,
-not ``realtime_widget._widget.RealtimeWidget``) in reprs, help() and tracebacks."""
+"""Public classes show the public module they are imported from.
+
+That is ``realtime_widget.RealtimeWidget``, not ``realtime_widget._widget.RealtimeWidget``, in
+reprs, help() and tracebacks.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ from typing import Any
 
 
 def publish(module: str, namespace: Mapping[str, Any], names: Iterable[str]) -> None:
-    """Set ``__module__`` to ``module`` on the classes and functions among ``names`` that are
-    defined in a private module (a package's own public names win over a re-export's: the
-    top-level package publishes last)."""
+    """Set ``__module__`` to ``module`` on the private-module classes and functions in ``names``.
+
+    A package's own public names win over a re-export's: the top-level package publishes last.
+    """
     for name in names:
         obj = namespace.get(name)
         where = getattr(obj, "__module__", None)

@@ -1,6 +1,9 @@
-"""The one home of secrets: the key's wrapper, and the scrubber every shown or kept text goes
-through (the ``error`` trait, the event log and its exports, messages to the browser, printed
-tracebacks). Scrubbing happens at those boundaries, never at each call site."""
+"""The one home of secrets.
+
+The key's wrapper, and the scrubber every shown or kept text goes through (the ``error`` trait, the
+event log and its exports, messages to the browser, printed tracebacks). Scrubbing happens at those
+boundaries, never at each call site.
+"""
 
 from __future__ import annotations
 
@@ -48,9 +51,11 @@ class Secret:
 
 @lru_cache(maxsize=64)
 def _forms(secret: str) -> tuple[str, ...]:
-    """How a secret can appear in text: as itself, in a repr or traceback, inside JSON text
-    (also with ``\\/`` escapes), and with every character ``\\u``-escaped. Longest first, so
-    no form is left half-replaced by a shorter one."""
+    r"""How a secret can appear in text.
+
+    As itself, in a repr or traceback, inside JSON text (also with ``\/`` escapes), and with every
+    character ``\u``-escaped. Longest first, so no form is left half-replaced by a shorter one.
+    """
     as_json = json.dumps(secret)[1:-1]
     forms = {
         secret,
@@ -65,8 +70,10 @@ def _forms(secret: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=64)
 def _escaped(secret: str) -> re.Pattern[str]:
-    """The secret with any mix of characters written as JSON/Python escapes (``\\u0061``,
-    ``\\x61``, ``\\/``), as a service or a browser may echo it."""
+    r"""The secret with any mix of characters written as JSON/Python escapes.
+
+    Such as ``\u0061``, ``\x61``, ``\/``, as a service or a browser may echo it.
+    """
 
     def char(c: str) -> str:
         code = ord(c)
@@ -79,8 +86,10 @@ def _escaped(secret: str) -> re.Pattern[str]:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace each secret in ``text``, also in the escaped forms a repr, a traceback or JSON
-    would show."""
+    """Replace each secret in ``text``.
+
+    Also in the escaped forms a repr, a traceback or JSON would show.
+    """
     for s in secrets:
         if s and len(s) >= _MIN_SECRET:
             for form in _forms(s):
@@ -92,9 +101,11 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 class Scrubber:
-    """Scrubs the secrets known right now (the key, the TURN credentials last handed out) from
-    text, JSON text and nested values. ``secrets`` is asked each time, so credentials learned
-    later are covered too."""
+    """Scrubs the secrets known right now from text, JSON text and nested values.
+
+    The secrets are the key and the TURN credentials last handed out. ``secrets`` is asked each
+    time, so credentials learned later are covered too.
+    """
 
     def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
         self._secrets = secrets
@@ -106,8 +117,11 @@ class Scrubber:
         return redact(text, self.secrets())
 
     def json_text(self, text: str) -> str:
-        """Scrub serialized JSON and keep it valid. Text with escapes is scrubbed as decoded
-        values, where an escaped secret (``\\u002d`` for ``-``) is visible as one."""
+        r"""Scrub serialized JSON and keep it valid.
+
+        Text with escapes is scrubbed as decoded values, where an escaped secret (``\u002d`` for
+        ``-``) is visible as one.
+        """
         secrets = self.secrets()
         if not secrets:
             return text

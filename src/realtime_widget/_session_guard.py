@@ -91,8 +91,10 @@ def _get(node: Any, path: Path) -> Any:
 
 
 def without(session: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    """A copy of ``session`` without the field at ``path``; parents left empty go too. Inside
-    a list the whole element goes (a tool without its refused name would be refused again)."""
+    """A copy of ``session`` without the field at ``path``; parents left empty go too.
+
+    Inside a list the whole element goes (a tool without its refused name would be refused again).
+    """
     cut = next((i for i, p in enumerate(path) if isinstance(p, int)), None)
     if cut is not None:
         path = path[: cut + 1]
@@ -129,7 +131,8 @@ def compare(sent: Any, reported: Any, path: Path = ()) -> tuple[list[dict[str, A
     """Fields of ``sent`` the report holds otherwise, and fields it does not hold at all.
 
     Only what was sent is checked: a report may carry more (defaults, ids, extra keys in a
-    tool) without that counting as drift."""
+    tool) without that counting as drift.
+    """
     differ: list[dict[str, Any]] = []
     unreported: list[str] = []
     if isinstance(sent, Mapping):
@@ -160,7 +163,8 @@ class SessionGuard:
 
     ``set_error(words)`` puts a refusal in the widget's ``error``. ``watch(fn)`` lets a view
     (the controls panel) hear each ``session.rejected`` / ``session.drift`` record as it is
-    logged."""
+    logged.
+    """
 
     def __init__(self, port: CallPort, set_error: Callable[[str], None]) -> None:
         self._port = port

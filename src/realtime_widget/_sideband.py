@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 
 
 class _ScrubbedLog(logging.LoggerAdapter):
-    """The websockets library's log for one socket, with its secrets scrubbed: at DEBUG it
-    logs the handshake's request headers, the ``Authorization`` header among them."""
+    """The websockets library's log for one socket, with its secrets scrubbed.
+
+    At DEBUG it logs the handshake's request headers, the ``Authorization`` header among them.
+    """
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__(logging.getLogger("websockets.client"), {})
@@ -84,8 +86,11 @@ def _now_ms() -> float:
 
 
 def sideband_url(base_url: str, call_id: str) -> str:
-    """``wss://<host>/v1/realtime?call_id=<id>`` for an https base URL, ``ws://`` for http (the
-    emulator). The base URL's own path is dropped: the sideband lives at the host's root."""
+    """The sideband's URL: ``wss://<host>/v1/realtime?call_id=<id>``.
+
+    ``wss://`` for an https base URL, ``ws://`` for http (the emulator). The base URL's own path
+    is dropped: the sideband lives at the host's root.
+    """
     parts = urlsplit(base_url.rstrip("/"))
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"base_url must be an http:// or https:// URL, not {base_url!r}")
@@ -205,8 +210,10 @@ class Sideband:
         return self.state == "open"
 
     def send(self, events: list[dict[str, Any]]) -> bool:
-        """Queue client events for the service, in order. False (nothing queued) when the
-        sideband is not up: send them on the data channel instead."""
+        """Queue client events for the service, in order.
+
+        False (nothing queued) when the sideband is not up: send them on the data channel instead.
+        """
         if self.state not in ("open", "reconnecting") or self._closing:
             return False
         self._pending.extend(events)
@@ -214,8 +221,10 @@ class Sideband:
         return True
 
     def send_first(self, events: list[dict[str, Any]]) -> bool:
-        """Queue client events ahead of everything waiting (a session replayed after a
-        reconnect goes before what was queued during the drop)."""
+        """Queue client events ahead of everything waiting.
+
+        A session replayed after a reconnect goes before what was queued during the drop.
+        """
         if self.state not in ("open", "reconnecting") or self._closing:
             return False
         self._pending.extendleft(reversed(events))
@@ -223,8 +232,10 @@ class Sideband:
         return True
 
     def unsent(self) -> list[dict[str, Any]]:
-        """The client events queued but not written (say the sideband failed): taken out, for
-        the data channel."""
+        """The client events queued but not written (say the sideband failed).
+
+        Taken out, for the data channel.
+        """
         events = list(self._pending)
         self._pending.clear()
         return events

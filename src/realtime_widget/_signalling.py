@@ -1,5 +1,7 @@
-"""A widget's calls: numbering, which page holds each one, client events queued for a call's
-``connect`` message, the HTTP work on a worker thread, and offer / answer / failure.
+"""A widget's calls.
+
+Numbering, which page holds each one, client events queued for a call's ``connect`` message, the
+HTTP work on a worker thread, and offer / answer / failure.
 
 Nothing here knows anywidget: the widget hands it a ``Host`` (post a message, show a status,
 log a record, build the session), so every path is testable with plain objects.
@@ -221,8 +223,11 @@ class Signalling:
                 self._pending.extend(events)
 
     def fail(self, call: int, message: str, *, log: bool = True) -> None:
-        """Fail ``call`` if it is still the live one. ``log=False`` when the browser has
-        recorded the failure itself, so each failure is in the log once."""
+        """Fail ``call`` if it is still the live one.
+
+        ``log=False`` when the browser has recorded the failure itself, so each failure is in the
+        log once.
+        """
         with self._lock:
             if not self.current(call):
                 return  # e.g. the user hung up meanwhile: a late error must not revive it
@@ -240,8 +245,10 @@ class Signalling:
             self._hung_up.add(call)
 
     def hang_up(self, call: int, reason: str, after_s: float = 0.0) -> bool:
-        """Ask the service to end ``call`` (once; on the worker thread). False when there is
-        nothing to hang up: the service gave no id, or it was asked already."""
+        """Ask the service to end ``call`` (once; on the worker thread).
+
+        False when there is nothing to hang up: the service gave no id, or it was asked already.
+        """
         with self._lock:
             service_call_id = self.service_call_ids.get(call)
             if service_call_id is None or call in self._hung_up:
@@ -251,8 +258,10 @@ class Signalling:
         return True
 
     def hang_up_now(self, reason: str, timeout: float = EXIT_HANGUP_TIMEOUT_S) -> bool:
-        """Hang up the live call on this thread, within ``timeout`` (the kernel is exiting:
-        no worker thread or event loop is left to wait for). True when it was asked."""
+        """Hang up the live call on this thread, within ``timeout``; True when it was asked.
+
+        The kernel is exiting: no worker thread or event loop is left to wait for.
+        """
         with self._lock:
             call = self.call
             service_call_id = self.service_call_ids.get(call)
@@ -357,8 +366,10 @@ class Signalling:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _on_main(self, fn: Callable[..., Any], call: int, *args: Any) -> None:
-        """Run ``fn(call, ...)`` on the kernel's event loop when there is one (else right
-        here); if it raises, the call fails with words instead of hanging in "connecting"."""
+        """Run ``fn(call, ...)`` on the kernel's event loop when there is one (else right here).
+
+        If it raises, the call fails with words instead of hanging in "connecting".
+        """
 
         def guarded() -> None:
             try:
@@ -373,8 +384,11 @@ class Signalling:
             guarded()
 
     def prefetch_ice(self) -> None:
-        """Fetch the ICE servers ahead of a click (the widget was displayed), so a connect
-        soon after starts at once. Quiet: a failure here is reported by the connect itself."""
+        """Fetch the ICE servers ahead of a click (the widget was displayed).
+
+        A connect soon after then starts at once. Quiet: a failure here is reported by the
+        connect itself.
+        """
         if self.provider.has_key and not self.live and self._fresh_ice() is None:
             self.submit(self._prefetch)
 

@@ -1,7 +1,9 @@
-"""Per-response turns: what triggered each response, when each step happened, and the latency
-a user felt. The one owner of that definition: ``EventLog.turns()`` / ``latency_summary()``
-fold a whole log through ``TurnTracker``, and the widget feeds it each batch as it arrives to
-show the live figure (the browser only draws what the kernel computed).
+"""Per-response turns: what triggered each response, when each step happened, the latency.
+
+The latency is the one a user felt. This module is the one owner of that definition:
+``EventLog.turns()`` / ``latency_summary()`` fold a whole log through ``TurnTracker``, and the
+widget feeds it each batch as it arrives to show the live figure (the browser only draws what
+the kernel computed).
 
 The rules:
 - a turn is one server ``response.created`` (a reused response id starts a new turn);
@@ -146,8 +148,11 @@ class ResponseTurn:
 
 
 class TurnTracker:
-    """Folds records into turns, O(1) per record. ``keep_all=False`` (the widget's live use)
-    remembers only recent turns, so a long session's memory stays flat."""
+    """Folds records into turns, O(1) per record.
+
+    ``keep_all=False`` (the widget's live use) remembers only recent turns, so a long session's
+    memory stays flat.
+    """
 
     def __init__(self, *, keep_all: bool = True, window: int = LATENCY_WINDOW) -> None:
         self.keep_all = keep_all
@@ -186,8 +191,11 @@ class TurnTracker:
         t_sideband: float | None = None,
         via: str | None = None,
     ) -> bool:
-        """Fold one record; True when the live summary changed. ``t_sideband`` is when the
-        kernel heard the event on the sideband; ``via`` which path a record came by."""
+        """Fold one record; True when the live summary changed.
+
+        ``t_sideband`` is when the kernel heard the event on the sideband; ``via`` which path a
+        record came by.
+        """
         etype = V.canonical(ev.get("type"))
         p = self._pending.setdefault(call, {})
         if direction == "server" and etype == V.SPEECH_STARTED:
@@ -226,8 +234,11 @@ class TurnTracker:
 
     @staticmethod
     def _clip_spoke(clip: Mapping[str, float], p: Mapping[str, Any], stopped: float) -> bool:
-        """Did this speech come from the clip? It started while the clip played (the VAD may
-        need a moment after the clip's end to notice it) and stopped after the clip ended."""
+        """Did this speech come from the clip?
+
+        It started while the clip played (the VAD may need a moment after the clip's end to notice
+        it) and stopped after the clip ended.
+        """
         began, ended = clip.get("started"), clip.get("ended")
         if began is None or ended is None or not began <= ended <= stopped:
             return False

@@ -1,5 +1,7 @@
-"""The service's vocabulary: the event names the code reads, their beta aliases, the total
-readers of an event's fields, and the one accumulator of a response's text.
+"""The service's vocabulary.
+
+The event names the code reads, their beta aliases, the total readers of an event's fields, and the
+one accumulator of a response's text.
 
 The Realtime API's GA names are the ones spelled here; some servers still send the beta names
 (``response.text.delta``, ``response.audio_transcript.delta``, ``conversation.item.created``),
@@ -88,8 +90,11 @@ def canonical(event_type: Any) -> str:
 
 
 def client_event(event: Any) -> dict[str, Any]:
-    """A user's client event as it can travel: a JSON-serializable dict with a string
-    ``type`` (copied, so a later change to the caller's dict does not reach the service)."""
+    """A user's client event as it can travel.
+
+    A JSON-serializable dict with a string ``type`` (copied, so a later change to the caller's dict
+    does not reach the service).
+    """
     if not isinstance(event, Mapping):
         raise TypeError(f"event must be a dict with a 'type'; got {type(event).__name__}")
     etype = event.get("type")
@@ -112,18 +117,22 @@ def text(value: Any) -> str | None:
 
 
 def merge_transcript(so_far: str, delta: str) -> str:
-    """An input transcription's text after one more delta. Deltas come in two shapes: the next
-    piece, or the whole text so far (Inworld's Android client sends that): a delta that starts
-    with what came before replaces it."""
+    """An input transcription's text after one more delta.
+
+    Deltas come in two shapes: the next piece, or the whole text so far (Inworld's Android client
+    sends that): a delta that starts with what came before replaces it.
+    """
     if so_far and delta.startswith(so_far):
         return delta
     return so_far + delta
 
 
 class ResponseText:
-    """The text of one response, from its server events (either spelling of each name):
-    ``output_text`` (text deltas, or the ``.done`` text), ``transcript`` (the audio transcript)
-    and ``text`` (the output text, else the transcript)."""
+    """The text of one response, from its server events (either spelling of each name).
+
+    ``output_text`` (text deltas, or the ``.done`` text), ``transcript`` (the audio transcript) and
+    ``text`` (the output text, else the transcript).
+    """
 
     def __init__(self) -> None:
         self._texts: list[str] = []

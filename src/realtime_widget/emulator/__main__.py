@@ -53,6 +53,7 @@ def _parse_ice_servers(text: str) -> tuple[dict[str, Any], ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: the port, host, key and log level, and a flag per knob."""
     from . import Knobs
 
     parser = argparse.ArgumentParser(
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until SIGINT or SIGTERM (the ``realtime-emulator`` command)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper())
     from . import Emulator, Knobs

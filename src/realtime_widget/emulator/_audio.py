@@ -168,8 +168,10 @@ class Speech:
 
 
 def synthesize(text: str, chars_per_s: float, speed: float = 1.0, voice: str = "") -> np.ndarray:
-    """The whole of :class:`Speech` for ``text`` in one buffer: for short texts and tests (a
-    reply is played through :class:`Speech`, a frame at a time)."""
+    """The whole of :class:`Speech` for ``text`` in one buffer.
+
+    For short texts and tests (a reply is played through :class:`Speech`, a frame at a time).
+    """
     speech = Speech(text, chars_per_s, speed, voice)
     return speech.render(0, len(speech))
 
@@ -200,8 +202,11 @@ class Pcm:
 
 
 class Sound(Protocol):
-    """What the track plays: the formant :class:`Speech`, ready-made :class:`Pcm`, or the
-    espeak-ng voice (``_tts.SpokenText``), whose length grows until ``complete``."""
+    """What the track plays.
+
+    The formant :class:`Speech`, ready-made :class:`Pcm`, or the espeak-ng voice
+    (``_tts.SpokenText``), whose length grows until ``complete``.
+    """
 
     def __len__(self) -> int: ...
 

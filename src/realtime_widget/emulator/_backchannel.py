@@ -47,8 +47,10 @@ class BackchannelConfig:
 
 
 def backchannel_config(session: dict[str, Any]) -> BackchannelConfig | None:
-    """The session's back-channel settings, or None when it is not enabled. Fields of the wrong
-    type fall back to their defaults (the provider data is not validated)."""
+    """The session's back-channel settings, or None when it is not enabled.
+
+    Fields of the wrong type fall back to their defaults (the provider data is not validated).
+    """
     provider = session.get("providerData")
     branch = provider.get("backchannel") if isinstance(provider, dict) else None
     if not isinstance(branch, dict) or branch.get("enabled") is not True:
@@ -95,8 +97,10 @@ def mm_hm(gain: float = 1.0) -> np.ndarray:
 
 
 def audio_deltas(gain: float) -> list[str]:
-    """The ``delta`` payloads (base64 PCM16 little-endian, 24 kHz mono) for one back-channel;
-    none when ``volume_gain`` is 0 (Inworld: synthesis runs but no audio is delivered)."""
+    """The ``delta`` payloads (base64 PCM16 little-endian, 24 kHz mono) for one back-channel.
+
+    None when ``volume_gain`` is 0 (Inworld: synthesis runs but no audio is delivered).
+    """
     if gain <= 0:
         return []
     pcm = mm_hm(gain).astype("<i2")
@@ -118,8 +122,11 @@ class BackchannelTurn:
     def decide(
         self, config: BackchannelConfig, now_ms: float, assistant_speaking: bool
     ) -> str | None:
-        """``"send"``, ``"deadline_missed"``, or None when there is nothing to send at
-        ``now_ms`` (no evaluation due, or the turn is not eligible)."""
+        """What to do about a back-channel at ``now_ms``.
+
+        ``"send"``, ``"deadline_missed"``, or None when there is nothing to send (no evaluation
+        due, or the turn is not eligible).
+        """
         if self.sent >= config.max_per_turn:
             return None
         due = (

@@ -261,8 +261,7 @@ class EmulatedCall:
 
     # --- sending -------------------------------------------------------------------------
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
-        """Send one server event on the channel (if still open) and every sideband, and record
-        it."""
+        """Send one server event on the channel (if still open) and every sideband; record it."""
         event = {"type": type, "event_id": new_id("event"), **fields}
         text = json.dumps(event)
         channel = self.channel

@@ -107,8 +107,11 @@ def _sections(text: str) -> dict[str, str]:
 
 
 def stand_in_judgement(prompt: str) -> dict[str, Any]:
-    """The stand-in judge: the share of the rubric's content words found in what the agent said
-    (and the tool calls) under ``## Judged``, mapped onto the scale."""
+    """The stand-in judge.
+
+    The share of the rubric's content words found in what the agent said (and the tool calls) under
+    ``## Judged``, mapped onto the scale.
+    """
     parts = _sections(prompt)
     rubric = parts.get("Rubric", "")
     lo, hi = 1, 5
@@ -138,9 +141,11 @@ def stand_in_judgement(prompt: str) -> dict[str, Any]:
 
 
 def goal_steps(goal: str) -> list[str]:
-    """The goal cut into the parts a stand-in caller says one by one: at commas, semicolons,
-    'and', and before 'at' / 'for' / 'with' phrases ("Book a table for two at 8 pm" -> "Book a
-    table for two", "At 8 pm")."""
+    """The goal cut into the parts a stand-in caller says one by one.
+
+    At commas, semicolons, 'and', and before 'at' / 'for' / 'with' phrases ("Book a table for two at
+    8 pm" -> "Book a table for two", "At 8 pm").
+    """
     goal = goal.strip().rstrip(".!?")
     pieces = re.split(r"\s*[,;]\s*|\s+and\s+|\s+(?=(?:at|with|near|on)\s)", goal, flags=re.I)
     out = []
@@ -152,8 +157,10 @@ def goal_steps(goal: str) -> list[str]:
 
 
 def stand_in_caller_turn(system: str, caller_lines: Sequence[str]) -> dict[str, Any]:
-    """The stand-in caller: the first part of its goal whose words it has not said yet, then
-    ``goal_met``."""
+    """The stand-in caller.
+
+    The first part of its goal whose words it has not said yet, then ``goal_met``.
+    """
     goal = ""
     for line in system.splitlines():
         if line.startswith("Goal:"):
@@ -186,8 +193,11 @@ def _schema_shape(schema: Any) -> Any:
 
 
 def stand_in_responder(messages: list[dict[str, Any]], request: dict[str, Any]) -> str:
-    """The default chat responder: deterministic answers to the product's judge and caller
-    prompts (see the module's doc: word matching, not understanding), a placeholder otherwise."""
+    """The default chat responder.
+
+    Deterministic answers to the product's judge and caller prompts (see the module's doc: word
+    matching, not understanding), a placeholder otherwise.
+    """
     system = "\n".join(
         content_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
     )
@@ -256,8 +266,10 @@ def chat_problem(body: Any) -> tuple[str, str] | None:
 
 
 def speak_pcm(text: str, voice: str, speed: float, knobs: Knobs) -> np.ndarray:
-    """``text`` spoken (espeak-ng per the ``tts`` knob, else the formant voice) as int16 at
-    24 kHz. Blocking: call it in a thread."""
+    """``text`` spoken (espeak-ng per the ``tts`` knob, else the formant voice) as int16 at 24 kHz.
+
+    Blocking: call it in a thread.
+    """
     found = engine() if knobs.tts != "formant" else None
     if found is None and knobs.tts == "espeak":
         raise RuntimeError(

@@ -21,8 +21,10 @@ _TRAILING = re.compile(r"[^\w']+$")
 
 
 def cut_transcript(transcript: str, heard_chars: float) -> str:
-    """The words of ``transcript`` said completely within its first ``heard_chars`` characters
-    of speech (the synthetic voice is silent on spaces and punctuation)."""
+    """The words of ``transcript`` said completely within its first ``heard_chars`` characters.
+
+    The characters count speech only: the synthetic voice is silent on spaces and punctuation.
+    """
     kept = ""
     for chunk in _CHUNKS.findall(transcript):
         word_end = len(kept) + len(_TRAILING.sub("", chunk))
@@ -91,8 +93,10 @@ class Conversation:
         return self.items[i - 1]["id"] if i > 0 else None
 
     def add(self, item: dict[str, Any], after: str | None = None) -> str | None:
-        """Insert ``item`` (append by default, at the start for ``"root"``); returns the id of
-        the item before it."""
+        """Insert ``item`` (append by default, at the start for ``"root"``).
+
+        Returns the id of the item before it.
+        """
         if self.find(item["id"]) is not None:
             raise ClientError(
                 "item_id_already_exists", "item.id", f"Item '{item['id']}' already exists."
@@ -117,9 +121,11 @@ class Conversation:
         spoken_ms: int,
         chars_per_ms: float | None = None,
     ) -> None:
-        """Cut an assistant audio item at ``audio_end_ms`` (of ``spoken_ms`` total): the
-        transcript keeps the words heard by then. ``chars_per_ms`` is the voice's pace; without
-        it the whole transcript is taken to span ``spoken_ms``."""
+        """Cut an assistant audio item at ``audio_end_ms`` (of ``spoken_ms`` total).
+
+        The transcript keeps the words heard by then. ``chars_per_ms`` is the voice's pace; without
+        it the whole transcript is taken to span ``spoken_ms``.
+        """
         item = self.get(item_id)
         if item.get("role") != "assistant":
             raise value_error("item_id", item_id, "Only assistant messages can be truncated.")

@@ -1,5 +1,7 @@
-"""Fail early, and helpfully, when the emulator's optional dependencies are missing; load the
-optional voice models ahead of their first use."""
+"""Fail early, and helpfully, when the emulator's optional dependencies are missing.
+
+Load the optional voice models ahead of their first use.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +27,11 @@ PRELOADED_VAD_MODELS = 2  # Silero models made ahead: one per call that may open
 
 
 def preload_vad(vad: str, count: int) -> None:
-    """Put ``count`` Silero models in the pool now (about 0.15 s each), as the ``vad`` knob
-    would on a call's first use, so a connect takes a ready one instead of making it."""
+    """Put ``count`` Silero models in the pool now (about 0.15 s each).
+
+    The ``vad`` knob would make them on a call's first use; made now, a connect takes a ready one
+    instead of making it.
+    """
     from . import _vad
 
     if vad == "energy" or _vad.silero_missing() is not None:
@@ -38,10 +43,12 @@ def preload_vad(vad: str, count: int) -> None:
 
 def preload_voice(vad: str, stt_model: str) -> None:
     """Fill the Silero pool and load the recognizer the ``stt_model`` knob names (blocking).
-    The emulator runs it when it starts, on its loop's worker threads (the ones that later run
-    the recognizer: a faster-whisper model loaded in a thread that then exits recognizes 2-3x
-    slower), so the first spoken turn never waits for a load. A failure is logged; the call that
-    needs the part then meets the same error as without a preload."""
+
+    The emulator runs it when it starts, on its loop's worker threads (the ones that later run the
+    recognizer: a faster-whisper model loaded in a thread that then exits recognizes 2-3x slower),
+    so the first spoken turn never waits for a load. A failure is logged; the call that needs the
+    part then meets the same error as without a preload.
+    """
     import numpy as np
 
     from . import _stt

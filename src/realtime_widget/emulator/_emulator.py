@@ -24,19 +24,49 @@ _STOP_TIMEOUT_S = 15.0
 
 
 class Emulator:
-    """A local realtime service speaking the provider's protocol over real WebRTC, and over
-    the server-side WebSocket transport.
+    """A local realtime service speaking the provider's protocol, over WebRTC and WebSocket.
 
-    ``Emulator(**knobs).start()`` listens on ``host:port`` (0 picks a free port); give
-    ``emu.base_url`` and ``emu.api_key`` to a client (``emu.websocket_url`` to a WebSocket
-    client, ``emu.openai_websocket_base_url`` to the ``openai`` SDK). Knobs are the fields of
-    :class:`Knobs`. ``responder`` decides what the model says, ``transcriber`` what it heard
-    (by default, faster-whisper when ``realtime-widget[voice]`` is installed: see the
-    ``stt_model`` knob).
-    ``keep_finished_calls`` bounds how many finished calls ``emu.calls`` keeps (the most
-    recent ones); live calls are always kept. ``chat_responder`` answers
-    ``POST /v1/chat/completions`` (a callable ``(messages, request) -> str``; by default a
-    deterministic stand-in for the product's judges and callers: see ``emulator._chat``).
+    Use it when there is no API key or no network: quickstarts, tests, CI, benchmarks. It speaks
+    real WebRTC (aiortc) and the server-side WebSocket transport. ``Emulator(**knobs).start()``
+    listens on ``host:port``; give ``emu.base_url`` and ``emu.api_key`` to a client
+    (``emu.websocket_url`` to a WebSocket client, ``emu.openai_websocket_base_url`` to the
+    ``openai`` SDK). It runs on its own daemon thread and event loop, so it works inside a running
+    Jupyter kernel; every public method is safe to call from any thread. Use it as a context
+    manager, or call :meth:`start` and :meth:`stop`. ``repr(emu)`` never shows the key. Needs
+    the ``emulator`` extra; the ``voice`` extra adds a real offline voice (``docs/emulator.md``).
+
+    Args:
+        api_key: The key clients must send; by default a random one (read it from
+            ``emu.api_key``).
+        port: The port to listen on; 0 picks a free one.
+        host: The address to bind.
+        responder: Decides what the model says (see :data:`Responder`); by default
+            :func:`default_responder`.
+        transcriber: Decides what the model heard of speech (see :data:`Transcriber`); by
+            default faster-whisper when ``realtime-widget[voice]`` is installed (see the
+            ``stt_model`` knob), else a placeholder.
+        keep_finished_calls: How many finished calls ``emu.calls`` keeps (the most recent
+            ones); live calls are always kept.
+        chat_responder: Answers ``POST /v1/chat/completions``: a callable
+            ``(messages, request) -> str``; by default a deterministic stand-in for the
+            product's judges and callers.
+        **knobs: Latency and fault knobs: the fields of :class:`Knobs`.
+
+    Raises:
+        ValueError: ``keep_finished_calls`` is negative, or a knob is out of its range.
+        TypeError: An unknown knob name.
+
+    Attributes:
+        api_key: The key clients must send.
+        host: The address bound.
+
+    Example:
+        >>> from realtime_widget import RealtimeWidget
+        >>> from realtime_widget.emulator import Emulator
+        >>> emu = Emulator(first_delta_delay_ms=50).start()
+        >>> w = RealtimeWidget(base_url=emu.base_url, api_key=emu.api_key)
+        >>> with Emulator() as emu2:
+        ...     emu2.websocket_url  # ws://127.0.0.1:<port>/api/v1/realtime/session
     """
 
     def __init__(
@@ -72,47 +102,78 @@ class Emulator:
     # --- properties ----------------------------------------------------------------------
     @property
     def knobs(self) -> Knobs:
+        """The knobs in force now (frozen; change them with :meth:`configure`)."""
         return self._knobs
 
     def configure(self, **knobs: Any) -> None:
-        """Change knobs on a running emulator; calls pick them up at their next use."""
+        """Change knobs on a running emulator; calls pick them up at their next use.
+
+        Knobs not named keep their values.
+
+        Args:
+            **knobs: The knobs to change, by name (the fields of :class:`Knobs`).
+
+        Raises:
+            TypeError: An unknown knob name.
+            ValueError: A knob out of its range or not one of its choices.
+
+        Example:
+            >>> emu.configure(first_delta_delay_ms=600, uplink_loss=0.1)
+            >>> emu.knobs.first_delta_delay_ms
+            600
+        """
         self._knobs = Knobs.from_kwargs(self._knobs, **knobs)
 
     @property
     def running(self) -> bool:
+        """Whether the emulator is serving (started and not stopped)."""
         return self._thread is not None and self._thread.is_alive()
 
     @property
     def port(self) -> int:
+        """The port it listens on (the one picked, when 0 was asked for).
+
+        Raises ``RuntimeError`` before :meth:`start`.
+        """
         if self._port is None:
             raise RuntimeError("the emulator is not started: call start() first")
         return self._port
 
     @property
     def base_url(self) -> str:
+        """The service's root URL, ``http://<host>:<port>``: give it to a client with the key.
+
+        Raises ``RuntimeError`` before :meth:`start`.
+        """
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
     @property
     def websocket_url(self) -> str:
-        """Inworld's WebSocket transport here: open
-        ``<websocket_url>?key=<session id>&protocol=realtime`` with ``Authorization: Basic
+        """Inworld's WebSocket transport here.
+
+        Open ``<websocket_url>?key=<session id>&protocol=realtime`` with ``Authorization: Basic
         <api_key>`` (or Bearer). It is ``base_url`` with ``ws`` for ``http`` and
-        ``/api/v1/realtime/session`` added, as a client derives it from a service's base URL."""
+        ``/api/v1/realtime/session`` added, as a client derives it from a service's base URL.
+        """
         return "ws" + self.base_url.removeprefix("http") + SESSION_PATH
 
     @property
     def openai_websocket_base_url(self) -> str:
-        """The ``websocket_base_url`` to give the ``openai`` SDK
-        (``AsyncOpenAI(api_key=emu.api_key, websocket_base_url=...)``): its
-        ``client.realtime.connect(model=...)`` opens ``<this>/realtime?model=<model>``."""
+        """The ``websocket_base_url`` to give the ``openai`` SDK.
+
+        As in ``AsyncOpenAI(api_key=emu.api_key, websocket_base_url=...)``: its
+        ``client.realtime.connect(model=...)`` opens ``<this>/realtime?model=<model>``.
+        """
         return "ws" + self.base_url.removeprefix("http") + "/v1"
 
     @property
     def calls(self) -> list[dict[str, Any]]:
-        """Snapshots of the live calls and WebSocket sessions and the most recent finished ones
-        (copies, taken on the emulator's loop), in the order they were created; each says its
-        ``transport`` (``webrtc`` or ``websocket``)."""
+        """Snapshots of the live calls and WebSocket sessions, and the most recent finished ones.
+
+        Copies, taken on the emulator's loop, in the order they were created; each says its
+        ``transport`` (``webrtc`` or ``websocket``). After :meth:`stop`, the calls as they ended.
+        """
         loop, server = self._loop, self._server
         if loop is None or server is None or not loop.is_running():
             return list(self._final_calls)
@@ -131,6 +192,25 @@ class Emulator:
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> Emulator:
+        """Start serving on the emulator's own thread; at once when it is already running.
+
+        With the ``preload_voice`` knob, one speech VAD model is made now and the rest of the
+        voice (a second VAD model, the recognizer) loads on the loop's worker threads, so a
+        connect never waits for a model (see :meth:`wait_voice_ready`).
+
+        Returns:
+            The emulator itself, so ``emu = Emulator().start()`` reads in one line.
+
+        Raises:
+            RuntimeError: The server did not start within 15 seconds.
+            OSError: The server's own error when it could not start, such as a port already in
+                use (re-raised here).
+
+        Example:
+            >>> emu = Emulator(port=8765, api_key="dev-key").start()
+            >>> emu.base_url
+            'http://127.0.0.1:8765'
+        """
         with self._lock:
             if self.running:
                 return self
@@ -168,8 +248,23 @@ class Emulator:
             return self
 
     def wait_voice_ready(self, timeout: float | None = None) -> bool:
-        """Wait until the voice models preloaded at ``start()`` are loaded (at once when
-        there is nothing to load); False if ``timeout`` seconds pass first."""
+        """Wait until the voice models preloaded at ``start()`` are loaded.
+
+        Returns at once when there is nothing to load. A benchmark that times connects calls it
+        first, since the load shares the CPU meanwhile.
+
+        Args:
+            timeout: Seconds to wait at most; None waits as long as it takes.
+
+        Returns:
+            True when the load is done (or there was none); False if ``timeout`` seconds passed
+            first.
+
+        Example:
+            >>> emu = Emulator().start()
+            >>> emu.wait_voice_ready(timeout=60)
+            True
+        """
         preload = self._preload
         if preload is None:
             return True
@@ -204,7 +299,19 @@ class Emulator:
             loop.close()
 
     def stop(self) -> None:
-        """End every call and free the port. Safe to call twice, or before start()."""
+        """End every call and free the port. Safe to call twice, or before start().
+
+        ``emu.calls`` still answers afterwards, with the calls as they ended.
+
+        Raises:
+            RuntimeError: Called from the emulator's own thread (a responder, say).
+
+        Example:
+            >>> emu = Emulator().start()
+            >>> emu.stop()
+            >>> emu.running
+            False
+        """
         with self._lock:
             loop, server, thread = self._loop, self._server, self._thread
             if loop is None or server is None or thread is None:

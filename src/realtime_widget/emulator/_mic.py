@@ -153,7 +153,9 @@ class MicMonitor:
 
     def receive(self, mono: np.ndarray, sample_rate: int) -> None:
         """One frame off the network: the uplink knobs may lose or delay it, then :meth:`feed`.
-        A delayed frame needs a running event loop (the mic track's)."""
+
+        A delayed frame needs a running event loop (the mic track's).
+        """
         loss, jitter_ms = self._uplink() if self._uplink is not None else (0.0, 0.0)
         if loss > 0 and self._rng.random() < loss:
             with self._lock:

@@ -46,8 +46,9 @@ class Playback:
     async def play(
         self, response_id: str, item_id: str, sound: Sound | np.ndarray, text_chars: int = 0
     ) -> Utterance:
-        """Queue behind anything still playing, then start saying ``sound`` (which says
-        ``text_chars`` characters of the item's transcript).
+        """Queue behind anything still playing, then start saying ``sound``.
+
+        ``sound`` says ``text_chars`` characters of the item's transcript.
 
         Strictly one utterance at a time, in call order: only the holder of the playback turn
         waits for silence, and it claims the voice (clears ``_idle``) before letting the next

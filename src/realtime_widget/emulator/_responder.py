@@ -20,27 +20,99 @@ from ._conversation import item_text
 
 @dataclass(frozen=True)
 class TextReply:
+    """A responder's answer in words: the emulated model says ``text``.
+
+    The emulator streams it as the response's text (or as speech with its transcript, when the
+    session's output is audio), paced by the ``delta_interval_ms`` and ``speech_rate`` knobs. A
+    responder may return a plain ``str`` instead: it is short for ``TextReply(text)``.
+
+    Args:
+        text: What the model says.
+
+    Example:
+        >>> from realtime_widget.emulator import Emulator, TextReply
+        >>> emu = Emulator(responder=lambda ctx: TextReply("We open at nine.")).start()
+    """
+
     text: str
 
 
 @dataclass(frozen=True)
 class ToolCall:
+    """A responder's answer that calls a tool, as a model's ``function_call`` would.
+
+    The emulator sends ``response.output_item.added`` with a ``function_call`` item, the
+    ``response.function_call_arguments`` deltas and ``.done``, then ``response.done``; the client
+    answers with a ``function_call_output`` item and ``response.create``, and the responder is
+    asked again with it in ``ctx.items``. Any name may be called, one the session does not have
+    included too (models do). ``ToolCall("web_search", {"query": ...})`` calls the built-in
+    search when the response has that tool: the emulator answers it with a stand-in result.
+
+    Args:
+        name: The tool's name.
+        arguments: The call's arguments: a dict (sent as compact JSON) or a JSON text sent as
+            it is.
+        call_id: The call's id; generated when None.
+
+    Example:
+        >>> from realtime_widget.emulator import ToolCall
+        >>> ToolCall("get_weather", {"city": "Paris"}).arguments_json()
+        '{"city":"Paris"}'
+    """
+
     name: str
     arguments: dict[str, Any] | str = field(default_factory=dict)
     call_id: str | None = None  # generated when None
 
     def arguments_json(self) -> str:
+        """The arguments as the JSON text the events carry.
+
+        Returns:
+            ``arguments`` itself when it is a ``str``, else the dict as compact JSON.
+
+        Example:
+            >>> ToolCall("lookup", '{"id": 7}').arguments_json()
+            '{"id": 7}'
+        """
         if isinstance(self.arguments, str):
             return self.arguments
         return json.dumps(self.arguments, separators=(",", ":"))
 
 
 ResponderReply = TextReply | ToolCall
+"""What a responder answers: a :class:`TextReply` or a :class:`ToolCall` (or a plain ``str``,
+short for a ``TextReply``)."""
 
 
 @dataclass(frozen=True)
 class ResponseContext:
-    """Everything the emulated model may look at for one response (copies, safe to keep)."""
+    """Everything the emulated model may look at for one response (copies, safe to keep).
+
+    The emulator builds one for every response and hands it to the responder, which decides what
+    the model says from it. A response's own ``response.create`` fields (``instructions``,
+    ``tools``, ``input``...) are already applied.
+
+    Args:
+        session: The session's fields as the client set them (``session.update``).
+        instructions: The instructions in force for this response.
+        items: The conversation's items, oldest first, or the response's own ``input``; after a
+            built-in ``web_search`` it ends with the call and its stand-in output.
+        tools: The tools in force. Inworld's built-in ``{"type": "web_search"}`` has no
+            ``name``: read names with ``tool.get("name")``.
+        tool_choice: ``"auto"``, ``"none"``, ``"required"``, or a forced
+            ``{"type": "function", "name": ...}``.
+        output_modalities: The response's output modalities, such as ``["audio"]`` or
+            ``["text"]``.
+        metadata: The response's ``metadata`` (echoed back in its events), or None.
+
+    Example:
+        >>> from realtime_widget.emulator import Emulator, ResponseContext, TextReply, ToolCall
+        >>> def responder(ctx: ResponseContext):
+        ...     if ctx.tools and "weather" in (ctx.last_user_text or ""):
+        ...         return ToolCall("get_weather", {"city": "Paris"})
+        ...     return TextReply(f"{ctx.instructions or 'Hi'}: {ctx.last_user_text}")
+        >>> emu = Emulator(responder=responder).start()
+    """
 
     session: dict[str, Any]
     instructions: str
@@ -52,17 +124,33 @@ class ResponseContext:
 
     @property
     def last_item(self) -> dict[str, Any] | None:
+        """The newest item of ``items`` (say, the ``function_call_output`` just sent), or None."""
         return self.items[-1] if self.items else None
 
     @property
     def last_user_text(self) -> str | None:
+        """What the user last said: the newest user message's text or transcript, or None."""
         for item in reversed(self.items):
             if item.get("type") == "message" and item.get("role") == "user":
                 return item_text(item)
         return None
 
     def call_for(self, call_id: str) -> dict[str, Any] | None:
-        """The function_call item a function_call_output answers."""
+        """The ``function_call`` item a ``function_call_output`` answers.
+
+        Args:
+            call_id: The output's ``call_id``.
+
+        Returns:
+            The call's item (with its ``name`` and ``arguments``), or None when ``items`` has
+            no call of that id.
+
+        Example:
+            >>> out = ctx.last_item
+            >>> if out and out["type"] == "function_call_output":
+            ...     call = ctx.call_for(out["call_id"])
+            ...     reply = TextReply(f"{call['name']} said {out['output']}")
+        """
         for item in self.items:
             if item.get("type") == "function_call" and item.get("call_id") == call_id:
                 return item
@@ -70,11 +158,31 @@ class ResponseContext:
 
 
 Responder = Callable[[ResponseContext], ResponderReply | str | Awaitable[ResponderReply | str]]
+"""What decides the emulated model's words: ``responder(ctx)`` returns a :class:`TextReply`, a
+:class:`ToolCall` or a ``str``, and may be async. It runs on the emulator's loop, so make slow
+work async; an exception fails only that response (``status: failed``)."""
 
 
 @dataclass(frozen=True)
 class TranscriptionRequest:
-    """One user turn's audio (mono int16) and the session's transcription settings."""
+    """One user turn's audio (mono int16) and the session's transcription settings.
+
+    What a transcriber is called with: the turn's audio up to the pause, and the session's
+    ``audio.input.transcription`` settings.
+
+    Args:
+        pcm: The audio, mono int16 samples (48 kHz for a WebRTC call).
+        sample_rate: The samples' rate in Hz.
+        model: The session's transcription model.
+        language: The session's transcription language, or None.
+        prompt: The session's transcription prompt, or None.
+
+    Example:
+        >>> from realtime_widget.emulator import Emulator, TranscriptionRequest
+        >>> def transcriber(req: TranscriptionRequest) -> str:
+        ...     return f"{req.duration_s:.1f}s of audio for {req.model}"
+        >>> emu = Emulator(transcriber=transcriber).start()
+    """
 
     pcm: np.ndarray
     sample_rate: int
@@ -84,14 +192,35 @@ class TranscriptionRequest:
 
     @property
     def duration_s(self) -> float:
+        """The audio's length in seconds (0.0 without a sample rate)."""
         return len(self.pcm) / self.sample_rate if self.sample_rate else 0.0
 
 
 Transcriber = Callable[[TranscriptionRequest], str | Awaitable[str]]
+"""What turns a user's speech into the input transcript: ``transcriber(request)`` returns the
+text, and may be async. One passed to the emulator replaces its recognizer; an exception fails
+only that transcription (``.failed``)."""
 
 
 def default_transcriber(request: TranscriptionRequest) -> str:
-    """No speech recognition here: say honestly what was heard."""
+    """No speech recognition here: say honestly what was heard.
+
+    The placeholder transcript when no recognizer is available (no ``voice`` extra, or
+    ``stt_model="none"``): the length of the audio, not its words.
+
+    Args:
+        request: The turn's audio and the session's transcription settings.
+
+    Returns:
+        ``"[speech, <seconds> s]"``.
+
+    Example:
+        >>> import numpy as np
+        >>> from realtime_widget.emulator import TranscriptionRequest, default_transcriber
+        >>> pcm = np.zeros(72_000, np.int16)  # 1.5 s at 48 kHz
+        >>> default_transcriber(TranscriptionRequest(pcm, 48_000, "auto"))
+        '[speech, 1.5 s]'
+    """
     return f"[speech, {request.duration_s:.1f} s]"
 
 
@@ -225,7 +354,28 @@ def _say_output(output: Any) -> str:
 
 
 def default_responder(ctx: ResponseContext) -> ResponderReply:
-    """Echo what was heard, call a tool the user names, and report a tool's output back."""
+    """Echo what was heard, call a tool the user names, and report a tool's output back.
+
+    The emulator's own model, deterministic: after a tool's output it says the output ("The get
+    weather tool returned: sky is sunny."); it calls a session tool whose name appears in the
+    user's words, as written or with underscores as spaces ("use get weather for Paris"),
+    filling the arguments from the words; otherwise it echoes ("You said: ... This is the local
+    realtime emulator."). Wrap it in your own responder to change one case and keep the rest.
+
+    Args:
+        ctx: The response's context.
+
+    Returns:
+        A :class:`TextReply`, or a :class:`ToolCall` when the user names a tool.
+
+    Example:
+        >>> from realtime_widget.emulator import Emulator, TextReply, default_responder
+        >>> def polite(ctx):
+        ...     if "hello" in (ctx.last_user_text or "").lower():
+        ...         return TextReply("Hello! How can I help?")
+        ...     return default_responder(ctx)
+        >>> emu = Emulator(responder=polite).start()
+    """
     last = ctx.last_item
     if last is not None and last.get("type") == "function_call_output":
         call = ctx.call_for(str(last.get("call_id")))

@@ -338,9 +338,12 @@ class ResponseRunner:
         return make_speech(text, knobs.tts, knobs.speech_rate, p.speed, p.voice)
 
     async def _ask(self) -> TextReply | ToolCall:
-        """The responder's reply. It may call any tool name (models call unknown names too);
-        a call to the built-in ``web_search`` is answered here with a stand-in result, which
-        the responder then reads, up to the tool's ``max_steps`` searches per response."""
+        """The responder's reply.
+
+        It may call any tool name (models call unknown names too); a call to the built-in
+        ``web_search`` is answered here with a stand-in result, which the responder then reads, up
+        to the tool's ``max_steps`` searches per response.
+        """
         context = copy.deepcopy(self._context)
         searches = 0
         while True:
@@ -374,8 +377,11 @@ class ResponseRunner:
         return result
 
     def _searches_here(self, name: str) -> bool:
-        """True when ``name`` is the built-in search: the response has a ``web_search`` tool
-        and no function tool of that name (a client's own function wins)."""
+        """True when ``name`` is the built-in search.
+
+        The response has a ``web_search`` tool and no function tool of that name (a client's own
+        function wins).
+        """
         tools = self.params.tools
         return (
             name == WEB_SEARCH
@@ -391,8 +397,10 @@ class ResponseRunner:
         return int(steps)
 
     def _stand_in_search(self, call: ToolCall) -> list[dict[str, Any]]:
-        """The search as the responder sees it: its call and a stand-in output. Neither is a
-        conversation item nor an event: the service runs the tool itself."""
+        """The search as the responder sees it: its call and a stand-in output.
+
+        Neither is a conversation item nor an event: the service runs the tool itself.
+        """
         try:
             arguments = json.loads(call.arguments_json())
         except ValueError:

@@ -1,5 +1,7 @@
-"""The HTTP side: ICE servers, the SDP exchange that creates calls, call control (hang-up and
-the sideband WebSocket), and an inspection route.
+"""The HTTP side.
+
+ICE servers, the SDP exchange that creates calls, call control (hang-up and the sideband WebSocket),
+and an inspection route.
 
 A browser-facing service: the ``/v1/realtime/*`` routes answer CORS preflights (allowing the
 headers the preflight asks for, as a client such as the OpenAI Agents SDK adds its own) and carry
@@ -83,8 +85,10 @@ def json_error(
 
 
 def allowed_headers(requested: str) -> str:
-    """``Access-Control-Allow-Headers`` for a preflight: the two every client needs, plus each
-    well-formed header name the preflight asked for."""
+    """``Access-Control-Allow-Headers`` for a preflight.
+
+    The two every client needs, plus each well-formed header name the preflight asked for.
+    """
     names = ["Authorization", "Content-Type"]
     seen = {n.lower() for n in names}
     for name in (part.strip() for part in requested.split(",")):
@@ -432,8 +436,10 @@ class EmulatorServer:
 
     # --- WebSocket sessions ---------------------------------------------------------------
     async def _realtime_socket(self, request: web.Request) -> web.StreamResponse:
-        """``/v1/realtime``: a call's sideband with ``?call_id=``, OpenAI's WebSocket transport
-        with ``?model=``."""
+        """``/v1/realtime``: a call's sideband, or OpenAI's WebSocket transport.
+
+        A call's sideband with ``?call_id=``, OpenAI's WebSocket transport with ``?model=``.
+        """
         denied = self._unauthorized(request)
         if denied:
             return denied
@@ -523,10 +529,12 @@ class EmulatorServer:
         ending: asyncio.Future[tuple[int, bytes]],
         deliver: Callable[[str | bytes], None],
     ) -> None:
-        """Hand every client message to ``deliver`` until the client closes, or ``ending``
-        gives the code and reason to close with (the one reader closes, so the close handshake
-        completes: aiohttp drops the transport at once when another task closes a socket that
-        is being read)."""
+        """Hand every client message to ``deliver`` until the socket is to close.
+
+        That is when the client closes, or when ``ending`` gives the code and reason to close
+        with. The one reader closes, so the close handshake completes: aiohttp drops the
+        transport at once when another task closes a socket that is being read.
+        """
         while True:
             receive = asyncio.ensure_future(ws.receive())
             either: set[asyncio.Future[Any]] = {receive, ending}
@@ -604,8 +612,10 @@ class EmulatorServer:
             open_ones.remove(sideband)
 
     async def _feed(self, call: EmulatedCall, sideband: _Sideband) -> None:
-        """Send the sideband its events in order; close it when the call ends or the
-        ``sideband_drop_after`` knob says so."""
+        """Send the sideband its events in order.
+
+        Close it when the call ends or the ``sideband_drop_after`` knob says so.
+        """
         ws = sideband.ws
         try:
             while True:

@@ -1,5 +1,7 @@
-"""The server-side WebSocket transport: what a call needs when its events and its audio both
-ride one WebSocket instead of a data channel and RTP.
+"""The server-side WebSocket transport.
+
+What a call needs when its events and its audio both ride one WebSocket instead of a data channel
+and RTP.
 
 - :class:`SocketChannel` stands in for the ``oai-events`` data channel: the call sends on it
   exactly as on a data channel (so ``emit`` and the fault knobs work unchanged), and the
@@ -39,8 +41,11 @@ FAULT_CLOSE = (1011, "closed by the emulator's fault knobs")
 
 
 class SocketChannel:
-    """The data channel's stand-in on a WebSocket session (the same ``readyState``, ``send``
-    and ``close``), feeding an ordered outbox the server's writer sends from."""
+    """The data channel's stand-in on a WebSocket session.
+
+    It has the same ``readyState``, ``send`` and ``close``, and feeds an ordered outbox the
+    server's writer sends from.
+    """
 
     def __init__(self) -> None:
         self.readyState = "open"  # "closing" once close() queued the end, "closed" once sent
@@ -171,8 +176,11 @@ class Decimator:
 
 
 class SocketPlayback(Playback):
-    """The call's voice on a WebSocket session: the playback clock of :class:`Playback`, with
-    the samples sent as ``response.output_audio.delta`` events (see the module's docstring)."""
+    """The call's voice on a WebSocket session.
+
+    The playback clock of :class:`Playback`, with the samples sent as
+    ``response.output_audio.delta`` events (see the module's docstring).
+    """
 
     def __init__(self, host: PlaybackHost) -> None:
         super().__init__(host)
@@ -191,8 +199,10 @@ class SocketPlayback(Playback):
         self.stop_sending(utterance.item_id)
 
     def send_audio(self, utterance: Utterance, fields: dict[str, Any]) -> asyncio.Task[None]:
-        """Start sending ``utterance`` as delta events carrying ``fields`` (the response's ids);
-        the task ends when the last chunk is sent, or when the audio is cut."""
+        """Start sending ``utterance`` as delta events carrying ``fields`` (the response's ids).
+
+        The task ends when the last chunk is sent, or when the audio is cut.
+        """
         task = self._host.spawn(self._send(utterance, fields))
         self._senders[utterance.item_id] = task
         task.add_done_callback(lambda t: self._forget(utterance.item_id, t))

@@ -109,9 +109,12 @@ def recognize(
 
 
 def transcription_deltas(words: list[str], mode: str) -> list[str]:
-    """The ``.delta`` payloads of one transcript: ``incremental`` sends the pieces as they came
-    (the recognizer's words, or a transcriber's whole text); ``cumulative`` sends, word by word,
-    the whole text so far ("I", "I want", "I want a table"), as some Inworld models do."""
+    """The ``.delta`` payloads of one transcript.
+
+    ``incremental`` sends the pieces as they came (the recognizer's words, or a transcriber's whole
+    text); ``cumulative`` sends, word by word, the whole text so far ("I", "I want", "I want a
+    table"), as some Inworld models do.
+    """
     if mode != "cumulative":
         return words or [""]
     pieces = words if len(words) > 1 else re.findall(r"\s*\S+", "".join(words))

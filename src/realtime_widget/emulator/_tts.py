@@ -83,8 +83,10 @@ VOICES: dict[str, VoiceStyle] = {
 
 
 def voice_style(voice: str) -> VoiceStyle:
-    """The espeak-ng voice for a session's ``voice`` name (case-insensitive; unknown names
-    are mapped deterministically onto the known ones)."""
+    """The espeak-ng voice for a session's ``voice`` name.
+
+    Names are case-insensitive; unknown names are mapped deterministically onto the known ones.
+    """
     key = voice.strip().lower()
     if key in VOICES:
         return VOICES[key]
@@ -93,8 +95,10 @@ def voice_style(voice: str) -> VoiceStyle:
 
 
 def words_per_minute(speed: float, speech_rate: float = 15.0) -> int:
-    """espeak-ng's rate for a session ``speed`` and the emulator's ``speech_rate`` knob
-    (15 characters/s, the knob's default, is espeak-ng's own 175 words/min)."""
+    """The espeak-ng rate for a session ``speed`` and the emulator's ``speech_rate`` knob.
+
+    15 characters/s, the knob's default, is espeak-ng's own 175 words/min.
+    """
     return int(min(MAX_WPM, max(MIN_WPM, round(BASE_WPM * speed * speech_rate / 15.0))))
 
 
@@ -194,8 +198,10 @@ def engine() -> Espeak | None:
 
 
 def split_segments(text: str, limit: int = SEGMENT_CHARS) -> list[tuple[int, str]]:
-    """``text`` as (start offset, piece) sentences of at most ``limit`` characters, cut after
-    sentence punctuation, else at the last space before the limit."""
+    """``text`` as (start offset, piece) sentences of at most ``limit`` characters.
+
+    Cut after sentence punctuation, else at the last space before the limit.
+    """
     out: list[tuple[int, str]] = []
     for match in re.finditer(r"[^.!?;]*(?:[.!?;]+|$)", text):
         piece_start, piece = match.start(), match.group()
@@ -302,8 +308,11 @@ class SpokenText:
         return self._starts[-1]
 
     def char_sample(self, offset: int) -> int | None:
-        """The sample where the voice reaches character ``offset`` (the start of the word at
-        or before it), or None while that part is not synthesized yet."""
+        """The sample where the voice reaches character ``offset``.
+
+        That is the start of the word at or before it; None while that part is not synthesized
+        yet.
+        """
         with self._cond:
             marks = self._char_marks
             if offset > marks[-1][0] and not self.complete:
@@ -349,9 +358,12 @@ _MISSING_SAID = False
 def make_speech(
     text: str, tts: str, speech_rate: float, speed: float, voice: str
 ) -> SpokenText | Speech:
-    """The reply's voice per the ``tts`` knob: espeak-ng (``"auto"`` when it is installed,
-    ``"espeak"``), else the formant voice (``"formant"``, or ``"auto"`` without espeak-ng,
-    which is said once). Blocking for one sentence of synthesis: call it in a thread."""
+    """The reply's voice per the ``tts`` knob.
+
+    Espeak-ng (``"auto"`` when it is installed, ``"espeak"``), else the formant voice
+    (``"formant"``, or ``"auto"`` without espeak-ng, which is said once). Blocking for one sentence
+    of synthesis: call it in a thread.
+    """
     global _MISSING_SAID
     if tts != "formant":
         if engine() is not None:

@@ -1,6 +1,8 @@
-"""Turn-taking on the mic track: VAD -> speech_started/stopped -> commit -> response and
-transcription, barge-in (cancel the reply, truncate it to what was heard), back-channel
-decisions, the idle timeout, and (``semantic_vad``) reading the words at each pause.
+"""Turn-taking on the mic track.
+
+VAD -> speech_started/stopped -> commit -> response and transcription, barge-in (cancel the reply,
+truncate it to what was heard), back-channel decisions, the idle timeout, and (``semantic_vad``)
+reading the words at each pause.
 
 As Inworld orders them, ``response.created`` follows the commit at once and the input
 transcription follows when the recognizer is done; the response's responder waits for the
@@ -50,8 +52,11 @@ def _request(segment: Segment, config: dict[str, Any]) -> TranscriptionRequest:
 
 
 class VoiceTurnResponse(ResponseRunner):
-    """The response to a spoken turn: created at the commit; its responder waits for the
-    turn's transcript, so it answers from what it heard."""
+    """The response to a spoken turn.
+
+    Created at the commit; its responder waits for the turn's transcript, so it answers from what it
+    heard.
+    """
 
     def __init__(
         self, host: EmulatedCall, params: ResponseParams, heard: asyncio.Task[None]
@@ -156,8 +161,11 @@ class TurnTaking:
 
     # --- semantic_vad: is the phrase finished? -------------------------------------------
     def _check_pause(self) -> None:
-        """At a pause inside a turn, read the words so far once: an unfinished phrase ("a table
-        for") waits the eagerness's longer silence, as semantic VAD does."""
+        """At a pause inside a turn, read the words so far once.
+
+        An unfinished phrase ("a table for") waits the eagerness's longer silence, as semantic VAD
+        does.
+        """
         mic = self.mic
         pause = mic.pause() if mic.judges_phrases else None
         if pause is None or pause[1] < JUDGE_AFTER_MS or pause[0] == self._judged_pause:
@@ -313,8 +321,11 @@ _STT_MISSING_SAID = False
 
 
 async def recognize(request: TranscriptionRequest, stt_model: str) -> list[str]:
-    """The built-in transcriber: faster-whisper per the ``stt_model`` knob (its real time is
-    the delay), else the placeholder ``[speech, 1.2 s]``, saying once what is missing."""
+    """The built-in transcriber.
+
+    Faster-whisper per the ``stt_model`` knob (its real time is the delay), else the placeholder
+    ``[speech, 1.2 s]``, saying once what is missing.
+    """
     global _STT_MISSING_SAID
     model = None if stt_model == "none" else _stt.resolve_model(stt_model)
     why = _stt.missing() if stt_model == "auto" else None

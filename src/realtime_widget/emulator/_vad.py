@@ -68,9 +68,11 @@ ONSET_MAX_GAP_MS = 20.0
 
 
 def threshold_to_rms(threshold: float) -> float:
-    """Map the provider's 0..1 ``threshold`` onto a frame RMS: 0 -> -55 dBFS, 0.5 -> -30 dBFS
-    (0.032 of full scale), 1 -> -5 dBFS. At the default, speech at a normal level (-15 to -25
-    dBFS) is heard and a soft background tone or hiss is not."""
+    """Map the provider's 0..1 ``threshold`` onto a frame RMS.
+
+    0 -> -55 dBFS, 0.5 -> -30 dBFS (0.032 of full scale), 1 -> -5 dBFS. At the default, speech at a
+    normal level (-15 to -25 dBFS) is heard and a soft background tone or hiss is not.
+    """
     return 10 ** ((-55.0 + 50.0 * threshold) / 20.0)
 
 
@@ -89,9 +91,11 @@ HOLD_FRACTION = 0.4
 
 
 def phrase_is_complete(text: str | None) -> bool | None:
-    """Whether the words heard so far read as a finished phrase, for ``semantic_vad``: False
-    when they end on a continuation word ("for", "and", "the", "to", ...) or on a comma, dash
-    or ellipsis; True otherwise; None when there is nothing to read (no words)."""
+    """Whether the words heard so far read as a finished phrase, for ``semantic_vad``.
+
+    False when they end on a continuation word ("for", "and", "the", "to", ...) or on a comma, dash
+    or ellipsis; True otherwise; None when there is nothing to read (no words).
+    """
     words = (text or "").strip()
     if not words or words.startswith("[speech"):  # the placeholder transcript has no words
         return None
@@ -150,8 +154,9 @@ class VadEvent:
 
 
 class _OnsetTimer:
-    """Onset, minimum speech and silence timer over per-frame (or per-window) speech
-    decisions, fed with (is speech, still speech, start, end).
+    """Onset, minimum speech and silence timer over per-frame (or per-window) speech decisions.
+
+    Fed with (is speech, still speech, start, end).
 
     ``hold_window_ms`` > 0: inside a turn, "still speech" also needs the last
     ``hold_window_ms`` to have held speech for ``HOLD_FRACTION`` of the time (energy detector).
@@ -397,8 +402,11 @@ def release_model(model: Any) -> None:
 
 
 def make_vad(params: VadParams, engine: str) -> EnergyVad | SileroVad:
-    """The detector the ``vad`` knob asks for: ``"auto"`` (Silero when installed, else
-    energy), ``"silero"`` (raises without the package) or ``"energy"``."""
+    """The detector the ``vad`` knob asks for.
+
+    ``"auto"`` (Silero when installed, else energy), ``"silero"`` (raises without the package) or
+    ``"energy"``.
+    """
     if engine == "energy":
         return EnergyVad(params)
     if engine == "silero" and silero_missing():

@@ -1,5 +1,8 @@
-"""Small composable validators for client payloads; each raises ``ClientError`` on the first
-bad field, naming it by its full path (e.g. ``session.audio.output.speed``)."""
+"""Small composable validators for client payloads.
+
+Each raises ``ClientError`` on the first bad field, naming it by its full path (e.g.
+``session.audio.output.speed``).
+"""
 
 from __future__ import annotations
 
@@ -194,8 +197,10 @@ AUDIO_FORMAT_NAMES: dict[str, dict[str, Any]] = {
 
 
 def audio_format(rates: tuple[int, int] = (24000, 24000)) -> Validator:
-    """A format object, or one of ``AUDIO_FORMAT_NAMES``; ``audio/pcm`` takes a rate in
-    ``rates`` (Inworld takes 8-48 kHz input PCM; output is 24 kHz)."""
+    """A format object, or one of ``AUDIO_FORMAT_NAMES``.
+
+    ``audio/pcm`` takes a rate in ``rates`` (Inworld takes 8-48 kHz input PCM; output is 24 kHz).
+    """
 
     def check(value: Any, param: str) -> dict[str, Any]:
         if isinstance(value, str):

@@ -1,9 +1,9 @@
-"""Model-based evaluation: judges that score turns and runs, simulated callers that hold the
-user's side of a call, and word error rates.
+"""Model-based evaluation: judges, simulated callers and word error rates.
 
-A :class:`Judge` scores a grid's turns or runs with a chat model on a rubric
-(``runs.judge(judge)``); a :class:`Caller` is a turn source for ``run_script`` whose lines a
-chat model writes from a persona and a goal (its runs' script is a :class:`CallerScript`). Both
+Judges score turns and runs, simulated callers hold the user's side of a call, and word error rates
+measure what a recognizer heard. A :class:`Judge` scores a grid's turns or runs with a chat model on
+a rubric (``runs.judge(judge)``); a :class:`Caller` is a turn source for ``run_script`` whose lines
+a chat model writes from a persona and a goal (its runs' script is a :class:`CallerScript`). Both
 talk to any OpenAI-compatible endpoint (:class:`ModelEndpoint`; Inworld's by default).
 :func:`word_error_rate` compares what was said with what was heard.
 

@@ -67,10 +67,12 @@ _SCHEMA: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class CallerTurn:
-    """The caller's next line. ``done``: the conversation ends here (``ended_by`` says why:
-    ``goal``, ``max_turns`` or ``error``); a done turn's ``text`` is a closing remark that is
-    not played. ``cached`` / ``latency_ms`` are the model request's (None when none was made:
-    the opening, or ``max_turns``)."""
+    """The caller's next line.
+
+    ``done``: the conversation ends here (``ended_by`` says why: ``goal``, ``max_turns`` or
+    ``error``); a done turn's ``text`` is a closing remark that is not played. ``cached`` /
+    ``latency_ms`` are the model request's (None when none was made: the opening, or ``max_turns``).
+    """
 
     text: str
     done: bool
@@ -82,8 +84,10 @@ class CallerTurn:
 
 
 def _history(history: Sequence[Any]) -> list[tuple[str, str]]:
-    """``history`` as (``caller`` | ``agent``, text) pairs; entries may be dicts with
-    ``role`` and ``text`` (or ``content``), or (role, text) pairs."""
+    """``history`` as (``caller`` | ``agent``, text) pairs.
+
+    Entries may be dicts with ``role`` and ``text`` (or ``content``), or (role, text) pairs.
+    """
     out = []
     for i, entry in enumerate(history):
         if isinstance(entry, Mapping):
@@ -103,14 +107,50 @@ def _history(history: Sequence[Any]) -> list[tuple[str, str]]:
 
 
 class Caller:
-    """A simulated user for ``run_script``: ``persona`` (who they are, how they talk), ``goal``
-    (what they want done; the conversation ends when the model says it is), ``opening`` (their
-    first line; else the model opens), ``max_turns`` (the caller's turns at most), ``speak``
-    (True: each line is spoken with ``voice`` through the service's ``/v1/audio/speech``;
-    False: typed), ``model`` (the chat model playing the caller), ``seed`` (sent with every
-    request, so the same conversation asks for the same thing; in ``run_script`` each run
-    sends its own seed instead, the run's ``seed`` column). ``base_url`` / ``api_key`` default
-    to the widget's own service and key."""
+    """A simulated user for ``run_script``.
+
+    Pass a caller where a script goes: ``w.run_script(caller, variants=..., repeat=...)``. In
+    each run a chat model plays the user, writing each line from the persona, the goal and the
+    conversation so far (what the agent said, from its transcript), until the model says the goal
+    is met, at ``max_turns``, or on an error. Each line is one row of ``runs.turns()`` (kind
+    ``caller``, ``said``); ``runs.conversations()`` has one row per run with how it ended. The
+    caller's model calls need the ``evaluate`` extra.
+
+    Args:
+        persona: Who they are and how they talk.
+        goal: What they want done; the conversation ends when the model says it is.
+        opening: Their first line; None lets the model open.
+        max_turns: The caller's turns at most (an integer >= 1).
+        speak: True: each line is spoken with ``voice`` through the service's
+            ``/v1/audio/speech`` (espeak-ng speaks instead should that endpoint fail); False:
+            typed.
+        voice: The speech endpoint's voice for the caller's lines.
+        model: The chat model playing the caller.
+        speech_model: The speech endpoint's model for the caller's lines.
+        base_url: An OpenAI-compatible service's root URL for the caller's model calls, with
+            ``api_key``; by default the widget's own service and key.
+        api_key: The key for ``base_url``.
+        seed: Sent with every request, so the same conversation asks for the same thing; in
+            ``run_script`` each run sends its own seed instead (the run's ``seed`` column).
+        temperature: The chat model's sampling temperature (0..2).
+        cache: True (answers cached in ``~/.cache/realtime-widget/judge/``), a directory, or
+            False.
+
+    Raises:
+        ValueError: An empty persona, goal or opening, ``max_turns`` below 1, an empty voice or
+            model name, a seed that is not an integer, or a temperature outside 0..2.
+
+    Example:
+        >>> from realtime_widget import Caller
+        >>> diner = Caller(
+        ...     persona="A busy parent, short answers, a little impatient.",
+        ...     goal="Book a table for four at 7 pm on Friday.",
+        ...     opening="Hi, I need a table on Friday.",
+        ...     max_turns=5,
+        ... )
+        >>> runs = await w.run_script(diner, variants={"calm": {"speed": 1.0}}, repeat=3)
+        >>> runs.conversations()[["goal_met", "ended_by", "turns"]]
+    """
 
     def __init__(
         self,
@@ -165,7 +205,16 @@ class Caller:
         )
 
     def settings(self) -> dict[str, Any]:
-        """The caller as it is kept with a set of runs (no key)."""
+        """The caller as it is kept with a set of runs (no key).
+
+        Returns:
+            The caller's settings: ``persona``, ``goal``, ``opening``, ``max_turns``, ``speak``,
+            ``voice``, ``model``, ``speech_model``, ``seed`` and ``temperature``.
+
+        Example:
+            >>> Caller("A regular.", "Cancel my booking.", speak=False).settings()["speak"]
+            False
+        """
         return {
             "persona": self.persona,
             "goal": self.goal,
@@ -191,7 +240,16 @@ class Caller:
         return hashlib.sha1(blob, usedforsecurity=False).hexdigest()[:12]
 
     def describe(self) -> list[dict[str, Any]]:
-        """The caller as a set's manifest keeps it (its turns are made up as each run goes)."""
+        """The caller as a set's manifest keeps it (its turns are made up as each run goes).
+
+        Returns:
+            One entry, standing for every turn: ``turn`` 1, ``kind`` ``"caller"``, a ``prompt``
+            naming the goal, ``audio_ms`` None and the caller's :meth:`settings`.
+
+        Example:
+            >>> Caller("A regular.", "Cancel my booking.").describe()[0]["prompt"]
+            'a caller: Cancel my booking.'
+        """
         return [
             {
                 "turn": 1,
@@ -203,23 +261,68 @@ class Caller:
         ]
 
     def bind(self, endpoint: ModelEndpoint | None, port: CallPort | None) -> CallerScript:
-        """This caller played in one widget's call: its model calls go to ``endpoint`` (unless
-        the caller has its own) and its lines are logged through ``port``."""
+        """This caller played in one widget's call.
+
+        ``run_script`` does this for you; bind a caller yourself to drive its turns by hand.
+
+        Args:
+            endpoint: Where its model calls go unless the caller has its own ``base_url``
+                (typically ``w.model_endpoint()``).
+            port: The call's port its lines are logged through; None logs nothing.
+
+        Returns:
+            A :class:`CallerScript` with one model client for the whole grid.
+
+        Example:
+            >>> script = diner.bind(w.model_endpoint(), None)
+        """
         return CallerScript(self, self.client(endpoint), port)
 
     def turns_for(self, run: Run) -> AsyncIterator[Turn]:
-        """The turns of one run, asked of the caller's own endpoint (``run_script`` binds the
-        widget's instead)."""
+        """The turns of one run, asked of the caller's own endpoint.
+
+        ``run_script`` binds the widget's endpoint instead (see :meth:`bind`); this is for a
+        caller with its own ``base_url`` and ``api_key``.
+
+        Args:
+            run: The run being played (its ``seed`` goes with every request).
+
+        Returns:
+            An async iterator of the run's turns, one line at a time.
+
+        Example:
+            >>> async for turn in caller.turns_for(run):
+            ...     print(turn.prompt)
+        """
         return self.bind(None, None).turns_for(run)
 
     def client(self, endpoint: ModelEndpoint | None = None) -> ModelClient:
-        """The caller's model client: its own ``base_url`` / ``api_key``, else ``endpoint``
-        (the widget's service and key)."""
+        """The caller's model client.
+
+        Its own ``base_url`` / ``api_key``, else ``endpoint`` (the widget's service and key).
+
+        Args:
+            endpoint: The fallback endpoint, typically ``w.model_endpoint()``.
+
+        Returns:
+            A ``ModelClient`` (one request at a time, the caller's ``cache``).
+
+        Example:
+            >>> turn = await diner.next_turn([], client=diner.client(w.model_endpoint()))
+        """
         chosen = pick_endpoint("the caller", (self.base_url, self._api_key), default=endpoint)
         return chosen.client(concurrency=1, cache=self.cache)
 
     # --- the prompt ------------------------------------------------------------------------
     def system_prompt(self) -> str:
+        """The system message of every request: the persona, the goal and the JSON to answer.
+
+        Returns:
+            The prompt text, asking for ``{"say": "<next line>", "goal_met": <bool>}``.
+
+        Example:
+            >>> print(diner.system_prompt())
+        """
         return (
             f"{CALLER_MARKER}\n"
             "You play a person calling a voice agent. Stay in character; never say you are an AI.\n"
@@ -232,8 +335,25 @@ class Caller:
         )
 
     def messages(self, history: Sequence[Any]) -> list[dict[str, str]]:
-        """The chat messages for the next line: the agent's words are the model's ``user``
-        messages, the caller's own earlier lines its ``assistant`` messages."""
+        """The chat messages for the next line.
+
+        The agent's words are the model's ``user`` messages, the caller's own earlier lines its
+        ``assistant`` messages.
+
+        Args:
+            history: The conversation so far, oldest first: dicts with ``role`` (``"caller"`` or
+                ``"user"``, ``"agent"`` or ``"assistant"``) and ``text`` (or ``content``), or
+                ``(role, text)`` pairs.
+
+        Returns:
+            The system message, then the conversation as chat messages.
+
+        Raises:
+            ValueError: An entry of ``history`` is neither form, or names another role.
+
+        Example:
+            >>> diner.messages([("caller", "Hi, a table on Friday?"), ("agent", "For how many?")])
+        """
         msgs = [{"role": "system", "content": self.system_prompt()}]
         pairs = _history(history)
         if not pairs or pairs[0][0] == "caller":
@@ -248,8 +368,35 @@ class Caller:
     async def next_turn(
         self, history: Sequence[Any], *, client: ModelClient | None = None, seed: int | None = None
     ) -> CallerTurn:
-        """The next line given the conversation so far (``history``: the caller's and the
-        agent's lines, oldest first). ``seed`` overrides the caller's (a run passes its own)."""
+        """The next line given the conversation so far.
+
+        The opening (when the caller has one) and the end at ``max_turns`` need no request. A
+        failed request or an answer with no line ends the conversation with ``ended_by="error"``
+        rather than raising.
+
+        Args:
+            history: The caller's and the agent's lines, oldest first (as :meth:`messages`
+                takes them).
+            client: The model client to ask (closed by you); by default a client of the
+                caller's own endpoint, closed afterwards.
+            seed: Overrides the caller's seed (a run passes its own).
+
+        Returns:
+            A ``CallerTurn``: ``text`` to say, ``done`` when the conversation ends here
+            (``ended_by``: ``goal``, ``max_turns`` or ``error``; a done turn's ``text`` is a
+            closing remark that is not played), ``goal_met``, ``error``, and the request's
+            ``cached`` and ``latency_ms``.
+
+        Raises:
+            ValueError: ``history`` is malformed (see :meth:`messages`).
+
+        Example:
+            >>> turn = await diner.next_turn(
+            ...     [("caller", "Hi, a table on Friday?"), ("agent", "Sure, for how many?")],
+            ...     client=diner.client(w.model_endpoint()),
+            ... )
+            >>> turn.text, turn.done
+        """
         pairs = _history(history)
         said = sum(1 for role, _ in pairs if role == "caller")
         if said >= self.max_turns:
@@ -289,7 +436,22 @@ class Caller:
         return CallerTurn(text, False, False, None, None, reply.cached, reply.latency_ms)
 
     async def audio(self, text: str, client: ModelClient) -> bytes:
-        """``text`` in the caller's voice from the endpoint's ``/v1/audio/speech`` (WAV)."""
+        """``text`` in the caller's voice from the endpoint's ``/v1/audio/speech`` (WAV).
+
+        Args:
+            text: The line to speak.
+            client: The model client whose speech endpoint speaks it.
+
+        Returns:
+            The WAV file's bytes (cached like chat answers).
+
+        Raises:
+            ModelError: The speech endpoint failed (its message scrubbed of the key).
+
+        Example:
+            >>> wav = await diner.audio("Hi, a table on Friday?", diner.client(w.model_endpoint()))
+            >>> w.say(wav)
+        """
         return await client.speech(text, voice=self.voice, model=self.speech_model)
 
 
@@ -311,9 +473,11 @@ NextLine = tuple["CallerTurn", bytes | None, float | None]
 
 
 class AgentWords:
-    """Hears one turn's server events as they arrive: what the agent has said so far, and
-    ``final`` once a response ends without asking for a tool (its words are all known, while
-    its audio may still be playing)."""
+    """Hears one turn's server events as they arrive.
+
+    What the agent has said so far, and ``final`` once a response ends without asking for a tool
+    (its words are all known, while its audio may still be playing).
+    """
 
     def __init__(self, call: int, on_final: Callable[[str], None]) -> None:
         self.call = call
@@ -342,12 +506,15 @@ class AgentWords:
 
 
 class CallerLine(Turn):
-    """One line of a simulated caller, already chosen: typed, or spoken (the speech endpoint's
-    audio, else espeak-ng). After it is played, ``agent_said`` holds the agent's answer.
+    """One line of a simulated caller, already chosen.
+
+    Typed, or spoken (the speech endpoint's audio, else espeak-ng). After it is played,
+    ``agent_said`` holds the agent's answer.
 
     ``ahead`` (given by :class:`CallerScript`) is called with the agent's words as soon as its
     reply's last response is done, while its audio still plays: the next line is asked for
-    then, so the model's and the speech endpoint's time overlap the agent's audio."""
+    then, so the model's and the speech endpoint's time overlap the agent's audio.
+    """
 
     kind = CALLER_KIND
 
@@ -379,8 +546,11 @@ class CallerLine(Turn):
         return (self.kind.encode(), self.line.encode(), self.audio or b"")
 
     def send(self, ctx: TurnContext) -> Reply:
-        """Type the line, or speak it: the speech endpoint's audio, else espeak-ng's, under the
-        run's condition when it has one (as a script's spoken turns are)."""
+        """Type the line, or speak it.
+
+        The speech endpoint's audio, else espeak-ng's, under the run's condition when it has one (as
+        a script's spoken turns are).
+        """
         w = ctx.session
         if not self.speak:
             return w.ask(self.line, timeout=ctx.timeout, metadata={"rtw_seed": str(ctx.run.seed)})
@@ -425,8 +595,29 @@ class CallerLine(Turn):
 
 
 class CallerScript:
-    """A :class:`Caller` played in one grid: its model client (one per grid) and the call's
-    port its lines are logged through. Each run's turns are made up as it goes."""
+    """A :class:`Caller` played in one grid.
+
+    What ``run_script`` plays when given a caller (``caller.bind(...)`` makes one): the caller,
+    its model client (one per grid) and the call's port its lines are logged through. Each run's
+    turns are made up as it goes; each line is spoken through the speech endpoint until that
+    fails once, then by espeak-ng (a ``caller.speech_fallback`` record says so).
+
+    Args:
+        caller: The caller played.
+        client: The model client for its chat and speech requests.
+        port: The call's port its lines (``caller.turn``) and its ending (``caller.ended``) are
+            logged through; None logs nothing.
+
+    Attributes:
+        caller: The caller played.
+        client: Its model client.
+        speech_failed: The speech endpoint's failure, once it had one; else None.
+
+    Example:
+        >>> script = caller.bind(w.model_endpoint(), None)
+        >>> len(script) == caller.max_turns
+        True
+    """
 
     def __init__(self, caller: Caller, client: ModelClient, port: CallPort | None) -> None:
         self.caller = caller
@@ -439,9 +630,19 @@ class CallerScript:
 
     @property
     def fingerprint(self) -> str:
+        """The caller's fingerprint: a digest of its settings."""
         return self.caller.fingerprint
 
     def describe(self) -> list[dict[str, Any]]:
+        """The caller as a set's manifest keeps it.
+
+        Returns:
+            :meth:`Caller.describe`'s one entry.
+
+        Example:
+            >>> script.describe()[0]["kind"]
+            'caller'
+        """
         return self.caller.describe()
 
     def __repr__(self) -> str:
@@ -452,8 +653,10 @@ class CallerScript:
             self.port.log_local(event)
 
     async def _audio(self, line: str) -> tuple[bytes | None, float | None]:
-        """The line in the caller's voice from the speech endpoint, and its time; (None, None)
-        once the endpoint failed (espeak-ng speaks instead)."""
+        """The line in the caller's voice from the speech endpoint, and its time.
+
+        (None, None) once the endpoint failed (espeak-ng speaks instead).
+        """
         if self.speech_failed is not None:
             return None, None
         t0 = time.perf_counter()
@@ -475,10 +678,24 @@ class CallerScript:
         return turn, audio, speech_ms
 
     async def turns_for(self, run: Run) -> AsyncIterator[Turn]:
-        """Ask the model for each line given the conversation so far, until it says the goal
-        is met, at ``max_turns``, or on an error; the run's seed goes with every request. The
-        next line is asked for as soon as the agent's words are known (its last response
-        done), and asked again should its answer then change."""
+        """Ask the model for each line given the conversation so far, one turn at a time.
+
+        The lines go on until the model says the goal is met, at ``max_turns``, or on an error;
+        the run's seed goes with every request. The next line is asked for as soon as the
+        agent's words are known (its last response done), and asked again should its answer
+        then change, so the model's time overlaps the agent's audio.
+
+        Args:
+            run: The run being played (its ``seed``, ``index`` and ``error``).
+
+        Yields:
+            One turn per caller line, typed or spoken; a turn's ``agent_said`` holds the agent's
+            answer once it is played.
+
+        Example:
+            >>> async for turn in script.turns_for(run):
+            ...     await turn.play(ctx)
+        """
         caller = self.caller
         history: list[tuple[str, str]] = []
         said = 0

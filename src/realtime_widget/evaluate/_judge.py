@@ -74,11 +74,53 @@ def _default_pass(lo: int, hi: int) -> int:
 class Judge:
     """A rubric scored by a model.
 
-    ``scale=(lo, hi)``: integer scores; ``pass_at``: the lowest passing score (default three
-    quarters of the way up the scale, rounded up: 4 on 1-5). ``per="turn"`` judges each turn
-    (earlier turns of the run are shown as context), ``per="run"`` each whole run. The model
-    calls go to ``base_url`` / ``api_key`` when given, else to the widget's own service and
-    key. ``name`` labels the judge's rows (default: the rubric's first words).
+    ``runs.judge(judge)`` asks a chat model to score what the agent said in each turn (or each
+    run) of a grid against the rubric, and returns one row per judgement (``score``,
+    ``passed``, ``reason``, ``error``), joinable to ``runs.turns()`` by ``run`` and ``turn``.
+    The judge sees what the user said (typed, or what the service heard of speech), what the
+    agent said, the tool calls with their results, and the run's session. A failed or unreadable
+    answer is a row with an ``error``, never an exception. ``tune()`` takes a judge too. The
+    judge's model calls need the ``evaluate`` extra.
+
+    Args:
+        rubric: What a good answer does, in words (a non-empty string).
+        scale: ``(lo, hi)``: the integer scores the model gives.
+        pass_at: The lowest passing score (default three quarters of the way up the scale,
+            rounded up: 4 on 1-5, 8 on 1-10).
+        model: The chat model that judges, by the endpoint's name for it.
+        per: ``"turn"`` judges each turn (earlier turns of the run are shown as context),
+            ``"run"`` each whole run.
+        base_url: An OpenAI-compatible service's root URL for the model calls; with
+            ``api_key``. When neither is given, the calls go to the widget's own service and
+            key.
+        api_key: The key for ``base_url`` (the widget's key is only ever sent to the widget's
+            own service).
+        concurrency: Model requests in flight at most.
+        cache: True (answers cached in ``~/.cache/realtime-widget/judge/``, or
+            ``$REALTIME_WIDGET_CACHE/judge``), a directory, or False: the same question twice
+            is asked once.
+        name: Labels the judge's rows and summary columns (default: the rubric's first words).
+
+    Raises:
+        ValueError: An empty rubric, a scale that is not two integers with low < high, a
+            ``pass_at`` outside the scale, ``per`` neither ``"turn"`` nor ``"run"``, an empty
+            model name, or ``concurrency`` below 1.
+
+    Attributes:
+        rubric: The rubric, stripped.
+        scale: ``(lo, hi)``.
+        pass_at: The lowest passing score.
+        model: The judging model's name.
+        per: ``"turn"`` or ``"run"``.
+        name: The rows' label.
+
+    Example:
+        >>> from realtime_widget import Judge
+        >>> confirms = Judge("The agent repeats the booking's day, time and party size.")
+        >>> confirms.scale, confirms.pass_at
+        ((1, 5), 4)
+        >>> judged = await runs.judge(confirms)  # one row per turn: score, passed, reason
+        >>> runs.summary()  # with <name>_score, <name>_pass_rate and <name>_errors columns
     """
 
     def __init__(
@@ -140,6 +182,7 @@ class Judge:
 
     @property
     def api_key(self) -> Secret | None:
+        """The judge's own key for ``base_url``, hidden in a ``Secret``; None without one."""
         return self._api_key
 
     def client(
@@ -149,8 +192,27 @@ class Judge:
         base_url: str | None = None,
         api_key: str | Secret | None = None,
     ) -> ModelClient:
-        """The judge's model client: ``base_url`` / ``api_key`` when given, else the judge's
-        own, else ``endpoint`` (the widget's service and key)."""
+        """The judge's model client.
+
+        The calls go to ``base_url`` / ``api_key`` when given, else the judge's own, else
+        ``endpoint`` (the widget's service and key). ``runs.judge()`` makes one for you.
+
+        Args:
+            endpoint: The fallback endpoint, typically ``w.model_endpoint()``.
+            base_url: A service's root URL that overrides the judge's own (with ``api_key``).
+            api_key: The key for ``base_url``.
+
+        Returns:
+            A ``ModelClient`` with the judge's ``concurrency`` and ``cache``.
+
+        Raises:
+            ValueError: A URL was given without its key, a key without its URL, or there is no
+                endpoint to ask at all.
+
+        Example:
+            >>> client = judge.client(w.model_endpoint())
+            >>> judged = await runs.judge(judge, client=client)
+        """
         chosen = pick_endpoint(
             "the judge",
             (base_url, api_key),
@@ -161,6 +223,15 @@ class Judge:
 
     # --- the prompt ------------------------------------------------------------------------
     def system_prompt(self) -> str:
+        """The system message of every request: how to judge and the JSON to answer with.
+
+        Returns:
+            The prompt text: judge only the part under "Judged", score on the judge's scale, and
+            answer with ``{"score": <integer>, "reason": "..."}``.
+
+        Example:
+            >>> print(Judge("Answers in one sentence.").system_prompt())
+        """
         lo, hi = self.scale
         return (
             f"{JUDGE_MARKER}\n"
@@ -180,7 +251,27 @@ class Judge:
         session: Mapping[str, Any] | None = None,
         tools: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
     ) -> list[dict[str, str]]:
-        """The chat messages for one judgement of ``judged`` turn rows."""
+        """The chat messages for one judgement of ``judged`` turn rows.
+
+        Shows exactly what the model is asked: the rubric, the scale, the session, earlier turns
+        as context, and the judged turns (the user's words, tool calls, the agent's answer).
+
+        Args:
+            judged: The turn rows judged (rows of ``runs.turns()`` as dicts): one for
+                ``per="turn"``, every turn of the run for ``per="run"``.
+            earlier: The run's earlier turn rows, shown as context.
+            session: The run's session fields (instructions, model, voice, tools).
+            tools: Tool calls by turn number: ``{turn: [{"name", "arguments", "output"}]}``;
+                without them the judge sees the tool names of each row only.
+
+        Returns:
+            The ``system`` and ``user`` messages, as dicts of ``role`` and ``content``.
+
+        Example:
+            >>> rows = runs.turns().to_dict("records")
+            >>> for m in judge.messages(rows[1:2], earlier=rows[:1]):
+            ...     print(m["content"])
+        """
         lo, hi = self.scale
         parts = [f"## Rubric\n{self.rubric}", f"## Scale\n{lo} to {hi}"]
         described = _session_text(session or {})
@@ -200,7 +291,26 @@ class Judge:
         ]
 
     def read(self, reply: ChatReply) -> tuple[int | None, bool | None, str | None, str | None]:
-        """(score, passed, reason, error) from the model's reply."""
+        """(score, passed, reason, error) from the model's reply.
+
+        The score must be an integer on the judge's scale (an integral float or a digit string
+        counts); otherwise ``error`` says why and the score and ``passed`` are None.
+
+        Args:
+            reply: The model's answer to :meth:`messages`, as ``ModelClient.chat_json`` returns
+                it.
+
+        Returns:
+            ``(score, passed, reason, error)``: ``passed`` is ``score >= pass_at``; ``error`` is
+            None when the answer was read.
+
+        Example:
+            >>> rows = runs.turns().to_dict("records")
+            >>> reply = await judge.client(w.model_endpoint()).chat_json(
+            ...     judge.messages(rows[:1]), model=judge.model
+            ... )
+            >>> score, passed, reason, error = judge.read(reply)
+        """
         if reply.error or reply.data is None:
             return None, None, None, reply.error or "no answer"
         lo, hi = self.scale
@@ -326,11 +436,13 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def run_context(run: Any) -> dict[str, Any]:
-    """What a judge should know of one run beyond its rows: ``{"session": ..., "tools": {turn:
-    [{"name", "arguments", "output"}]}}``, from a ``Run`` (its ``session``, ``rows`` and
-    ``events``; a run read back with ``Runs.read_parquet`` has them all). Tool calls are the
-    ``function_call`` items of the ``response.done`` events within each turn's time span, with
-    the ``function_call_output`` the widget sent for the same ``call_id``."""
+    """What a judge should know of one run beyond its rows.
+
+    ``{"session": ..., "tools": {turn: [{"name", "arguments", "output"}]}}``, from a ``Run`` (its
+    ``session``, ``rows`` and ``events``; a run read back with ``Runs.read_parquet`` has them all).
+    Tool calls are the ``function_call`` items of the ``response.done`` events within each turn's
+    time span, with the ``function_call_output`` the widget sent for the same ``call_id``.
+    """
     session = dict(getattr(run, "session", None) or {})
     events = getattr(run, "events", None)
     records = list(events) if events is not None else []
@@ -380,11 +492,13 @@ async def judge_turns(
     runs_meta: Mapping[int, Mapping[str, Any]] | None = None,
     client: ModelClient | None = None,
 ) -> pd.DataFrame:
-    """Judge every turn (``per="turn"``) or every run (``per="run"``) of a ``runs.turns()``
-    table. ``runs_meta`` maps a run's number to :func:`run_context`'s dict (its session and
-    tool calls with results); without it the judge sees the tool names only. ``client``
-    defaults to ``judge.client()``. Rows: ``JUDGE_COLUMNS``, one per turn (``turn`` is NA for
-    ``per="run"``), in the table's order of runs and turns."""
+    """Judge every turn (``per="turn"``) or every run (``per="run"``) of a ``runs.turns()`` table.
+
+    ``runs_meta`` maps a run's number to :func:`run_context`'s dict (its session and tool calls with
+    results); without it the judge sees the tool names only. ``client`` defaults to
+    ``judge.client()``. Rows: ``JUDGE_COLUMNS``, one per turn (``turn`` is NA for ``per="run"``), in
+    the table's order of runs and turns.
+    """
     try:
         import pandas as pd
     except ImportError:

@@ -1,6 +1,8 @@
-"""What a set of runs does with judges and callers: ``runs.judge()`` (the judged rows kept with
-the set and saved beside it), the judges' columns of ``runs.summary()``, and
-``runs.conversations()`` (one row per run of a simulated caller)."""
+"""What a set of runs does with judges and callers.
+
+``runs.judge()`` (the judged rows kept with the set and saved beside it), the judges' columns of
+``runs.summary()``, and ``runs.conversations()`` (one row per run of a simulated caller).
+"""
 
 from __future__ import annotations
 
@@ -36,8 +38,10 @@ CONVERSATION_COLUMNS = (
 
 
 def env_endpoint() -> ModelEndpoint | None:
-    """The endpoint a widget made here would use: ``INWORLD_API_KEY`` (or ``.env``) and
-    ``INWORLD_BASE_URL`` (else Inworld's); None without a key."""
+    """The endpoint a widget made here would use.
+
+    ``INWORLD_API_KEY`` (or ``.env``) and ``INWORLD_BASE_URL`` (else Inworld's); None without a key.
+    """
     key = key_from_env()
     if not key:
         return None
@@ -52,8 +56,10 @@ async def judge_runs(
     api_key: str | Secret | None = None,
     client: ModelClient | None = None,
 ) -> pd.DataFrame:
-    """Judge every turn (or run) of ``runs``; the rows are kept in ``runs.judged`` (a judge
-    judged again replaces its rows) and returned."""
+    """Judge every turn (or run) of ``runs``.
+
+    The rows are kept in ``runs.judged`` (a judge judged again replaces its rows) and returned.
+    """
     pd = require("pandas", "pandas", "Runs.judge()")
     if not isinstance(judge, Judge):
         raise TypeError(f"runs.judge() takes a Judge, not {type(judge).__name__}")
@@ -80,9 +86,12 @@ async def judge_runs(
 
 
 def with_scores(summary: pd.DataFrame, judged: pd.DataFrame | None) -> pd.DataFrame:
-    """``summary`` (indexed by variant, or by variant and condition) with each judge's
+    """``summary`` with each judge's score and pass-rate columns.
+
+    ``summary`` is indexed by variant, or by variant and condition. Each judge adds
     ``<name>_score`` (the mean score) and ``<name>_pass_rate`` (the share of judgements that
-    passed), and ``<name>_errors`` when some judgements could not be read."""
+    passed), and ``<name>_errors`` when some judgements could not be read.
+    """
     if judged is None or judged.empty:
         return summary
     out = summary.copy()
@@ -99,8 +108,10 @@ def with_scores(summary: pd.DataFrame, judged: pd.DataFrame | None) -> pd.DataFr
 
 
 def write_judged(root: Path, judged: pd.DataFrame | None) -> str | None:
-    """The judged rows as ``_judged.parquet`` beside the set (already scrubbed of the key);
-    the file's name, or None when nothing was judged."""
+    """The judged rows as ``_judged.parquet`` beside the set (already scrubbed of the key).
+
+    The file's name, or None when nothing was judged.
+    """
     if judged is None or judged.empty:
         return None
     judged.to_parquet(root / JUDGED_FILE, index=False)
@@ -144,9 +155,12 @@ def _line(row: Mapping[str, Any]) -> Sequence[str]:
 
 
 def conversations(runs: Runs) -> pd.DataFrame:
-    """One row per run: its turns, whether the caller's goal was met, what ended it (``goal``,
-    ``max_turns``, ``error``, ``cancelled``; ``script`` for a fixed script), the error if any,
-    and the transcript both ways (``caller: ...`` / ``agent: ...``, one line each)."""
+    """One row per run.
+
+    Its turns, whether the caller's goal was met, what ended it (``goal``, ``max_turns``, ``error``,
+    ``cancelled``; ``script`` for a fixed script), the error if any, and the transcript both ways
+    (``caller: ...`` / ``agent: ...``, one line each).
+    """
     pd = require("pandas", "pandas", "Runs.conversations()")
     out = []
     for run in runs.runs:

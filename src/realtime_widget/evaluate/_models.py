@@ -53,7 +53,12 @@ def _openai() -> Any:
 
 
 class ModelError(RealtimeWidgetError):
-    """A failed model request, its message scrubbed of the key."""
+    """A failed model request, its message scrubbed of the key.
+
+    Raised when a simulated caller's speech request fails (HTTP error, timeout, unreachable
+    endpoint): a caller cannot go on without its audio. A judge's failures are not raised: they
+    are the judged rows' ``error``.
+    """
 
 
 class ModelEndpoint:
@@ -61,7 +66,31 @@ class ModelEndpoint:
 
     ``w.model_endpoint()`` hands judges and callers the widget's own service this way: the key
     is a :class:`~realtime_widget._secrets.Secret`, so it never shows in a repr, a row or an
-    export, and the endpoint is never a trait."""
+    export, and the endpoint is never a trait. An endpoint is not pickled or saved (it holds a
+    key); copying one gives the same object.
+
+    Args:
+        base_url: The service's root URL (``https://api.inworld.ai``, ``emu.base_url``, any
+            OpenAI-compatible service); requests go to ``<base_url>/v1``. A trailing ``/`` is
+            dropped.
+        api_key: The key sent with every request (a ``str``, or a ``Secret``).
+        auth_scheme: ``"Bearer"`` (the OpenAI form) or ``"Basic"`` (``Authorization: Basic
+            <key>``, Inworld's form).
+
+    Raises:
+        ValueError: ``base_url`` is not an http(s) URL, or ``auth_scheme`` is neither
+            ``"Bearer"`` nor ``"Basic"``.
+
+    Attributes:
+        base_url: The service's root URL, without a trailing ``/``.
+        auth_scheme: How the key is sent: ``"Bearer"`` or ``"Basic"``.
+
+    Example:
+        >>> from realtime_widget.evaluate import ModelEndpoint
+        >>> ModelEndpoint("https://api.openai.com/", "sk-...")
+        ModelEndpoint(base_url='https://api.openai.com', key=set, auth_scheme='Bearer')
+        >>> endpoint = w.model_endpoint()  # a widget's own service and key
+    """
 
     __slots__ = ("_key", "auth_scheme", "base_url")
 
@@ -78,12 +107,39 @@ class ModelEndpoint:
 
     @property
     def has_key(self) -> bool:
+        """Whether a non-empty key was given."""
         return bool(self._key)
 
     def client(
         self, *, concurrency: int = 8, cache: bool | str | os.PathLike[str] = True
     ) -> ModelClient:
-        """A :class:`ModelClient` for this endpoint."""
+        """A client for this endpoint's chat completions and speech.
+
+        The client runs the requests of a judge or a caller: concurrently under a bound, retried
+        on 429 and 5xx answers with backoff, and cached on disk by content, so the same request
+        twice sends nothing. Needs the ``evaluate`` extra (the ``openai`` package).
+
+        Args:
+            concurrency: Requests in flight at most (an integer >= 1).
+            cache: True (``~/.cache/realtime-widget/judge/``, or
+                ``$REALTIME_WIDGET_CACHE/judge``), a directory, or False for no cache.
+
+        Returns:
+            A ``ModelClient``: ``await client.chat_json(messages, model=...)`` asks for one JSON
+            object, ``await client.speech(text, voice=..., model=...)`` for audio bytes;
+            ``client.requests`` counts what was sent (not cache hits).
+
+        Example:
+            >>> import os
+            >>> endpoint = ModelEndpoint("https://api.openai.com", os.environ["OPENAI_API_KEY"])
+            >>> client = endpoint.client(concurrency=4, cache=False)
+            >>> reply = await client.chat_json(
+            ...     [{"role": "user", "content": 'Answer with the JSON {"ok": true}'}],
+            ...     model="gpt-4.1-mini",
+            ... )
+            >>> reply.data
+            {'ok': True}
+        """
         return ModelClient(
             self.base_url,
             self._key,
@@ -114,9 +170,11 @@ def pick_endpoint(
     *choices: tuple[str | None, str | Secret | None],
     default: ModelEndpoint | None = None,
 ) -> ModelEndpoint:
-    """The first of ``choices`` (``(base_url, api_key)`` pairs, most specific first) that names
-    a URL, else ``default``. A URL must come with its own key: the widget's key is only ever
-    sent to the widget's own service."""
+    """The first of ``choices`` that names a URL, else ``default``.
+
+    ``choices`` are ``(base_url, api_key)`` pairs, most specific first. A URL must come with its
+    own key: the widget's key is only ever sent to the widget's own service.
+    """
     for url, key in choices:
         if url and not key:
             raise ValueError(
@@ -145,7 +203,8 @@ class ChatReply:
 
     ``latency_ms`` is the model's time for this answer as measured when it was asked (a cached
     reply keeps it; ``cached`` says it was not asked again). ``error`` is set, and ``data`` is
-    None, when the request failed or its text held no JSON object."""
+    None, when the request failed or its text held no JSON object.
+    """
 
     text: str | None
     data: dict[str, Any] | None
@@ -157,8 +216,11 @@ class ChatReply:
 
 
 def first_json_object(text: str) -> dict[str, Any] | None:
-    """The first JSON object in ``text``: the whole text, a fenced block, or the first ``{...}``
-    that parses (models often wrap their JSON in prose or a code fence)."""
+    """The first JSON object in ``text``.
+
+    The whole text, a fenced block, or the first ``{...}`` that parses (models often wrap their JSON
+    in prose or a code fence).
+    """
     text = text.strip()
     try:
         value = json.loads(text)
@@ -338,9 +400,12 @@ class ModelClient:
         schema_name: str = "answer",
         params: Mapping[str, Any] | None = None,
     ) -> ChatReply:
-        """Ask for one JSON object: with ``response_format={"type": "json_schema", ...}`` while
-        the endpoint accepts it, else plainly, reading the first JSON object of the reply. Never
-        raises for the endpoint's failures: they are the reply's ``error``."""
+        """Ask for one JSON object.
+
+        With ``response_format={"type": "json_schema", ...}`` while the endpoint accepts it, else
+        plainly, reading the first JSON object of the reply. Never raises for the endpoint's
+        failures: they are the reply's ``error``.
+        """
         if not isinstance(model, str) or not model:
             raise ValueError(
                 f"model must be a model name such as 'openai/gpt-4.1-mini', not {model!r}"
@@ -467,9 +532,12 @@ class ModelClient:
         response_format: str = "wav",
         speed: float | None = None,
     ) -> bytes:
-        """``text`` spoken by ``/v1/audio/speech``: the audio file's bytes (WAV by default;
-        ``"pcm"`` is raw 16-bit mono). Cached like chat answers. Raises :class:`ModelError`
-        (scrubbed) when the endpoint fails: a caller cannot go on without its audio."""
+        """``text`` spoken by ``/v1/audio/speech``.
+
+        The audio file's bytes (WAV by default; ``"pcm"`` is raw 16-bit mono). Cached like chat
+        answers. Raises :class:`ModelError` (scrubbed) when the endpoint fails: a caller cannot go
+        on without its audio.
+        """
         if not isinstance(text, str) or not text.strip():
             raise ValueError("text must be a non-empty string to speak")
         if response_format not in SPEECH_FORMATS:

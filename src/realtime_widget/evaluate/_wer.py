@@ -34,7 +34,26 @@ _WORD = re.compile(r"[^\W_]+(?:(?:'|(?<=\d)[.,](?=\d))[^\W_]+)*")
 
 @dataclass(frozen=True)
 class WordErrors:
-    """The edits that turn the reference's words into the hypothesis's."""
+    """The edits that turn the reference's words into the hypothesis's.
+
+    What :func:`word_errors` returns: the counts behind a word error rate, kept apart so a
+    notebook can see whether a recognizer drops words, adds them or mishears them. Two of them
+    add up (``a + b``) to the counts of both texts together, as a corpus figure.
+
+    Args:
+        substitutions: Reference words heard as another word.
+        deletions: Reference words the hypothesis left out.
+        insertions: Hypothesis words the reference does not have.
+        reference_words: The reference's words after normalisation.
+
+    Example:
+        >>> from realtime_widget.evaluate import word_errors
+        >>> e = word_errors("book a table for two", "book the table for two please")
+        >>> e
+        WordErrors(substitutions=1, deletions=0, insertions=1, reference_words=5)
+        >>> e.errors, e.rate
+        (2, 0.4)
+    """
 
     substitutions: int
     deletions: int  # reference words the hypothesis left out
@@ -43,12 +62,16 @@ class WordErrors:
 
     @property
     def errors(self) -> int:
+        """All the edits: substitutions + deletions + insertions."""
         return self.substitutions + self.deletions + self.insertions
 
     @property
     def rate(self) -> float:
-        """errors / reference_words; 0.0 for nothing against nothing; ValueError when the
-        reference is empty and the hypothesis is not."""
+        """The word error rate: errors / reference_words.
+
+        0.0 for nothing against nothing. Reading it raises ``ValueError`` when the reference is
+        empty and the hypothesis is not (the rate is undefined; the counts are still there).
+        """
         if self.reference_words == 0:
             if self.errors == 0:
                 return 0.0
@@ -71,7 +94,26 @@ class WordErrors:
 
 
 def normalized_words(text: str) -> list[str]:
-    """``text``'s words as the rate compares them (see the module's doc)."""
+    """``text``'s words as the rate compares them.
+
+    Lower case (with a typographic apostrophe read as ``'``), punctuation dropped and splitting
+    words, except an apostrophe inside a word and a ``.`` or ``,`` between digits; numbers are
+    not converted (see the module's doc). Use it to see why two texts differ.
+
+    Args:
+        text: Any text: a transcript, a script's line.
+
+    Returns:
+        The words, in order.
+
+    Raises:
+        TypeError: ``text`` is not a ``str``.
+
+    Example:
+        >>> from realtime_widget.evaluate import normalized_words
+        >>> normalized_words("Don't book the real-time 3.5 o'clock slot!")
+        ["don't", 'book', 'the', 'real', 'time', '3.5', "o'clock", 'slot']
+    """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str; got {type(text).__name__}")
     return _WORD.findall(text.casefold().replace("\u2019", "'"))
@@ -134,8 +176,29 @@ def _pairs(
 
 
 def word_errors(reference: str | Sequence[str], hypothesis: str | Sequence[str]) -> WordErrors:
-    """Substitutions, deletions and insertions from ``reference`` to ``hypothesis`` (a text
-    each, or two lists of texts paired one to one, summed)."""
+    """Substitutions, deletions and insertions from ``reference`` to ``hypothesis``.
+
+    Both texts are normalised as :func:`normalized_words` does, then aligned word by word
+    (Levenshtein, each edit costing 1). Unlike :func:`word_error_rate` it never raises for an
+    empty reference: the counts are defined in every case.
+
+    Args:
+        reference: What was really said: a text, or a list of texts.
+        hypothesis: What was heard (a transcript): a text, or a list of texts paired one to one
+            with ``reference`` (the counts are summed over the pairs).
+
+    Returns:
+        The counts, as a :class:`WordErrors`.
+
+    Raises:
+        TypeError: The two are not both a ``str`` or both a list of ``str``.
+        ValueError: Two lists of different lengths.
+
+    Example:
+        >>> from realtime_widget.evaluate import word_errors
+        >>> word_errors(["a table for two", "at eight"], ["a table for", "at 8 pm"])
+        WordErrors(substitutions=1, deletions=1, insertions=1, reference_words=6)
+    """
     total = WordErrors(0, 0, 0, 0)
     for ref, hyp in _pairs(reference, hypothesis):
         total += _align(normalized_words(ref), normalized_words(hyp))
@@ -143,8 +206,32 @@ def word_errors(reference: str | Sequence[str], hypothesis: str | Sequence[str])
 
 
 def word_error_rate(reference: str | Sequence[str], hypothesis: str | Sequence[str]) -> float:
-    """(substitutions + deletions + insertions) / reference words, after normalisation (lower
-    case, punctuation stripped, numbers not converted: see the module's doc). Two lists give
-    the corpus rate. An empty reference gives 0.0 against an empty hypothesis and raises
-    ``ValueError`` against any words."""
+    """How many words a recognizer got wrong, as a share of the words really said.
+
+    (substitutions + deletions + insertions) / reference words, after normalisation (lower case,
+    punctuation stripped, numbers not converted: see the module's doc). Two lists give the
+    corpus rate: all the edits over all the reference words. The rate can be above 1 when the
+    hypothesis has many extra words.
+
+    Args:
+        reference: What was really said: a text, or a list of texts.
+        hypothesis: What was heard (a transcript): a text, or a list of texts paired one to one
+            with ``reference``.
+
+    Returns:
+        The rate, 0.0 for a perfect transcript. An empty reference gives 0.0 against an empty
+        hypothesis.
+
+    Raises:
+        ValueError: The reference has no words and the hypothesis has some (use
+            :func:`word_errors` for the counts), or two lists of different lengths.
+        TypeError: The two are not both a ``str`` or both a list of ``str``.
+
+    Example:
+        >>> from realtime_widget.evaluate import word_error_rate
+        >>> word_error_rate("I'd like a table for two", "I like a table for two")
+        0.16666666666666666
+        >>> word_error_rate("ten people", "10 people")  # numbers are not converted
+        0.5
+    """
     return word_errors(reference, hypothesis).rate

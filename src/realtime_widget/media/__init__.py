@@ -4,8 +4,16 @@ A :class:`Condition` transforms a spoken turn's audio before it reaches the call
 every repeat (seeded). Pass one to ``session.say(..., condition=...)``, or several to
 ``run_script(..., conditions={...})`` as a second axis beside the variants.
 
+The built-in noises are :data:`NOISE_NAMES`; a file or an array of samples works too.
+
 Needs the ``conditions`` extra (numpy, scipy, soxr): ``pip install "realtime-widget[conditions]"``.
 Importing this package does not import them; applying a condition does.
+
+Example:
+    >>> from realtime_widget.media import NOISE_NAMES, Condition
+    >>> NOISE_NAMES
+    ('white', 'pink', 'brown', 'babble')
+    >>> clip = w.say("A table for two, please", condition=Condition(noise="pink", snr_db=5))
 """
 
 from __future__ import annotations

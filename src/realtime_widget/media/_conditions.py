@@ -45,6 +45,9 @@ __all__ = ["NOISE_COLOURS", "NOMINAL_SPEECH_DBFS", "Condition", "conditioned_cli
 
 NOISE_COLOURS = ("white", "pink", "brown")
 NOISE_NAMES = (*NOISE_COLOURS, "babble")
+"""The built-in noises a :class:`Condition` can add by name: ``"white"``, ``"pink"``, ``"brown"``
+(generated, seeded) and ``"babble"`` (espeak-ng voices talking over each other). Any other
+``noise=`` is a path to an audio file or an array of samples."""
 # the active level of a clip with no speech in it (and of noise() alone): espeak-ng's voices
 # speak at -17..-20 dBFS over their active frames
 NOMINAL_SPEECH_DBFS = -20.0
@@ -102,8 +105,11 @@ def decode_clip(data: bytes, mime: str, what: str = "the clip") -> tuple[Any, in
 
 
 def conditioned_clip(condition: Condition | None, data: bytes, mime: str) -> tuple[bytes, str]:
-    """A clip's (bytes, mime) under ``condition``: its samples through ``apply()``, as a 16-bit
-    WAV at the clip's own rate; the clip as it was when the condition is None."""
+    """A clip's (bytes, mime) under ``condition``.
+
+    Its samples through ``apply()``, as a 16-bit WAV at the clip's own rate; the clip as it was when
+    the condition is None.
+    """
     if condition is None:
         return data, mime
     if not isinstance(condition, Condition):
@@ -116,9 +122,11 @@ def conditioned_clip(condition: Condition | None, data: bytes, mime: str) -> tup
 
 
 def active_level_dbfs(samples: Any, sample_rate: int) -> float | None:
-    """The speech level of ``samples`` over its active part, in dBFS (power of a full-scale
-    sine is -3 dBFS here, as RMS), or None when nothing in it is active: the level a
-    condition's SNR is measured against."""
+    """The speech level of ``samples`` over its active part, in dBFS.
+
+    The power of a full-scale sine is -3 dBFS here, as RMS. None when nothing in it is active.
+    This is the level a condition's SNR is measured against.
+    """
     np = _np()
     x = _mono(np, samples, "samples")
     power = _active_power(np, x, _rate(sample_rate))
@@ -142,8 +150,11 @@ def _mu_law_levels() -> Any:
 
 
 def _telephone(np: Any, x: Any, sample_rate: int) -> Any:
-    """8 kHz (soxr's anti-alias filter removes everything above 4 kHz), band 300-3,400 Hz,
-    8-bit mu-law, and back to ``sample_rate``."""
+    """``x`` through a phone line, at the same rate and length.
+
+    8 kHz (soxr's anti-alias filter removes everything above 4 kHz), band 300-3,400 Hz, 8-bit
+    mu-law, and back to ``sample_rate``.
+    """
     n = x.size
     if n == 0:
         return x
@@ -169,15 +180,53 @@ _FIELDS = ("name", "noise", "snr_db", "telephone", "gain_db", "seed")
 class Condition:
     """How a spoken turn's audio is heard: background noise at an SNR, a phone line, a gain.
 
-    ``noise``: "white", "pink", "brown" (generated, seeded), "babble" (espeak-ng voices
-    talking over each other), a path to an audio file (read as ``say()`` reads it), or an
-    ``(array, sample_rate)`` / array (at the clip's own rate); each looped or cut to the clip.
-    ``snr_db``: the speech's power over its active frames (20 ms frames within 40 dB of the
-    loudest, above -70 dBFS) against the noise's power over those same frames; needed with
-    ``noise``. ``telephone``: band-pass 300-3,400 Hz, 8 kHz, 8-bit mu-law, as a phone line.
-    ``gain_db``: applied after the noise (so it keeps the SNR), then samples are clipped to
-    [-1, 1] as a converter would (a warning says when more than 0.1 % of them were).
-    ``seed``: the noise's draw, with the clip's own samples. ``name``: a label for tables."""
+    A condition is an immutable, hashable value. Pass one to ``session.say(..., condition=...)``
+    to hear a clip as it would arrive from a noisy room or a phone, or several to
+    ``run_script(..., conditions={...})`` to compare the agent across them. The chain runs in
+    order: the noise is added (the room), the gain is applied (the distance to the microphone),
+    samples are clipped to [-1, 1] (the converter), then the phone line runs. The same clip and
+    seed always give the same samples. Applying a condition needs the ``conditions`` extra
+    (numpy, scipy, soxr).
+
+    Args:
+        noise: ``"white"``, ``"pink"``, ``"brown"`` (generated, seeded), ``"babble"`` (espeak-ng
+            voices talking over each other), a path to an audio file (read as ``say()`` reads
+            it), or an ``(array, sample_rate)`` / array (at the clip's own rate); each looped or
+            cut to the clip. None: no noise.
+        snr_db: The speech's power over its active frames (20 ms frames within 40 dB of the
+            loudest, above -70 dBFS) against the noise's power over those same frames, in dB
+            (-30..100). Needed with ``noise``, and only with it.
+        telephone: Band-pass 300-3,400 Hz, 8 kHz, 8-bit mu-law, as a phone line.
+        gain_db: Applied after the noise (so it keeps the SNR), in dB (-120..60); samples are
+            then clipped to [-1, 1] as a converter would (a warning says when more than 0.1 %
+            of them were).
+        seed: The noise's draw (a whole number >= 0), together with the clip's own samples.
+        name: A label for tables (the ``condition`` column of a grid's rows).
+
+    Raises:
+        ValueError: ``noise`` without ``snr_db`` (or ``snr_db`` without ``noise``), a number out
+            of its range, a negative ``seed``, an empty ``name``, or an unknown noise name.
+        TypeError: A value of the wrong type (``telephone`` not a bool, a number that is not
+            one).
+
+    Attributes:
+        name: The label given, or None.
+        noise_source: What the noise is: a noise name, the file's path, ``"array:<sha256>"``
+            for array noise, or None.
+        snr_db: The speech-to-noise ratio in dB, or None without noise.
+        telephone: Whether the phone line runs.
+        gain_db: The gain in dB.
+        seed: The noise's seed.
+
+    Example:
+        >>> from realtime_widget.media import Condition
+        >>> cafe = Condition(noise="babble", snr_db=10, name="cafe")
+        >>> phone = Condition(telephone=True, gain_db=-6)
+        >>> session.say("I'd like a table for two", condition=cafe)
+        >>> runs = session.run_script(
+        ...     script, conditions={"quiet": None, "cafe": cafe, "phone": phone}
+        ... )
+    """
 
     __slots__ = (
         "_array",
@@ -280,8 +329,21 @@ class Condition:
     # -- storage --
 
     def to_dict(self) -> dict[str, Any]:
-        """The condition as JSON-ready values. Array noise is stored by its digest (the samples
-        stay out of the JSON): ``from_dict`` then needs the array again as ``noise=``."""
+        """The condition as JSON-ready values.
+
+        Array noise is stored by its digest (the samples stay out of the JSON): ``from_dict`` then
+        needs the array again as ``noise=``.
+
+        Returns:
+            A dict of ``name``, ``noise``, ``snr_db``, ``telephone``, ``gain_db`` and ``seed``;
+            ``noise`` is the noise name or path, or ``{"array_sha256", "samples",
+            "sample_rate"}`` for array noise.
+
+        Example:
+            >>> Condition(noise="pink", snr_db=15, name="hiss").to_dict()
+            {'name': 'hiss', 'noise': 'pink', 'snr_db': 15.0, 'telephone': False,
+             'gain_db': 0.0, 'seed': 0}
+        """
         noise: Any = self.noise_source
         if self._array is not None and self.noise_source:
             noise = {
@@ -300,8 +362,27 @@ class Condition:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, noise: Any = None) -> Condition:
-        """A condition from ``to_dict()``'s values. ``noise=`` supplies the array of one that
-        had array noise (checked against the stored digest)."""
+        """A condition from ``to_dict()``'s values.
+
+        Args:
+            data: A mapping as :meth:`to_dict` returns it (missing fields take their defaults).
+            noise: The array (or ``(array, sample_rate)``) of a condition that had array noise,
+                checked against the stored digest; only for such a condition.
+
+        Returns:
+            The condition, equal to the one stored.
+
+        Raises:
+            TypeError: ``data`` is not a mapping.
+            ValueError: ``data`` has unknown fields; the stored noise was an array and
+                ``noise=`` is missing or is not the same array (its samples or sample rate
+                differ); or ``noise=`` was given for a condition without array noise.
+
+        Example:
+            >>> c = Condition(noise="babble", snr_db=5, telephone=True)
+            >>> Condition.from_dict(c.to_dict()) == c
+            True
+        """
         if not isinstance(data, Mapping):
             raise TypeError(f"from_dict takes a mapping from to_dict(); got {type(data).__name__}")
         unknown = sorted(set(data) - set(_FIELDS))
@@ -344,17 +425,55 @@ class Condition:
     # -- the transform --
 
     def apply(self, samples: Any, sample_rate: int) -> Any:
-        """``samples`` (mono float in [-1, 1], or int16) under this condition: float32 at the
-        same rate and length. The same clip and seed always give the same samples."""
+        """``samples`` (mono float in [-1, 1], or int16) under this condition.
+
+        The same clip and seed always give the same samples.
+
+        Args:
+            samples: Mono audio: a numpy array of shape (n,) or (n, 1), float in [-1, 1] or int16.
+            sample_rate: The samples' rate in Hz (8,000..384,000).
+
+        Returns:
+            A float32 numpy array at the same rate and of the same length.
+
+        Raises:
+            TypeError: The samples are neither float nor int16, or the rate is not a whole
+                number.
+            ValueError: The samples are not mono or hold NaN / infinite values, or the rate is
+                out of range.
+
+        Example:
+            >>> import numpy as np
+            >>> t = np.arange(16_000) / 16_000
+            >>> tone = 0.1 * np.sin(2 * np.pi * 440 * t)
+            >>> heard = Condition(noise="white", snr_db=20).apply(tone, 16_000)
+            >>> heard.dtype, heard.shape
+            (dtype('float32'), (16000,))
+        """
         np = _np()
         rate = _rate(sample_rate)
         x = _mono(np, samples, "samples")
         return self._chain(np, x, rate)
 
     def noise(self, ms: float, sample_rate: int) -> Any:
-        """``ms`` of this condition's noise alone, as it would sound behind speech at the nominal
-        level (-20 dBFS active), then through the gain and the phone line: what ``apply``
-        makes of silence. Silence when the condition has no noise."""
+        """``ms`` of this condition's noise alone: what :meth:`apply` makes of silence.
+
+        The noise is levelled as it would sound behind speech at the nominal level (-20 dBFS
+        active), then goes through the gain and the phone line. Silence when the condition has
+        no noise.
+
+        Args:
+            ms: How long, in milliseconds (0..3,600,000).
+            sample_rate: The rate of the samples returned, in Hz (8,000..384,000).
+
+        Returns:
+            A float32 numpy array of ``round(ms * sample_rate / 1000)`` samples.
+
+        Example:
+            >>> bed = Condition(noise="babble", snr_db=10).noise(2000, 24_000)
+            >>> bed.shape
+            (48000,)
+        """
         np = _np()
         rate = _rate(sample_rate)
         ms = _number("ms", ms, 0.0, 3_600_000.0, "milliseconds")
@@ -460,9 +579,11 @@ def _rebuild(data: dict[str, Any], noise: Any) -> Condition:
 
 
 def conditions_from(stored: Any) -> dict[str, Any]:
-    """A grid's conditions back from its manifest (name -> ``to_dict()``, or None for the
-    audio as recorded). A condition whose noise was an array cannot be rebuilt without it: it
-    stays as its stored dict."""
+    """A grid's conditions back from its manifest.
+
+    The manifest holds name -> ``to_dict()``, or None for the audio as recorded. A condition
+    whose noise was an array cannot be rebuilt without it: it stays as its stored dict.
+    """
     out: dict[str, Any] = {}
     for name, data in (stored or {}).items():
         try:
@@ -473,8 +594,10 @@ def conditions_from(stored: Any) -> dict[str, Any]:
 
 
 def check_conditions(conditions: Any) -> dict[str, Condition | None]:
-    """A grid's ``conditions=`` checked: a dict of name -> Condition (None: the audio as it
-    is). Empty for None: the grid has no condition axis."""
+    """A grid's ``conditions=`` checked: a dict of name -> Condition (None: the audio as it is).
+
+    Empty for None: the grid has no condition axis.
+    """
     if conditions is None:
         return {}
     example = '{"clean": None, "cafe": Condition(noise="babble", snr_db=10)}'

@@ -1,6 +1,9 @@
-"""The noise a condition adds: generated colours, a babble of espeak-ng voices, the user's own
-file or array, each looped to a clip's length; and the decoding and resampling they need.
-``conditions.py`` scales and mixes them (see ``Condition``)."""
+"""The noise a condition adds.
+
+Generated colours, a babble of espeak-ng voices, the user's own file or array, each looped to a
+clip's length; and the decoding and resampling they need. ``conditions.py`` scales and mixes them
+(see ``Condition``).
+"""
 
 from __future__ import annotations
 
@@ -36,8 +39,11 @@ def _soxr() -> Any:
 
 
 def _colour(np: Any, colour: str, n: int, rng: Any) -> Any:
-    """``n`` samples of unit-RMS noise whose power falls as 1/f^0 (white), 1/f (pink) or 1/f^2
-    (brown): seeded Gaussian noise, shaped in the frequency domain for pink and brown."""
+    """``n`` samples of seeded, unit-RMS noise of a colour.
+
+    The power falls as 1/f^0 (white), 1/f (pink) or 1/f^2 (brown): Gaussian noise, shaped in the
+    frequency domain for pink and brown.
+    """
     if n == 0:
         return np.zeros(0, np.float32)
     if colour == "white":
@@ -101,9 +107,12 @@ _babble_beds: dict[int, Any] = {}
 
 
 def _babble_bed(sample_rate: int) -> Any:
-    """The babble bed at ``sample_rate``: seven espeak-ng voices, each speaking two different
-    sentences, levelled to the same active loudness, each looped from its own start point and
-    mixed, unit RMS. Built once per process (then resampled once per rate) and cached."""
+    """The babble bed at ``sample_rate``.
+
+    Seven espeak-ng voices, each speaking two different sentences, levelled to the same active
+    loudness, each looped from its own start point and mixed, unit RMS. Built once per process (then
+    resampled once per rate) and cached.
+    """
     np = _np()
     with _babble_lock:
         bed = _babble_beds.get(sample_rate)
