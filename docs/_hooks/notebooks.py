@@ -2,7 +2,8 @@
 
 Nothing is executed here. The test command runs every shipped notebook (the headless tier under
 papermill, the browser tier cell by cell in JupyterLab) and keeps each executed copy under
-``test-artifacts/notebooks/`` with a note of which test ran it and how (``tests/artifacts.py``).
+``test-artifacts/notebooks/`` with a note of which test ran it and how
+(``tests/helpers/artifacts.py``).
 Before a build this hook stages, for each notebook in ``notebooks/``, into ``docs/examples/``
 (generated, gitignored):
 

@@ -365,7 +365,7 @@ class Notebook:
         self, lab: Lab, name: str, *, test: str, host: str = "lab", screenshot: str | None = None
     ) -> None:
         """Save the notebook as the page has it (its outputs) and keep the saved file as the
-        executed copy the docs render (``tests/artifacts.py``), with the screenshot's name."""
+        executed copy the docs render (``tests/helpers/artifacts.py``), with the screenshot's name."""
         self.save()
         front = "Notebook 7" if host == "notebook" else "JupyterLab"
         keep_executed_notebook(
