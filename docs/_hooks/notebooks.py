@@ -40,6 +40,13 @@ ORDER = [
     "quickstart", "tuning", "tools", "scripted", "experiments", "evaluation", "conditions",
     "tuning_search", "app",
 ]  # fmt: skip
+# the notebooks no test executes, and why (shown as shipped, saying so)
+NOT_RUN = {
+    "experiments": "the test suite does not run it (its 8-run grid adds minutes; "
+    "`tests/e2e/test_experiments_in_lab.py` runs a smaller grid of its own)",
+    "app": "it is a Voilà app: `tests/e2e/test_hosts_voila.py` serves it as a page and drives "
+    "it there, and Voilà keeps no executed notebook",
+}
 
 
 def _code(nb: dict[str, Any]) -> list[str]:
@@ -104,11 +111,10 @@ def stage_one(name: str) -> tuple[dict[str, Any], str]:
         kept["cells"].insert(1, _markdown(note))
         return kept, f"executed by `{by}`"
     stale = kept is not None
-    why = (
-        "the copy a test kept is older than this notebook"
-        if stale
-        else "no test run has kept an executed copy here (`scripts/test` does)"
-    )
+    if stale:
+        why = "the copy a test kept is older than this notebook"
+    else:
+        why = NOT_RUN.get(name, "no test run has kept an executed copy here (`scripts/test` does)")
     note = f"> **Shown unexecuted**: {why}, so the outputs are missing."
     _strip_widget_views(shipped)
     shipped["cells"].insert(1, _markdown(note))
