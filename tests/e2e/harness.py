@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.artifacts import keep_executed_notebook
+
 ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = next(
     (p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if os.path.exists(p)), None
 )
-ARTIFACTS = ROOT / "test-artifacts"
 
 
 def free_port() -> int:
@@ -357,6 +359,21 @@ class Notebook:
         self.page.evaluate("() => jupyterapp.commands.execute('docmanager:save')")
         self.page.wait_for_function(
             "() => !jupyterapp.shell.currentWidget.context.model.dirty", timeout=15000
+        )
+
+    def keep_executed(
+        self, lab: Lab, name: str, *, test: str, host: str = "lab", screenshot: str | None = None
+    ) -> None:
+        """Save the notebook as the page has it (its outputs) and keep the saved file as the
+        executed copy the docs render (``tests/helpers/artifacts.py``), with the screenshot's name."""
+        self.save()
+        front = "Notebook 7" if host == "notebook" else "JupyterLab"
+        keep_executed_notebook(
+            lab.root / name,
+            Path(name).name,
+            executed_by=test,
+            how=f"in {front} in Chromium, cell by cell, on the embedded emulator",
+            screenshot=screenshot,
         )
 
 

@@ -102,4 +102,7 @@ def test_tools_run_in_the_kernel_with_approval_and_errors(tmp_path: Path) -> Non
         check_stream(nb.kernel_json("[r['event'] for r in w.events if r['direction'] == 'server']"))
         ARTIFACTS.mkdir(exist_ok=True)
         page.locator(".rtw-root").first.screenshot(path=str(ARTIFACTS / "tools.png"))
+        nb.keep_executed(
+            lab, "tools.ipynb", test="tests/e2e/test_tools_in_lab.py", screenshot="tools.png"
+        )
         nb.kernel_eval("w.disconnect()")

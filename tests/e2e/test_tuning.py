@@ -110,3 +110,7 @@ def test_panel_tunes_a_live_session(host: str, shared_lab: Lab, page: Any, folde
     )
     assert not [o for o in outputs if "Traceback" in o], outputs
     assert not page_errors(wire, host), wire.errors
+    if host == "lab":
+        nb.keep_executed(
+            shared_lab, name, test="tests/e2e/test_tuning.py", screenshot="tuning-light.png"
+        )

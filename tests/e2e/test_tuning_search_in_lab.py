@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Lab, Notebook
+from tests.e2e.harness import ARTIFACTS, Lab, Notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +18,8 @@ BOOK = ROOT / "notebooks" / "tuning_search.ipynb"
 
 
 def test_the_best_settings_go_live_in_a_widget(shared_lab: Lab, page: Any, folder: str) -> None:
-    nb = Notebook.open(page, shared_lab, shared_lab.add(BOOK, folder))
+    name = shared_lab.add(BOOK, folder)
+    nb = Notebook.open(page, shared_lab, name)
     cleanup = nb.run_book(BOOK, timeout=240)
     page.locator("[data-testid=rtw-status]").first.wait_for(timeout=30_000)  # the widget shows
     # the widget took the winner's fields (the search's best, as update_session takes them)
@@ -38,5 +39,11 @@ def test_the_best_settings_go_live_in_a_widget(shared_lab: Lab, page: Any, folde
     )
     assert confirmed == wanted, (confirmed, wanted)
     assert nb.kernel_json("len(tuning.trials())") >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".rtw-root").first.screenshot(path=str(ARTIFACTS / "tuning_search.png"))
     nb.kernel_eval("w.close()")
     nb.run_cell(cleanup)
+    nb.keep_executed(
+        shared_lab, name, test="tests/e2e/test_tuning_search_in_lab.py",
+        screenshot="tuning_search.png",
+    )  # fmt: skip

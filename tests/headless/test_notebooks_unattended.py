@@ -22,6 +22,7 @@ import nbformat
 import papermill
 import pytest
 
+from tests.helpers.artifacts import keep_executed_notebook
 from tests.helpers.protocol_checks import check_stream
 
 # The emulator's sockets are loopback ones; like every test that starts one, these run inside
@@ -89,7 +90,19 @@ def run_unattended(book: Path, tmp_path: Path, kernel_name: str, read: str) -> t
     # every cell ran, the clean-up too
     code = [c for c in out.cells if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in code), [c.source[:40] for c in code]
-    return out, marked(out)
+    result = marked(out)
+    # the executed notebook as a reader would have it (the docs site renders it): the added
+    # reading cell taken out again (papermill's injected parameters cell says how it ran)
+    kept = nbformat.read(executed, as_version=4)
+    kept.cells = [c for c in kept.cells if MARK not in c.source]
+    keep_executed_notebook(
+        kept,
+        book.name,
+        executed_by="tests/headless/test_notebooks_unattended.py",
+        how='papermill with transport="websocket": the kernel held the call, on the embedded '
+        "emulator, with no browser",
+    )
+    return out, result
 
 
 def server_stream(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
