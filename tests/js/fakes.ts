@@ -320,6 +320,10 @@ export class FakeModel {
   ofKind(kind: string): Record<string, unknown>[] {
     return this.sent.filter((m) => m.kind === kind);
   }
+  /** Requests from the page's buttons and code (not its standing ask for ICE servers). */
+  requests(): Record<string, unknown>[] {
+    return this.ofKind("request").filter((m) => m.action !== "prepare");
+  }
   /** Every record from every `events` message, in order. */
   records(): {
     seq: number;
