@@ -65,8 +65,10 @@ w = RealtimeWidget(
 w
 """
 
-# Diagnostic (--server-nodelay): TCP_NODELAY on every socket the Jupyter server's tornado
-# streams use, through a sitecustomize the server (and kernel) load at start.
+# Diagnostic (--server-nodelay): TCP_NODELAY on the Jupyter server's sockets, through a
+# sitecustomize the server (and kernel) load at start. Setting it once is not enough: tornado's
+# HTTP connection turns Nagle back on when a request finishes (set_nodelay(False)), and the
+# websocket upgrade is such a request, so every set_nodelay call is made to say True.
 NODELAY_SITE = """
 import socket
 try:
@@ -74,6 +76,10 @@ try:
 except ImportError:
     _io = None
 if _io is not None:
+    _set = _io.IOStream.set_nodelay
+    def _always(self, value):
+        return _set(self, True)
+    _io.IOStream.set_nodelay = _always
     _init = _io.IOStream.__init__
     def _nodelay_init(self, sock, *a, **kw):
         _init(self, sock, *a, **kw)
@@ -216,7 +222,7 @@ CONNECT_LEGS = (
     ("kernel: request -> connect message sent", "req_kernel_in", "connect_kernel_sent"),
     ("connect: kernel -> page websocket", "connect_kernel_sent", "connect_page_recv"),
     ("connect: waits in the page's message chain", "connect_page_recv", "connect_chain_begin"),
-    ("connect handled -> call.start", "connect_chain_begin", "call.start"),
+    ("click -> call.start (the page starts the call)", "click", "call.start"),
     ("call.start -> offer.sent (offer, gathering)", "call.start", "offer.sent"),
     ("offer.sent -> offer on the websocket", "offer.sent", "offer_sent"),
     ("offer: page -> kernel main thread", "offer_sent", "offer_kernel_in"),
