@@ -356,6 +356,11 @@ def main() -> None:
         help="diagnostic: TCP_NODELAY on the Jupyter server's sockets (what Nagle's "
         "algorithm on its websocket costs the kernel -> page messages)",
     )
+    parser.add_argument(
+        "--connect-only",
+        action="store_true",
+        help="measure the connects only (no flood, single events or tool calls)",
+    )
     parser.add_argument("--dump", type=Path, help="write every phase's raw leg logs here (JSON)")
     args = parser.parse_args()
     html = (Path(__file__).parent / "bare_connect.html").read_text()
@@ -481,6 +486,8 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
         print_ahead("ahead of connect/answer in the page's chain", connect_ahead)
         print_legs("bare page connect, plain", plain[1], BARE_LEGS)
         print_legs("widget connect, silent STUN", connect_legs[args.connects :], CONNECT_LEGS)
+        if args.connect_only:
+            return
 
         page.locator(CONNECT).first.click()
         book.poll("w.status == 'connected'", timeout=20)
