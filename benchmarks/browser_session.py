@@ -5,7 +5,10 @@ Prints, from one run:
   event's own timestamp), for the widget and for the seed's own flow on a bare page
   (``bare_connect.html``: fetch the ICE config, getUserMedia, gather, POST the offer to the
   service with the key, session.update on open) against the same emulator, side by side and as
-  a ratio; plain, and with a STUN server in the list that never answers;
+  a ratio; plain, and with a STUN server in the list that never answers. Each page is brought
+  to the front before its click, as the tab a user clicks in is: Chromium defers a tab's tasks
+  after an input until it draws a frame, capped at about 50 ms, and a tab behind another draws
+  none, so every message, timer and WebRTC result of the first ~50 ms after a click waited;
 - event delivery latency, browser receive -> kernel log (p50/p95), for single events on an idle
   kernel and during a 2,000-delta flood, and the floor: a bare anywidget whose front end sends
   a timestamped custom message, received by its Python side the same way; the ratios to it;
@@ -414,6 +417,10 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
             bare_page.goto(bare.url)
 
             def widget_connect() -> float:
+                # Each page is the tab in front when clicked, as for a user: Chromium defers
+                # a background tab's tasks for ~50 ms after an input (it waits for a frame
+                # that a tab behind another never draws), which the front tab does not pay.
+                page.bring_to_front()
                 start_legs(page, book)
                 t_click = click(page, CONNECT)
                 # No kernel polling while the call starts: every poll is an execute request
@@ -441,6 +448,7 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
                 return float(t_updated) - t_click
 
             def bare_connect() -> dict[str, Any]:
+                bare_page.bring_to_front()
                 n = bare_page.evaluate("() => window.__results.length")
                 bare_page.locator("#connect").click()
                 bare_page.wait_for_function(f"() => window.__results.length > {n}", timeout=20_000)
@@ -467,6 +475,7 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
                 silent = side_by_side(args.connects)
                 emu.configure(ice_servers=())
             bare_page.close()
+            page.bring_to_front()
 
         print(f"bare page (the seed's flow) served from {bare.url}, {how}")
         for name, (widget, seed) in (
