@@ -217,6 +217,28 @@ export class HeardAudio {
   }
 }
 
+/**
+ * Make the offer and set it as the local description, which starts ICE gathering; returns
+ * its SDP. One call where the browser can (setLocalDescription() with no argument): the offer
+ * is made and applied on the browser's signalling thread, with no trip through the page's
+ * busy main thread between them (about 10 ms earlier to gather, right after a click). Older
+ * browsers refuse the bare call: they get createOffer, then setLocalDescription.
+ */
+export async function makeOffer(pc: RTCPeerConnection): Promise<string> {
+  let implicit = true;
+  try {
+    await pc.setLocalDescription();
+  } catch (e) {
+    if (pc.localDescription) throw e; // it was applied: a real failure
+    implicit = false;
+  }
+  if (implicit && pc.localDescription?.type === "offer")
+    return pc.localDescription.sdp;
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  return offer.sdp ?? "";
+}
+
 function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
@@ -454,16 +476,14 @@ export class PeerCall {
       this.dc = dc;
       this.wireChannel(dc);
 
-      const offer = await pc.createOffer();
-      if (this.closed) return;
-      await pc.setLocalDescription(offer);
+      const offerSdp = await makeOffer(pc);
       if (this.closed) return;
 
       const t0 = this.deps.now();
       const gathered = await gatherer.wait();
       if (!gathered || this.closed) return;
       this.candidates = gathered.candidates;
-      const sdp = pc.localDescription?.sdp ?? offer.sdp ?? "";
+      const sdp = pc.localDescription?.sdp ?? offerSdp;
       this.local({
         type: "offer.sent",
         gather_ms: round1(this.deps.now() - t0),
