@@ -11,7 +11,10 @@ Prints, from one run:
   none, so every message, timer and WebRTC result of the first ~50 ms after a click waited;
 - event delivery latency, browser receive -> kernel log (p50/p95), for single events on an idle
   kernel and during a 2,000-delta flood, and the floor: a bare anywidget whose front end sends
-  a timestamped custom message, received by its Python side the same way; the ratios to it;
+  a timestamped custom message, received by its Python side the same way; the ratios to it.
+  For events set in a cell the floor's message leaves the page at the same moment (5 ms after
+  the cell's own message, the kernel still finishing the cell), and the ratio to the idle
+  kernel's floor is printed beside it;
 - events per comm message during the flood, events lost, and main-thread long tasks (> 50 ms,
   PerformanceObserver) while the flood streams;
 - the kernel hop of a Python tool: the browser receives the function call -> the tool's output
@@ -150,7 +153,7 @@ class Echo(anywidget.AnyWidget):
         model.on("msg:custom", (msg) => {
           setTimeout(() => {
             model.send({ n: msg.n, t_ms: performance.timeOrigin + performance.now() });
-          }, 30);
+          }, msg.delay ?? 30);
         });
       },
       render({ el }) { el.textContent = "echo"; el.dataset.testid = "echo"; },
@@ -555,7 +558,10 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
                         f"_aio.get_running_loop().call_later(0.03, setattr, w, 'speed', {speed})"
                     )
                 time.sleep(0.15)
-                book.kernel_eval(f"echo.send({{'n': {i}}})")
+                # the floor's message leaves the page as the widget's event does: in the
+                # cell, a few ms after the cell's own message (the kernel still finishing it)
+                delay = 5 if how == "in the cell" else 30
+                book.kernel_eval(f"echo.send({{'n': {i}, 'delay': {delay}}})")
                 time.sleep(0.15)
             legs = Legs.take(page, book)
             log = book.kernel_json(
@@ -579,6 +585,9 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
                 f"bare anywidget message ({len(floor)}) p50 {f50:.1f} ms, p95 {f95:.1f} ms; "
                 f"x floor: p50 {p50 / f50:.2f}x, p95 {p95 / f95:.2f}x"
             )
+            if how == "in the cell":  # beside the floor of an idle kernel too
+                i50 = pct(results["idle kernel"][1], 0.5)
+                print(f"  x the idle kernel's floor ({i50:.1f} ms): p50 {p50 / i50:.2f}x")
             print_legs(f"  widget delivery, set {how}", rows, DELIVERY_LEGS)
             print_legs(f"  floor delivery, set {how}", frows, DELIVERY_LEGS)
         print("  (target: single-event p50 <= 1.3x the floor)")
