@@ -5,10 +5,16 @@ Prints, from one run:
   event's own timestamp), for the widget and for the seed's own flow on a bare page
   (``bare_connect.html``: fetch the ICE config, getUserMedia, gather, POST the offer to the
   service with the key, session.update on open) against the same emulator, side by side and as
-  a ratio; plain, and with a STUN server in the list that never answers;
+  a ratio; plain, and with a STUN server in the list that never answers. Each page is brought
+  to the front before its click, as the tab a user clicks in is: Chromium defers a tab's tasks
+  after an input until it draws a frame, capped at about 50 ms, and a tab behind another draws
+  none, so every message, timer and WebRTC result of the first ~50 ms after a click waited;
 - event delivery latency, browser receive -> kernel log (p50/p95), for single events on an idle
   kernel and during a 2,000-delta flood, and the floor: a bare anywidget whose front end sends
-  a timestamped custom message, received by its Python side the same way; the ratios to it;
+  a timestamped custom message, received by its Python side the same way; the ratios to it.
+  For events set in a cell the floor's message leaves the page at the same moment (5 ms after
+  the cell's own message, the kernel still finishing the cell), and the ratio to the idle
+  kernel's floor is printed beside it;
 - events per comm message during the flood, events lost, and main-thread long tasks (> 50 ms,
   PerformanceObserver) while the flood streams;
 - the kernel hop of a Python tool: the browser receives the function call -> the tool's output
@@ -65,8 +71,10 @@ w = RealtimeWidget(
 w
 """
 
-# Diagnostic (--server-nodelay): TCP_NODELAY on every socket the Jupyter server's tornado
-# streams use, through a sitecustomize the server (and kernel) load at start.
+# Diagnostic (--server-nodelay): TCP_NODELAY on the Jupyter server's sockets, through a
+# sitecustomize the server (and kernel) load at start. Setting it once is not enough: tornado's
+# HTTP connection turns Nagle back on when a request finishes (set_nodelay(False)), and the
+# websocket upgrade is such a request, so every set_nodelay call is made to say True.
 NODELAY_SITE = """
 import socket
 try:
@@ -74,6 +82,10 @@ try:
 except ImportError:
     _io = None
 if _io is not None:
+    _set = _io.IOStream.set_nodelay
+    def _always(self, value):
+        return _set(self, True)
+    _io.IOStream.set_nodelay = _always
     _init = _io.IOStream.__init__
     def _nodelay_init(self, sock, *a, **kw):
         _init(self, sock, *a, **kw)
@@ -141,7 +153,7 @@ class Echo(anywidget.AnyWidget):
         model.on("msg:custom", (msg) => {
           setTimeout(() => {
             model.send({ n: msg.n, t_ms: performance.timeOrigin + performance.now() });
-          }, 30);
+          }, msg.delay ?? 30);
         });
       },
       render({ el }) { el.textContent = "echo"; el.dataset.testid = "echo"; },
@@ -216,7 +228,7 @@ CONNECT_LEGS = (
     ("kernel: request -> connect message sent", "req_kernel_in", "connect_kernel_sent"),
     ("connect: kernel -> page websocket", "connect_kernel_sent", "connect_page_recv"),
     ("connect: waits in the page's message chain", "connect_page_recv", "connect_chain_begin"),
-    ("connect handled -> call.start", "connect_chain_begin", "call.start"),
+    ("click -> call.start (the page starts the call)", "click", "call.start"),
     ("call.start -> offer.sent (offer, gathering)", "call.start", "offer.sent"),
     ("offer.sent -> offer on the websocket", "offer.sent", "offer_sent"),
     ("offer: page -> kernel main thread", "offer_sent", "offer_kernel_in"),
@@ -350,6 +362,11 @@ def main() -> None:
         help="diagnostic: TCP_NODELAY on the Jupyter server's sockets (what Nagle's "
         "algorithm on its websocket costs the kernel -> page messages)",
     )
+    parser.add_argument(
+        "--connect-only",
+        action="store_true",
+        help="measure the connects only (no flood, single events or tool calls)",
+    )
     parser.add_argument("--dump", type=Path, help="write every phase's raw leg logs here (JSON)")
     args = parser.parse_args()
     html = (Path(__file__).parent / "bare_connect.html").read_text()
@@ -403,6 +420,10 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
             bare_page.goto(bare.url)
 
             def widget_connect() -> float:
+                # Each page is the tab in front when clicked, as for a user: Chromium defers
+                # a background tab's tasks for ~50 ms after an input (it waits for a frame
+                # that a tab behind another never draws), which the front tab does not pay.
+                page.bring_to_front()
                 start_legs(page, book)
                 t_click = click(page, CONNECT)
                 # No kernel polling while the call starts: every poll is an execute request
@@ -430,6 +451,7 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
                 return float(t_updated) - t_click
 
             def bare_connect() -> dict[str, Any]:
+                bare_page.bring_to_front()
                 n = bare_page.evaluate("() => window.__results.length")
                 bare_page.locator("#connect").click()
                 bare_page.wait_for_function(f"() => window.__results.length > {n}", timeout=20_000)
@@ -456,6 +478,7 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
                 silent = side_by_side(args.connects)
                 emu.configure(ice_servers=())
             bare_page.close()
+            page.bring_to_front()
 
         print(f"bare page (the seed's flow) served from {bare.url}, {how}")
         for name, (widget, seed) in (
@@ -475,6 +498,8 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
         print_ahead("ahead of connect/answer in the page's chain", connect_ahead)
         print_legs("bare page connect, plain", plain[1], BARE_LEGS)
         print_legs("widget connect, silent STUN", connect_legs[args.connects :], CONNECT_LEGS)
+        if args.connect_only:
+            return
 
         page.locator(CONNECT).first.click()
         book.poll("w.status == 'connected'", timeout=20)
@@ -533,7 +558,10 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
                         f"_aio.get_running_loop().call_later(0.03, setattr, w, 'speed', {speed})"
                     )
                 time.sleep(0.15)
-                book.kernel_eval(f"echo.send({{'n': {i}}})")
+                # the floor's message leaves the page as the widget's event does: in the
+                # cell, a few ms after the cell's own message (the kernel still finishing it)
+                delay = 5 if how == "in the cell" else 30
+                book.kernel_eval(f"echo.send({{'n': {i}, 'delay': {delay}}})")
                 time.sleep(0.15)
             legs = Legs.take(page, book)
             log = book.kernel_json(
@@ -557,6 +585,9 @@ def run(args: argparse.Namespace, html: str, env: dict[str, str], emu: EmulatorH
                 f"bare anywidget message ({len(floor)}) p50 {f50:.1f} ms, p95 {f95:.1f} ms; "
                 f"x floor: p50 {p50 / f50:.2f}x, p95 {p95 / f95:.2f}x"
             )
+            if how == "in the cell":  # beside the floor of an idle kernel too
+                i50 = pct(results["idle kernel"][1], 0.5)
+                print(f"  x the idle kernel's floor ({i50:.1f} ms): p50 {p50 / i50:.2f}x")
             print_legs(f"  widget delivery, set {how}", rows, DELIVERY_LEGS)
             print_legs(f"  floor delivery, set {how}", frows, DELIVERY_LEGS)
         print("  (target: single-event p50 <= 1.3x the floor)")

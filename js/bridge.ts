@@ -40,6 +40,7 @@ export const DISCONNECT = kind(to_browser, "disconnect");
 export const PLAY = kind(to_browser, "play");
 export const STOP_CLIP = kind(to_browser, "stop_clip");
 export const PROBE = kind(to_browser, "probe");
+export const ICE = kind(to_browser, "ice");
 
 // browser -> Python
 export const OFFER = kind(to_kernel, "offer");
@@ -62,7 +63,8 @@ export type RequestAction =
   | "send_text"
   | "cancel_response"
   | "approve"
-  | "reject";
+  | "reject"
+  | "prepare";
 
 export const DIRECTIONS = directions as readonly Direction[];
 export const STATUSES = statuses as readonly Status[];
@@ -155,7 +157,21 @@ export interface ProbeMsg {
   probe_id: string;
   b64: string;
 }
+/**
+ * ICE servers the kernel fetched ahead of a click (the widget was shown): a Connect click
+ * builds the peer connection with them at once, while its request goes to the kernel, whose
+ * `connect` then numbers the call (with the same list; another list means start afresh).
+ * TURN credentials ride here, in a message, and never in synced state. Fresh for `ttl_ms`.
+ */
+export interface IceMsg {
+  kind: typeof ICE;
+  page: string;
+  ice_servers: RTCIceServer[];
+  gather_timeout_ms: number;
+  ttl_ms: number;
+}
 export type ToBrowserMsg =
+  | IceMsg
   | ConnectMsg
   | AnswerMsg
   | SignalErrorMsg
@@ -246,6 +262,10 @@ function eventList(x: unknown): RealtimeEvent[] {
   return Array.isArray(x) ? x.filter(isObject) : [];
 }
 
+function gatherTimeout(x: unknown): number {
+  return typeof x === "number" && x >= 0 ? x : DEFAULT_GATHER_TIMEOUT_MS;
+}
+
 /**
  * Validate a custom message from Python. Returns null for anything that is not one of our
  * kinds (other widgets' traffic, or a malformed message) so the caller can ignore it.
@@ -261,6 +281,19 @@ export function parseToBrowser(msg: unknown): ToBrowserMsg | null {
           page: typeof msg.page === "string" ? msg.page : "",
           probe_id: msg.probe_id,
           b64: typeof msg.b64 === "string" ? msg.b64 : "",
+        }
+      : null;
+  // So are ICE servers fetched ahead of a call.
+  if (msg.kind === ICE)
+    return Array.isArray(msg.ice_servers) &&
+      typeof msg.ttl_ms === "number" &&
+      msg.ttl_ms > 0
+      ? {
+          kind: ICE,
+          page: typeof msg.page === "string" ? msg.page : "",
+          ice_servers: msg.ice_servers as RTCIceServer[],
+          gather_timeout_ms: gatherTimeout(msg.gather_timeout_ms),
+          ttl_ms: msg.ttl_ms,
         }
       : null;
   const call = msg.call;
@@ -279,11 +312,7 @@ export function parseToBrowser(msg: unknown): ToBrowserMsg | null {
         session_update: msg.session_update,
         queued: eventList(msg.queued),
         mic: msg.mic !== false,
-        gather_timeout_ms:
-          typeof msg.gather_timeout_ms === "number" &&
-          msg.gather_timeout_ms >= 0
-            ? msg.gather_timeout_ms
-            : DEFAULT_GATHER_TIMEOUT_MS,
+        gather_timeout_ms: gatherTimeout(msg.gather_timeout_ms),
       };
     case ANSWER:
       return typeof msg.sdp === "string"

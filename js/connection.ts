@@ -43,7 +43,10 @@ export interface CallDeps extends TimerDeps {
 }
 
 export interface CallOptions {
-  call: number;
+  /** The kernel's number for the call; null for a call started on a Connect click before
+   * the kernel's `connect` numbered it: it builds its connection at once, and what it
+   * would tell the page (records, state, its offer) waits for `bind`. */
+  call: number | null;
   iceServers: RTCIceServer[];
   sessionUpdate: RealtimeEvent;
   queued: RealtimeEvent[];
@@ -214,13 +217,39 @@ export class HeardAudio {
   }
 }
 
+/**
+ * Make the offer and set it as the local description, which starts ICE gathering; returns
+ * its SDP. One call where the browser can (setLocalDescription() with no argument): the offer
+ * is made and applied on the browser's signalling thread, with no trip through the page's
+ * busy main thread between them (about 10 ms earlier to gather, right after a click). Older
+ * browsers refuse the bare call: they get createOffer, then setLocalDescription.
+ */
+export async function makeOffer(pc: RTCPeerConnection): Promise<string> {
+  let implicit = true;
+  try {
+    await pc.setLocalDescription();
+  } catch (e) {
+    if (pc.localDescription) throw e; // it was applied: a real failure
+    implicit = false;
+  }
+  if (implicit && pc.localDescription?.type === "offer")
+    return pc.localDescription.sdp;
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  return offer.sdp ?? "";
+}
+
 function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
 /** The browser's end of one call (named apart from the emulator's call and the call number). */
 export class PeerCall {
-  readonly id: number;
+  private callId: number | null;
+  /** What the call tells the page while it has no number (null once it has one). */
+  private held: (() => void)[] | null;
+  /** A call given up before it had a number tells nobody anything. */
+  private dropped = false;
   private phase: Phase = "new";
   private pc: RTCPeerConnection | null = null;
   private dc: RTCDataChannel | null = null;
@@ -264,10 +293,12 @@ export class PeerCall {
       suspendGraceMs: 300,
       ...opts,
     };
-    this.id = opts.call;
+    this.callId = opts.call;
+    this.held = opts.call === null ? [] : null;
     this.muted = opts.muted;
     // session.update goes first so the agent is configured before anything else reaches it.
-    this.outbox = [opts.sessionUpdate, ...opts.queued];
+    this.outbox =
+      opts.call === null ? [] : [opts.sessionUpdate, ...opts.queued];
     this.timers = new Timers(deps, this.lifetime.signal);
     this.audible = new AudibleDetector(
       () => this.remoteMeter,
@@ -289,6 +320,70 @@ export class PeerCall {
       this.opts.statsIntervalMs,
       (sample) => this.local(sample),
     );
+  }
+
+  /** The kernel's number for the call (0 until an early call is bound). */
+  get id(): number {
+    return this.callId ?? 0;
+  }
+
+  /** Does the call wait for its number (started on a click, ahead of `connect`)? */
+  get unbound(): boolean {
+    return this.held !== null;
+  }
+
+  /**
+   * The kernel numbered the call: it takes its session and queued events, and everything it
+   * held (records with their own times, its state, its offer) goes to the page in order.
+   */
+  bind(
+    call: number,
+    sessionUpdate: RealtimeEvent,
+    queued: RealtimeEvent[],
+  ): void {
+    const held = this.held;
+    if (held === null || this.dropped) return;
+    this.callId = call;
+    this.outbox = [sessionUpdate, ...queued, ...this.outbox];
+    this.held = null;
+    for (const f of held) f();
+  }
+
+  /** Give up a call that never got its number: release it and tell nobody. */
+  discard(): void {
+    if (this.held === null) return;
+    this.held = [];
+    this.dropped = true;
+    if (!this.closed) {
+      this.phase = "closed";
+      this.release();
+    }
+  }
+
+  /** The hooks, through the hold: while the call has no number, each call waits its turn. */
+  private readonly out: CallHooks = {
+    record: (dir, event, tMs) => {
+      if (this.held === null) return this.hooks.record(dir, event, tMs);
+      const t = tMs ?? this.deps.now();
+      this.hold(() => this.hooks.record(dir, this.numbered(event), t));
+    },
+    show: (dir, event, tMs) =>
+      this.hold(() => this.hooks.show?.(dir, event, tMs)),
+    state: (state, detail) => this.hold(() => this.hooks.state(state, detail)),
+    offer: (sdp) => this.hold(() => this.hooks.offer(sdp)),
+    audioNotice: (text) => this.hold(() => this.hooks.audioNotice?.(text)),
+    recording: (chunk) => this.hold(() => this.hooks.recording?.(chunk)),
+  };
+
+  private hold(f: () => void): void {
+    if (this.dropped) return;
+    if (this.held === null) f();
+    else this.held.push(f);
+  }
+
+  /** call.start names its call: a held one gets the number it was bound to. */
+  private numbered(event: RealtimeEvent): RealtimeEvent {
+    return event.type === "call.start" ? { ...event, call: this.id } : event;
   }
 
   /** True until the call is closed or failed. */
@@ -323,7 +418,7 @@ export class PeerCall {
       ),
       gather_timeout_ms: this.opts.gatherTimeoutMs,
     });
-    this.hooks.state("connecting", "");
+    this.out.state("connecting", "");
 
     let pc: RTCPeerConnection;
     try {
@@ -381,16 +476,14 @@ export class PeerCall {
       this.dc = dc;
       this.wireChannel(dc);
 
-      const offer = await pc.createOffer();
-      if (this.closed) return;
-      await pc.setLocalDescription(offer);
+      const offerSdp = await makeOffer(pc);
       if (this.closed) return;
 
       const t0 = this.deps.now();
       const gathered = await gatherer.wait();
       if (!gathered || this.closed) return;
       this.candidates = gathered.candidates;
-      const sdp = pc.localDescription?.sdp ?? offer.sdp ?? "";
+      const sdp = pc.localDescription?.sdp ?? offerSdp;
       this.local({
         type: "offer.sent",
         gather_ms: round1(this.deps.now() - t0),
@@ -407,7 +500,7 @@ export class PeerCall {
         const secs = Math.round(this.opts.openTimeoutMs / 1000);
         this.fail(`Timed out: no connection ${secs} s after the offer${hint}`);
       }, this.opts.openTimeoutMs);
-      this.hooks.offer(sdp);
+      this.out.offer(sdp);
     } catch (e) {
       this.fail(`Could not create the WebRTC offer: ${errorWords(e).message}`);
     }
@@ -455,7 +548,7 @@ export class PeerCall {
   shown(events: RealtimeEvent[]): void {
     if (this.closed) return;
     const t = this.deps.now();
-    for (const ev of events) this.hooks.show?.("client", ev, t);
+    for (const ev of events) this.out.show?.("client", ev, t);
     if (
       this.phase === "connected" &&
       events.some((ev) => STOPS.has(ev.type ?? ""))
@@ -506,13 +599,13 @@ export class PeerCall {
     if (this.dc && this.dc.readyState === "open")
       this.local({ type: "channel.close", by: "local" });
     this.release();
-    this.hooks.state("disconnected", "");
+    this.out.state("disconnected", "");
   }
 
   // ---- internals ---------------------------------------------------------------------
 
   private local(event: LocalEvent): void {
-    this.hooks.record("local", event);
+    this.out.record("local", event);
   }
 
   private fail(detail: string): void {
@@ -520,7 +613,7 @@ export class PeerCall {
     this.phase = "closed";
     this.local({ type: "call.failed", detail });
     this.release();
-    this.hooks.state("failed", detail);
+    this.out.state("failed", detail);
   }
 
   private async openMic(): Promise<MediaStream | null> {
@@ -532,7 +625,7 @@ export class PeerCall {
       this.local({ type: "mic.error", name, message });
       this.notice = micNotice(name, message);
       // The call no longer waits for the mic: it may already be connected by now.
-      this.hooks.state(
+      this.out.state(
         this.phase === "connected" ? "connected" : "connecting",
         this.notice,
       );
@@ -541,7 +634,7 @@ export class PeerCall {
   }
 
   private noRecorder(): void {
-    this.hooks.audioNotice?.(
+    this.out.audioNotice?.(
       "Recording needs Web Audio, which this page does not have: nothing is recorded",
     );
   }
@@ -558,9 +651,9 @@ export class PeerCall {
       },
       this.deps.now,
       {
-        record: (event, tMs) => this.hooks.record("local", event, tMs),
-        notice: (text) => this.hooks.audioNotice?.(text),
-        recording: (chunk) => this.hooks.recording?.(chunk),
+        record: (event, tMs) => this.out.record("local", event, tMs),
+        notice: (text) => this.out.audioNotice?.(text),
+        recording: (chunk) => this.out.recording?.(chunk),
         running: () => this.updateSender(),
       },
       { suspendGraceMs: this.opts.suspendGraceMs },
@@ -652,7 +745,7 @@ export class PeerCall {
       for (const ev of queued) this.transmit(ev);
       this.sampler.start();
       this.audio?.setLive(true);
-      this.hooks.state("connected", this.notice);
+      this.out.state("connected", this.notice);
     });
     this.on(dc, "message", (ev) => this.receive((ev as MessageEvent).data));
     this.on(dc, "error", (ev) => {
@@ -679,7 +772,7 @@ export class PeerCall {
       this.local({ type: "send.error", ...errorWords(e), event });
       return;
     }
-    this.hooks.record("client", event, t);
+    this.out.record("client", event, t);
   }
 
   private receive(data: unknown): void {
@@ -698,7 +791,7 @@ export class PeerCall {
     try {
       parsed = JSON.parse(text);
     } catch (e) {
-      this.hooks.record("local", parseError(errorWords(e).message), t);
+      this.out.record("local", parseError(errorWords(e).message), t);
       return;
     }
     if (
@@ -706,12 +799,12 @@ export class PeerCall {
       parsed === null ||
       Array.isArray(parsed)
     ) {
-      this.hooks.record("local", parseError("not a JSON object"), t);
+      this.out.record("local", parseError("not a JSON object"), t);
       return;
     }
     const event = parsed as RealtimeEvent;
     this.heard.server(event, t);
-    this.hooks.record("server", event, t);
+    this.out.record("server", event, t);
     this.audio?.serverEvent(event);
     if (event.type === "response.created") {
       const response = event.response as { id?: unknown } | undefined;

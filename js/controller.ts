@@ -11,6 +11,7 @@ import {
   CONNECT,
   DISCONNECT,
   EventBatcher,
+  ICE,
   OFFER,
   PLAY,
   PROBE,
@@ -26,6 +27,7 @@ import {
   type ConnectMsg,
   type Direction,
   type EventsMsg,
+  type IceMsg,
   type LocalEvent,
   type RealtimeEvent,
   type ToKernelMsg,
@@ -35,7 +37,7 @@ import { isLastChunk } from "./clips";
 import { watchKernel } from "./kernel";
 import { probeReply } from "./probe";
 import type { RecordingChunk } from "./recorder";
-import { PeerCall, type CallDeps } from "./connection";
+import { PeerCall, type CallDeps, type CallOptions } from "./connection";
 import { Store } from "./store";
 
 /** The synced traits the front end reads (Python owns them; the view may set `muted`). */
@@ -64,6 +66,28 @@ export interface LiveLatency {
 
 export type WidgetModel = AnyModel<Traits>;
 
+/** An early call (started on a click) that the kernel's `connect` has not numbered by then
+ * is given up: the kernel did not start the call, or started it some other way. */
+export const EARLY_BIND_MS = 10_000;
+
+/** ICE servers the kernel sent ahead of a click, fresh until `until` (page clock). */
+interface Prepared {
+  iceServers: RTCIceServer[];
+  gatherTimeoutMs: number;
+  until: number;
+}
+
+/** A call started on a Connect click, waiting for the kernel's `connect` to number it. */
+interface Early {
+  call: PeerCall;
+  iceServers: RTCIceServer[];
+  mic: boolean;
+  gatherTimeoutMs: number;
+  /** Sets the number the call's hooks report under. */
+  number(id: number): void;
+  cancel(): void;
+}
+
 export interface ControllerOptions {
   batchMs?: number;
   maxBatch?: number;
@@ -82,6 +106,10 @@ export interface ControllerOptions {
 export class Controller {
   readonly store = new Store();
   private call: PeerCall | null = null;
+  /** ICE servers from the kernel's `ice` message, for the next click (one call each). */
+  private prepared: Prepared | null = null;
+  /** A call a click started before the kernel numbered it. */
+  private early: Early | null = null;
   private readonly batcher: EventBatcher;
   private disposed = false;
   /** This front end's id: Python addresses the call's messages to the page that holds it. */
@@ -111,9 +139,13 @@ export class Controller {
     model.on("msg:custom", this.onCustom);
     model.on("change:muted", this.onMuted);
     model.on("change:record", this.onRecord);
+    model.on("change:status", this.onStatus);
     // A call must not outlive its kernel (shutdown, restart, crash): hang up as disconnect()
     // would.
     this.unwatchKernel = watchKernel(model, this.onKernelGone);
+    // The ICE servers ahead of a click (the kernel's `ice` message): one sent when the widget
+    // was shown can come before this page listened.
+    this.post({ kind: REQUEST, page: this.page, action: "prepare" });
   }
 
   /** The live call, if any (tests and the view's meters). */
@@ -131,6 +163,9 @@ export class Controller {
     // We are inside the click: the one moment a browser lets audio start unprompted.
     this.opts.audio?.resume();
     this.post({ kind: REQUEST, page: this.page, action: "connect" });
+    // With ICE servers in hand, the call starts now (mic, peer connection, gathering) while
+    // the request travels: the kernel's `connect` numbers it, and its offer goes then.
+    this.startEarly();
   }
 
   requestDisconnect(): void {
@@ -178,10 +213,12 @@ export class Controller {
     this.disposed = true;
     this.call?.close();
     this.call = null;
+    this.dropEarly();
     this.batcher.flush();
     this.model.off("msg:custom", this.onCustom);
     this.model.off("change:muted", this.onMuted);
     this.model.off("change:record", this.onRecord);
+    this.model.off("change:status", this.onStatus);
     this.unwatchKernel();
     this.opts.audio?.close();
   }
@@ -225,10 +262,17 @@ export class Controller {
   }
 
   private readonly onKernelGone = (): void => {
+    this.dropEarly();
+    this.prepared = null;
     if (!this.call) return;
     this.recordLocal(this.call.id, { type: "kernel.gone" });
     this.call.close();
     this.call = null;
+  };
+
+  /** The kernel gave up on the call a click asked for (no key, ...): so does the page. */
+  private readonly onStatus = (): void => {
+    if (this.model.get("status") === "failed") this.dropEarly();
   };
 
   private readonly onMuted = (): void => {
@@ -273,6 +317,10 @@ export class Controller {
     if (msg.kind === PROBE) {
       const { reply, buffers: echo } = probeReply(msg, buffers, this.page);
       this.post(reply, echo);
+      return;
+    }
+    if (msg.kind === ICE) {
+      this.prepare(msg);
       return;
     }
     const call = this.call && this.call.id === msg.call ? this.call : null;
@@ -341,21 +389,55 @@ export class Controller {
 
   private connect(msg: ConnectMsg): void {
     if (this.call?.id === msg.call && this.call.isLive) return; // a duplicate: keep the call
+    // The kernel used the list it sent ahead (or another): it serves no further call.
+    this.prepared = null;
+    const early = this.takeEarly();
     // One call per widget: a new connect replaces (and hangs up) the old one first.
     this.call?.close();
     const id = msg.call;
     // Before the call's first record: flags of the previous call must not leak into this one.
     this.store.beginCall(id);
     this.store.setAudioNotice("");
+    if (early && sameStart(early, msg)) {
+      // The click's call, already gathering: it takes its number, and what it held goes.
+      early.number(id);
+      this.call = early.call;
+      early.call.bind(id, msg.session_update, msg.queued);
+      early.call.setMuted(Boolean(this.model.get("muted")));
+      early.call.setRecording(Boolean(this.model.get("record")));
+      return;
+    }
+    early?.call.discard(); // started with another list (or mic): start afresh with this one
+    const { call } = this.makeCall({
+      call: id,
+      iceServers: msg.ice_servers,
+      sessionUpdate: msg.session_update,
+      queued: msg.queued,
+      mic: msg.mic,
+      gatherTimeoutMs: msg.gather_timeout_ms,
+    });
+    this.call = call;
+    void call.start();
+  }
+
+  /** A call and its hooks; `number` sets the call number they report under (an early call
+   * gets it from the kernel's `connect`). */
+  private makeCall(
+    o: Pick<
+      CallOptions,
+      | "call"
+      | "iceServers"
+      | "sessionUpdate"
+      | "queued"
+      | "mic"
+      | "gatherTimeoutMs"
+    >,
+  ): { call: PeerCall; number(id: number): void } {
+    let id = o.call ?? 0;
     const call: PeerCall = new PeerCall(
       {
-        call: id,
-        iceServers: msg.ice_servers,
-        sessionUpdate: msg.session_update,
-        queued: msg.queued,
-        mic: msg.mic,
+        ...o,
         muted: Boolean(this.model.get("muted")),
-        gatherTimeoutMs: msg.gather_timeout_ms,
         record: Boolean(this.model.get("record")),
         ...this.opts.callOptions,
       },
@@ -379,7 +461,63 @@ export class Controller {
         recording: (chunk) => this.sendRecording(id, chunk),
       },
     );
-    this.call = call;
+    return { call, number: (n) => (id = n) };
+  }
+
+  // ---- a call started on the click, ahead of the kernel's `connect` --------------------
+
+  private prepare(msg: IceMsg): void {
+    this.prepared = {
+      iceServers: msg.ice_servers,
+      gatherTimeoutMs: msg.gather_timeout_ms,
+      until: this.deps.now() + msg.ttl_ms,
+    };
+  }
+
+  private startEarly(): void {
+    const p = this.prepared;
+    if (!p || this.early || this.call?.isLive || this.deps.now() >= p.until)
+      return;
+    this.prepared = null; // one call per list, as in the kernel
+    const mic = Boolean(this.model.get("mic"));
+    const { call, number } = this.makeCall({
+      call: null,
+      iceServers: p.iceServers,
+      sessionUpdate: {},
+      queued: [],
+      mic,
+      gatherTimeoutMs: p.gatherTimeoutMs,
+    });
+    const h = this.deps.setTimeout(() => this.dropEarly(), EARLY_BIND_MS);
+    this.early = {
+      call,
+      iceServers: p.iceServers,
+      mic,
+      gatherTimeoutMs: p.gatherTimeoutMs,
+      number,
+      cancel: () => this.deps.clearTimeout(h),
+    };
     void call.start();
   }
+
+  private takeEarly(): Early | null {
+    const early = this.early;
+    this.early = null;
+    early?.cancel();
+    return early;
+  }
+
+  private dropEarly(): void {
+    this.takeEarly()?.call.discard();
+  }
+}
+
+/** Did the kernel's `connect` ask for the call the click started (same ICE list, same mic,
+ * same gathering deadline)? */
+function sameStart(early: Early, msg: ConnectMsg): boolean {
+  return (
+    early.mic === msg.mic &&
+    early.gatherTimeoutMs === msg.gather_timeout_ms &&
+    JSON.stringify(early.iceServers) === JSON.stringify(msg.ice_servers)
+  );
 }

@@ -30,6 +30,7 @@ DISCONNECT: Final = "disconnect"
 PLAY: Final = "play"
 STOP_CLIP: Final = "stop_clip"
 PROBE: Final = "probe"
+ICE: Final = "ice"  # ICE servers fetched ahead of a click (TURN credentials: messages only)
 # browser -> Python
 OFFER: Final = "offer"
 EVENTS: Final = "events"

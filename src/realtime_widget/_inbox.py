@@ -186,11 +186,17 @@ class Inbox:
     def _request(self, page: str, msg: dict[str, Any]) -> None:
         """A button in a page: the session's own API call, for the page holding the call."""
         action = msg["action"]
-        if action != "connect" and self._port.live and not self._port.speaks_for(page):
+        if (
+            action not in ("connect", "prepare")
+            and self._port.live
+            and not self._port.speaks_for(page)
+        ):
             self._port.refuse(B.REQUEST, page, f"{action}: page does not hold the call")
             return
         if action == "connect":
             self._signalling.connect(page)  # the page whose button was clicked takes it
+        elif action == "prepare":  # a page shows a Connect button: ICE servers ahead
+            self._signalling.prepare()
         else:
             self._act(action, msg)
 

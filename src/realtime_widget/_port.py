@@ -173,8 +173,8 @@ class SessionPort:
     def post(self, message: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         """Every message to a page passes here.
 
-        The key is scrubbed from all of it; TURN credentials may ride only in a connect message's
-        ``ice_servers``.
+        The key is scrubbed from all of it; TURN credentials may ride only in the
+        ``ice_servers`` of a connect message or of an ice message (the list ahead of a click).
         """
         out = {
             k: (self._scrub_key.value(v) if k == "ice_servers" else self._scrub.value(v))

@@ -110,6 +110,7 @@ class Signalling:
         self._executor: ThreadPoolExecutor | None = None
         self._work: list[Future[Any]] = []
         self._ice_cache: tuple[float, list[dict[str, Any]]] | None = None  # (when, servers)
+        self._shown = False  # shown in a page: each call's end fetches the next call's list
 
     @property
     def provider(self) -> Provider:
@@ -167,6 +168,8 @@ class Signalling:
     def _set(self, status: str, error: str | None = None) -> None:
         self.status = status
         self.host.show_status(status, error)
+        if self._shown and status in ("disconnected", "failed"):
+            self.prefetch_ice()  # the next click starts at once too
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -386,11 +389,24 @@ class Signalling:
     def prefetch_ice(self) -> None:
         """Fetch the ICE servers ahead of a click (the widget was displayed).
 
-        A connect soon after then starts at once. Quiet: a failure here is reported by the
-        connect itself.
+        A connect soon after then starts at once, and the pages get the list too (see
+        ``prepare``). Quiet: a failure here is reported by the connect itself.
         """
-        if self.provider.has_key and not self.live and self._fresh_ice() is None:
+        self._shown = True
+        if self.needs_ice and self.provider.has_key and not self.live and self._fresh_ice() is None:
             self.submit(self._prefetch)
+
+    def prepare(self) -> None:
+        """A page asks for the ICE servers ahead of its click.
+
+        It gets the fresh list now, or a fetch is made whose list goes to the pages when it
+        comes.
+        """
+        cached = self._fresh_ice()
+        if cached is not None:
+            self._offer_ice(cached)
+        else:
+            self.prefetch_ice()
 
     def _prefetch(self) -> None:  # on the worker thread
         try:
@@ -398,6 +414,27 @@ class Signalling:
         except Exception:  # the connect will fetch again, and say why if it fails
             return
         self._ice_cache = (time.monotonic(), servers)
+        # The pages get the list too (a message: TURN credentials never enter synced state):
+        # a Connect click then builds its peer connection at once, while its request travels.
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(self._offer_ice, servers)
+        else:
+            self._offer_ice(servers)
+
+    def _offer_ice(self, servers: list[dict[str, Any]]) -> None:
+        cached = self._ice_cache
+        if cached is None or cached[1] is not servers or self.live:
+            return  # a call took it meanwhile
+        self.host.post(
+            B.message(
+                B.ICE,
+                page="",
+                ice_servers=servers,
+                gather_timeout_ms=B.DEFAULT_GATHER_TIMEOUT_MS,
+                ttl_ms=int(ICE_CACHE_S * 1000),
+            )
+        )
 
     def _fresh_ice(self) -> list[dict[str, Any]] | None:
         cached = self._ice_cache

@@ -4,6 +4,7 @@ import type { Direction, RealtimeEvent, Status } from "../../js/bridge";
 import { CHANNEL_LABEL, PeerCall, type CallOptions } from "../../js/connection";
 import { summarizeStats } from "../../js/stats";
 import {
+  FakePC,
   FakeStream,
   FakeTrack,
   fakeWorld,
@@ -90,6 +91,31 @@ describe("offer and ICE gathering", () => {
     expect(sent.sent_by).toBe("complete");
     expect(sent.gathering_complete).toBe(true);
     expect(sent.gather_ms).toBe(100);
+  });
+
+  it("makes and applies the offer in one call, with no trip through the page between", async () => {
+    const c = startCall(world);
+    await settle();
+    expect(world.pc().offerMadeBy).toBe("implicit");
+    world.pc().completeGathering();
+    await c.started;
+    expect(c.offers[0]).toContain("v=0 offer");
+  });
+
+  it("where the browser refuses setLocalDescription() bare, makes the offer first", async () => {
+    const create = world.deps.createPeerConnection;
+    world.deps.createPeerConnection = (config) => {
+      const pc = create(config);
+      (pc as unknown as FakePC).refuseImplicitOffer = true;
+      return pc;
+    };
+    const c = startCall(world);
+    await settle();
+    expect(world.pc().offerMadeBy).toBe("explicit");
+    world.pc().completeGathering();
+    await c.started;
+    expect(c.offers).toHaveLength(1);
+    expect(c.local("call.failed")).toEqual([]);
   });
 
   it("with only STUN, sends once candidates went quiet for the idle window", async () => {

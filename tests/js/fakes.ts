@@ -114,8 +114,15 @@ export class FakePC extends EventTarget {
   async createOffer(): Promise<{ type: "offer"; sdp: string }> {
     return { type: "offer", sdp: "v=0 offer" };
   }
-  async setLocalDescription(d: { type: string; sdp: string }): Promise<void> {
-    this.localDescription = { ...d };
+  /** An older browser: setLocalDescription() with no argument is refused. */
+  refuseImplicitOffer = false;
+  /** How the offer was made: "implicit" (setLocalDescription()) or "explicit". */
+  offerMadeBy: string | null = null;
+  async setLocalDescription(d?: { type: string; sdp: string }): Promise<void> {
+    if (!d && this.refuseImplicitOffer)
+      throw new TypeError("Failed to execute 'setLocalDescription'");
+    this.offerMadeBy = d ? "explicit" : "implicit";
+    this.localDescription = { ...(d ?? (await this.createOffer())) };
     this.iceGatheringState = "gathering";
     this.dispatchEvent(new Event("icegatheringstatechange"));
   }
@@ -319,6 +326,10 @@ export class FakeModel {
   /** Sent messages of one kind. */
   ofKind(kind: string): Record<string, unknown>[] {
     return this.sent.filter((m) => m.kind === kind);
+  }
+  /** Requests from the page's buttons and code (not its standing ask for ICE servers). */
+  requests(): Record<string, unknown>[] {
+    return this.ofKind("request").filter((m) => m.action !== "prepare");
   }
   /** Every record from every `events` message, in order. */
   records(): {

@@ -67,7 +67,7 @@ describe("truncate on interruption", () => {
     // The Stop button asks Python; Python's cancel_response comes back as a send.
     frames.frame();
     el.querySelector<HTMLButtonElement>('[data-testid="rtw-stop"]')!.click();
-    expect(model.ofKind("request").at(-1)).toMatchObject({
+    expect(model.requests().at(-1)).toMatchObject({
       action: "cancel_response",
     });
     pythonCancels();

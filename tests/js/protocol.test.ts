@@ -40,6 +40,13 @@ const TO_BROWSER: { [K in ToBrowserKind]: Extract<ToBrowserMsg, { kind: K }> } =
       gather_timeout_ms: 800,
     },
     answer: { kind: "answer", call: 1, page: "", sdp: "v=0" },
+    ice: {
+      kind: "ice",
+      page: "",
+      ice_servers: [],
+      gather_timeout_ms: 800,
+      ttl_ms: 30000,
+    },
     signal_error: { kind: "signal_error", call: 1, page: "", message: "no" },
     send: { kind: "send", call: 1, page: "", events: [] },
     shown: { kind: "shown", call: 1, page: "", events: [] },
@@ -113,6 +120,7 @@ const ACTION_SET: Record<RequestAction, true> = {
   cancel_response: true,
   approve: true,
   reject: true,
+  prepare: true,
 };
 
 // One request per action, typed by RequestMsg: together they carry every request field.
@@ -126,6 +134,7 @@ const REQUESTS: {
   send_text: { kind: "request", page: "p", action: "send_text", text: "hi" },
   cancel_response: { kind: "request", page: "p", action: "cancel_response" },
   approve: { kind: "request", page: "p", action: "approve", call_id: "c1" },
+  prepare: { kind: "request", page: "p", action: "prepare" },
   reject: {
     kind: "request",
     page: "p",
@@ -182,6 +191,7 @@ describe("message shapes match protocol.json", () => {
       bridge.PLAY,
       bridge.STOP_CLIP,
       bridge.PROBE,
+      bridge.ICE,
     ]).toEqual(Object.keys(protocol.to_browser));
     expect([
       bridge.OFFER,

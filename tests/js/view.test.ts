@@ -79,12 +79,12 @@ describe("header", () => {
 
   it("Connect/Disconnect ask Python to act", () => {
     $("rtw-connect").click();
-    expect(model.ofKind("request")).toEqual([
+    expect(model.requests()).toEqual([
       { kind: "request", page: PAGE, action: "connect" },
     ]);
     model.set("status", "connected");
     $("rtw-connect").click();
-    expect(model.ofKind("request").at(-1)).toEqual({
+    expect(model.requests().at(-1)).toEqual({
       kind: "request",
       page: PAGE,
       action: "disconnect",
@@ -178,7 +178,7 @@ describe("composer", () => {
     const notebook = vi.fn();
     el.addEventListener("keydown", notebook);
     input.dispatchEvent(ev);
-    expect(model.ofKind("request")).toEqual([
+    expect(model.requests()).toEqual([
       { kind: "request", page: PAGE, action: "send_text", text: "Hello!" },
     ]);
     expect(input.value).toBe("");
@@ -188,10 +188,10 @@ describe("composer", () => {
   it("Send button sends; empty text is not sent", () => {
     const input = $<HTMLInputElement>("rtw-input");
     $("rtw-send").click();
-    expect(model.ofKind("request")).toHaveLength(0);
+    expect(model.requests()).toHaveLength(0);
     input.value = "Hi";
     $("rtw-send").click();
-    expect(model.ofKind("request")).toEqual([
+    expect(model.requests()).toEqual([
       { kind: "request", page: PAGE, action: "send_text", text: "Hi" },
     ]);
   });
@@ -400,7 +400,7 @@ describe("stop button", () => {
     await connect();
     const stop = $<HTMLButtonElement>("rtw-stop");
     stop.click(); // disabled: nothing sent
-    expect(model.ofKind("request")).toHaveLength(0);
+    expect(model.requests()).toHaveLength(0);
     serverSend({ type: "response.created", response: { id: "r1" } });
     expect(stop.disabled).toBe(false);
     // a second reply overlapping the first keeps it enabled until both are done
@@ -408,7 +408,7 @@ describe("stop button", () => {
     serverSend({ type: "response.done", response: { id: "r1" } });
     expect(stop.disabled).toBe(false);
     stop.click();
-    expect(model.ofKind("request")).toEqual([
+    expect(model.requests()).toEqual([
       { kind: "request", page: PAGE, action: "cancel_response" },
     ]);
     serverSend({
@@ -417,7 +417,7 @@ describe("stop button", () => {
     });
     expect(stop.disabled).toBe(true);
     stop.click();
-    expect(model.ofKind("request")).toHaveLength(1);
+    expect(model.requests()).toHaveLength(1);
   });
 
   it("disables when the call ends mid-reply, and a later view starts right", async () => {
@@ -457,7 +457,7 @@ describe("stop button: per call", () => {
     await connect(2); // Python replaces the call without a disconnect in between
     expect(stop.disabled).toBe(true);
     stop.click();
-    expect(model.ofKind("request")).toHaveLength(0); // no cancel with nothing in flight
+    expect(model.requests()).toHaveLength(0); // no cancel with nothing in flight
     serverSend({ type: "response.created", response: { id: "r2" } });
     expect(stop.disabled).toBe(false);
   });
@@ -687,7 +687,7 @@ describe("tool calls in the transcript", () => {
     c2.querySelector<HTMLButtonElement>(
       "[data-testid=rtw-tool-reject]",
     )!.click();
-    expect(model.ofKind("request")).toEqual([
+    expect(model.requests()).toEqual([
       { kind: "request", page: PAGE, action: "approve", call_id: "c1" },
       {
         kind: "request",
@@ -698,7 +698,7 @@ describe("tool calls in the transcript", () => {
       },
     ]);
     // one page, one id: both requests name the controller's page
-    expect(new Set(model.ofKind("request").map((m) => m.page))).toEqual(
+    expect(new Set(model.requests().map((m) => m.page))).toEqual(
       new Set([ctrl.page]),
     );
     setCalls([
