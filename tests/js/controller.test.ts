@@ -1,12 +1,12 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 
 import { Controller } from "../../js/controller";
 import widget, { ControllerRegistry, modelKey } from "../../js/widget";
 import {
   FakeModel,
+  controllerRig,
   fakeWorld,
   settle,
-  type FakeWorld,
   connectCall,
 } from "./fakes";
 
@@ -28,24 +28,11 @@ function connectMsg(call: number, extra: Record<string, unknown> = {}) {
   };
 }
 
-let world: FakeWorld;
-let model: FakeModel;
-let ctrl: Controller;
-
-beforeEach(() => {
-  vi.useFakeTimers();
-  world = fakeWorld();
-  model = new FakeModel();
-  ctrl = new Controller(model.asModel(), world.deps);
-});
-afterEach(() => {
-  ctrl.dispose();
-  vi.useRealTimers();
-});
+const rig = controllerRig();
 
 /** Python side of a happy connect: connect -> (offer) -> answer -> channel opens. */
 async function connect(call: number, extra: Record<string, unknown> = {}) {
-  await connectCall(model, world, call, {
+  await connectCall(rig.model, rig.world, call, {
     ice_servers: [{ urls: "stun:127.0.0.1:3478" }],
     session_update: SESSION_UPDATE,
     ...extra,
@@ -56,17 +43,19 @@ async function connect(call: number, extra: Record<string, unknown> = {}) {
 describe("Controller: no record numbered and lost", () => {
   it("a flood in one task never builds a batch over the kernel's limit (which drops the tail)", async () => {
     await connect(1);
-    const before = model.records().length;
+    const before = rig.model.records().length;
     for (let i = 0; i < 1200; i++)
-      world
+      rig.world
         .pc()
         .channel.receive(
           JSON.stringify({ type: "response.output_text.delta", i }),
         );
     await vi.advanceTimersByTimeAsync(10);
-    const sizes = model.ofKind("events").map((m) => (m.records as []).length);
+    const sizes = rig.model
+      .ofKind("events")
+      .map((m) => (m.records as []).length);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(500);
-    const seqs = model.records().map((r) => r.seq);
+    const seqs = rig.model.records().map((r) => r.seq);
     expect(seqs).toEqual([...Array(seqs.length).keys()]);
     expect(seqs.length - before).toBe(1200);
   });
@@ -74,14 +63,14 @@ describe("Controller: no record numbered and lost", () => {
   it("an unserialisable record is refused under its number; the rest of its batch goes", async () => {
     await connect(1);
     // A local record the page cannot serialise (a BigInt), in the middle of a burst.
-    const c = ctrl as unknown as {
+    const c = rig.ctrl as unknown as {
       record(call: number, dir: string, ev: Record<string, unknown>): void;
     };
     c.record(1, "local", { type: "stats", i: 0 });
     c.record(1, "local", { type: "stats", bad: BigInt(1) });
     c.record(1, "local", { type: "stats", i: 2 });
     await vi.advanceTimersByTimeAsync(100); // diagnostics go within the batcher's lazyMs
-    const recs = model.records();
+    const recs = rig.model.records();
     const seqs = recs.map((r) => r.seq);
     expect(seqs).toEqual([...Array(seqs.length).keys()]);
     expect(recs.slice(-3).map((r) => r.event.type)).toEqual([
@@ -95,15 +84,15 @@ describe("Controller: no record numbered and lost", () => {
 describe("Controller: the protocol end to end", () => {
   it("connect -> offer -> answer -> connected, with records and states for Python", async () => {
     await connect(1, { queued: [{ type: "response.create" }] });
-    const offers = model.ofKind("offer");
+    const offers = rig.model.ofKind("offer");
     expect(offers).toEqual([
       { kind: "offer", call: 1, page: PAGE, sdp: "v=0 offer" },
     ]);
-    expect(model.ofKind("state")).toEqual([
+    expect(rig.model.ofKind("state")).toEqual([
       { kind: "state", call: 1, page: PAGE, state: "connecting", detail: "" },
       { kind: "state", call: 1, page: PAGE, state: "connected", detail: "" },
     ]);
-    const recs = model.records();
+    const recs = rig.model.records();
     expect(recs.map((r) => r.seq)).toEqual([...recs.keys()]);
     expect(recs.map((r) => `${r.dir}:${r.event.type}`)).toEqual([
       "local:call.start",
@@ -114,17 +103,17 @@ describe("Controller: the protocol end to end", () => {
       "client:response.create",
     ]);
     // records go before the state they explain
-    const kinds = model.sent.map((m) => m.kind);
+    const kinds = rig.model.sent.map((m) => m.kind);
     expect(kinds.lastIndexOf("events")).toBeLessThan(
       kinds.lastIndexOf("state"),
     );
-    expect(ctrl.store.status).toBe("connected");
+    expect(rig.ctrl.store.status).toBe("connected");
   });
 
   it("batches a burst of server events into one events message", async () => {
     await connect(1);
-    const before = model.ofKind("events").length;
-    const ch = world.pc().channel;
+    const before = rig.model.ofKind("events").length;
+    const ch = rig.world.pc().channel;
     for (let i = 0; i < 50; i++) {
       ch.receive(
         JSON.stringify({
@@ -134,31 +123,35 @@ describe("Controller: the protocol end to end", () => {
         }),
       );
     }
-    expect(model.ofKind("events")).toHaveLength(before);
+    expect(rig.model.ofKind("events")).toHaveLength(before);
     await vi.advanceTimersByTimeAsync(4);
-    const batches = model.ofKind("events").slice(before);
+    const batches = rig.model.ofKind("events").slice(before);
     expect(batches).toHaveLength(1);
     expect((batches[0]!.records as unknown[]).length).toBe(50);
-    expect(ctrl.store.transcript.turns[0]!.text.startsWith("0 1 2 ")).toBe(
+    expect(rig.ctrl.store.transcript.turns[0]!.text.startsWith("0 1 2 ")).toBe(
       true,
     );
   });
 
   it("send messages are queued until open, then go after session.update", async () => {
-    model.msg(
+    rig.model.msg(
       connectMsg(1, {
         queued: [{ type: "conversation.item.create", item: {} }],
       }),
     );
-    model.msg({ kind: "send", call: 1, events: [{ type: "response.create" }] });
+    rig.model.msg({
+      kind: "send",
+      call: 1,
+      events: [{ type: "response.create" }],
+    });
     await settle();
-    world.pc().completeGathering();
+    rig.world.pc().completeGathering();
     await settle();
-    model.msg({ kind: "answer", call: 1, sdp: "a" });
+    rig.model.msg({ kind: "answer", call: 1, sdp: "a" });
     await settle();
-    world.pc().channel.open();
+    rig.world.pc().channel.open();
     expect(
-      world
+      rig.world
         .pc()
         .channel.sentEvents()
         .map((e) => e.type),
@@ -170,30 +163,30 @@ describe("Controller: the protocol end to end", () => {
   });
 
   it("signal_error -> failed, released; a later connect works with a new call", async () => {
-    model.msg(connectMsg(1));
+    rig.model.msg(connectMsg(1));
     await settle();
-    world.pc().completeGathering();
+    rig.world.pc().completeGathering();
     await settle();
-    model.msg({
+    rig.model.msg({
       kind: "signal_error",
       call: 1,
       message: "HTTP 401: check your API key",
     });
-    expect(model.ofKind("state").at(-1)).toEqual({
+    expect(rig.model.ofKind("state").at(-1)).toEqual({
       kind: "state",
       call: 1,
       page: PAGE,
       state: "failed",
       detail: "HTTP 401: check your API key",
     });
-    const first = world.pc();
+    const first = rig.world.pc();
     expect(first.closed).toBe(true);
-    expect(world.mics[0]!.tracks[0]!.readyState).toBe("ended");
-    expect(ctrl.store.detail).toBe("HTTP 401: check your API key");
+    expect(rig.world.mics[0]!.tracks[0]!.readyState).toBe("ended");
+    expect(rig.ctrl.store.detail).toBe("HTTP 401: check your API key");
 
     await connect(2);
-    expect(world.pcs).toHaveLength(2);
-    expect(model.ofKind("state").at(-1)).toMatchObject({
+    expect(rig.world.pcs).toHaveLength(2);
+    expect(rig.model.ofKind("state").at(-1)).toMatchObject({
       call: 2,
       state: "connected",
     });
@@ -201,38 +194,38 @@ describe("Controller: the protocol end to end", () => {
 
   it("an unexpected close fails the call and a reconnect works", async () => {
     await connect(1);
-    world.pc().channel.remoteClose();
-    expect(model.ofKind("state").at(-1)).toMatchObject({
+    rig.world.pc().channel.remoteClose();
+    expect(rig.model.ofKind("state").at(-1)).toMatchObject({
       call: 1,
       state: "failed",
       detail: "The data channel closed unexpectedly",
     });
     await connect(2);
-    expect(ctrl.store.status).toBe("connected");
+    expect(rig.ctrl.store.status).toBe("connected");
   });
 
   it("a connect for a new call closes the active one first", async () => {
     await connect(1);
-    const old = world.pc();
-    model.msg(connectMsg(2));
+    const old = rig.world.pc();
+    rig.model.msg(connectMsg(2));
     expect(old.closed).toBe(true);
-    const states = model.ofKind("state").map((m) => [m.call, m.state]);
+    const states = rig.model.ofKind("state").map((m) => [m.call, m.state]);
     expect(states.slice(-2)).toEqual([
       [1, "disconnected"],
       [2, "connecting"],
     ]);
     // a duplicate connect for the live call is ignored
     await settle();
-    model.msg(connectMsg(2));
-    expect(world.pcs).toHaveLength(2);
+    rig.model.msg(connectMsg(2));
+    expect(rig.world.pcs).toHaveLength(2);
   });
 
   it("disconnect closes the call and releases the mic", async () => {
     await connect(1);
-    model.msg({ kind: "disconnect", call: 1 });
-    expect(world.pc().closed).toBe(true);
-    expect(world.mics[0]!.tracks[0]!.readyState).toBe("ended");
-    expect(model.ofKind("state").at(-1)).toEqual({
+    rig.model.msg({ kind: "disconnect", call: 1 });
+    expect(rig.world.pc().closed).toBe(true);
+    expect(rig.world.mics[0]!.tracks[0]!.readyState).toBe("ended");
+    expect(rig.model.ofKind("state").at(-1)).toEqual({
       kind: "state",
       call: 1,
       page: PAGE,
@@ -242,46 +235,52 @@ describe("Controller: the protocol end to end", () => {
   });
 
   it("answers a disconnect for an unknown call so Python never waits", () => {
-    model.msg({ kind: "disconnect", call: 9 });
-    expect(model.ofKind("state")).toEqual([
+    rig.model.msg({ kind: "disconnect", call: 9 });
+    expect(rig.model.ofKind("state")).toEqual([
       { kind: "state", call: 9, page: PAGE, state: "disconnected", detail: "" },
     ]);
   });
 
   it("logs sends and answers for a call that is gone instead of dropping them", async () => {
     await connect(1);
-    model.msg({ kind: "disconnect", call: 1 });
-    model.msg({ kind: "send", call: 1, events: [{ type: "response.create" }] });
-    model.msg({ kind: "answer", call: 0, sdp: "x" });
-    ctrl.dispose();
-    const types = model.records().map((r) => r.event.type);
+    rig.model.msg({ kind: "disconnect", call: 1 });
+    rig.model.msg({
+      kind: "send",
+      call: 1,
+      events: [{ type: "response.create" }],
+    });
+    rig.model.msg({ kind: "answer", call: 0, sdp: "x" });
+    rig.ctrl.dispose();
+    const types = rig.model.records().map((r) => r.event.type);
     expect(types).toContain("send.unsent");
     expect(types).toContain("stale.message");
   });
 
   it("ignores custom messages that are not ours", () => {
-    model.msg({ kind: "something", call: 1 });
-    model.msg({ hello: "world" });
-    expect(model.sent.filter((m) => m.action !== "prepare")).toHaveLength(0);
+    rig.model.msg({ kind: "something", call: 1 });
+    rig.model.msg({ hello: "world" });
+    expect(rig.model.sent.filter((m) => m.action !== "prepare")).toHaveLength(
+      0,
+    );
   });
 
   it("the muted trait drives the mic track", async () => {
-    model.attrs.muted = true;
+    rig.model.attrs.muted = true;
     await connect(1);
-    const track = world.mics[0]!.tracks[0]!;
+    const track = rig.world.mics[0]!.tracks[0]!;
     expect(track.enabled).toBe(false);
-    model.set("muted", false);
+    rig.model.set("muted", false);
     expect(track.enabled).toBe(true);
   });
 
   it("mic denied reaches Python as a state detail", async () => {
-    world = fakeWorld({
+    rig.world = fakeWorld({
       micError: new DOMException("no device", "NotFoundError"),
     });
-    ctrl.dispose();
-    ctrl = new Controller(model.asModel(), world.deps);
+    rig.ctrl.dispose();
+    rig.ctrl = new Controller(rig.model.asModel(), rig.world.deps);
     await connect(1);
-    expect(model.ofKind("state").at(-1)).toEqual({
+    expect(rig.model.ofKind("state").at(-1)).toEqual({
       kind: "state",
       call: 1,
       page: PAGE,
@@ -290,7 +289,7 @@ describe("Controller: the protocol end to end", () => {
         "Microphone unavailable (NotFoundError): no microphone was found. The call goes on without it; text turns and say() still work.",
     });
     expect(
-      model.records().find((r) => r.event.type === "mic.error")?.event,
+      rig.model.records().find((r) => r.event.type === "mic.error")?.event,
     ).toEqual({
       type: "mic.error",
       name: "NotFoundError",
@@ -300,30 +299,30 @@ describe("Controller: the protocol end to end", () => {
 
   it("dispose hangs up, releases the mic, flushes pending records and stops listening", async () => {
     await connect(1);
-    world.pc().channel.receive(JSON.stringify({ type: "session.updated" })); // pending in a batch
-    ctrl.dispose();
-    expect(world.pc().closed).toBe(true);
-    expect(world.mics[0]!.tracks[0]!.readyState).toBe("ended");
-    const types = model.records().map((r) => r.event.type);
+    rig.world.pc().channel.receive(JSON.stringify({ type: "session.updated" })); // pending in a batch
+    rig.ctrl.dispose();
+    expect(rig.world.pc().closed).toBe(true);
+    expect(rig.world.mics[0]!.tracks[0]!.readyState).toBe("ended");
+    const types = rig.model.records().map((r) => r.event.type);
     expect(types).toContain("session.updated");
-    expect(model.ofKind("state").at(-1)).toMatchObject({
+    expect(rig.model.ofKind("state").at(-1)).toMatchObject({
       state: "disconnected",
     });
-    expect(model.listenerCount("msg:custom")).toBe(0);
-    expect(model.listenerCount("change:muted")).toBe(0);
+    expect(rig.model.listenerCount("msg:custom")).toBe(0);
+    expect(rig.model.listenerCount("change:muted")).toBe(0);
     expect(vi.getTimerCount()).toBe(0);
   });
 
   it("view requests go to Python as request messages", () => {
     const resume = vi.fn();
-    const c = new Controller(model.asModel(), world.deps, {
+    const c = new Controller(rig.model.asModel(), rig.world.deps, {
       audio: { resume, close: vi.fn() },
     });
     c.requestConnect();
     c.requestDisconnect();
     c.sendText("Hello!");
     c.requestCancel();
-    expect(model.requests()).toEqual([
+    expect(rig.model.requests()).toEqual([
       { kind: "request", page: PAGE, action: "connect" },
       { kind: "request", page: PAGE, action: "disconnect" },
       { kind: "request", page: PAGE, action: "send_text", text: "Hello!" },
@@ -334,8 +333,8 @@ describe("Controller: the protocol end to end", () => {
   });
 });
 
-describe("widget entry: one controller per model, shared by views", () => {
-  // Real anywidget hands initialize and render different proxies of one model; they share
+describe("widget entry: one controller per rig.model, shared by views", () => {
+  // Real anywidget hands initialize and render different proxies of one rig.model; they share
   // attribute values, so the layout object identifies the widget.
   function proxies() {
     const layout = { name: "LayoutModel" };
@@ -361,7 +360,7 @@ describe("widget entry: one controller per model, shared by views", () => {
   });
 
   it("marimo: keys by the layout reference string its proxies share", () => {
-    // marimo 0.25 wraps the model in a fresh object for initialize and for each render, and
+    // marimo 0.25 wraps the rig.model in a fresh object for initialize and for each render, and
     // leaves `layout` as the ipywidgets reference string it was sent as.
     const m = new FakeModel({ layout: "IPY_MODEL_0123abcd" });
     const proxy = () =>
@@ -373,17 +372,17 @@ describe("widget entry: one controller per model, shared by views", () => {
     const reg = new ControllerRegistry();
     const got: Controller[] = [];
     reg.when(modelKey(proxy()), (c) => got.push(c)); // a view that came first
-    reg.set(modelKey(proxy()), ctrl);
+    reg.set(modelKey(proxy()), rig.ctrl);
     reg.when(modelKey(proxy()), (c) => got.push(c)); // one that came after
-    expect(got).toEqual([ctrl, ctrl]);
-    reg.delete("IPY_MODEL_other", ctrl);
+    expect(got).toEqual([rig.ctrl, rig.ctrl]);
+    reg.delete("IPY_MODEL_other", rig.ctrl);
     const later: Controller[] = [];
     reg.when("IPY_MODEL_0123abcd", (c) => later.push(c));
-    expect(later).toEqual([ctrl]);
-    reg.delete("IPY_MODEL_0123abcd", ctrl);
+    expect(later).toEqual([rig.ctrl]);
+    reg.delete("IPY_MODEL_0123abcd", rig.ctrl);
     reg.when("IPY_MODEL_0123abcd", (c) => later.push(c))(); // waits, then is cancelled
-    reg.set("IPY_MODEL_0123abcd", ctrl);
-    expect(later).toEqual([ctrl]);
+    reg.set("IPY_MODEL_0123abcd", rig.ctrl);
+    expect(later).toEqual([rig.ctrl]);
   });
 
   it("marimo: initialize and render through separate proxies share one controller", () => {
@@ -419,8 +418,8 @@ describe("widget entry: one controller per model, shared by views", () => {
     const key = {};
     const got: Controller[] = [];
     reg.when(key, (c) => got.push(c));
-    reg.set(key, ctrl);
-    expect(got).toEqual([ctrl]);
+    reg.set(key, rig.ctrl);
+    expect(got).toEqual([rig.ctrl]);
     const cancel = reg.when({}, (c) => got.push(c));
     cancel();
     expect(got).toHaveLength(1);
@@ -455,29 +454,31 @@ describe("widget entry: one controller per model, shared by views", () => {
 
 describe("several pages showing one widget", () => {
   it("ignores messages addressed to another page, and acts on its own and on unaddressed ones", async () => {
-    model.msg(connectMsg(1, { page: "someone-else" }));
+    rig.model.msg(connectMsg(1, { page: "someone-else" }));
     await settle();
-    expect(ctrl.current).toBeNull(); // another tab holds this call: no mic, no peer
-    expect(model.ofKind("offer")).toEqual([]);
-    model.msg({ kind: "disconnect", call: 1, page: "someone-else" });
-    expect(model.ofKind("state")).toEqual([]); // not even a confirmation
+    expect(rig.ctrl.current).toBeNull(); // another tab holds this call: no mic, no peer
+    expect(rig.model.ofKind("offer")).toEqual([]);
+    rig.model.msg({ kind: "disconnect", call: 1, page: "someone-else" });
+    expect(rig.model.ofKind("state")).toEqual([]); // not even a confirmation
 
-    model.msg(connectMsg(2, { page: ctrl.page }));
+    rig.model.msg(connectMsg(2, { page: rig.ctrl.page }));
     await settle();
-    expect(ctrl.current?.id).toBe(2);
-    model.msg({ kind: "disconnect", call: 2, page: "someone-else" });
-    expect(ctrl.current?.isLive).toBe(true); // a hang-up meant for another page
-    model.msg({ kind: "disconnect", call: 2, page: "" });
-    expect(ctrl.current?.isLive ?? false).toBe(false);
+    expect(rig.ctrl.current?.id).toBe(2);
+    rig.model.msg({ kind: "disconnect", call: 2, page: "someone-else" });
+    expect(rig.ctrl.current?.isLive).toBe(true); // a hang-up meant for another page
+    rig.model.msg({ kind: "disconnect", call: 2, page: "" });
+    expect(rig.ctrl.current?.isLive ?? false).toBe(false);
   });
 
   it("names its page in everything it sends, and every controller has its own", async () => {
-    const other = new Controller(new FakeModel().asModel(), world.deps);
-    expect(other.page).not.toBe(ctrl.page);
+    const other = new Controller(new FakeModel().asModel(), rig.world.deps);
+    expect(other.page).not.toBe(rig.ctrl.page);
     other.dispose();
-    ctrl.requestConnect();
+    rig.ctrl.requestConnect();
     await connect(1);
-    const pages = new Set(model.sent.map((m) => (m as { page?: string }).page));
-    expect([...pages]).toEqual([ctrl.page]);
+    const pages = new Set(
+      rig.model.sent.map((m) => (m as { page?: string }).page),
+    );
+    expect([...pages]).toEqual([rig.ctrl.page]);
   });
 });

@@ -4,7 +4,7 @@
  * so tests assert behaviour, and exposes helpers to play the remote side.
  */
 
-import { vi } from "vitest";
+import { afterEach, beforeEach, vi } from "vitest";
 
 import type { RealtimeEvent } from "../../js/bridge";
 import type { AudioSink, CallDeps, LevelMeter } from "../../js/connection";
@@ -438,4 +438,25 @@ export function mountWorld(systemTime?: number): Mounted {
       vi.useRealTimers();
     },
   };
+}
+
+/** The controller tests' rig: a controller on a fresh fake world and model for each test, with
+ * fake timers, disposed after it. Read its parts as `rig.world`, `rig.model`, `rig.ctrl`. */
+export function controllerRig(): {
+  world: FakeWorld;
+  model: FakeModel;
+  ctrl: Controller;
+} {
+  const rig = {} as { world: FakeWorld; model: FakeModel; ctrl: Controller };
+  beforeEach(() => {
+    vi.useFakeTimers();
+    rig.world = fakeWorld();
+    rig.model = new FakeModel();
+    rig.ctrl = new Controller(rig.model.asModel(), rig.world.deps);
+  });
+  afterEach(() => {
+    rig.ctrl.dispose();
+    vi.useRealTimers();
+  });
+  return rig;
 }
