@@ -38,6 +38,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pretend_live(w, call: int = 1) -> None:
     """Put a widget's signalling in a live call whose connect message went out, no browser."""
-    seam.pretend_live(w, call)
+    seam.mark_connect_posted(w, call)
     seam.signalling(w).status = "connected"
     w.status = "connected"

@@ -936,7 +936,6 @@ class SessionCore(SessionTraits):
         )
         self._recordings = Recordings(port, self._events)
         # typed scripts are finished by server events alone (awaitable in one cell with a sideband)
-        self._grid_port = port
         self._grid: Experiments | None = None  # built by the first run_script (experiments)
         self.observe(self._scripted_status, names=["status"])
 
@@ -966,7 +965,7 @@ class SessionCore(SessionTraits):
         if self._grid is None:
             from .experiments._feature import Experiments
 
-            self._grid = Experiments(self, self._grid_port, self._delivery.server_events())
+            self._grid = Experiments(self, self._port, self._delivery.server_events())
         return self._grid
 
     def run_script(

@@ -58,9 +58,9 @@ def trait_observers(w: Any) -> int:
     return sum(len(v) for d in w._trait_notifiers.values() for v in d.values())
 
 
-def pretend_live(w: Any, call: int = 1) -> None:
+def mark_connect_posted(w: Any, call: int = 1) -> None:
     """Mark call ``call`` as started and its ``connect`` message as gone out to the page
-    (``tests.conftest.pretend_live`` also shows it connected)."""
+    (``tests.conftest.pretend_live`` builds on this and shows the call connected)."""
     s = w._signalling
     s.call = s._posted_call = call
 
