@@ -93,12 +93,11 @@ class ResponseTurn:
 
     def tool_columns(self) -> dict[str, Any]:
         durations = [c["dur"] for c in self.tools.values() if "dur" in c]
-        # the kernel hop: receive -> output sent, less the function's own time
-        # (an output the kernel sent on the sideband counts from the kernel's own receive)
+        # the kernel hop: the first receive -> output sent, less the function's own time. The
+        # kernel runs a call from whichever copy reaches it first: the page's, or the sideband's
+        # (then it may answer on either path), so the hop starts at the earlier of the two.
         hops = [
-            c["sent"]
-            - c.get("recv_sideband" if "sent_sideband" in c else "recv", c["recv"])
-            - c["dur"]
+            c["sent"] - min(c["recv"], c.get("recv_sideband", c["recv"])) - c["dur"]
             for c in self.tools.values()
             if {"sent", "recv", "dur"} <= c.keys()
         ]
@@ -177,7 +176,6 @@ class TurnTracker:
                 obj(rec.get("event")),
                 float(rec.get("t_ms", 0.0)),
                 t_sideband=t_sideband if isinstance(t_sideband, (int, float)) else None,
-                via=text(rec.get("via")),
             )
         return changed
 
@@ -189,12 +187,10 @@ class TurnTracker:
         t_ms: float,
         *,
         t_sideband: float | None = None,
-        via: str | None = None,
     ) -> bool:
         """Fold one record; True when the live summary changed.
 
-        ``t_sideband`` is when the kernel heard the event on the sideband; ``via`` which path a
-        record came by.
+        ``t_sideband`` is when the kernel heard the event on the sideband.
         """
         etype = V.canonical(ev.get("type"))
         p = self._pending.setdefault(call, {})
@@ -218,8 +214,6 @@ class TurnTracker:
             item = obj(ev.get("item"))
             if item.get("type") == "function_call_output":
                 self._tool_mark(call, text(item.get("call_id")), "sent", t_ms)
-                if via == "sideband":  # sent by the kernel: its hop starts at its own receive
-                    self._tool_mark(call, text(item.get("call_id")), "sent_sideband", 1.0)
             if item.get("role") == "user" or item.get("type") == "function_call_output":
                 kind = "text" if item.get("type") == "message" else "tool_output"
                 self._pending[call] = {"trigger": kind}

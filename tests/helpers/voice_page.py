@@ -24,8 +24,12 @@ RATE = 8000
 
 
 class VoicePage(ServicePage):
-    def __init__(self, w: Any, **kw: Any) -> None:
+    """``wait_ms``: the service's silence wait after a clip; a negative one ends the turn that
+    long before the clip's last sample (the clip's own trailing silence was long enough)."""
+
+    def __init__(self, w: Any, *, wait_ms: float = WAIT_MS, **kw: Any) -> None:
         super().__init__(w, **kw)
+        self.wait_ms = wait_ms
         self.lock = threading.RLock()
         self.chunks: dict[str, list[bytes]] = {}
         self.clips: list[bytes] = []  # every clip as it arrived, in order
@@ -77,20 +81,42 @@ class VoicePage(ServicePage):
                                 "content_index": 0, "audio_end_ms": int(cut - lead["start"])}, 1.0),
                 ]  # fmt: skip
             self.timed(call, out)
-            self.clock = max(self.clock, onset + dur)  # the clip's last sample
-            self.timed(call, [("local", {"type": "say.ended", "clip_id": clip_id}, 0.0)])
+            end = onset + dur  # the clip's last sample
+            ended = ("local", {"type": "say.ended", "clip_id": clip_id}, 0.0)
+            if loud and self.wait_ms < 0:  # the turn ends in the clip's trailing silence
+                self.clock = max(self.clock, end + self.wait_ms)
+                rid, item = self.turn_ends(call, 0.0)
+                self.clock = max(self.clock, end)
+                self.timed(call, [ended])
+                self.speak(call, rid, item)
+                return
+            self.clock = max(self.clock, end)
+            self.timed(call, [ended])
             if loud:
                 self.reply(call)
 
     def reply(self, call: int) -> None:
+        self.speak(call, *self.turn_ends(call, self.wait_ms))
+
+    def turn_ends(self, call: int, wait_ms: float) -> tuple[str, str]:
+        """speech_stopped ``wait_ms`` from now, and a response; returns its id and its item's."""
         rid, item = f"resp_{next(self._responses)}", f"item_{next(self.ids)}"
         self.timed(
             call,
             [
-                ("server", {"type": "input_audio_buffer.speech_stopped"}, WAIT_MS),
+                ("server", {"type": "input_audio_buffer.speech_stopped"}, wait_ms),
                 ("server", {"type": "input_audio_buffer.committed"}, 1.0),
                 ("server", {"type": "response.created", "response": {
                     "id": rid, "output_modalities": ["audio"]}}, 5.0),
+            ],
+        )  # fmt: skip
+        return rid, item
+
+    def speak(self, call: int, rid: str, item: str) -> None:
+        """The response's reply, heard at once and finished ``REPLY_S`` later."""
+        self.timed(
+            call,
+            [
                 ("server", {"type": "response.output_item.added", "response_id": rid,
                             "item": {"id": item, "role": "assistant"}}, 1.0),
                 ("server", {"type": "output_audio_buffer.started", "response_id": rid}, 100.0),

@@ -272,3 +272,45 @@ def test_a_tool_answered_on_the_sideband_counts_its_hop_from_the_kernels_receive
     ]
     (turn,) = collect_turns(recs)
     assert turn.tool_columns()["tool_hop_ms"] == 2.0  # 1008 - 1005 - 1, never negative
+
+
+def test_a_tool_heard_on_the_sideband_first_and_answered_by_the_page_counts_from_that() -> None:
+    """The kernel runs a call from the first copy to reach it. When that was the sideband's and
+    the output went out through the page, the hop still starts at the kernel's receive: counting
+    from the page's later copy made it negative."""
+    call_item = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+    recs = [
+        {
+            "call_number": 1,
+            "direction": "server",
+            "t_ms": 1000.0,
+            "event": {"type": "response.created", "response": {"id": "r1"}},
+        },
+        # the kernel heard the call on the sideband at 1005 ms, the page at 1030 ms
+        {
+            "call_number": 1,
+            "direction": "server",
+            "t_ms": 1030.0,
+            "t_sideband_ms": 1005.0,
+            "via": "both",
+            "event": {"type": "response.output_item.done", "response_id": "r1", "item": call_item},
+        },
+        {
+            "call_number": 1,
+            "direction": "local",
+            "t_ms": 1012.0,
+            "event": {"type": "tool.finished", "call_id": "c1", "duration_ms": 4.0},
+        },
+        # the output went out through the page
+        {
+            "call_number": 1,
+            "direction": "client",
+            "t_ms": 1031.0,
+            "event": {
+                "type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": "c1", "output": "1"},
+            },
+        },
+    ]
+    (turn,) = collect_turns(recs)
+    assert turn.tool_columns()["tool_hop_ms"] == 22.0  # 1031 - 1005 - 4 (from the page: -3)

@@ -40,7 +40,7 @@ from .._vocab import obj, text
 from ._progress import Progress
 from ._rows import turn_rows
 from ._runs import Run, Runs
-from ._script import SAY_ENDED, SAY_STARTED, Heard, Turn, TurnContext
+from ._script import SAY_ENDED, SAY_STARTED, Heard, Turn, TurnContext, answers_clip
 
 if TYPE_CHECKING:
     from .._core import SessionCore
@@ -88,6 +88,7 @@ class TurnEnd(Pending):
         self.audio = False
         self.clip_playing = False
         self.clip_end: float | None = None  # log clock: the turn's clip's last sample
+        self.clip_speech: float | None = None  # the last speech_started heard during the clip
         self.speech_open = False
         self.unanswered: float | None = None  # a speech_stopped no response followed yet
         self.created: dict[str, float] = {}  # every response this turn caused: its t_ms
@@ -96,8 +97,8 @@ class TurnEnd(Pending):
     def reply(self, source: str) -> Heard | None:
         """The reply to the turn first heard (``source`` "audible") or started.
 
-        That is a response created after the turn's clip ended (one begun at a pause is not
-        the reply).
+        That is a response that answers the turn's whole clip (``answers_clip``: one begun at
+        a pause is not the reply).
         """
         if self.clip_playing:
             return None
@@ -106,7 +107,7 @@ class TurnEnd(Pending):
             if (
                 cue.source == source
                 and t is not None
-                and (self.clip_end is None or t >= self.clip_end)
+                and answers_clip(t, self.clip_end, self.clip_speech)
             ):
                 return cue
         return None
@@ -184,6 +185,8 @@ class Watch:
                 end.followups = max(0, end.followups - 1)
             elif etype == V.SPEECH_STARTED:
                 end.speech_open = True
+                if end.clip_end is None:
+                    end.clip_speech = t_ms
             elif etype == V.SPEECH_STOPPED:
                 end.speech_open = False
                 end.unanswered = t_ms

@@ -331,6 +331,27 @@ def say_times(records: Sequence[Record]) -> tuple[float | None, float | None]:
     return start, end
 
 
+def answers_clip(created_ms: float, clip_end: float | None, clip_speech: float | None) -> bool:
+    """Is a response created at ``created_ms`` the reply to the whole of a turn's clip?
+
+    It is when it began after the clip's last sample (``clip_end``), or after the last speech
+    the service heard start while the clip played (``clip_speech``): a service that ends the
+    turn in the clip's trailing silence answers all of it. One begun at a pause, with more of
+    the clip's speech after it, is not the reply. A turn with no clip (typed) has no such rule.
+    """
+    if clip_end is None or created_ms >= clip_end:
+        return True
+    return clip_speech is not None and created_ms >= clip_speech
+
+
+def clip_speech_start(records: Sequence[Record], clip_end: float | None) -> float | None:
+    """When the service last heard speech start up to the clip's last sample (log clock)."""
+    if clip_end is None:
+        return None
+    starts = [t for t in server_times(records, V.SPEECH_STARTED) if t <= clip_end]
+    return starts[-1] if starts else None
+
+
 def server_times(records: Sequence[Record], etype: str) -> list[float]:
     """The log-clock times of the server events of ``etype``, in order."""
     return [

@@ -39,6 +39,8 @@ from ._script import (
     Turn,
     TurnContext,
     TurnRecords,
+    answers_clip,
+    clip_speech_start,
     say_times,
     server_times,
 )
@@ -589,17 +591,18 @@ def first_heard(
 def reply_heard(records: Sequence[Record]) -> tuple[str | None, float] | None:
     """When the reply to a turn was first heard, as (response id, log-clock time).
 
-    Of the responses created after the turn's clip ended (all of them for a typed turn; one
-    begun at a pause is not the reply), the first the page heard, else the first whose audio
-    started.
+    Of the responses that answer the turn's whole clip (``answers_clip``: all of them for a
+    typed turn; one begun at a pause is not the reply), the first the page heard, else the
+    first whose audio started.
     """
     _, clip_end = say_times(records)
+    clip_speech = clip_speech_start(records, clip_end)
     created: dict[str, float] = {}
     for r in records:
         ev = obj(r.get("event"))
         if r.get("direction") == "server" and V.canonical(ev.get("type")) == V.RESPONSE_CREATED:
             rid = as_text(obj(ev.get("response")).get("id"))
-            if rid and (clip_end is None or float(r["t_ms"]) >= clip_end):
+            if rid and answers_clip(float(r["t_ms"]), clip_end, clip_speech):
                 created.setdefault(rid, float(r["t_ms"]))
     for kind in HEARD_KINDS:
         for rid in created:

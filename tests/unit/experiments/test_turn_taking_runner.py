@@ -75,6 +75,24 @@ async def test_a_grid_of_conditions_with_a_barge_in_and_noise_alone(w) -> None:
     assert s.loc[("v", "clean"), "stop_ms_p50"] == pytest.approx(STOP_LAG_MS, abs=10)
 
 
+async def test_a_turn_the_service_ends_in_its_clips_trailing_silence_is_still_answered(w) -> None:
+    """An eager VAD can end the turn (and the service create its reply) a little before the
+    clip's last, silent sample: that response is still the reply the barge-in plays over (it
+    once counted as begun at a pause, so the barge-in found nothing to barge in on)."""
+    VoicePage(w, wait_ms=-40.0)
+    pretend_live(w)
+    script = Script([Script.audio(question()), Script.barge_in(question(), after_ms=50)])
+    runs = await w.run_script(script, variants={"v": {}}, repeat=1, timeout=10)
+    assert runs.done and runs.error is None, runs.error
+    df = runs.turns()
+    asked, barge = df.iloc[0], df.iloc[1]
+    assert asked.end_of_turn_ms == -40.0 and barge.end_of_turn_ms == -40.0
+    assert asked.status == "cancelled", asked  # cut by the barge-in
+    assert barge.status == "completed" and df.error.isna().all(), barge
+    assert barge.stop_ms == pytest.approx(STOP_LAG_MS, abs=10)
+    assert barge.heard_ms > 0 and barge.ended_ms > barge.started_ms
+
+
 async def test_a_typed_turn_is_not_changed_by_a_condition(w) -> None:
     page = VoicePage(w)
     pretend_live(w)
