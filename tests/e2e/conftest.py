@@ -5,7 +5,7 @@ Starting a Jupyter server and a browser costs seconds on a 2-core machine, and e
 page share them: each test gets a folder of its own on the server (its kernels' working
 directory), a fresh page, and its kernels shut down when it ends. Tests that need a process of
 their own (a kernel killed with SIGKILL, a browser with special flags such as a fake-audio file,
-two pages racing for one call, a server with a key in its environment) keep starting their own.
+a server with a key in its environment) keep starting their own.
 
 The shared server and browser live while the browser tests run and are closed as soon as the
 next test is not one (Playwright's sync driver blocks asyncio on this thread while it runs).

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.harness import NO_KEY_ENV, Notebook, chromium, code_notebook, jupyter_lab
+from tests.e2e.harness import Lab, Notebook, code_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -40,17 +41,18 @@ def until(check, timeout: float = 15.0) -> bool:
     return False
 
 
-def test_only_one_page_holds_the_call(tmp_path: Path) -> None:
+def test_only_one_page_holds_the_call(
+    tmp_path: Path, shared_lab: Lab, shared_browser: Any, page: Any, folder: str
+) -> None:
     nb_path = code_notebook(tmp_path / "two.ipynb", SETUP)
-    with (
-        jupyter_lab(tmp_path / "lab", [nb_path], env=NO_KEY_ENV) as lab,
-        chromium(tmp_path) as browser,
-    ):
-        pages = [browser.new_page(), browser.new_page()]
-        for page in pages:
-            page.add_init_script(COUNT_PEERS)
-            page.goto(lab.notebook_url("two.ipynb"))
-            Notebook(page).wait_kernel_idle()
+    name = shared_lab.add(nb_path, folder)
+    second = shared_browser.new_page()  # a second tab on the same notebook
+    try:
+        pages = [page, second]
+        for p in pages:
+            p.add_init_script(COUNT_PEERS)
+            p.goto(shared_lab.notebook_url(name))
+            Notebook(p).wait_kernel_idle()
         a, b = pages
         nb = Notebook(a)
         nb.run_cell(0)
@@ -85,3 +87,5 @@ def test_only_one_page_holds_the_call(tmp_path: Path) -> None:
         nb.kernel_eval("w.send_text('hello')")
         nb.poll("len(w.events.of_type('response.done')) == 1", timeout=30)
         nb.kernel_eval("w.disconnect(); emu.stop()")
+    finally:
+        second.close()
