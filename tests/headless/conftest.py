@@ -12,7 +12,6 @@ Jupyter servers use their own), with the same ``realtime_widget`` on its path as
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,10 +19,9 @@ from typing import Any
 
 import pytest
 
-import realtime_widget
 from realtime_widget import RealtimeSession
 from realtime_widget.emulator import Emulator
-from tests.helpers.headless import MakeEmulator, Open
+from tests.helpers.headless import KERNEL_NAME, MakeEmulator, Open, kernel_env
 
 FAST: dict[str, Any] = {
     "first_delta_delay_ms": 0.0,
@@ -78,10 +76,6 @@ async def session(emulator: Emulator, emu_with: MakeEmulator) -> AsyncIterator[O
 
 # -- notebooks under papermill ---------------------------------------------------------------
 
-KERNEL_NAME = "rtw-headless"
-# The directory that holds the realtime_widget these tests import (src/ in a checkout).
-PACKAGE_ROOT = Path(realtime_widget.__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="session")
 def jupyter_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -107,13 +101,7 @@ def jupyter_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def kernel_name(jupyter_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> str:
     """The kernelspec papermill starts: this Python, isolated Jupyter and IPython dirs, no key
     in its environment (the notebooks then start their embedded emulator)."""
-    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(jupyter_dirs["config"]))
-    monkeypatch.setenv("JUPYTER_DATA_DIR", str(jupyter_dirs["data"]))
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(jupyter_dirs["runtime"]))
-    monkeypatch.setenv("IPYTHONDIR", str(jupyter_dirs["ipython"]))
-    # judges' and callers' answers are cached on disk: each test starts with none
-    monkeypatch.setenv("REALTIME_WIDGET_CACHE", str(jupyter_dirs["cache"]))
+    for name, value in kernel_env(jupyter_dirs, jupyter_dirs["cache"]).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("INWORLD_API_KEY", raising=False)
-    path = os.environ.get("PYTHONPATH", "")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(PACKAGE_ROOT), path) if p))
     return KERNEL_NAME

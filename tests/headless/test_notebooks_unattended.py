@@ -2,10 +2,12 @@
 (the kernel holds every call over the embedded emulator's WebSocket), with no browser, no
 Jupyter server and no INWORLD_API_KEY, and they reach their end with no error shown.
 
-What each notebook computed is read in a cell added before its clean-up (as the browser tests
-read it from the kernel) and checked as the browser tests check it: rows per variant and turn,
-the judged columns, the turn-taking columns, tool calls and their replies, the recordings.
-(``experiments.ipynb`` runs unattended too, but its 8-run grid adds minutes: it is not here.)
+The notebooks run side by side, each in a papermill process of its own (they mostly wait on
+real-time audio). What each notebook computed is read in a cell added before its clean-up (as
+the browser tests read it from the kernel) and checked as the browser tests check it: rows per
+variant and turn, the judged columns, the turn-taking columns, tool calls and their replies,
+the recordings. (``experiments.ipynb`` runs unattended too, but its 8-run grid adds minutes:
+it is not here.)
 
 And the other side: a ``RealtimeWidget`` in a notebook executed with no front end fails its
 call within seconds, in words that name ``RealtimeSession``, instead of waiting forever.
@@ -14,7 +16,12 @@ call within seconds, in words that name ``RealtimeSession``, instead of waiting 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,7 @@ import papermill
 import pytest
 
 from tests.helpers.artifacts import keep_executed_notebook
+from tests.helpers.headless import KERNEL_NAME, kernel_env
 from tests.helpers.protocol_checks import check_stream
 
 # The emulator's sockets are loopback ones; like every test that starts one, these run inside
@@ -61,10 +69,16 @@ def errors_shown(nb: Any) -> list[str]:
     return found
 
 
-def run_unattended(book: Path, tmp_path: Path, kernel_name: str, read: str) -> tuple[Any, Any]:
-    """Execute ``book`` with papermill (transport="websocket") in ``tmp_path``, with ``read``
-    added before its last code cell (its clean-up); returns the executed notebook and what
-    ``read`` printed as ``result``."""
+# Notebooks executing side by side. Each spends most of its run waiting on real-time audio (its
+# CPU time is about a quarter of its wall time), so together they take little more than the
+# longest alone.
+AT_ONCE = 3
+PROCESS_TIMEOUT_S = 900
+
+
+def with_reading_cell(book: Path, read: str, into: Path) -> Path:
+    """``book`` with ``read`` added before its last code cell (its clean-up), written in
+    ``into``; ``read`` leaves what it computed in ``result``, which the cell prints, marked."""
     nb = nbformat.read(book, as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), book.name
     last = max(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
@@ -72,37 +86,85 @@ def run_unattended(book: Path, tmp_path: Path, kernel_name: str, read: str) -> t
         last,
         nbformat.v4.new_code_cell(f"{read}\nimport json as _j\nprint({MARK!r} + _j.dumps(result))"),
     )
-    source, executed = tmp_path / book.name, tmp_path / f"executed-{book.name}"
+    source = into / book.name
     nbformat.write(nb, source)
-    started = time.monotonic()
-    papermill.execute_notebook(
-        str(source),
-        str(executed),
-        parameters={"transport": "websocket"},
-        kernel_name=kernel_name,
-        cwd=str(tmp_path),
-        progress_bar=False,
-        execution_timeout=CELL_TIMEOUT_S,
-    )
-    out = nbformat.read(executed, as_version=4)
-    print(f"{book.name}: ran unattended in {time.monotonic() - started:.0f} s")
-    assert not errors_shown(out), errors_shown(out)
-    # every cell ran, the clean-up too
-    code = [c for c in out.cells if c.cell_type == "code"]
-    assert all(c.get("execution_count") for c in code), [c.source[:40] for c in code]
-    result = marked(out)
-    # the executed notebook as a reader would have it (the docs site renders it): the added
-    # reading cell taken out again (papermill's injected parameters cell says how it ran)
-    kept = nbformat.read(executed, as_version=4)
-    kept.cells = [c for c in kept.cells if MARK not in c.source]
-    keep_executed_notebook(
-        kept,
-        book.name,
-        executed_by="tests/headless/test_notebooks_unattended.py",
-        how='papermill with transport="websocket": the kernel held the call, on the embedded '
-        "emulator, with no browser",
-    )
-    return out, result
+    return source
+
+
+class Unattended:
+    """The shipped notebooks, each executed by papermill's command line (transport="websocket")
+    in a process of its own, ``AT_ONCE`` at a time, in the order given (longest first); each
+    test waits for its own and checks it."""
+
+    def __init__(self, root: Path, env: dict[str, str], kernel_name: str, books: dict[str, str]):
+        self.pool = ThreadPoolExecutor(AT_ONCE, thread_name_prefix="papermill")
+        self.runs = {
+            name: self.pool.submit(self._run, NOTEBOOKS / name, root / Path(name).stem, env,
+                                   kernel_name, read)
+            for name, read in books.items()
+        }  # fmt: skip
+
+    @staticmethod
+    def _run(
+        book: Path, tmp: Path, env: dict[str, str], kernel_name: str, read: str
+    ) -> tuple[Path, float, subprocess.CompletedProcess[str]]:
+        tmp.mkdir(parents=True)
+        source, executed = with_reading_cell(book, read, tmp), tmp / f"executed-{book.name}"
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "papermill", str(source), str(executed),
+             "-p", "transport", "websocket", "-k", kernel_name, "--cwd", str(tmp),
+             "--no-progress-bar", "--execution-timeout", str(CELL_TIMEOUT_S)],
+            env={**env, "REALTIME_WIDGET_CACHE": str(tmp / "cache")},
+            capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        return executed, time.monotonic() - started, proc
+
+    def result(self, name: str) -> Any:
+        """What the notebook's reading cell printed, once the notebook ran to its end with no
+        error shown; its executed copy is kept for the docs."""
+        executed, took, proc = self.runs[name].result()
+        print(f"{name}: ran unattended in {took:.0f} s, beside the others")
+        assert executed.exists(), proc.stderr[-4000:]
+        out = nbformat.read(executed, as_version=4)
+        assert not errors_shown(out), errors_shown(out)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        # every cell ran, the clean-up too
+        code = [c for c in out.cells if c.cell_type == "code"]
+        assert all(c.get("execution_count") for c in code), [c.source[:40] for c in code]
+        result = marked(out)
+        # the executed notebook as a reader would have it (the docs site renders it): the
+        # added reading cell taken out again (papermill's injected parameters cell says how)
+        out.cells = [c for c in out.cells if MARK not in c.source]
+        keep_executed_notebook(
+            out,
+            name,
+            executed_by="tests/headless/test_notebooks_unattended.py",
+            how='papermill with transport="websocket": the kernel held the call, on the '
+            "embedded emulator, with no browser",
+        )
+        return result
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="module")
+def unattended(
+    tmp_path_factory: pytest.TempPathFactory, jupyter_dirs: dict[str, Path]
+) -> Iterator[Unattended]:
+    env = {k: v for k, v in os.environ.items() if k != "INWORLD_API_KEY"}
+    env.update(kernel_env(jupyter_dirs, jupyter_dirs["cache"]))
+    books = {  # longest first
+        "conditions.ipynb": CONDITIONS_READ,
+        "evaluation.ipynb": EVALUATION_READ,
+        "tuning_search.ipynb": TUNING_READ,
+        "scripted.ipynb": SCRIPTED_READ,
+        "tools.ipynb": TOOLS_READ,
+    }
+    runs = Unattended(tmp_path_factory.mktemp("unattended"), env, KERNEL_NAME, books)
+    yield runs
+    runs.close()
 
 
 def server_stream(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -143,8 +205,8 @@ result = {
 """
 
 
-def test_the_evaluation_notebook_runs_unattended(tmp_path: Path, kernel_name: str) -> None:
-    _, got = run_unattended(NOTEBOOKS / "evaluation.ipynb", tmp_path, kernel_name, EVALUATION_READ)
+def test_the_evaluation_notebook_runs_unattended(unattended: Unattended) -> None:
+    got = unattended.result("evaluation.ipynb")
     server = got.pop("server")
     print("evaluation, unattended:", {k: v for k, v in got.items() if k != "turns"})
     assert got["type"] == "RealtimeSession"
@@ -207,8 +269,8 @@ NEW_COLUMNS = ("cut_off", "end_of_turn_ms", "false_turns", "stop_ms", "heard_ms"
                "truncated_to_ms")  # fmt: skip
 
 
-def test_the_conditions_notebook_runs_unattended(tmp_path: Path, kernel_name: str) -> None:
-    _, got = run_unattended(NOTEBOOKS / "conditions.ipynb", tmp_path, kernel_name, CONDITIONS_READ)
+def test_the_conditions_notebook_runs_unattended(unattended: Unattended) -> None:
+    got = unattended.result("conditions.ipynb")
     server = got.pop("server")
     print("conditions, unattended:", got)
     assert got["type"] == "RealtimeSession"
@@ -290,8 +352,8 @@ result = {
 """
 
 
-def test_the_tools_notebook_runs_unattended(tmp_path: Path, kernel_name: str) -> None:
-    _, got = run_unattended(NOTEBOOKS / "tools.ipynb", tmp_path, kernel_name, TOOLS_READ)
+def test_the_tools_notebook_runs_unattended(unattended: Unattended) -> None:
+    got = unattended.result("tools.ipynb")
     server = got.pop("server")
     print("tools, unattended:", got)
     assert got["type"] == "RealtimeSession"
@@ -327,8 +389,8 @@ result = {
 """
 
 
-def test_the_scripted_notebook_runs_unattended(tmp_path: Path, kernel_name: str) -> None:
-    _, got = run_unattended(NOTEBOOKS / "scripted.ipynb", tmp_path, kernel_name, SCRIPTED_READ)
+def test_the_scripted_notebook_runs_unattended(unattended: Unattended) -> None:
+    got = unattended.result("scripted.ipynb")
     print("scripted, unattended:", got)
     assert got["types"] == ["RealtimeSession"]
     replies = got["replies"]
@@ -423,8 +485,8 @@ result = {
 """
 
 
-def test_the_tuning_search_notebook_runs_unattended(tmp_path: Path, kernel_name: str) -> None:
-    _, got = run_unattended(NOTEBOOKS / "tuning_search.ipynb", tmp_path, kernel_name, TUNING_READ)
+def test_the_tuning_search_notebook_runs_unattended(unattended: Unattended) -> None:
+    got = unattended.result("tuning_search.ipynb")
     print("tuning_search, unattended:", got)
     assert got["trials"] == 8 and got["complete"] == 8 and got["runs"] == 8
     assert got["pareto"] >= 1
