@@ -6,8 +6,7 @@ The notebooks run side by side, each in a papermill process of its own (they mos
 real-time audio). What each notebook computed is read in a cell added before its clean-up (as
 the browser tests read it from the kernel) and checked as the browser tests check it: rows per
 variant and turn, the judged columns, the turn-taking columns, tool calls and their replies,
-the recordings. (``experiments.ipynb`` runs unattended too, but its 8-run grid adds minutes:
-it is not here.)
+the recordings.
 
 And the other side: a ``RealtimeWidget`` in a notebook executed with no front end fails its
 call within seconds, in words that name ``RealtimeSession``, instead of waiting forever.
@@ -72,7 +71,7 @@ def errors_shown(nb: Any) -> list[str]:
 # Notebooks executing side by side. Each spends most of its run waiting on real-time audio (its
 # CPU time is about a quarter of its wall time), so together they take little more than the
 # longest alone.
-AT_ONCE = 3
+AT_ONCE = 3  # four at once gained 13 s and slowed each notebook by 5-10 s
 PROCESS_TIMEOUT_S = 900
 
 
@@ -92,28 +91,41 @@ def with_reading_cell(book: Path, read: str, into: Path) -> Path:
 
 
 class Unattended:
-    """The shipped notebooks, each executed by papermill's command line (transport="websocket")
-    in a process of its own, ``AT_ONCE`` at a time, in the order given (longest first); each
-    test waits for its own and checks it."""
+    """The shipped notebooks, each executed by papermill's command line (transport="websocket",
+    and its own parameters) in a process of its own, ``AT_ONCE`` at a time, in the order given
+    (longest first); each test waits for its own and checks it."""
 
-    def __init__(self, root: Path, env: dict[str, str], kernel_name: str, books: dict[str, str]):
+    def __init__(
+        self,
+        root: Path,
+        env: dict[str, str],
+        kernel_name: str,
+        books: dict[str, tuple[str, dict[str, Any]]],
+    ) -> None:
         self.pool = ThreadPoolExecutor(AT_ONCE, thread_name_prefix="papermill")
         self.runs = {
             name: self.pool.submit(self._run, NOTEBOOKS / name, root / Path(name).stem, env,
-                                   kernel_name, read)
-            for name, read in books.items()
+                                   kernel_name, read, params)
+            for name, (read, params) in books.items()
         }  # fmt: skip
 
     @staticmethod
     def _run(
-        book: Path, tmp: Path, env: dict[str, str], kernel_name: str, read: str
+        book: Path,
+        tmp: Path,
+        env: dict[str, str],
+        kernel_name: str,
+        read: str,
+        params: dict[str, Any],
     ) -> tuple[Path, float, subprocess.CompletedProcess[str]]:
         tmp.mkdir(parents=True)
         source, executed = with_reading_cell(book, read, tmp), tmp / f"executed-{book.name}"
         started = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "papermill", str(source), str(executed),
-             "-p", "transport", "websocket", "-k", kernel_name, "--cwd", str(tmp),
+             "-p", "transport", "websocket",
+             *(x for k, v in params.items() for x in ("-p", k, json.dumps(v))),
+             "-k", kernel_name, "--cwd", str(tmp),
              "--no-progress-bar", "--execution-timeout", str(CELL_TIMEOUT_S)],
             env={**env, "REALTIME_WIDGET_CACHE": str(tmp / "cache")},
             capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False,
@@ -155,12 +167,13 @@ def unattended(
 ) -> Iterator[Unattended]:
     env = {k: v for k, v in os.environ.items() if k != "INWORLD_API_KEY"}
     env.update(kernel_env(jupyter_dirs, jupyter_dirs["cache"]))
-    books = {  # longest first
-        "conditions.ipynb": CONDITIONS_READ,
-        "evaluation.ipynb": EVALUATION_READ,
-        "tuning_search.ipynb": TUNING_READ,
-        "scripted.ipynb": SCRIPTED_READ,
-        "tools.ipynb": TOOLS_READ,
+    books: dict[str, tuple[str, dict[str, Any]]] = {  # longest first
+        "conditions.ipynb": (CONDITIONS_READ, {}),
+        "experiments.ipynb": (EXPERIMENTS_READ, {"repeat": 1}),  # its quicker pass: 4 runs
+        "evaluation.ipynb": (EVALUATION_READ, {}),
+        "tuning_search.ipynb": (TUNING_READ, {}),
+        "scripted.ipynb": (SCRIPTED_READ, {}),
+        "tools.ipynb": (TOOLS_READ, {}),
     }
     runs = Unattended(tmp_path_factory.mktemp("unattended"), env, KERNEL_NAME, books)
     yield runs
@@ -177,6 +190,49 @@ def server_stream(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             event["delta"] = ""
         sent.append(event)
     return sent
+
+
+# -- experiments.ipynb -----------------------------------------------------------------------
+
+EXPERIMENTS_READ = """
+_df = runs.turns()
+_back = Runs.read_parquet(saved)
+result = {
+    "type": type(w).__name__,
+    "rows": _df[["variant", "repeat", "turn", "kind", "trigger", "status", "text",
+                 "to_first_output_ms", "audio_ms"]]
+        .astype(object).where(_df.notna(), None).to_dict("records"),
+    "summary": runs.summary()["completion_rate"].to_dict(),
+    "saved_rows": len(_back.turns()),
+    "saved_summary": _back.summary()["completion_rate"].to_dict(),
+    "recorded": [r.recording is not None and r.recording.frames > 0 for r in runs.runs],
+    "players": type(runs.listen(turn=2)).__name__,
+    "server": [r["event"] for r in w.events if r["direction"] == "server"],
+}
+"""
+
+
+def test_the_experiments_notebook_runs_unattended(unattended: Unattended) -> None:
+    got = unattended.result("experiments.ipynb")
+    server = got.pop("server")
+    print("experiments, unattended:", {k: v for k, v in got.items() if k != "rows"})
+    assert got["type"] == "RealtimeSession"
+    rows = got["rows"]
+    variants = [f"{v}, {e}" for v in ("Clive", "Ashley") for e in ("low", "high")]
+    # four variants, once each (-p repeat 1), three turns each: typed, spoken, typed
+    assert [(r["variant"], r["repeat"], r["turn"]) for r in rows] == [
+        (v, 1, t) for v in variants for t in (1, 2, 3)
+    ], rows
+    assert [r["kind"] for r in rows[:3]] == ["text", "audio", "text"], rows[:3]
+    assert all(r["status"] == "completed" and r["text"] for r in rows), rows
+    assert all(r["to_first_output_ms"] is not None and r["audio_ms"] for r in rows), rows
+    assert {r["trigger"] for r in rows if r["kind"] == "audio"} <= {"clip", "speech"}, rows
+    assert all("vegetarian" in r["text"].lower() for r in rows if r["turn"] == 3), rows
+    assert got["summary"] == {v: 1.0 for v in variants}, got["summary"]
+    # the Parquet set reads back as the same runs
+    assert got["saved_rows"] == len(rows) and got["saved_summary"] == got["summary"]
+    assert got["recorded"] == [True] * 4 and got["players"] == "Players"
+    check_stream(server_stream(server))
 
 
 # -- evaluation.ipynb ------------------------------------------------------------------------
