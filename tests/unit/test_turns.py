@@ -233,43 +233,56 @@ def test_the_widgets_live_figure_is_the_same(case: dict) -> None:
     w.close()
 
 
-def test_a_tool_answered_on_the_sideband_counts_its_hop_from_the_kernels_receive() -> None:
-    """The page's copy of the call can reach the page after the kernel already answered it on
-    the sideband: the hop is the kernel's, from its own receive to its output."""
+def tool_call_records(
+    *, page_ms: float, sideband_ms: float, dur_ms: float, sent_ms: float, sent_via: str | None
+) -> list[dict]:
+    """A response that calls one function: the page heard the call at ``page_ms``, the kernel
+    on the sideband at ``sideband_ms``; the function ran ``dur_ms``; its output went out at
+    ``sent_ms`` on the sideband (``sent_via="sideband"``) or through the page (None)."""
     call_item = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
-    recs = [
+    output = {
+        "call_number": 1,
+        "direction": "client",
+        "t_ms": sent_ms,
+        "event": {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": "c1", "output": "1"},
+        },
+    }
+    if sent_via is not None:
+        output["via"] = sent_via
+    return [
         {
             "call_number": 1,
             "direction": "server",
             "t_ms": 1000.0,
             "event": {"type": "response.created", "response": {"id": "r1"}},
         },
-        # the page heard the call at 1030 ms; the kernel, on the sideband, at 1005 ms
         {
             "call_number": 1,
             "direction": "server",
-            "t_ms": 1030.0,
-            "t_sideband_ms": 1005.0,
+            "t_ms": page_ms,
+            "t_sideband_ms": sideband_ms,
             "via": "both",
             "event": {"type": "response.output_item.done", "response_id": "r1", "item": call_item},
         },
         {
             "call_number": 1,
             "direction": "local",
-            "t_ms": 1006.0,
-            "event": {"type": "tool.finished", "call_id": "c1", "duration_ms": 1.0},
+            "t_ms": sideband_ms + dur_ms + 1.0,
+            "event": {"type": "tool.finished", "call_id": "c1", "duration_ms": dur_ms},
         },
-        {
-            "call_number": 1,
-            "direction": "client",
-            "t_ms": 1008.0,
-            "via": "sideband",
-            "event": {
-                "type": "conversation.item.create",
-                "item": {"type": "function_call_output", "call_id": "c1", "output": "1"},
-            },
-        },
+        output,
     ]
+
+
+def test_a_tool_answered_on_the_sideband_counts_its_hop_from_the_kernels_receive() -> None:
+    """The page's copy of the call can reach the page after the kernel already answered it on
+    the sideband: the hop is the kernel's, from its own receive to its output."""
+    # the page heard the call at 1030 ms; the kernel, on the sideband, at 1005 ms
+    recs = tool_call_records(
+        page_ms=1030.0, sideband_ms=1005.0, dur_ms=1.0, sent_ms=1008.0, sent_via="sideband"
+    )
     (turn,) = collect_turns(recs)
     assert turn.tool_columns()["tool_hop_ms"] == 2.0  # 1008 - 1005 - 1, never negative
 
@@ -278,39 +291,8 @@ def test_a_tool_heard_on_the_sideband_first_and_answered_by_the_page_counts_from
     """The kernel runs a call from the first copy to reach it. When that was the sideband's and
     the output went out through the page, the hop still starts at the kernel's receive: counting
     from the page's later copy made it negative."""
-    call_item = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
-    recs = [
-        {
-            "call_number": 1,
-            "direction": "server",
-            "t_ms": 1000.0,
-            "event": {"type": "response.created", "response": {"id": "r1"}},
-        },
-        # the kernel heard the call on the sideband at 1005 ms, the page at 1030 ms
-        {
-            "call_number": 1,
-            "direction": "server",
-            "t_ms": 1030.0,
-            "t_sideband_ms": 1005.0,
-            "via": "both",
-            "event": {"type": "response.output_item.done", "response_id": "r1", "item": call_item},
-        },
-        {
-            "call_number": 1,
-            "direction": "local",
-            "t_ms": 1012.0,
-            "event": {"type": "tool.finished", "call_id": "c1", "duration_ms": 4.0},
-        },
-        # the output went out through the page
-        {
-            "call_number": 1,
-            "direction": "client",
-            "t_ms": 1031.0,
-            "event": {
-                "type": "conversation.item.create",
-                "item": {"type": "function_call_output", "call_id": "c1", "output": "1"},
-            },
-        },
-    ]
+    recs = tool_call_records(
+        page_ms=1030.0, sideband_ms=1005.0, dur_ms=4.0, sent_ms=1031.0, sent_via=None
+    )
     (turn,) = collect_turns(recs)
     assert turn.tool_columns()["tool_hop_ms"] == 22.0  # 1031 - 1005 - 4 (from the page: -3)
