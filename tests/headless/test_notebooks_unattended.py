@@ -136,7 +136,8 @@ class Unattended:
         """What the notebook's reading cell printed, once the notebook ran to its end with no
         error shown; its executed copy is kept for the docs."""
         executed, took, proc = self.runs[name].result()
-        print(f"{name}: ran unattended in {took:.0f} s, beside the others")
+        alongside = f"{len(self.runs)} notebooks run, {AT_ONCE} at once"
+        print(f"{name}: ran unattended in {took:.0f} s ({alongside})")
         assert executed.exists(), proc.stderr[-4000:]
         out = nbformat.read(executed, as_version=4)
         assert not errors_shown(out), errors_shown(out)
@@ -163,8 +164,12 @@ class Unattended:
 
 @pytest.fixture(scope="module")
 def unattended(
-    tmp_path_factory: pytest.TempPathFactory, jupyter_dirs: dict[str, Path]
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    jupyter_dirs: dict[str, Path],
 ) -> Iterator[Unattended]:
+    """The notebooks whose tests were selected (``test_the_<name>_notebook_runs_unattended``),
+    started together on first use."""
     env = {k: v for k, v in os.environ.items() if k != "INWORLD_API_KEY"}
     env.update(kernel_env(jupyter_dirs, jupyter_dirs["cache"]))
     books: dict[str, tuple[str, dict[str, Any]]] = {  # longest first
@@ -174,6 +179,12 @@ def unattended(
         "tuning_search.ipynb": (TUNING_READ, {}),
         "scripted.ipynb": (SCRIPTED_READ, {}),
         "tools.ipynb": (TOOLS_READ, {}),
+    }
+    selected = {item.name for item in request.session.items}
+    books = {
+        name: spec
+        for name, spec in books.items()
+        if f"test_the_{Path(name).stem}_notebook_runs_unattended" in selected
     }
     runs = Unattended(tmp_path_factory.mktemp("unattended"), env, KERNEL_NAME, books)
     yield runs
