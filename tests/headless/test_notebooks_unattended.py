@@ -98,14 +98,14 @@ class Unattended:
     def __init__(
         self,
         root: Path,
-        env: dict[str, str],
+        jupyter_dirs: dict[str, Path],
         kernel_name: str,
         books: dict[str, tuple[str, dict[str, Any]]],
     ) -> None:
         self.pool = ThreadPoolExecutor(AT_ONCE, thread_name_prefix="papermill")
         self.runs = {
-            name: self.pool.submit(self._run, NOTEBOOKS / name, root / Path(name).stem, env,
-                                   kernel_name, read, params)
+            name: self.pool.submit(self._run, NOTEBOOKS / name, root / Path(name).stem,
+                                   jupyter_dirs, kernel_name, read, params)
             for name, (read, params) in books.items()
         }  # fmt: skip
 
@@ -113,13 +113,16 @@ class Unattended:
     def _run(
         book: Path,
         tmp: Path,
-        env: dict[str, str],
+        jupyter_dirs: dict[str, Path],
         kernel_name: str,
         read: str,
         params: dict[str, Any],
     ) -> tuple[Path, float, subprocess.CompletedProcess[str]]:
         tmp.mkdir(parents=True)
         source, executed = with_reading_cell(book, read, tmp), tmp / f"executed-{book.name}"
+        # no key: the notebook starts its embedded emulator; its own cache of judged answers
+        env = {k: v for k, v in os.environ.items() if k != "INWORLD_API_KEY"}
+        env.update(kernel_env(jupyter_dirs, tmp / "cache"))
         started = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "papermill", str(source), str(executed),
@@ -127,7 +130,7 @@ class Unattended:
              *(x for k, v in params.items() for x in ("-p", k, json.dumps(v))),
              "-k", kernel_name, "--cwd", str(tmp),
              "--no-progress-bar", "--execution-timeout", str(CELL_TIMEOUT_S)],
-            env={**env, "REALTIME_WIDGET_CACHE": str(tmp / "cache")},
+            env=env,
             capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False,
         )  # fmt: skip
         return executed, time.monotonic() - started, proc
@@ -170,8 +173,6 @@ def unattended(
 ) -> Iterator[Unattended]:
     """The notebooks whose tests were selected (``test_the_<name>_notebook_runs_unattended``),
     started together on first use."""
-    env = {k: v for k, v in os.environ.items() if k != "INWORLD_API_KEY"}
-    env.update(kernel_env(jupyter_dirs, jupyter_dirs["cache"]))
     books: dict[str, tuple[str, dict[str, Any]]] = {  # longest first
         "conditions.ipynb": (CONDITIONS_READ, {}),
         "experiments.ipynb": (EXPERIMENTS_READ, {"repeat": 1}),  # its quicker pass: 4 runs
@@ -186,7 +187,7 @@ def unattended(
         for name, spec in books.items()
         if f"test_the_{Path(name).stem}_notebook_runs_unattended" in selected
     }
-    runs = Unattended(tmp_path_factory.mktemp("unattended"), env, KERNEL_NAME, books)
+    runs = Unattended(tmp_path_factory.mktemp("unattended"), jupyter_dirs, KERNEL_NAME, books)
     yield runs
     runs.close()
 

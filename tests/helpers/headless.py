@@ -42,7 +42,8 @@ async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
 def kernel_env(jupyter_dirs: dict[str, Path], cache: Path) -> dict[str, str]:
     """What papermill and its kernel need in their environment: the isolated Jupyter and
     IPython dirs, this ``realtime_widget`` on the path, judges' and callers' answers cached in
-    ``cache``, and no key (the notebooks then start their embedded emulator)."""
+    ``cache``. (The caller also leaves INWORLD_API_KEY out: the notebooks then start their
+    embedded emulator.)"""
     path = os.environ.get("PYTHONPATH", "")
     return {
         "JUPYTER_CONFIG_DIR": str(jupyter_dirs["config"]),
